@@ -1,0 +1,53 @@
+"""Logging set-up for the CLI: --log FILE, --log-format text|json, --debug.
+
+The containerd shim passes `--log <bundle>/log.json --log-format json` and
+reports the last line whose level is "error"; podman reads the file as one JSON
+object.  So only warnings and errors are written unless --debug is given, one
+JSON object per line: {"level": ..., "msg": ..., "time": RFC3339}.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import sys
+
+_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
+           logging.ERROR: "error", logging.CRITICAL: "fatal"}
+
+
+def rfc3339(ts: float | None = None) -> str:
+    t = _dt.datetime.now(_dt.timezone.utc) if ts is None else _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
+    return t.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.exc_info and record.levelno >= logging.ERROR and logging.getLogger().isEnabledFor(logging.DEBUG):
+            msg += "\n" + self.formatException(record.exc_info)
+        return json.dumps({"level": _LEVELS.get(record.levelno, "info"), "msg": msg,
+                           "time": rfc3339(record.created)})
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return (f'time="{rfc3339(record.created)}" level={_LEVELS.get(record.levelno, "info")} '
+                f'msg={json.dumps(record.getMessage())} pid={record.process}')
+
+
+def setup(log_file: str | None, fmt: str, debug: bool) -> None:
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    if log_file:
+        handler: logging.Handler = logging.FileHandler(log_file, mode="a", delay=True)
+    else:
+        # Without --log, only --debug output goes to stderr; errors are printed
+        # by the CLI itself (one line), so nothing is doubled.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.DEBUG if debug else logging.CRITICAL + 1)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root.addHandler(handler)
