@@ -120,6 +120,9 @@ class CgroupManager:
         A container that was paused stays paused, except for SIGKILL, which
         needs the processes to run to die.
         """
+        d = self._pids_dir()
+        if not d or not os.path.isdir(d):
+            return              # already destroyed (or never created): nothing to signal
         was_frozen = self.is_frozen()
         froze = False
         try:

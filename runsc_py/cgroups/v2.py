@@ -278,6 +278,8 @@ class V2Manager(CgroupManager):
 
     def kill_all(self, sig: int) -> None:
         # cgroup.kill (5.14+) kills the whole subtree atomically, frozen or not.
+        if not os.path.isdir(self.unified):
+            return
         if sig == signal.SIGKILL:
             f = os.path.join(self.unified, "cgroup.kill")
             if os.path.exists(f):
