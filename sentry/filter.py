@@ -1,0 +1,111 @@
+"""Build the workload's BPF filter from the policy table (libseccomp).
+
+- Default action ERRNO(ENOSYS): an unknown or unclassified syscall fails
+  closed and looks absent (libc falls back where it can).
+- Only x86-64 is in the filter.  libseccomp then emits, before the syscall
+  checks, "arch != AUDIT_ARCH_X86_64 -> bad-arch action" (i386 via int 0x80)
+  and "nr >= 0x40000000 (x32) -> bad-arch action"; the bad-arch action is
+  KILL_PROCESS.
+- native -> ALLOW (or the entry's argument rules), emulate -> NOTIFY,
+  deny -> ERRNO(errno).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+import seccomp
+
+from .policy import ALLOW, DENY, EMULATE, NATIVE, NOTIFY, ArgCmp, Entry, PolicyOptions, build_table
+
+log = logging.getLogger(__name__)
+
+_OPS = {"eq": seccomp.EQ, "ne": seccomp.NE, "masked_eq": seccomp.MASKED_EQ}
+
+
+def _action(act: str | int) -> int:
+    if act == ALLOW:
+        return seccomp.ALLOW
+    if act == NOTIFY:
+        return seccomp.NOTIFY
+    assert isinstance(act, int)
+    return seccomp.ERRNO(act)
+
+
+def _arg(c: ArgCmp) -> seccomp.Arg:
+    if c.op == "masked_eq":
+        return seccomp.Arg(c.index, seccomp.MASKED_EQ, c.mask, c.value)
+    return seccomp.Arg(c.index, _OPS[c.op], c.value)
+
+
+def _add(f: seccomp.SyscallFilter, e: Entry, nr: int | str) -> None:
+    if e.tier == DENY:
+        if e.errno == errno.ENOSYS:
+            return  # the default action already; libseccomp refuses duplicates (EACCES)
+        f.add_rule_exactly(seccomp.ERRNO(e.errno), nr)
+    elif e.tier == EMULATE:
+        f.add_rule_exactly(seccomp.NOTIFY, nr)
+    elif e.tier == NATIVE:
+        if not e.rules:
+            f.add_rule_exactly(seccomp.ALLOW, nr)
+        for r in e.rules:
+            if r.action == errno.ENOSYS:
+                continue
+            f.add_rule_exactly(_action(r.action), nr, *[_arg(a) for a in r.args])
+    else:
+        raise ValueError(f"filter: {e.name}: unknown tier {e.tier}")
+
+
+def build_filter(options: PolicyOptions | None = None) -> seccomp.SyscallFilter:
+    """The libseccomp filter object for the policy (not loaded)."""
+    from .policy import syscall_numbers
+
+    numbers = syscall_numbers()
+    f = seccomp.SyscallFilter(defaction=seccomp.ERRNO(errno.ENOSYS))
+    f.set_attr(seccomp.Attr.ACT_BADARCH, seccomp.KILL_PROCESS)
+    # We set no_new_privs ourselves (install.py) and load with our own flags.
+    f.set_attr(seccomp.Attr.CTL_NNP, 0)
+    if not f.exist_arch(seccomp.Arch.X86_64):
+        raise RuntimeError("filter: native architecture is not x86-64")
+    for e in build_table(options).values():
+        nr = numbers.get(e.name)
+        if nr is None:
+            log.debug("filter: %s: unknown to this libseccomp, left to the default", e.name)
+            continue
+        try:
+            _add(f, e, nr)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise RuntimeError(f"filter: {e.name}: {exc}") from exc
+    return f
+
+
+def build_bpf(options: PolicyOptions | None = None) -> bytes:
+    """The filter as raw BPF (struct sock_filter[]), ready for seccomp(2)."""
+    import os
+    import tempfile
+
+    f = build_filter(options)
+    with tempfile.TemporaryFile() as tmp:
+        f.export_bpf(tmp)
+        tmp.flush()
+        os.lseek(tmp.fileno(), 0, os.SEEK_SET)
+        data = b""
+        while chunk := os.read(tmp.fileno(), 65536):
+            data += chunk
+    if not data or len(data) % 8:
+        raise RuntimeError(f"filter: export_bpf: bad program size {len(data)}")
+    return data
+
+
+def build_pfc(options: PolicyOptions | None = None) -> str:
+    """Human-readable pseudo filter code, for `runsc-py policy --pfc`."""
+    import tempfile
+
+    f = build_filter(options)
+    with tempfile.TemporaryFile(mode="w+") as tmp:
+        f.export_pfc(tmp)
+        tmp.flush()
+        tmp.seek(0)
+        return tmp.read()
+

@@ -1,0 +1,144 @@
+"""Raw host syscalls the handlers need, via ctypes, returning -errno.
+
+Conventions: every function returns the syscall's result (>= 0) or -errno;
+none raises and none allocates beyond what the caller passes, so handlers
+stay cheap.  Buffers are the caller's (per-thread scratch in `Scratch`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+_get_errno = ctypes.get_errno
+
+SYS_newfstatat = 262
+SYS_readlinkat = 267
+SYS_statx = 332
+SYS_openat2 = 437
+SYS_faccessat2 = 439
+SYS_setfsuid = 122
+SYS_setfsgid = 123
+SYS_setgroups = 116
+SYS_capset = 126
+SYS_capget = 125
+SYS_statfs = 137
+SYS_fstatfs = 138
+
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_EACCESS = 0x200
+AT_REMOVEDIR = 0x200
+AT_SYMLINK_FOLLOW = 0x400
+AT_NO_AUTOMOUNT = 0x800
+AT_EMPTY_PATH = 0x1000
+AT_STATX_SYNC_TYPE = 0x6000
+
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+STAT_SIZE = 144
+STATX_SIZE = 256
+STATFS_SIZE = 120
+
+
+class OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+class Scratch:
+    """Per-thread buffers for the host calls."""
+
+    def __init__(self) -> None:
+        self.how = OpenHow()
+        self.how_ref = ctypes.byref(self.how)
+        self.stat = ctypes.create_string_buffer(STATX_SIZE)
+        self.link = ctypes.create_string_buffer(4096)
+        self.empty = ctypes.c_char_p(b"")
+
+    def openat2(self, dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int:
+        how = self.how
+        how.flags = flags
+        how.mode = mode
+        how.resolve = resolve
+        r = _syscall(SYS_openat2, dirfd, path, self.how_ref, ctypes.sizeof(OpenHow))
+        return r if r >= 0 else -_get_errno()
+
+    def fstat_into(self, fd: int) -> int:
+        """newfstatat(fd, "", buf, AT_EMPTY_PATH) into self.stat."""
+        r = _syscall(SYS_newfstatat, fd, self.empty, self.stat, AT_EMPTY_PATH)
+        return r if r >= 0 else -_get_errno()
+
+    def fstatx_into(self, fd: int, flags: int, mask: int) -> int:
+        r = _syscall(SYS_statx, fd, self.empty, (flags & AT_STATX_SYNC_TYPE) | AT_EMPTY_PATH,
+                     ctypes.c_uint(mask), self.stat)
+        return r if r >= 0 else -_get_errno()
+
+    def fstatfs_into(self, fd: int) -> int:
+        r = _syscall(SYS_fstatfs, fd, self.stat)
+        return r if r >= 0 else -_get_errno()
+
+    def readlink_fd(self, fd: int) -> int:
+        """readlinkat(fd, "") of an O_PATH|O_NOFOLLOW symlink fd into self.link."""
+        r = _syscall(SYS_readlinkat, fd, self.empty, self.link, ctypes.c_size_t(4096))
+        return r if r >= 0 else -_get_errno()
+
+    def faccess_fd(self, fd: int, mode: int) -> int:
+        """faccessat2(fd, "", mode, AT_EMPTY_PATH|AT_EACCESS): current fs creds."""
+        r = _syscall(SYS_faccessat2, fd, self.empty, mode, AT_EMPTY_PATH | AT_EACCESS)
+        return r if r >= 0 else -_get_errno()
+
+
+def setfsuid(uid: int) -> int:
+    """Per-thread (raw syscall: glibc's setxid broadcast is not wanted)."""
+    return int(_syscall(SYS_setfsuid, ctypes.c_uint(uid)))
+
+
+def setfsgid(gid: int) -> int:
+    return int(_syscall(SYS_setfsgid, ctypes.c_uint(gid)))
+
+
+def setgroups(groups: tuple[int, ...]) -> int:
+    arr = (ctypes.c_uint * max(1, len(groups)))(*groups)
+    r = _syscall(SYS_setgroups, len(groups), arr)
+    return r if r >= 0 else -_get_errno()
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_V3 = 0x20080522
+
+
+def capget_self() -> tuple[int, int, int]:
+    hdr = _CapHeader(_CAP_V3, 0)
+    data = (_CapData * 2)()
+    if _syscall(SYS_capget, ctypes.byref(hdr), data) != 0:
+        err = _get_errno()
+        raise OSError(err, "capget")
+    return (data[0].effective | data[1].effective << 32,
+            data[0].permitted | data[1].permitted << 32,
+            data[0].inheritable | data[1].inheritable << 32)
+
+
+def capset_self(effective: int, permitted: int, inheritable: int) -> int:
+    """capset(2) for the calling thread only (capabilities are per thread)."""
+    hdr = _CapHeader(_CAP_V3, 0)
+    data = (_CapData * 2)()
+    data[0].effective, data[1].effective = effective & 0xFFFFFFFF, effective >> 32
+    data[0].permitted, data[1].permitted = permitted & 0xFFFFFFFF, permitted >> 32
+    data[0].inheritable, data[1].inheritable = inheritable & 0xFFFFFFFF, inheritable >> 32
+    r = _syscall(SYS_capset, ctypes.byref(hdr), data)
+    return r if r >= 0 else -_get_errno()

@@ -1,0 +1,584 @@
+"""The workload's syscall policy AS DATA: one record per x86-64 syscall.
+
+Three tiers, as in gVisor's syscall table:
+
+- native: the host kernel runs the call for the workload, optionally only
+  for some argument values (rules).  Small on purpose (<= 95 entries): this
+  is the host kernel surface the workload can reach.  A native call whose
+  arguments match none of its rules gets the filter's default, ENOSYS, unless
+  an explicit rule gives it another errno.
+- emulate: the call is sent to the sentry (SECCOMP_RET_USER_NOTIF) and a
+  handler in sentry/syscalls/<family>.py implements it; a handler that does
+  not exist yet answers ENOSYS (fail closed).
+- deny: answered by the filter itself with the errno an unprivileged Linux
+  process would get (EPERM), or ENOSYS for what should look absent.
+
+Every x86-64 syscall not listed here is denied with ENOSYS (the default) and
+appears in `policy_table()` as such.
+
+Argument rules compare ioctl commands on their low 32 bits (snapd and flatpak
+filters were bypassed by setting the high bits) and never look behind
+pointers (a BPF filter cannot, and the memory could change anyway).
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field, replace
+from typing import Iterable
+
+NATIVE = "native"
+EMULATE = "emulate"
+DENY = "deny"
+
+ALLOW = "allow"
+NOTIFY = "notify"
+
+NATIVE_LIMIT = 95
+
+
+@dataclass(frozen=True)
+class ArgCmp:
+    """One comparison on a syscall argument: op is eq, ne or masked_eq."""
+
+    index: int
+    op: str
+    value: int
+    mask: int = 0
+
+    def describe(self) -> str:
+        if self.op == "masked_eq":
+            return f"arg{self.index}&{self.mask:#x}=={self.value:#x}"
+        return f"arg{self.index}{'==' if self.op == 'eq' else '!='}{self.value:#x}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """action (ALLOW, NOTIFY or an errno) when all comparisons hold."""
+
+    action: str | int
+    args: tuple[ArgCmp, ...] = ()
+
+    def describe(self) -> str:
+        act = self.action if isinstance(self.action, str) else errno.errorcode[self.action]
+        return f"{act} if {' && '.join(a.describe() for a in self.args) or 'always'}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    tier: str
+    reason: str
+    errno: int = 0
+    handler: str = ""
+    rules: tuple[Rule, ...] = field(default=())
+
+    def rule_text(self) -> str:
+        if self.tier == DENY:
+            return errno.errorcode[self.errno]
+        if self.tier == EMULATE:
+            return f"notify -> {self.handler}"
+        return "; ".join(r.describe() for r in self.rules) or "always"
+
+
+def eq(i: int, v: int) -> ArgCmp:
+    return ArgCmp(i, "eq", v)
+
+
+def ne(i: int, v: int) -> ArgCmp:
+    return ArgCmp(i, "ne", v)
+
+
+def low32(i: int, v: int) -> ArgCmp:
+    """Compare the low 32 bits only (ioctl commands, int-typed arguments)."""
+    return ArgCmp(i, "masked_eq", v & 0xFFFFFFFF, 0xFFFFFFFF)
+
+
+def masked(i: int, mask: int, v: int) -> ArgCmp:
+    return ArgCmp(i, "masked_eq", v, mask)
+
+
+def _native(name: str, reason: str, *rules: Rule) -> Entry:
+    return Entry(name, NATIVE, reason, rules=tuple(rules))
+
+
+def _allow_if(*args: ArgCmp) -> Rule:
+    return Rule(ALLOW, tuple(args))
+
+
+def _emulate(name: str, handler: str, reason: str) -> Entry:
+    return Entry(name, EMULATE, reason, handler=handler)
+
+
+def _deny(name: str, err: int, reason: str) -> Entry:
+    return Entry(name, DENY, reason, errno=err)
+
+
+# --- constants used by the rules (x86-64) --------------------------------------
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEW_MASK = (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC
+                  | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
+
+TTY_IOCTLS = {
+    "TCGETS": 0x5401, "TCSETS": 0x5402, "TCSETSW": 0x5403, "TCSETSF": 0x5404,
+    "TIOCGPGRP": 0x540F, "TIOCSPGRP": 0x5410, "TIOCGWINSZ": 0x5413,
+    "TIOCSWINSZ": 0x5414, "FIONREAD": 0x541B, "FIONBIO": 0x5421,
+    "FIONCLEX": 0x5450, "FIOCLEX": 0x5451,
+}
+TIOCSTI = 0x5412  # fakes terminal input: never allowed
+
+PRCTL_OPS = {
+    "PR_SET_PDEATHSIG": 1, "PR_GET_PDEATHSIG": 2, "PR_GET_DUMPABLE": 3,
+    "PR_SET_NAME": 15, "PR_GET_NAME": 16, "PR_GET_SECCOMP": 21,
+    "PR_SET_CHILD_SUBREAPER": 36, "PR_GET_CHILD_SUBREAPER": 37,
+    "PR_SET_NO_NEW_PRIVS": 38, "PR_GET_NO_NEW_PRIVS": 39,
+    "PR_GET_TID_ADDRESS": 40, "PR_SET_THP_DISABLE": 41, "PR_GET_THP_DISABLE": 42,
+    "PR_SET_VMA": 0x53564D41,
+}
+
+ARCH_PRCTL_OPS = {"ARCH_SET_GS": 0x1001, "ARCH_SET_FS": 0x1002,
+                  "ARCH_GET_FS": 0x1003, "ARCH_GET_GS": 0x1004}
+
+AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
+SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET, SOCK_PACKET = 1, 2, 3, 5, 10
+SOCK_TYPE_MASK = 0xF
+NETLINK_ROUTE = 0
+
+
+def _socket_rules(net_raw: bool) -> tuple[Rule, ...]:
+    rules = []
+    for dom in (AF_UNIX, AF_INET, AF_INET6):
+        for typ in (SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET):
+            rules.append(_allow_if(eq(0, dom), masked(1, SOCK_TYPE_MASK, typ)))
+    for dom in (AF_INET, AF_INET6):
+        # Without CAP_NET_RAW Linux answers EPERM.
+        rules.append(Rule(ALLOW if net_raw else errno.EPERM,
+                          (eq(0, dom), masked(1, SOCK_TYPE_MASK, SOCK_RAW))))
+    for typ in (SOCK_RAW, SOCK_DGRAM):
+        rules.append(_allow_if(eq(0, AF_NETLINK), masked(1, SOCK_TYPE_MASK, typ),
+                               eq(2, NETLINK_ROUTE)))
+    return tuple(rules)
+
+
+def _native_entries(net_raw: bool) -> list[Entry]:
+    clone_rules = [_allow_if(masked(0, CLONE_NEW_MASK, 0))]
+    # One EPERM rule per namespace bit: "any bit set" is not one comparison.
+    for bit in (CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
+                CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET):
+        clone_rules.append(Rule(errno.EPERM, (masked(0, bit, bit),)))
+    return [
+        # memory
+        _native("mmap", "memory management of the workload's own address space"),
+        _native("munmap", "memory management"),
+        _native("mprotect", "memory management (loaders, JITs)"),
+        _native("brk", "heap"),
+        _native("mremap", "memory management (realloc of large blocks)"),
+        _native("madvise", "memory hints; MADV_DONTNEED is used by allocators"),
+        _native("msync", "flush of file mappings of held fds"),
+        # threads and synchronisation
+        _native("futex", "thread synchronisation"),
+        _native("set_robust_list", "libc thread start-up"),
+        _native("set_tid_address", "libc thread start-up"),
+        _native("rseq", "glibc registers restartable sequences at start-up"),
+        _native("sched_yield", "scheduling hint"),
+        _native("sched_getaffinity", "libc counts CPUs with it (nproc, sysconf)"),
+        # signals (kill/tgkill reach only the container's pid namespace)
+        _native("rt_sigaction", "signal handlers"),
+        _native("rt_sigprocmask", "signal masks"),
+        _native("rt_sigreturn", "return from a signal handler"),
+        _native("sigaltstack", "alternate signal stacks (Go, Rust)"),
+        _native("rt_sigsuspend", "wait for a signal"),
+        _native("rt_sigtimedwait", "wait for a signal (sigwait)"),
+        _native("kill", "signals; the pid namespace confines the targets"),
+        _native("tgkill", "signals to threads (raise, abort); pid namespace confined"),
+        # time
+        _native("clock_gettime", "time (vDSO fallback)"),
+        _native("gettimeofday", "time (vDSO fallback)"),
+        _native("nanosleep", "sleep"),
+        _native("clock_nanosleep", "sleep"),
+        _native("setitimer", "interval timers (profilers, alarm)"),
+        _native("alarm", "SIGALRM timer (shell scripts, timeout)"),
+        _native("timerfd_create", "timers as fds (event loops)"),
+        _native("timerfd_settime", "timers as fds"),
+        # I/O on fds the workload holds (opened by the sentry or inherited)
+        _native("read", "I/O on a held fd"),
+        _native("write", "I/O on a held fd"),
+        _native("readv", "I/O on a held fd"),
+        _native("writev", "I/O on a held fd"),
+        _native("pread64", "I/O on a held fd"),
+        _native("pwrite64", "I/O on a held fd"),
+        _native("lseek", "I/O on a held fd"),
+        _native("close", "release a held fd"),
+        _native("dup", "duplicate a held fd"),
+        _native("dup2", "duplicate a held fd"),
+        _native("dup3", "duplicate a held fd"),
+        _native("fcntl", "fd flags and record locks"),
+        _native("flock", "advisory locks on held fds"),
+        _native("fsync", "flush a held fd"),
+        _native("fdatasync", "flush a held fd (databases)"),
+        _native("ftruncate", "resize a held file"),
+        _native("fstat", "stat of a held fd: no path"),
+        _native("getdents64", "list a held directory fd"),
+        _native("sendfile", "copy between held fds (cp, web servers)"),
+        # readiness
+        _native("poll", "readiness of held fds"),
+        _native("ppoll", "readiness of held fds"),
+        _native("select", "readiness of held fds"),
+        _native("pselect6", "readiness of held fds"),
+        _native("epoll_create1", "event loops"),
+        _native("epoll_ctl", "event loops"),
+        _native("epoll_wait", "event loops"),
+        _native("epoll_pwait", "event loops"),
+        _native("eventfd2", "event loops"),
+        _native("pipe", "anonymous pipes"),
+        _native("pipe2", "anonymous pipes"),
+        # identity (read-only) and process groups
+        _native("getpid", "own pid (namespace-relative)"),
+        _native("gettid", "own tid"),
+        _native("getppid", "parent pid (namespace-relative)"),
+        _native("getuid", "own credentials, read-only"),
+        _native("geteuid", "own credentials, read-only"),
+        _native("getgid", "own credentials, read-only"),
+        _native("getegid", "own credentials, read-only"),
+        _native("getpgrp", "job control (shells)"),
+        _native("setpgid", "job control (shells)"),
+        _native("setsid", "session leaders (daemons, shells)"),
+        # processes
+        _native("exit", "thread exit"),
+        _native("exit_group", "process exit"),
+        _native("wait4", "reap children"),
+        _native("waitid", "reap children"),
+        _native("clone", "threads and fork, never with a CLONE_NEW* flag", *clone_rules),
+        _native("vfork", "posix_spawn and busybox use it"),
+        # restricted by arguments
+        _native("ioctl", "terminal and fd ioctls only, compared on the low 32 bits (no TIOCSTI)",
+                *(_allow_if(low32(1, v)) for v in TTY_IOCTLS.values())),
+        _native("prctl", "harmless per-process options only",
+                *(_allow_if(eq(0, v)) for v in PRCTL_OPS.values())),
+        _native("arch_prctl", "TLS set-up (FS/GS base) only",
+                *(_allow_if(eq(0, v)) for v in ARCH_PRCTL_OPS.values())),
+        _native("getrlimit", "read own limits"),
+        replace(_native("prlimit64", "read limits natively; setting them is emulated",
+                        _allow_if(eq(2, 0)), Rule(NOTIFY, (ne(2, 0),))),
+                handler="sys_limits.prlimit64"),
+        _native("getrandom", "randomness"),
+        # sockets: data path native, addresses (bind/connect) emulated
+        _native("socket", "AF_UNIX/INET/INET6 stream, dgram, seqpacket; NETLINK_ROUTE; raw only with net_raw",
+                *_socket_rules(net_raw)),
+        _native("socketpair", "AF_UNIX pairs only", _allow_if(eq(0, AF_UNIX))),
+        _native("listen", "socket data path"),
+        _native("accept", "socket data path"),
+        _native("accept4", "socket data path"),
+        _native("shutdown", "socket data path"),
+        _native("sendto", "socket data path; the destination was checked at connect"),
+        _native("recvfrom", "socket data path"),
+        _native("sendmsg", "socket data path (also fd passing between workload processes)"),
+        _native("recvmsg", "socket data path"),
+        _native("getsockopt", "socket options"),
+        _native("setsockopt", "socket options"),
+        _native("getsockname", "socket addresses"),
+        _native("getpeername", "socket addresses"),
+    ]
+
+
+# Handlers are "module.function" under sentry.syscalls.
+_EMULATED: list[tuple[str, str, str]] = [
+    # file open family: resolved by the sentry inside the container root
+    ("open", "fs_open.open_", "path resolved in the container root; fd injected with ADDFD|SEND"),
+    ("openat", "fs_open.openat", "path resolved in the container root; fd injected"),
+    ("openat2", "fs_open.openat2", "path resolved in the container root; fd injected"),
+    ("creat", "fs_open.creat", "path resolved in the container root; fd injected"),
+    # stat family
+    ("stat", "fs_stat.stat", "path resolved in the container root"),
+    ("lstat", "fs_stat.lstat", "path resolved in the container root"),
+    ("newfstatat", "fs_stat.newfstatat", "path resolved in the container root"),
+    ("statx", "fs_stat.statx", "path resolved in the container root"),
+    ("access", "fs_stat.access", "path resolved in the container root, target credentials"),
+    ("faccessat", "fs_stat.faccessat", "path resolved in the container root, target credentials"),
+    ("faccessat2", "fs_stat.faccessat2", "path resolved in the container root, target credentials"),
+    ("readlink", "fs_stat.readlink", "path resolved in the container root"),
+    ("readlinkat", "fs_stat.readlinkat", "path resolved in the container root"),
+    ("statfs", "fs_stat.statfs", "path resolved in the container root"),
+    ("fstatfs", "fs_stat.fstatfs", "filesystem facts of a held fd"),
+    # directory and name changes
+    ("mkdir", "fs_dir.mkdir", "path-taking"),
+    ("mkdirat", "fs_dir.mkdirat", "path-taking"),
+    ("rmdir", "fs_dir.rmdir", "path-taking"),
+    ("unlink", "fs_dir.unlink", "path-taking"),
+    ("unlinkat", "fs_dir.unlinkat", "path-taking"),
+    ("rename", "fs_dir.rename", "path-taking"),
+    ("renameat", "fs_dir.renameat", "path-taking"),
+    ("renameat2", "fs_dir.renameat2", "path-taking"),
+    ("link", "fs_dir.link", "path-taking"),
+    ("linkat", "fs_dir.linkat", "path-taking"),
+    ("symlink", "fs_dir.symlink", "path-taking"),
+    ("symlinkat", "fs_dir.symlinkat", "path-taking"),
+    ("mknod", "fs_dir.mknod", "path-taking; device nodes refused"),
+    ("mknodat", "fs_dir.mknodat", "path-taking; device nodes refused"),
+    ("chdir", "fs_dir.chdir", "kernel state of the target: continued (see fs_dir)"),
+    ("fchdir", "fs_dir.fchdir", "kernel state of the target: continued (see fs_dir)"),
+    ("getcwd", "fs_dir.getcwd", "kernel state of the target: continued (see fs_dir)"),
+    # attributes
+    ("chmod", "fs_attr.chmod", "path-taking"),
+    ("fchmod", "fs_attr.fchmod", "metadata change on the host"),
+    ("fchmodat", "fs_attr.fchmodat", "path-taking"),
+    ("fchmodat2", "fs_attr.fchmodat2", "path-taking"),
+    ("chown", "fs_attr.chown", "path-taking"),
+    ("fchown", "fs_attr.fchown", "metadata change on the host"),
+    ("lchown", "fs_attr.lchown", "path-taking"),
+    ("fchownat", "fs_attr.fchownat", "path-taking"),
+    ("truncate", "fs_attr.truncate", "path-taking"),
+    ("utime", "fs_attr.utime", "path-taking"),
+    ("utimes", "fs_attr.utimes", "path-taking"),
+    ("utimensat", "fs_attr.utimensat", "path-taking"),
+    ("futimesat", "fs_attr.futimesat", "path-taking"),
+    ("setxattr", "fs_attr.setxattr", "path-taking"),
+    ("lsetxattr", "fs_attr.lsetxattr", "path-taking"),
+    ("getxattr", "fs_attr.getxattr", "path-taking"),
+    ("lgetxattr", "fs_attr.lgetxattr", "path-taking"),
+    ("listxattr", "fs_attr.listxattr", "path-taking"),
+    ("llistxattr", "fs_attr.llistxattr", "path-taking"),
+    ("removexattr", "fs_attr.removexattr", "path-taking"),
+    ("lremovexattr", "fs_attr.lremovexattr", "path-taking"),
+    ("inotify_add_watch", "fs_attr.inotify_add_watch", "path-taking"),
+    ("umask", "fs_attr.umask", "the sentry creates files on the target's behalf"),
+    # exec: the kernel runs it (the filter survives execve; no_new_privs
+    # blocks privilege gain); notified so the sentry sees every exec
+    ("execve", "proc_exec.execve", "observed, then continued: not a security decision"),
+    ("execveat", "proc_exec.execveat", "observed, then continued: not a security decision"),
+    # system information
+    ("uname", "sys_info.uname", "sandbox hostname, fixed release 4.4.0"),
+    ("sysinfo", "sys_info.sysinfo", "container view of memory and load"),
+    ("setrlimit", "sys_limits.setrlimit", "raising limits checked against the target's capabilities"),
+    ("getrusage", "sys_info.getrusage", "resource usage"),
+    # sockets with addresses
+    ("bind", "net_socket.bind", "AF_UNIX paths resolved in the container root"),
+    ("connect", "net_socket.connect", "AF_UNIX paths resolved in the container root"),
+    # credentials change: decide on the private copy of the arguments
+    ("setuid", "proc_creds.setuid", "credential changes"),
+    ("setgid", "proc_creds.setgid", "credential changes"),
+    ("setreuid", "proc_creds.setreuid", "credential changes"),
+    ("setregid", "proc_creds.setregid", "credential changes"),
+    ("setresuid", "proc_creds.setresuid", "credential changes"),
+    ("setresgid", "proc_creds.setresgid", "credential changes"),
+    ("setgroups", "proc_creds.setgroups", "credential changes"),
+    ("getgroups", "proc_creds.getgroups", "own supplementary groups"),
+    ("getresuid", "proc_creds.getresuid", "own credentials"),
+    ("getresgid", "proc_creds.getresgid", "own credentials"),
+    ("capget", "proc_creds.capget", "own capabilities"),
+    ("capset", "proc_creds.capset", "capability changes"),
+    ("getpgid", "proc_creds.getpgid", "process group of another process"),
+    ("getsid", "proc_creds.getsid", "session of another process"),
+    ("memfd_create", "fs_open.memfd_create", "anonymous files"),
+]
+
+_DENIED: list[tuple[str, int, str]] = [
+    ("bpf", errno.EPERM, "eBPF: large kernel attack surface; unprivileged bpf is disabled"),
+    ("perf_event_open", errno.EPERM, "kernel profiling interface; side channels"),
+    ("userfaultfd", errno.EPERM, "used to widen kernel race windows in exploits"),
+    ("io_uring_setup", errno.ENOSYS, "io_uring runs file/socket ops with no per-syscall seccomp check"),
+    ("io_uring_enter", errno.ENOSYS, "io_uring: bypasses the filter"),
+    ("io_uring_register", errno.ENOSYS, "io_uring: bypasses the filter"),
+    ("io_setup", errno.ENOSYS, "Linux AIO; libaio users fall back to threads"),
+    ("io_destroy", errno.ENOSYS, "Linux AIO"),
+    ("io_submit", errno.ENOSYS, "Linux AIO"),
+    ("io_getevents", errno.ENOSYS, "Linux AIO"),
+    ("io_pgetevents", errno.ENOSYS, "Linux AIO"),
+    ("io_cancel", errno.ENOSYS, "Linux AIO"),
+    ("kexec_load", errno.EPERM, "replaces the running kernel: CAP_SYS_BOOT"),
+    ("kexec_file_load", errno.EPERM, "replaces the running kernel: CAP_SYS_BOOT"),
+    ("init_module", errno.EPERM, "loads kernel code: CAP_SYS_MODULE"),
+    ("finit_module", errno.EPERM, "loads kernel code: CAP_SYS_MODULE"),
+    ("delete_module", errno.EPERM, "unloads kernel code: CAP_SYS_MODULE"),
+    ("create_module", errno.ENOSYS, "obsolete"),
+    ("get_kernel_syms", errno.ENOSYS, "obsolete"),
+    ("query_module", errno.ENOSYS, "obsolete"),
+    ("keyctl", errno.EPERM, "kernel keyring is not namespaced"),
+    ("add_key", errno.EPERM, "kernel keyring is not namespaced"),
+    ("request_key", errno.EPERM, "kernel keyring is not namespaced"),
+    ("open_by_handle_at", errno.EPERM, "opens files by handle, bypassing paths (shocker): CAP_DAC_READ_SEARCH"),
+    ("name_to_handle_at", errno.EPERM, "file handles, the other half of open_by_handle_at"),
+    ("mount", errno.EPERM, "mount table changes: CAP_SYS_ADMIN"),
+    ("umount2", errno.EPERM, "mount table changes: CAP_SYS_ADMIN"),
+    ("pivot_root", errno.EPERM, "mount table changes: CAP_SYS_ADMIN"),
+    ("move_mount", errno.EPERM, "new mount API: CAP_SYS_ADMIN"),
+    ("fsopen", errno.EPERM, "new mount API: CAP_SYS_ADMIN"),
+    ("fsmount", errno.EPERM, "new mount API: CAP_SYS_ADMIN"),
+    ("fsconfig", errno.EPERM, "new mount API: CAP_SYS_ADMIN"),
+    ("fspick", errno.EPERM, "new mount API: CAP_SYS_ADMIN"),
+    ("open_tree", errno.EPERM, "new mount API: CAP_SYS_ADMIN"),
+    ("mount_setattr", errno.EPERM, "new mount API: CAP_SYS_ADMIN"),
+    ("unshare", errno.EPERM, "new namespaces: not in the sandbox"),
+    ("setns", errno.EPERM, "joining namespaces: not in the sandbox"),
+    ("clone3", errno.ENOSYS, "flags live in memory a filter cannot check; libc falls back to clone"),
+    ("ptrace", errno.EPERM, "process inspection: CAP_SYS_PTRACE"),
+    ("process_vm_readv", errno.EPERM, "cross-process memory access"),
+    ("process_vm_writev", errno.EPERM, "cross-process memory access"),
+    ("process_madvise", errno.EPERM, "cross-process memory hints"),
+    ("process_mrelease", errno.EPERM, "cross-process memory reaping"),
+    ("pidfd_getfd", errno.EPERM, "steals fds of another process"),
+    ("kcmp", errno.EPERM, "kernel pointer ordering leak"),
+    ("swapon", errno.EPERM, "CAP_SYS_ADMIN"),
+    ("swapoff", errno.EPERM, "CAP_SYS_ADMIN"),
+    ("reboot", errno.EPERM, "CAP_SYS_BOOT"),
+    ("acct", errno.EPERM, "process accounting: CAP_SYS_PACCT"),
+    ("quotactl", errno.EPERM, "disk quotas: CAP_SYS_ADMIN"),
+    ("quotactl_fd", errno.EPERM, "disk quotas: CAP_SYS_ADMIN"),
+    ("syslog", errno.EPERM, "kernel log: CAP_SYSLOG; leaks kernel addresses"),
+    ("iopl", errno.EPERM, "I/O port access: CAP_SYS_RAWIO"),
+    ("ioperm", errno.EPERM, "I/O port access: CAP_SYS_RAWIO"),
+    ("modify_ldt", errno.ENOSYS, "16-bit segments: old exploit vector, unneeded by 64-bit code"),
+    ("settimeofday", errno.EPERM, "host clock: CAP_SYS_TIME"),
+    ("clock_settime", errno.EPERM, "host clock: CAP_SYS_TIME"),
+    ("adjtimex", errno.EPERM, "host clock: CAP_SYS_TIME"),
+    ("clock_adjtime", errno.EPERM, "host clock: CAP_SYS_TIME"),
+    ("lookup_dcookie", errno.ENOSYS, "obsolete (oprofile)"),
+    ("nfsservctl", errno.ENOSYS, "removed from Linux"),
+    ("uselib", errno.ENOSYS, "obsolete a.out loader"),
+    ("_sysctl", errno.ENOSYS, "removed from Linux"),
+    ("ustat", errno.ENOSYS, "obsolete"),
+    ("sysfs", errno.ENOSYS, "obsolete"),
+    ("vhangup", errno.EPERM, "CAP_SYS_TTY_CONFIG"),
+    ("sethostname", errno.EPERM, "the sandbox hostname is fixed by the runtime"),
+    ("setdomainname", errno.EPERM, "the sandbox domain name is fixed by the runtime"),
+    ("fanotify_init", errno.EPERM, "CAP_SYS_ADMIN"),
+    ("fanotify_mark", errno.EPERM, "CAP_SYS_ADMIN"),
+    ("mbind", errno.EPERM, "NUMA policy of host memory: CAP_SYS_NICE"),
+    ("set_mempolicy", errno.EPERM, "NUMA policy: CAP_SYS_NICE"),
+    ("migrate_pages", errno.EPERM, "NUMA: CAP_SYS_NICE"),
+    ("move_pages", errno.EPERM, "NUMA: CAP_SYS_NICE"),
+    ("ioprio_set", errno.EPERM, "host I/O scheduling"),
+    ("chroot", errno.EPERM, "per-process roots are not tracked by the sentry's resolver yet"),
+    ("personality", errno.EPERM, "execution domains (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE)"),
+    ("seccomp", errno.ENOSYS, "nested filters not supported yet (a second listener would be EBUSY)"),
+    ("memfd_secret", errno.ENOSYS, "secret memory: not supported"),
+    ("landlock_create_ruleset", errno.ENOSYS, "not supported in the sandbox"),
+    ("landlock_add_rule", errno.ENOSYS, "not supported in the sandbox"),
+    ("landlock_restrict_self", errno.ENOSYS, "not supported in the sandbox"),
+    ("afs_syscall", errno.ENOSYS, "unimplemented in Linux"),
+    ("tuxcall", errno.ENOSYS, "unimplemented in Linux"),
+    ("security", errno.ENOSYS, "unimplemented in Linux"),
+    ("vserver", errno.ENOSYS, "unimplemented in Linux"),
+    ("getpmsg", errno.ENOSYS, "unimplemented in Linux"),
+    ("putpmsg", errno.ENOSYS, "unimplemented in Linux"),
+    ("epoll_ctl_old", errno.ENOSYS, "unimplemented in Linux"),
+    ("epoll_wait_old", errno.ENOSYS, "unimplemented in Linux"),
+    ("set_thread_area", errno.ENOSYS, "32-bit TLS; x86-64 code uses arch_prctl"),
+    ("get_thread_area", errno.ENOSYS, "32-bit TLS; x86-64 code uses arch_prctl"),
+    ("remap_file_pages", errno.ENOSYS, "deprecated"),
+]
+
+# The dangerous families: must all be in the deny tier (checked by tests).
+DANGEROUS = (
+    "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
+    "io_uring_register", "kexec_load", "kexec_file_load", "init_module", "finit_module",
+    "delete_module", "keyctl", "add_key", "request_key", "open_by_handle_at",
+    "name_to_handle_at", "mount", "umount2", "pivot_root", "move_mount", "fsopen",
+    "fsmount", "fsconfig", "fspick", "open_tree", "mount_setattr", "unshare", "setns",
+    "ptrace", "process_vm_readv", "process_vm_writev", "swapon", "swapoff", "reboot",
+    "acct", "quotactl", "syslog", "iopl", "ioperm", "modify_ldt", "settimeofday",
+    "clock_settime", "adjtimex", "clock_adjtime", "lookup_dcookie", "nfsservctl", "clone3",
+)
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    """Options that change the table.
+
+    net_raw: allow SOCK_RAW for AF_INET/AF_INET6 (like --net-raw).
+    notify_extra: name -> handler: move a syscall to the emulate tier (tests
+    and benchmarks: e.g. {"getppid": "bench.null"}).
+    """
+
+    net_raw: bool = False
+    notify_extra: tuple[tuple[str, str], ...] = ()
+
+
+def _check_unique(entries: Iterable[Entry]) -> dict[str, Entry]:
+    table: dict[str, Entry] = {}
+    for e in entries:
+        if e.name in table:
+            raise ValueError(f"policy: {e.name}: listed in tiers {table[e.name].tier} and {e.tier}")
+        table[e.name] = e
+    return table
+
+
+def _raw_entries(options: PolicyOptions) -> list[Entry]:
+    return (_native_entries(options.net_raw)
+            + [_emulate(n, h, r) for n, h, r in _EMULATED]
+            + [_deny(n, err, r) for n, err, r in _DENIED])
+
+
+def build_table(options: PolicyOptions | None = None) -> dict[str, Entry]:
+    """name -> Entry; raises ValueError if a name is listed twice."""
+    options = options or PolicyOptions()
+    table = _check_unique(_raw_entries(options))
+    for name, handler in options.notify_extra:
+        old = table.get(name)
+        table[name] = replace(old, tier=EMULATE, handler=handler, rules=(), errno=0) if old \
+            else _emulate(name, handler, "moved to the emulate tier by an option")
+    return table
+
+
+# Syscalls newer than libseccomp 2.5.4's table (number, name).
+_EXTRA_NAMES = {457: "statmount", 458: "listmount", 459: "lsm_get_self_attr",
+                460: "lsm_set_self_attr", 461: "lsm_list_modules", 462: "mseal",
+                463: "setxattrat", 464: "getxattrat", 465: "listxattrat", 466: "removexattrat",
+                467: "open_tree_attr", 468: "file_getattr", 469: "file_setattr"}
+
+
+def syscall_numbers() -> dict[str, int]:
+    """Every x86-64 syscall name -> number (libseccomp's table plus newer ones)."""
+    import seccomp
+
+    out: dict[str, int] = {}
+    for nr in range(0, 512):
+        try:
+            name = seccomp.resolve_syscall(seccomp.Arch.X86_64, nr)
+        except (ValueError, RuntimeError, TypeError):
+            continue
+        out[name.decode() if isinstance(name, bytes) else name] = nr
+    for nr, name in _EXTRA_NAMES.items():
+        out.setdefault(name, nr)
+    return out
+
+
+def policy_table(options: PolicyOptions | None = None) -> list[tuple[int, str, str, str, str]]:
+    """Rows (nr, name, tier, rule, reason) for every x86-64 syscall, by number."""
+    table = build_table(options)
+    rows = []
+    for name, nr in syscall_numbers().items():
+        e = table.get(name)
+        if e is None:
+            rows.append((nr, name, DENY, "ENOSYS", "not classified: the filter's default fails closed"))
+        else:
+            rows.append((nr, name, e.tier, e.rule_text(), e.reason))
+    rows.sort()
+    return rows
+
+
+def print_table(fmt: str = "table", net_raw: bool = False) -> None:
+    """Print policy_table() for `runsc-py policy` (fmt: table or json)."""
+    import json
+    import sys
+
+    rows = policy_table(PolicyOptions(net_raw=net_raw))
+    if fmt == "json":
+        json.dump([{"nr": nr, "name": n, "tier": t, "rule": r, "reason": why}
+                   for nr, n, t, r, why in rows], sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return
+    counts = {t: sum(1 for row in rows if row[2] == t) for t in (NATIVE, EMULATE, DENY)}
+    out = [f"{'NR':>4}  {'SYSCALL':<24} {'TIER':<8} {'RULE':<40} REASON"]
+    for nr, n, t, r, why in rows:
+        if len(r) > 40:
+            r = r[:37] + "..."
+        out.append(f"{nr:>4}  {n:<24} {t:<8} {r:<40} {why}")
+    out.append(f"# native {counts[NATIVE]}, emulate {counts[EMULATE]}, deny {counts[DENY]}")
+    sys.stdout.write("\n".join(out) + "\n")

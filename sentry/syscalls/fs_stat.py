@@ -1,0 +1,185 @@
+"""stat(2) family, access(2) family, readlink(2), statfs(2): the path is
+resolved in the container root with O_PATH, the call made on that fd, and
+the result written back to the target with process_vm_writev."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from ..call import Call
+from ..errors import SysError
+from ..hostcalls import (AT_EACCESS, AT_EMPTY_PATH, AT_NO_AUTOMOUNT, AT_STATX_SYNC_TYPE,
+                         AT_SYMLINK_NOFOLLOW, STAT_SIZE, STATFS_SIZE)
+from ..resolve import AT_FDCWD, signed_fd
+
+_O_PATH = os.O_PATH | os.O_CLOEXEC
+_O_PATH_NOFOLLOW = _O_PATH | os.O_NOFOLLOW
+
+
+def _open_target_fd(call: Call, dirfd_arg: int) -> int:
+    """Our O_PATH fd of the target's fd (AT_EMPTY_PATH with an empty path)."""
+    dfd = signed_fd(dirfd_arg)
+    where = f"/proc/{call.pid}/cwd" if dfd == AT_FDCWD else f"/proc/{call.pid}/fd/{dfd}"
+    if dfd < 0 and dfd != AT_FDCWD:
+        raise SysError(errno.EBADF, "fstatat")
+    try:
+        fd = os.open(where, _O_PATH)
+    except OSError as e:
+        raise SysError(errno.EBADF if e.errno == errno.ENOENT else (e.errno or errno.EIO),
+                       where) from None
+    call.check_valid()
+    return fd
+
+
+def _lookup(call: Call, dirfd_arg: int | None, path_idx: int, flags: int,
+            real_ids: bool = False) -> int:
+    """O_PATH fd for a stat-like call: honours AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW."""
+    path = call.path(path_idx)
+    if not path:
+        if flags & AT_EMPTY_PATH and dirfd_arg is not None:
+            return _open_target_fd(call, dirfd_arg)
+        raise SysError(errno.ENOENT, "empty path")
+    oflags = _O_PATH_NOFOLLOW if flags & AT_SYMLINK_NOFOLLOW else _O_PATH
+    return call.open_path(dirfd_arg, path, oflags, 0, real_ids)
+
+
+def _stat_out(call: Call, fd: int, buf: int) -> int:
+    try:
+        r = call.scratch.fstat_into(fd)
+    finally:
+        os.close(fd)
+    if r < 0:
+        return r
+    call.mem.write_from(call.pid, buf, call.scratch.stat, STAT_SIZE)
+    return 0
+
+
+def stat(call: Call) -> int:
+    """Implements Linux syscall stat(2)."""
+    return _stat_out(call, _lookup(call, None, 0, 0), call.args[1])
+
+
+def lstat(call: Call) -> int:
+    """Implements Linux syscall lstat(2)."""
+    return _stat_out(call, _lookup(call, None, 0, AT_SYMLINK_NOFOLLOW), call.args[1])
+
+
+def newfstatat(call: Call) -> int:
+    """Implements Linux syscall newfstatat(2)."""
+    a = call.args
+    flags = a[3] & 0xFFFFFFFF
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT):
+        return -errno.EINVAL
+    return _stat_out(call, _lookup(call, a[0], 1, flags), a[2])
+
+
+STATX_RESERVED = 0x80000000
+
+
+def statx(call: Call) -> int:
+    """Implements Linux syscall statx(2)."""
+    a = call.args
+    flags, mask, buf = a[2] & 0xFFFFFFFF, a[3] & 0xFFFFFFFF, a[4]
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) \
+            or mask & STATX_RESERVED or flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE:
+        return -errno.EINVAL
+    fd = _lookup(call, a[0], 1, flags)
+    try:
+        r = call.scratch.fstatx_into(fd, flags, mask)
+    finally:
+        os.close(fd)
+    if r < 0:
+        return r
+    call.mem.write_from(call.pid, buf, call.scratch.stat, 256)
+    return 0
+
+
+def _access(call: Call, dirfd_arg: int | None, path_idx: int, mode: int, flags: int) -> int:
+    if mode & ~7:
+        return -errno.EINVAL
+    if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        return -errno.EINVAL
+    # access(2) checks with the real ids unless AT_EACCESS (walk included).
+    fd = _lookup(call, dirfd_arg, path_idx, flags, real_ids=not flags & AT_EACCESS)
+    try:
+        if mode == 0:
+            return 0
+        return call.scratch.faccess_fd(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def access(call: Call) -> int:
+    """Implements Linux syscall access(2)."""
+    return _access(call, None, 0, call.args[1] & 0xFFFFFFFF, 0)
+
+
+def faccessat(call: Call) -> int:
+    """Implements Linux syscall faccessat(2)."""
+    a = call.args
+    return _access(call, a[0], 1, a[2] & 0xFFFFFFFF, 0)
+
+
+def faccessat2(call: Call) -> int:
+    """Implements Linux syscall faccessat2(2)."""
+    a = call.args
+    return _access(call, a[0], 1, a[2] & 0xFFFFFFFF, a[3] & 0xFFFFFFFF)
+
+
+def _readlink(call: Call, dirfd_arg: int | None, path_idx: int, buf: int, size: int) -> int:
+    if size <= 0 or size > 0x7FFFFFFF:
+        return -errno.EINVAL
+    path = call.path(path_idx)
+    if not path:
+        return -errno.ENOENT
+    fd = call.open_path(dirfd_arg, path, _O_PATH_NOFOLLOW)
+    try:
+        n = call.scratch.readlink_fd(fd)
+    finally:
+        os.close(fd)
+    if n == -errno.ENOENT:
+        return -errno.EINVAL  # resolved, but not a symlink
+    if n < 0:
+        return n
+    n = min(n, size)
+    call.mem.write(call.pid, buf, call.scratch.link.raw[:n])
+    return n
+
+
+def readlink(call: Call) -> int:
+    """Implements Linux syscall readlink(2)."""
+    a = call.args
+    return _readlink(call, None, 0, a[1], a[2] & 0xFFFFFFFF)
+
+
+def readlinkat(call: Call) -> int:
+    """Implements Linux syscall readlinkat(2)."""
+    a = call.args
+    return _readlink(call, a[0], 1, a[2], a[3] & 0xFFFFFFFF)
+
+
+def statfs(call: Call) -> int:
+    """Implements Linux syscall statfs(2)."""
+    fd = _lookup(call, None, 0, 0)
+    try:
+        r = call.scratch.fstatfs_into(fd)
+    finally:
+        os.close(fd)
+    if r < 0:
+        return r
+    call.mem.write_from(call.pid, call.args[1], call.scratch.stat, STATFS_SIZE)
+    return 0
+
+
+def fstatfs(call: Call) -> int:
+    """Implements Linux syscall fstatfs(2)."""
+    fd = _open_target_fd(call, call.args[0])
+    try:
+        r = call.scratch.fstatfs_into(fd)
+    finally:
+        os.close(fd)
+    if r < 0:
+        return r
+    call.mem.write_from(call.pid, call.args[1], call.scratch.stat, STATFS_SIZE)
+    return 0

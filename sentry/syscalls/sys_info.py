@@ -1,0 +1,64 @@
+"""System information: uname(2), sysinfo(2), getrusage(2)."""
+
+from __future__ import annotations
+
+import ctypes
+
+from ..call import Call
+
+_FIELD = 65
+
+
+def _utsname(call: Call) -> bytes:
+    sb = call.sb
+    cached = getattr(sb, "_utsname", None)
+    if cached is None:
+        o = sb.options
+        fields = ("Linux", o.hostname, o.release, o.version, "x86_64", o.domainname)
+        cached = b"".join(f.encode()[:_FIELD - 1].ljust(_FIELD, b"\0") for f in fields)
+        sb._utsname = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def uname(call: Call) -> int:
+    """Implements Linux syscall uname(2)."""
+    buf = call.args[0]
+    data = _utsname(call)
+    call.check_valid()
+    call.mem.write(call.pid, buf, data)
+    return 0
+
+
+class _Sysinfo(ctypes.Structure):
+    _fields_ = [("uptime", ctypes.c_long), ("loads", ctypes.c_ulong * 3),
+                ("totalram", ctypes.c_ulong), ("freeram", ctypes.c_ulong),
+                ("sharedram", ctypes.c_ulong), ("bufferram", ctypes.c_ulong),
+                ("totalswap", ctypes.c_ulong), ("freeswap", ctypes.c_ulong),
+                ("procs", ctypes.c_ushort), ("pad", ctypes.c_ushort),
+                ("totalhigh", ctypes.c_ulong), ("freehigh", ctypes.c_ulong),
+                ("mem_unit", ctypes.c_uint), ("_f", ctypes.c_char * 4)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def sysinfo(call: Call) -> int:
+    """Implements Linux syscall sysinfo(2)."""
+    buf = call.args[0]
+    info = _Sysinfo()
+    if _libc.sysinfo(ctypes.byref(info)) != 0:
+        return -ctypes.get_errno()
+    info.procs = 1  # do not reveal the host's process count
+    call.check_valid()
+    call.mem.write_from(call.pid, buf, info)
+    return 0
+
+
+def getrusage(call: Call) -> None:
+    """Implements Linux syscall getrusage(2): the kernel runs it.
+
+    It only reads the caller's own counters (no path, no other process):
+    notified solely to keep the native tier small, so CONTINUE decides
+    nothing.
+    """
+    call.reply_continue()
