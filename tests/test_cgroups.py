@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -445,19 +446,62 @@ def test_v1_nested_path_and_destroy_keeps_parents(procs: Callable[[], subprocess
 
 @needs_root
 @needs_v1
-def test_v1_devices(v1: V1Manager) -> None:
+def test_v1_devices(procs: Callable[[], subprocess.Popen[bytes]]) -> None:
+    linux = {"cgroupsPath": _test_path(),
+             "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
+                         {"path": "/dev/myfifo", "type": "p"}]}
+    m = CgroupManager.for_container("t", linux, False)
+    assert isinstance(m, V1Manager)
+    try:
+        m.create()
+        m.set({"devices": [
+            {"allow": False, "access": "rwm"},
+            {"allow": True, "type": "c", "major": 4, "minor": 1, "access": "rwm"},
+            {"allow": False, "type": "c", "major": 4, "minor": 1, "access": "m"},   # in order
+            {"allow": True, "type": "b", "major": 8, "minor": -1, "access": "r"},
+        ]})
+        listed = set(_read(os.path.join(m.paths["devices"], "devices.list")).splitlines())
+        # the spec's rules, then runc's default allowed devices, then linux.devices
+        assert listed == {"c 4:1 rw", "b 8:* r", "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm",
+                          "c 1:7 rwm", "c 5:0 rwm", "c 1:5 rwm", "c 1:9 rwm", "c 136:* rwm",
+                          "c 5:2 rwm", "c 10:200 rwm", "c 10:229 rwm"}
+        # the rules bind: a process in the cgroup can open /dev/null but not /dev/mem (1:1)
+        probe = subprocess.run(
+            ["sh", "-c", f"echo $$ > {m.paths['devices']}/cgroup.procs; "
+             "echo x > /dev/null && echo null-ok; head -c1 /dev/mem >/dev/null 2>&1 || echo mem-denied"],
+            capture_output=True, text=True, timeout=10)
+        assert probe.stdout.split() == ["null-ok", "mem-denied"], probe
+        # the spec devices survive a save/load (update may set devices again)
+        assert CgroupManager.from_dict(json.loads(json.dumps(m.to_dict()))).spec_devices == m.spec_devices
+        m.set({"devices": [{"allow": True, "access": "rwm"}]})
+        assert _read(os.path.join(m.paths["devices"], "devices.list")) == "a *:* rwm"
+    finally:
+        _force_cleanup(m)
+
+
+@needs_root
+@needs_v1
+def test_v1_kill_all_from_inside(v1: V1Manager, procs: Callable[[], subprocess.Popen[bytes]]) -> None:
+    """A process of the container (e.g. a forked helper cleaning up) must not
+    freeze itself: freeze() refuses, kill_all() signals the others then itself."""
     v1.create()
-    v1.set({"devices": [
-        {"allow": False, "access": "rwm"},
-        {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-        {"allow": True, "type": "c", "major": 136, "minor": -1, "access": "rw"},
-        {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-        {"allow": False, "type": "c", "major": 5, "minor": 2, "access": "m"},
-    ]})
-    listed = _read(os.path.join(v1.paths["devices"], "devices.list")).splitlines()
-    assert sorted(listed) == sorted(["c 1:3 rwm", "c 136:* rw", "c 5:2 rw"])
-    v1.set({"devices": [{"allow": True, "access": "rwm"}]})
-    assert _read(os.path.join(v1.paths["devices"], "devices.list")) == "a *:* rwm"
+    p = procs()
+    v1.apply(p.pid)
+    go(p)
+    code = ("import json, os, signal, sys\n"
+            "from runsc_py.cgroups import CgroupManager\n"
+            "m = CgroupManager.from_dict(json.loads(sys.argv[1]))\n"
+            "m.apply(os.getpid())\n"
+            "try:\n    m.freeze()\nexcept Exception as e:\n    print('refused:', e, flush=True)\n"
+            "m.kill_all(signal.SIGKILL)\n"
+            "print('survived', flush=True)\n")
+    helper = subprocess.run([sys.executable, "-c", code, json.dumps(v1.to_dict())],
+                            capture_output=True, text=True, timeout=20)
+    assert helper.returncode == -signal.SIGKILL, helper
+    assert helper.stdout.startswith("refused: cgroup: refusing to freeze"), helper
+    assert "survived" not in helper.stdout
+    assert p.wait(timeout=5) == -signal.SIGKILL
+    assert not v1.is_frozen()
 
 
 @needs_root

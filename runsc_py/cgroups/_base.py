@@ -29,6 +29,9 @@ class CgroupManager:
     def __init__(self, path: str, rootless: bool | None = None) -> None:
         self.path = path        # relative to each hierarchy root, e.g. "/runsc-py/abc"
         self.rootless = os.geteuid() != 0 if rootless is None else rootless
+        # allow rules for linux.devices, appended with runc's defaults to any
+        # device rule list given to set() (v1)
+        self.spec_devices: list[dict[str, Any]] = []
 
     # -- construction -------------------------------------------------------
     @classmethod
@@ -36,26 +39,36 @@ class CgroupManager:
         from ._mountinfo import detect
         from .systemd_path import resolve
 
+        from .devices import spec_device_rules
+
         rel = resolve(cid, (linux or {}).get("cgroupsPath") or "", systemd)
         h = detect()
+        mgr: CgroupManager
         if h.mode == "v1":
             from .v1 import V1Manager
-            return V1Manager.at(h.v1, h.unified, rel)
-        if h.mode == "v2":
+            mgr = V1Manager.at(h.v1, h.unified, rel)
+        elif h.mode == "v2":
             from .v2 import V2Manager
-            return V2Manager.at(h.unified, rel)
-        raise RuntimeFailure("cgroup: no cgroup filesystem is mounted (see /proc/self/mountinfo)")
+            mgr = V2Manager.at(h.unified, rel)
+        else:
+            raise RuntimeFailure("cgroup: no cgroup filesystem is mounted (see /proc/self/mountinfo)")
+        mgr.spec_devices = spec_device_rules(linux)
+        return mgr
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CgroupManager":
         mode = d.get("mode")
+        mgr: CgroupManager
         if mode == "v1":
             from .v1 import V1Manager
-            return V1Manager(str(d.get("path", "")), dict(d.get("paths") or {}), str(d.get("unified") or ""))
-        if mode == "v2":
+            mgr = V1Manager(str(d.get("path", "")), dict(d.get("paths") or {}), str(d.get("unified") or ""))
+        elif mode == "v2":
             from .v2 import V2Manager
-            return V2Manager(str(d.get("path", "")), str(d.get("unified") or ""))
-        raise RuntimeFailure(f"cgroup: unknown cgroup mode {mode!r} in state")
+            mgr = V2Manager(str(d.get("path", "")), str(d.get("unified") or ""))
+        else:
+            raise RuntimeFailure(f"cgroup: unknown cgroup mode {mode!r} in state")
+        mgr.spec_devices = list(d.get("specDevices") or [])
+        return mgr
 
     def to_dict(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -113,6 +126,12 @@ class CgroupManager:
         d = self._pids_dir()
         return _fs.procs_recursive(d) if d else []
 
+    def _refuse_self_freeze(self) -> None:
+        """Freezing the cgroup we run in would freeze us for good."""
+        if os.getpid() in self.pids():
+            raise RuntimeFailure(f"cgroup: refusing to freeze {self._pids_dir()}: "
+                                 f"the calling process (pid {os.getpid()}) is in it")
+
     def kill_all(self, sig: int) -> None:
         """Signal every process of the cgroup with the cgroup frozen.
 
@@ -123,15 +142,23 @@ class CgroupManager:
         d = self._pids_dir()
         if not d or not os.path.isdir(d):
             return              # already destroyed (or never created): nothing to signal
+        me = os.getpid()
+        inside = me in self.pids()
         was_frozen = self.is_frozen()
         froze = False
+        if inside:
+            # Called from a process of the container: never freeze ourselves;
+            # signal the others, then ourselves.
+            log.warning("kill: pid %d is in the cgroup it signals; not freezing it", me)
+        else:
+            try:
+                self.freeze()
+                froze = True
+            except RuntimeFailure as e:
+                log.warning("kill: cannot freeze the cgroup, signalling anyway: %s", e)
         try:
-            self.freeze()
-            froze = True
-        except RuntimeFailure as e:
-            log.warning("kill: cannot freeze the cgroup, signalling anyway: %s", e)
-        try:
-            for pid in self.pids():
+            pids = [p for p in self.pids() if p != me] + ([me] if inside else [])
+            for pid in pids:
                 try:
                     os.kill(pid, sig)
                 except ProcessLookupError:

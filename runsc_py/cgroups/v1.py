@@ -11,6 +11,7 @@ from runsc_py.errors import RuntimeFailure, describe_oserror
 
 from . import _fs
 from ._base import FREEZE_TIMEOUT, CgroupManager, blkio_entries, hugepage_sizes, opt_int
+from .devices import with_defaults
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,10 @@ class V1Manager(CgroupManager):
         return cls(rel, paths, os.path.join(unified_mount, sub) if unified_mount else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mode": "v1", "path": self.path, "paths": dict(self.paths), "unified": self.unified}
+        d: dict[str, Any] = {"mode": "v1", "path": self.path, "paths": dict(self.paths), "unified": self.unified}
+        if self.spec_devices:
+            d["specDevices"] = self.spec_devices
+        return d
 
     # -- helpers ------------------------------------------------------------
     def _unique_dirs(self) -> list[str]:
@@ -153,7 +157,8 @@ class V1Manager(CgroupManager):
         d = self._ctl("devices", "device rules")
         if not d:
             return
-        for rule in rules:
+        # runc appends its default allowed devices and the spec's devices.
+        for rule in with_defaults(rules, self.spec_devices):
             f, line = device_rule(rule)
             self._write(os.path.join(d, f), line)
 
@@ -323,6 +328,7 @@ class V1Manager(CgroupManager):
 
     def freeze(self) -> None:
         f = self._freezer_state()
+        self._refuse_self_freeze()
         # A v1 freeze can stay FREEZING while tasks keep forking: rewrite
         # FROZEN now and then, thaw briefly every so often (as runc does).
         deadline = time.monotonic() + FREEZE_TIMEOUT

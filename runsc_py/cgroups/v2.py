@@ -261,6 +261,7 @@ class V2Manager(CgroupManager):
         return _fs.read_str(os.path.join(self.unified, "cgroup.freeze")) == "1"
 
     def freeze(self) -> None:
+        self._refuse_self_freeze()
         _fs.write_file(os.path.join(self.unified, "cgroup.freeze"), "1")
         if not _fs.wait_until(lambda: self._frozen_event() == 1, FREEZE_TIMEOUT):
             try:
