@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .creds import Creds, ThreadCreds, read_creds
+from .creds import Creds, CredsCache, ThreadCreds, read_creds
 from .errors import SysError
 from .hostcalls import Scratch
 from .memory import Memory
@@ -53,6 +53,7 @@ class Sandbox:
         self.options = options or SentryOptions()
         self.root_fd = root_fd
         self.resolver = Resolver(root_fd)
+        self.creds_cache = CredsCache()
 
 
 class Gone(Exception):
@@ -97,9 +98,14 @@ class Call:
             raise Gone()
 
     def creds(self) -> Creds:
+        """The caller's credentials (cached per task; umask may be stale)."""
         if self._creds is None:
-            self._creds = read_creds(self.pid)
+            self._creds = self.sb.creds_cache.get(self.pid)
         return self._creds
+
+    def umask(self) -> int:
+        """The caller's current umask (not cached: threads share it)."""
+        return read_creds(self.pid).umask
 
     def act_as_target(self, real: bool = False) -> None:
         """Switch this thread's fs credentials to the caller's."""

@@ -9,7 +9,8 @@ task's fs credentials first:
   seen from the supervisor's user namespace, i.e. the host ids the kernel
   checks); set per thread with the raw syscalls setfsuid/setfsgid/setgroups
   (glibc's wrappers of setgroups broadcast to every thread: not wanted).
-- effective capabilities: the target's CapEff, capset(2) on this thread only.
+- effective capabilities: the target's CapEff (plus CAP_SYS_PTRACE, needed
+  to keep reading the target's memory), capset(2) on this thread only.
   If the container runs in its own user namespace (`userns=True`) the
   target's capabilities are relative to that namespace and are NOT carried
   over (the supervisor would otherwise hold them over every inode).
@@ -33,8 +34,13 @@ from .errors import SysError
 
 _ESRCH = errno.ESRCH
 
-_CAP_SETGID = 6
-_CAP_SETUID = 7
+_CAP_SYS_PTRACE = 19
+# Kept while acting as the target: process_vm_readv/writev and /proc/TID/*
+# need PTRACE_MODE_ATTACH over the target.  It grants no file permission,
+# but it would let an emulated open of the container's /proc/PID/environ
+# pass the ptrace check for another uid's process: /proc paths must get
+# their own emulation before they reach openat2 (not done yet).
+_KEEP = 1 << _CAP_SYS_PTRACE
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,8 @@ class ThreadCreds:
         """Take c's fs credentials (or its real ids, for access(2))."""
         uid = c.ruid if real else c.fsuid
         gid = c.rgid if real else c.fsgid
-        caps = 0 if self.userns else (c.cap_eff & self.own_perm)
+        caps = (0 if self.userns else (c.cap_eff & self.own_perm)) | _KEEP
+
         want = (uid, gid, c.groups, caps)
         if want == self.current:
             return
@@ -113,3 +120,62 @@ class ThreadCreds:
         if r < 0:
             raise SysError(-r, "switch creds: capset")
         self.current = want
+
+
+_PIDFD_THREAD = os.O_EXCL  # 6.9+: a pidfd for one thread (not only leaders)
+
+
+class CredsCache:
+    """tid -> Creds, each entry pinned by a pidfd of that exact task.
+
+    Reading /proc/TID/status costs ~45 us from Python, more than the rest of
+    a stat.  An entry is valid while its pidfd's task lives (pidfd_send_signal
+    with signal 0: one syscall), so a reused tid is never served another
+    task's credentials.  The pidfd is opened BEFORE the status is read and
+    the caller checks ID_VALID after: both then name the calling task.
+    A task changes its own credentials only through calls the sentry sees
+    (setuid family, capset, execve: notified, see proc_creds.py); those drop
+    the entry (execve drops all: a non-leader exec takes over the leader's
+    tid).  umask is not cached (fs_struct is shared between threads): read
+    it with `read_creds` when creating files.
+    """
+
+    MAX = 1024
+
+    def __init__(self) -> None:
+        self._d: dict[int, tuple[int, Creds]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tid: int) -> Creds:
+        e = self._d.get(tid)
+        if e is not None:
+            if hostcalls.pidfd_alive(e[0]):
+                return e[1]
+            self.invalidate(tid)
+        pidfd = hostcalls.pidfd_open(tid, _PIDFD_THREAD)
+        c = read_creds(tid)
+        if pidfd < 0:
+            return c
+        with self._lock:
+            if len(self._d) >= self.MAX:
+                self._clear_locked()
+            old = self._d.get(tid)
+            self._d[tid] = (pidfd, c)
+        if old is not None:
+            os.close(old[0])
+        return c
+
+    def invalidate(self, tid: int) -> None:
+        with self._lock:
+            e = self._d.pop(tid, None)
+        if e is not None:
+            os.close(e[0])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._clear_locked()
+
+    def _clear_locked(self) -> None:
+        for pidfd, _c in self._d.values():
+            os.close(pidfd)
+        self._d.clear()

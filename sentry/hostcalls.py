@@ -142,3 +142,17 @@ def capset_self(effective: int, permitted: int, inheritable: int) -> int:
     data[0].inheritable, data[1].inheritable = inheritable & 0xFFFFFFFF, inheritable >> 32
     r = _syscall(SYS_capset, ctypes.byref(hdr), data)
     return r if r >= 0 else -_get_errno()
+
+
+SYS_pidfd_send_signal = 424
+SYS_pidfd_open = 434
+
+
+def pidfd_open(pid: int, flags: int = 0) -> int:
+    r = _syscall(SYS_pidfd_open, pid, flags)
+    return r if r >= 0 else -_get_errno()
+
+
+def pidfd_alive(pidfd: int) -> bool:
+    """True while the pidfd's task has not exited (signal 0: no signal sent)."""
+    return _syscall(SYS_pidfd_send_signal, pidfd, 0, None, 0) == 0

@@ -276,7 +276,7 @@ def _native_entries(net_raw: bool) -> list[Entry]:
         _native("accept", "socket data path"),
         _native("accept4", "socket data path"),
         _native("shutdown", "socket data path"),
-        _native("sendto", "socket data path; the destination was checked at connect"),
+        _native("sendto", "socket data path (an address given here is not checked: network policy is the netns's job)"),
         _native("recvfrom", "socket data path"),
         _native("sendmsg", "socket data path (also fd passing between workload processes)"),
         _native("recvmsg", "socket data path"),
@@ -347,7 +347,7 @@ _EMULATED: list[tuple[str, str, str]] = [
     ("removexattr", "fs_attr.removexattr", "path-taking"),
     ("lremovexattr", "fs_attr.lremovexattr", "path-taking"),
     ("inotify_add_watch", "fs_attr.inotify_add_watch", "path-taking"),
-    ("umask", "fs_attr.umask", "the sentry creates files on the target's behalf"),
+    ("umask", "proc_creds.umask", "process state: continued; read by the sentry when it creates files"),
     # exec: the kernel runs it (the filter survives execve; no_new_privs
     # blocks privilege gain); notified so the sentry sees every exec
     ("execve", "proc_exec.execve", "observed, then continued: not a security decision"),

@@ -1,14 +1,16 @@
 """The notification loop: receive, dispatch by syscall number, answer.
 
-Threads: `threads` workers (elastic up to `max_threads`) each block in
-SECCOMP_IOCTL_NOTIF_RECV on the same listener; the kernel hands every
-notification to exactly one of them.  A worker runs the handler and answers
-itself, so a call that blocks in its handler (opening a FIFO, connecting a
-socket) holds only that worker: when a worker takes a notification and no
-other worker is left waiting, a new one is started (up to max_threads).
-With SYNC_WAKE_UP the target wakes the receiving worker on its own CPU, and
-the answer is sent from that same worker: one round trip, no hand-off
-between supervisor threads on the hot path.
+Threads: `threads` workers (default 1) block in SECCOMP_IOCTL_NOTIF_RECV on
+the same listener; the kernel hands every notification to exactly one of
+them.  A worker runs the handler and answers itself: with SYNC_WAKE_UP the
+target wakes the receiving worker on its own CPU and gets its answer from
+that same worker, one round trip, no hand-off between supervisor threads.
+One receiving thread is the fast case: every waiter in RECV is woken on
+each notification (the losers go back to sleep in the kernel, but each costs
+a context switch).  A call that blocks in its handler (opening a FIFO,
+connecting a socket) holds only its worker; the stall monitor in wait()
+starts another worker when all of them have been stuck in the same handler
+for a tick (10 ms), up to max_threads.
 
 End: when every task using the filter has exited, the listener reports
 POLLHUP.  `wait()` blocks in poll() for it (events 0: a pending
@@ -29,6 +31,7 @@ import logging
 import os
 import select
 import threading
+import time
 from typing import Callable, Optional
 
 from .call import Call, Gone, Sandbox
@@ -77,17 +80,22 @@ def build_dispatch(options: PolicyOptions | None = None) -> list[Handler | None]
 class Supervisor:
     """Serves one listener for one sandbox."""
 
-    def __init__(self, listener_fd: int, sandbox: Sandbox, *, threads: int = 2,
-                 max_threads: int = 32, sync_wakeup: bool = True) -> None:
+    def __init__(self, listener_fd: int, sandbox: Sandbox, *, threads: int = 1,
+                 max_threads: int = 16, sync_wakeup: bool = True,
+                 stall_tick: float = 0.01) -> None:
         self.listener = Listener(listener_fd)
         self.sandbox = sandbox
         self.sync_wakeup = self.listener.set_sync_wakeup() if sync_wakeup else False
         self.dispatch = build_dispatch(sandbox.options.policy)
         self.min_threads = max(1, threads)
         self.max_threads = max(self.min_threads, max_threads)
+        self.stall_tick = stall_tick
         self._lock = threading.Lock()
-        self._idle = 0
         self._workers: list[threading.Thread] = []
+        # Per worker: 0 while waiting in RECV, else the id of the notification
+        # it is handling.  Written on the hot path without a lock (one list
+        # store); read by the stall monitor in wait().
+        self._states: list[int] = []
         self._done = threading.Event()
         self.handled = 0
 
@@ -100,11 +108,26 @@ class Supervisor:
             self._spawn()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until every target is gone (POLLHUP); True if so."""
-        if self._done.is_set():
-            return True
-        if self.listener.fd < 0 or self.listener.wait_hangup(timeout):
-            self._done.set()
+        """Block until every target is gone (POLLHUP); True if so.
+
+        Meanwhile, every stall_tick: if every worker has been inside the same
+        handler since the last tick (blocking calls: FIFO opens, connects),
+        start one more worker, up to max_threads.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        prev: list[int] = []
+        while not self._done.wait(self.stall_tick):
+            if self.listener.fd < 0:
+                self._done.set()
+                break
+            snap = list(self._states)
+            if snap and all(snap) and snap == prev:
+                log.debug("sentry: all %d workers blocked in handlers: adding one", len(snap))
+                self._spawn()
+                snap = list(self._states)
+            prev = snap
+            if deadline is not None and time.monotonic() >= deadline:
+                break
         return self._done.is_set()
 
     def serve(self) -> None:
@@ -116,23 +139,29 @@ class Supervisor:
             self.close()
 
     def close(self) -> None:
-        """Stop answering.  Workers blocked in RECV are daemon threads: they
-        return when the kernel wakes them on hang-up, or die with the process."""
+        """Stop answering.  Workers in RECV are woken by the kernel on hang-up
+        (ENOENT); any still blocked is a daemon thread and dies with us."""
         self._done.set()
         for t in self._workers:
             t.join(timeout=0.5)
-        alive = [t for t in self._workers if t.is_alive()]
-        if not alive:
+        if not any(t.is_alive() for t in self._workers):
             self.listener.close()
         else:
-            log.debug("sentry: %d workers still in RECV; listener left open", len(alive))
+            log.debug("sentry: workers still in RECV; listener left open")
+
+    @property
+    def workers(self) -> int:
+        return len(self._workers)
 
     # --- workers -----------------------------------------------------------
     def _spawn(self) -> None:
         with self._lock:
-            if len([t for t in self._workers if t.is_alive()]) >= self.max_threads:
+            if len(self._workers) >= self.max_threads:
                 return
-            t = threading.Thread(target=self._worker, name="sentry-worker", daemon=True)
+            slot = len(self._states)
+            self._states.append(0)
+            t = threading.Thread(target=self._worker, args=(slot,), name=f"sentry-{slot}",
+                                 daemon=True)
             self._workers.append(t)
         t.start()
 
@@ -146,37 +175,34 @@ class Supervisor:
                 return True
         return False
 
-    def _worker(self) -> None:
+    def _worker(self, slot: int) -> None:
         chan = Channel(self.listener)
         call = Call(chan, self.sandbox)
         notif = chan.notif
         data = notif.data
         dispatch = self.dispatch
         size = len(dispatch)
-        lock = self._lock
+        states = self._states
         done = self._done
+        recv = chan.recv
+        reply = chan.reply
         while not done.is_set():
-            with lock:
-                self._idle += 1
+            states[slot] = 0
             try:
-                got = chan.recv()
+                got = recv()
             except ListenerClosed:
-                got = False
                 done.set()
-            finally:
-                with lock:
-                    self._idle -= 1
-                    idle = self._idle
+                break
             if not got:
                 if self._hung_up():
                     done.set()
                 continue
-            if idle == 0:
-                self._spawn()
+            nid = notif.id
+            states[slot] = nid
             nr = data.nr
             handler = dispatch[nr] if 0 <= nr < size else None
             if handler is None or data.arch != AUDIT_ARCH_X86_64:
-                chan.reply(notif.id, -errno.ENOSYS)
+                reply(nid, -errno.ENOSYS)
                 continue
             call.load()
             try:
@@ -189,5 +215,5 @@ class Supervisor:
                 log.exception("sentry: handler %s failed", getattr(handler, "__name__", "?"))
                 res = -errno.ENOSYS
             if res is not None:
-                chan.reply(call.id, res)
+                reply(nid, res)
             self.handled += 1

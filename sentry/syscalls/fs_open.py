@@ -30,7 +30,7 @@ def _flags_mode(call: Call, flags: int, mode: int) -> tuple[int, int]:
     if flags & os.O_PATH:
         flags &= O_PATH_KEEPS
     if flags & os.O_CREAT or flags & O_TMPFILE == O_TMPFILE:
-        mode = mode & 0o7777 & ~call.creds().umask
+        mode = mode & 0o7777 & ~call.umask()
     else:
         mode = 0
     return flags, mode
@@ -92,7 +92,7 @@ def openat2(call: Call) -> int | None:
     # The target asked for its own confinement under dirfd: honour it
     # literally (its dirfd is inside our root, so this cannot escape).
     if flags & os.O_CREAT or flags & O_TMPFILE == O_TMPFILE:
-        mode &= ~call.creds().umask
+        mode &= ~call.umask()
     dfd = signed_fd(a[0])
     start = open_start_dir(call.pid, dfd)
     try:

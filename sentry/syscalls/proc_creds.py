@@ -15,8 +15,23 @@ from ..call import Call
 
 def setuid(call: Call) -> None:
     """Implements Linux syscall setuid(2)."""
+    # Drop the cached credentials first: this thread makes no other call
+    # until the kernel has run this one.
+    call.sb.creds_cache.invalidate(call.pid)
     call.reply_continue()
 
 
-setgid = setreuid = setregid = setresuid = setresgid = setgroups = setuid
-getgroups = getresuid = getresgid = capget = capset = getpgid = getsid = setuid
+setgid = setreuid = setregid = setresuid = setresgid = setgroups = capset = setuid
+
+
+def getresuid(call: Call) -> None:
+    """Implements Linux syscall getresuid(2)."""
+    call.reply_continue()
+
+
+getgroups = getresgid = capget = getpgid = getsid = getresuid
+
+
+def umask(call: Call) -> None:
+    """Implements Linux syscall umask(2) (never cached: see creds.py)."""
+    call.reply_continue()

@@ -23,6 +23,7 @@ def execve(call: Call) -> None:
             log.debug("execve pid=%d path=%r", call.pid, call.path(0))
         except SysError:
             pass
+    call.sb.creds_cache.clear()
     call.reply_continue()
 
 
@@ -33,4 +34,5 @@ def execveat(call: Call) -> None:
             log.debug("execveat pid=%d path=%r", call.pid, call.path(1))
         except SysError:
             pass
+    call.sb.creds_cache.clear()
     call.reply_continue()

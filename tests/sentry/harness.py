@@ -12,6 +12,7 @@ import os
 import select
 import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ class Run:
     status: int
     out: str
     handled: int
+    workers: int
 
     @property
     def signaled(self) -> int:
@@ -42,8 +44,9 @@ class Run:
 
 
 def run_probe(probe: str, args: list[str], root: str, *, policy: PolicyOptions | None = None,
-              hostname: str = "sandbox", sync_wakeup: bool = True, threads: int = 2,
-              cwd: str | None = None, timeout: float = 60.0) -> Run:
+              hostname: str = "sandbox", sync_wakeup: bool = True, threads: int = 1,
+              cwd: str | None = None, as_uid: int | None = None,
+              timeout: float = 60.0) -> Run:
     prepared = prepare_filter(policy)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     rpipe, wpipe = os.pipe()
@@ -55,6 +58,10 @@ def run_probe(probe: str, args: list[str], root: str, *, policy: PolicyOptions |
             os.dup2(wpipe, 1)
             if cwd:
                 os.chdir(cwd)
+            if as_uid is not None:
+                os.setgroups([])
+                os.setgid(as_uid)
+                os.setuid(as_uid)
             fd = prepared.install()
             send_listener(child_sock, fd)
             os.execv(probe, argv)
@@ -69,6 +76,8 @@ def run_probe(probe: str, args: list[str], root: str, *, policy: PolicyOptions |
         opts = SentryOptions(hostname=hostname, policy=policy or PolicyOptions())
         sup = Supervisor(lfd, Sandbox(root_fd, opts), threads=threads, sync_wakeup=sync_wakeup)
         sup.start()
+        waiter = threading.Thread(target=sup.wait, daemon=True)  # stall monitor
+        waiter.start()
         out = b""
         deadline = time.monotonic() + timeout
         while True:
@@ -81,8 +90,8 @@ def run_probe(probe: str, args: list[str], root: str, *, policy: PolicyOptions |
             out += chunk
         _, status = os.waitpid(pid, 0)
         pid = 0
-        sup.wait(timeout=5)
-        return Run(status, out.decode(errors="replace"), sup.handled)
+        waiter.join(timeout=5)
+        return Run(status, out.decode(errors="replace"), sup.handled, sup.workers)
     finally:
         if pid:
             try:
