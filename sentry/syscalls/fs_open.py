@@ -29,7 +29,7 @@ def _flags_mode(call: Call, flags: int, mode: int) -> tuple[int, int]:
     flags &= VALID_OPEN_FLAGS
     if flags & os.O_PATH:
         flags &= O_PATH_KEEPS
-    if flags & os.O_CREAT or flags & O_TMPFILE == O_TMPFILE:
+    if flags & os.O_CREAT or (flags & O_TMPFILE) == O_TMPFILE:
         mode = mode & 0o7777 & ~call.umask()
     else:
         mode = 0
@@ -81,7 +81,7 @@ def openat2(call: Call) -> int | None:
     flags, mode, resolve = how.flags, how.mode, how.resolve
     if flags & ~VALID_OPEN_FLAGS or resolve & ~RESOLVE_ALL or mode & ~0o7777:
         return -errno.EINVAL
-    if mode and not (flags & os.O_CREAT or flags & O_TMPFILE == O_TMPFILE):
+    if mode and not (flags & os.O_CREAT or (flags & O_TMPFILE) == O_TMPFILE):
         return -errno.EINVAL
     if not resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT):
         if resolve & (RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV):
@@ -91,7 +91,7 @@ def openat2(call: Call) -> int | None:
         return None
     # The target asked for its own confinement under dirfd: honour it
     # literally (its dirfd is inside our root, so this cannot escape).
-    if flags & os.O_CREAT or flags & O_TMPFILE == O_TMPFILE:
+    if flags & os.O_CREAT or (flags & O_TMPFILE) == O_TMPFILE:
         mode &= ~call.umask()
     dfd = signed_fd(a[0])
     start = open_start_dir(call.pid, dfd)
