@@ -6,6 +6,8 @@ Which runtime is tested
 
         RUNSC_PY_TEST_RUNTIME=/usr/sbin/runc .venv/bin/pytest tests/
 
+    RUNSC_PY_TEST_TIMEOUT=SECONDS changes the per-call timeout (default 30).
+
     Markers: @pytest.mark.runsc_py_only (skipped against runc: behaviour our
     contract specifies but runc does not have), @pytest.mark.runc_only.
 
@@ -13,7 +15,8 @@ Fixtures (support code in tests/helpers.py)
     runtime -> helpers.Runtime
         Runs the binary as `BIN --root <workdir>/root [global_args] ARGS`.
         The runtime's stdout/stderr are FILES (never pipes: a container
-        inherits them), stdin is /dev/null; every call times out after 30 s.
+        inherits them), stdin is /dev/null; every call times out after 30 s
+        ($RUNSC_PY_TEST_TIMEOUT).
           .run(*args, input=None, timeout=30, check=False, global_args=(),
                root=True, stdin=None, env=None, cwd=None, pass_fds=()) -> Result
           .popen(*args, stdout=PIPE, ...) -> Popen   (streaming: `events`)
@@ -163,7 +166,7 @@ def _leak_check(ctx: TestContext) -> None:
         if rt.root.is_dir():
             ids |= {e.name for e in rt.root.iterdir() if e.is_dir()}
         try:
-            res = rt.run("list", "-q", timeout=15)
+            res = rt.run("list", "-q", timeout=min(15.0, helpers.DEFAULT_TIMEOUT))
             if res.ok:
                 ids |= {ln.strip() for ln in res.stdout.splitlines() if ln.strip()}
         except AssertionError:
@@ -174,7 +177,7 @@ def _leak_check(ctx: TestContext) -> None:
                 st = rt.try_state(cid)
                 if st and st.get("pid"):
                     ctx.remember_pid(int(st["pid"]), force=True)
-                rt.run("delete", "--force", cid, timeout=15)
+                rt.run("delete", "--force", cid, timeout=min(15.0, helpers.DEFAULT_TIMEOUT))
             except (AssertionError, ValueError):
                 pass
     problems, cleanup = helpers.find_leaks(ctx)

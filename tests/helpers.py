@@ -46,7 +46,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME_ENV = "RUNSC_PY_TEST_RUNTIME"
 DEFAULT_RUNTIME = REPO / ".venv" / "bin" / "runsc-py"
-DEFAULT_TIMEOUT = 30.0
+# Per runtime call; RUNSC_PY_TEST_TIMEOUT overrides (e.g. 5 while a runtime hangs).
+DEFAULT_TIMEOUT = float(os.environ.get("RUNSC_PY_TEST_TIMEOUT", "30"))
 HOST_BUSYBOX = Path("/bin/busybox")
 CACHE_DIR = Path("/var/cache/runsc-py-tests")
 # Bump when the rootfs layout below changes: the cache key includes it.
@@ -356,7 +357,8 @@ class Runtime:
     Every call goes through run(): argv is [binary, --root ROOT, *global_args,
     *args]; stdin is /dev/null unless `input` is given; stdout and stderr go
     to files under WORKDIR/io (see Result).  Calls time out after 30 s by
-    default (the runtime's process group is then killed and the test fails).
+    default, $RUNSC_PY_TEST_TIMEOUT if set (the runtime's process group is
+    then killed and the test fails).
     """
 
     def __init__(self, ctx: TestContext, binary: str, root: Path | None = None,
@@ -632,7 +634,7 @@ class Runtime:
             yield c
         finally:
             with contextlib.suppress(Exception):
-                self.run("delete", "--force", cid, timeout=15)
+                self.run("delete", "--force", cid, timeout=min(15.0, DEFAULT_TIMEOUT))
 
 
 class Container:
