@@ -43,7 +43,7 @@ def setup(log_file: str | None, fmt: str, debug: bool) -> None:
         root.removeHandler(h)
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
     if log_file:
-        handler: logging.Handler = logging.FileHandler(log_file, mode="a", delay=True)
+        handler: logging.Handler = logging.FileHandler(log_file, mode="a")
     else:
         # Without --log, only --debug output goes to stderr; errors are printed
         # by the CLI itself (one line), so nothing is doubled.

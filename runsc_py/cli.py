@@ -1,0 +1,184 @@
+"""runsc-py's command line: `runsc-py [global flags] COMMAND [flags] [ID] [args]`.
+
+Global flags come before the command, parsed the way Go's flag library does
+(`--root DIR`, `--root=DIR`, `-root DIR`).  Only the chosen command's module
+is imported: containerd runs the binary several times per container, so
+start-up time matters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from dataclasses import dataclass
+
+from .errors import RuntimeFailure
+
+COMMANDS = {
+    "create": "Create a container (it waits for `start`)",
+    "start": "Start a created container",
+    "run": "Create and start a container",
+    "state": "Print the state of a container as JSON",
+    "kill": "Send a signal to the container's init (or all processes)",
+    "delete": "Delete a container and everything it holds",
+    "list": "List containers",
+    "ps": "List the processes of a container",
+    "exec": "Run a new process in a running container",
+    "pause": "Freeze every process of a container",
+    "resume": "Thaw a paused container",
+    "update": "Update the resource limits of a container",
+    "events": "Print container statistics as JSON lines",
+    "spec": "Write a default config.json",
+    "features": "Print the features this runtime supports as JSON",
+    "policy": "Print the sandbox's syscall policy table",
+}
+ALIASES = {"rm": "delete", "ls": "list"}
+
+VERSION = "0.1.0"
+SPEC_VERSION = "1.1.0"
+
+
+@dataclass
+class Globals:
+    root: str
+    log: str | None
+    log_format: str
+    debug: bool
+    systemd_cgroup: bool
+    rootless: str
+    platform: str
+    network: str
+    file_access: str
+    strace: bool
+    strace_syscalls: str
+    net_raw: bool
+
+
+def _bool(v: str) -> bool:
+    return v.lower() in ("1", "true", "yes", "")
+
+
+def global_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="runsc-py", add_help=False,
+                                description="A sandboxed, runc-compatible OCI runtime.")
+    p.add_argument("-h", "--help", action="store_true")
+    p.add_argument("-v", "--version", action="store_true")
+    p.add_argument("--root", default="/run/runsc-py",
+                   help="directory of container state (default /run/runsc-py)")
+    p.add_argument("--log", default=None, help="append log lines to this file")
+    p.add_argument("--log-format", default="text", choices=["text", "json"])
+    p.add_argument("--debug", action="store_true", help="log debug messages")
+    p.add_argument("--systemd-cgroup", action="store_true",
+                   help="cgroupsPath is slice:prefix:name (created through cgroupfs)")
+    p.add_argument("--rootless", default="auto",
+                   help="true|false|auto; rootless containers need a user namespace in the spec")
+    p.add_argument("--platform", default="seccomp", choices=["seccomp", "ptrace"],
+                   help="how the sentry intercepts syscalls (default seccomp)")
+    p.add_argument("--network", default="sandbox", choices=["sandbox", "host", "none"],
+                   help="network of the sandbox (default: the spec's network namespace)")
+    p.add_argument("--file-access", default="directfs", choices=["directfs", "gofer"],
+                   help="how the sentry reaches files (default directfs)")
+    p.add_argument("--directfs", action="store_const", const="directfs", dest="file_access")
+    p.add_argument("--strace", action="store_true", help="log every intercepted syscall")
+    p.add_argument("--strace-syscalls", default="", help="comma-separated syscalls to log")
+    p.add_argument("--net-raw", action="store_true", help="allow raw and packet sockets")
+    p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+_LONG = {"root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "platform", "network",
+         "file-access", "directfs", "strace", "strace-syscalls", "net-raw", "bundle", "pid-file",
+         "console-socket", "no-pivot", "no-new-keyring", "preserve-fds", "no-subreaper", "detach",
+         "force", "all", "format", "process", "tty", "cwd", "env", "user", "resources", "stats",
+         "interval", "keep", "additional-gids", "cap", "no-new-privs", "process-label", "apparmor",
+         "memory", "cpu-quota", "cpu-period", "cpu-shares", "pids-limit", "cpuset-cpus",
+         "cpuset-mems", "help", "version", "criu"}
+
+
+def normalize(argv: list[str]) -> list[str]:
+    """Go flags accept -flag as --flag; argparse does not.  Known names only,
+    so that a container command's own arguments (`ls -la`) are left alone."""
+    out = []
+    for a in argv:
+        if a.startswith("-") and not a.startswith("--") and a[1:].split("=", 1)[0] in _LONG:
+            a = "-" + a
+        out.append(a)
+    return out
+
+
+def split_global(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
+    """Split argv into (global flags, command, command args)."""
+    takes_value = {"--root", "--log", "--log-format", "--rootless", "--platform", "--network",
+                   "--file-access", "--strace-syscalls", "--criu"}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if not a.startswith("-"):
+            return argv[:i], a, argv[i + 1:]
+        if a in takes_value:
+            i += 2
+            continue
+        i += 1
+    return argv, None, []
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = normalize(list(sys.argv[1:] if argv is None else argv))
+    gflags, cmd, rest = split_global(argv)
+    gp = global_parser()
+    try:
+        gargs = gp.parse_args(gflags)
+    except SystemExit as e:
+        sys.exit(e.code if isinstance(e.code, int) else 2)
+    if gargs.version:
+        print(f"runsc-py version {VERSION}\ncommit: {_commit()}\nspec: {SPEC_VERSION}")
+        return
+    if gargs.help or cmd is None or cmd == "help":
+        gp.print_help()
+        print("\ncommands:\n" + "\n".join(f"  {k:<10} {v}" for k, v in COMMANDS.items()))
+        return
+    cmd = ALIASES.get(cmd, cmd)
+    g = Globals(root=gargs.root, log=gargs.log, log_format=gargs.log_format, debug=gargs.debug,
+                systemd_cgroup=gargs.systemd_cgroup, rootless=gargs.rootless,
+                platform=gargs.platform, network=gargs.network, file_access=gargs.file_access,
+                strace=gargs.strace, strace_syscalls=gargs.strace_syscalls, net_raw=gargs.net_raw)
+    from . import log as logsetup
+    logsetup.setup(g.log, g.log_format, g.debug)
+    if cmd not in COMMANDS:
+        _fail(f"command {cmd!r} does not exist", 1)
+    mod = importlib.import_module(f".commands.{cmd}", __package__)
+    parser = argparse.ArgumentParser(prog=f"runsc-py {cmd}", description=COMMANDS[cmd])
+    mod.configure(parser)
+    try:
+        args = parser.parse_args(rest)
+    except SystemExit as e:
+        sys.exit(e.code if isinstance(e.code, int) else 2)
+    try:
+        code = mod.run(g, args)
+    except RuntimeFailure as e:
+        _fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as e:
+        _fail(f"{cmd}: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), 1)
+    sys.exit(code or 0)
+
+
+def _fail(msg: str, code: int) -> None:
+    logging.getLogger("runsc-py").error("%s", msg)
+    print(f"runsc-py: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _commit() -> str:
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = open(os.path.join(here, ".git", "HEAD")).read().strip()
+        if head.startswith("ref: "):
+            return open(os.path.join(here, ".git", head[5:])).read().strip()[:12]
+        return head[:12]
+    except OSError:
+        return "unknown"

@@ -1,0 +1,39 @@
+"""runsc-py create: create a container from a bundle; it waits for `start`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..cli import Globals
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle", "-b", default=".", help="path to the bundle (default: .)")
+    p.add_argument("--pid-file", default=None, help="write the container's pid here")
+    p.add_argument("--console-socket", default=None, help="AF_UNIX socket to send the pty master to")
+    p.add_argument("--no-pivot", action="store_true", help="use MS_MOVE + chroot instead of pivot_root")
+    p.add_argument("--no-new-keyring", action="store_true", help="accepted (no session keyring is created)")
+    p.add_argument("--preserve-fds", type=int, default=0, help="pass N extra fds (3..3+N-1)")
+    p.add_argument("id")
+
+
+def run(g: Globals, a: argparse.Namespace) -> int:
+    create_from_args(g, a)
+    return 0
+
+
+def create_from_args(g: Globals, a: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .. import launch, spec
+    from ..state import Store, validate_id
+    validate_id(a.id)
+    store = Store(g.root)
+    if os.path.exists(os.path.join(store.dir(a.id), "state.json")):
+        from ..errors import RuntimeFailure
+        raise RuntimeFailure(f"container with id exists: {a.id}")
+    cfg = spec.load(a.bundle)
+    opts = launch.CreateOptions(cid=a.id, bundle=a.bundle, pid_file=a.pid_file,
+                                console_socket=a.console_socket, no_pivot=a.no_pivot,
+                                preserve_fds=a.preserve_fds, systemd_cgroup=g.systemd_cgroup,
+                                platform=g.platform)
+    return store, launch.create(store, opts, cfg)

@@ -1,0 +1,20 @@
+"""runsc-py delete: remove a container's processes, cgroups and state."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..cli import Globals
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", "-f", action="store_true", help="kill a running container first")
+    p.add_argument("id")
+
+
+def run(g: Globals, a: argparse.Namespace) -> int:
+    from .. import container
+    from ..state import Store, validate_id
+    validate_id(a.id)
+    container.delete(Store(g.root), a.id, a.force)
+    return 0

@@ -1,0 +1,46 @@
+"""runsc-py ps: the processes of a container (host pids)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+
+from ..cli import Globals
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", "-f", default="table", choices=["table", "json"])
+    p.add_argument("id")
+    p.add_argument("ps_args", nargs=argparse.REMAINDER, help="arguments for ps(1) (default -ef)")
+
+
+def run(g: Globals, a: argparse.Namespace) -> int:
+    from ..cgroups import CgroupManager
+    from ..errors import RuntimeFailure
+    from ..state import Store
+    st = Store(g.root).load(a.id)
+    pids = CgroupManager.from_dict(st.cgroup).pids() if st.cgroup else []
+    if a.format == "json":
+        print(json.dumps(pids))
+        return 0
+    args = [x for x in a.ps_args if x != "--"] or ["-ef"]
+    try:
+        out = subprocess.run(["ps", *args], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise RuntimeFailure(f"ps: {e}") from None
+    lines = out.splitlines()
+    if not lines:
+        return 0
+    header = lines[0].split()
+    try:
+        col = header.index("PID")
+    except ValueError:
+        raise RuntimeFailure("ps: no PID column in the output of ps") from None
+    print(lines[0])
+    want = set(pids)
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in want:
+            print(line)
+    return 0

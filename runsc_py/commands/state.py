@@ -1,0 +1,21 @@
+"""runsc-py state: print the OCI state of a container as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..cli import Globals
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id")
+
+
+def run(g: Globals, a: argparse.Namespace) -> int:
+    from ..container import oci_state
+    from ..state import Store
+    store = Store(g.root)
+    st = store.load(a.id)
+    print(json.dumps(oci_state(store, st), indent=2))
+    return 0

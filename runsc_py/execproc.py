@@ -1,0 +1,244 @@
+"""`exec`: start a new process inside a running container.
+
+    exec command (E0)            joiner (E1)                 process (E2)
+    ---------------------------------------------------------------------
+    fork E1        <-- HELLO --  (E1's pid)
+    join E1 to the cgroups
+                   -- CGROUPS -> setns into the container's
+                                 namespaces (user first), fork E2
+                   <-- INIT_PID  (E2's pid), exit
+                   <------------------------------ CONSOLE (pty master)
+                                                        rlimits, cwd, user,
+                                                        caps, sandbox, execve
+    the channel closes by execve (close-on-exec): success; else ERROR.
+
+E2 is a child of E1, which exits at once: attached, E0 is a child subreaper
+and E2 becomes its child, so E0 can wait for it and return its exit code;
+detached, E2 is reparented to the caller (containerd's shim is a subreaper).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from . import libc
+from .cgroups import CgroupManager
+from .errors import RuntimeFailure
+from .init import console, process
+from .launch import JOIN_ORDER, NS_FLAGS, _send_console, write_pid_file
+from .state import ContainerState, Status, Store
+from .sync import Channel, Msg
+
+_NS_FILES = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid",
+             "cgroup": "cgroup", "time": "time", "mount": "mnt"}
+
+
+@dataclass
+class ExecOptions:
+    process: dict[str, Any]
+    detach: bool = False
+    pid_file: str | None = None
+    console_socket: str | None = None
+    preserve_fds: int = 0
+
+
+def exec_process(store: Store, cid: str, opts: ExecOptions) -> int:
+    st = store.load(cid)
+    status = store.status(st)
+    if status is Status.PAUSED:
+        raise RuntimeFailure("cannot exec in a paused container")
+    if status not in (Status.RUNNING, Status.CREATED):
+        raise RuntimeFailure("cannot exec in a stopped container")
+    proc = opts.process
+    if proc.get("terminal") and not opts.console_socket:
+        raise RuntimeFailure("cannot allocate tty without setting console socket")
+    ns_fds = _open_container_namespaces(st)
+    chan, child_end = Channel.pair("exec", "exec process")
+    if not opts.detach:
+        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            chan.sock.close()
+            _joiner(child_end, ns_fds, proc, opts.preserve_fds)
+        finally:
+            os._exit(1)
+    child_end.close()
+    for fd in ns_fds.values():
+        os.close(fd)
+    proc_pid = 0
+    try:
+        chan.recv(Msg.HELLO)
+        if st.cgroup:
+            CgroupManager.from_dict(st.cgroup).apply(pid)
+        chan.send(Msg.CGROUPS)
+        msg, _ = chan.recv(Msg.INIT_PID)
+        proc_pid = int(msg["pid"])
+        os.waitpid(pid, 0)
+        if proc.get("terminal"):
+            msg, fds = chan.recv(Msg.CONSOLE)
+            try:
+                _send_console(opts.console_socket or "", fds[0])
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        # EOF: the process reached execve.  A message: it failed before.
+        data = chan.sock.recv(65536)
+        if data:
+            chan_msg = _decode_error(data)
+            raise RuntimeFailure(chan_msg)
+    except BaseException:
+        for p in (proc_pid, pid):
+            if p:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                    os.waitpid(p, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+        raise
+    finally:
+        chan.close()
+    if opts.pid_file:
+        write_pid_file(opts.pid_file, proc_pid)
+    if opts.detach:
+        return 0
+    return _wait(proc_pid)
+
+
+def _decode_error(data: bytes) -> str:
+    import json
+    try:
+        return str(json.loads(data).get("msg", "exec failed"))
+    except ValueError:
+        return data.decode(errors="replace")
+
+
+def _wait(pid: int) -> int:
+    def forward(sig: int, _frame: object) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                signal.SIGUSR2, signal.SIGWINCH):
+        signal.signal(sig, forward)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _open_container_namespaces(st: ContainerState) -> dict[str, int]:
+    """fds of the init's namespaces that differ from ours."""
+    fds: dict[str, int] = {}
+    for kind, name in _NS_FILES.items():
+        theirs = f"/proc/{st.init_pid}/ns/{name}"
+        try:
+            if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                continue
+            fds[kind] = os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            for fd in fds.values():
+                os.close(fd)
+            raise RuntimeFailure(f"exec: open namespace {theirs}: {e.strerror}") from None
+    return fds
+
+
+def _joiner(chan: Channel, ns_fds: dict[str, int], proc: dict[str, Any], preserve_fds: int) -> NoReturn:
+    try:
+        chan.send(Msg.HELLO, pid=os.getpid())
+        chan.recv(Msg.CGROUPS)
+        for kind in JOIN_ORDER:
+            if kind in ns_fds:
+                libc.setns(ns_fds[kind], NS_FLAGS[kind])
+        for fd in ns_fds.values():
+            os.close(fd)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _exec_child(chan, proc, preserve_fds)
+            finally:
+                os._exit(127)
+        chan.send(Msg.INIT_PID, pid=pid)
+    except BaseException as e:
+        chan.error(f"exec: {getattr(e, 'strerror', None) or e}")
+        os._exit(1)
+    os._exit(0)
+
+
+def _exec_child(chan: Channel, proc: dict[str, Any], preserve_fds: int) -> NoReturn:
+    try:
+        os.setsid()
+        if proc.get("terminal"):
+            master, slave = console.open_pty()
+            console.set_size(master, proc.get("consoleSize"))
+            chan.send(Msg.CONSOLE, fds=[master])
+            os.close(master)
+            console.attach_console(slave, mount_console=False)
+        process.set_oom_score_adj(proc.get("oomScoreAdj"))
+        process.apply_rlimits(proc.get("rlimits"))
+        try:
+            os.chdir(proc.get("cwd") or "/")
+        except OSError as e:
+            raise RuntimeFailure(f"exec: chdir to cwd ({proc.get('cwd')!r}): {e.strerror}") from None
+        env = process.environ(proc.get("env"))
+        argv0 = process.lookup(proc["args"][0], env)
+        caps = proc.get("capabilities")
+        process.drop_bounding(caps)
+        process.set_user(proc.get("user") or {})
+        process.apply_caps(caps)
+        if proc.get("noNewPrivileges"):
+            process.set_no_new_privs()
+        umask = (proc.get("user") or {}).get("umask")
+        os.umask(0o022 if umask is None else umask)
+        process.close_inherited_fds(2 + preserve_fds)
+        for sig in range(1, signal.NSIG):
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                try:
+                    signal.signal(sig, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        os.execve(argv0, proc["args"], env)
+    except RuntimeFailure as e:
+        chan.error(str(e))
+    except OSError as e:
+        chan.error(f"exec {proc['args'][0]}: {e.strerror}")
+    except BaseException as e:
+        chan.error(f"exec: {e}")
+    os._exit(127)
+
+
+def process_from_args(base: dict[str, Any], args: list[str], cwd: str | None, env: list[str],
+                      user: str | None, tty: bool, caps: list[str], no_new_privs: bool | None) -> dict[str, Any]:
+    """runc's behaviour: start from the container's process, override from flags."""
+    import copy
+    p = copy.deepcopy(base)
+    if not args:
+        raise RuntimeFailure("exec: args must not be empty")
+    p["args"] = args
+    p["terminal"] = tty
+    p.pop("consoleSize", None)
+    if cwd:
+        p["cwd"] = cwd
+    if env:
+        p["env"] = list(p.get("env") or []) + env
+    if user:
+        u, _, g = user.partition(":")
+        try:
+            p["user"] = {"uid": int(u), "gid": int(g) if g else 0}
+        except ValueError:
+            raise RuntimeFailure(f"exec: invalid --user {user!r} (want UID[:GID])") from None
+    if caps:
+        c = p.setdefault("capabilities", {})
+        for s in ("bounding", "effective", "permitted", "ambient"):
+            c[s] = sorted(set(c.get(s) or []) | set(caps))
+    if no_new_privs is not None:
+        p["noNewPrivileges"] = no_new_privs
+    return p

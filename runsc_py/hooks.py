@@ -1,0 +1,65 @@
+"""OCI hooks: run with the container state JSON on stdin, bounded by timeout.
+
+Kinds and where they run (runtime-spec config.md "POSIX-platform Hooks"):
+prestart/createRuntime in the runtime namespace after the namespaces exist;
+createContainer in the container namespace before pivot_root; startContainer
+in the container after start, before the user's program; poststart in the
+runtime namespace before `start` returns; poststop after delete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from typing import Any
+
+from .errors import RuntimeFailure
+
+log = logging.getLogger(__name__)
+
+
+def run_hooks(kind: str, hooks: list[dict[str, Any]] | None, state: dict[str, Any]) -> None:
+    """Run every hook of KIND in order; the first failure raises."""
+    if not hooks:
+        return
+    payload = json.dumps(state).encode()
+    for i, hook in enumerate(hooks):
+        _run_one(f"{kind}[{i}]", hook, payload)
+
+
+def _run_one(name: str, hook: dict[str, Any], payload: bytes) -> None:
+    path = hook["path"]
+    args = hook.get("args") or [path]
+    env = {}
+    for kv in hook.get("env") or []:
+        k, _, v = kv.partition("=")
+        env[k] = v
+    timeout = hook.get("timeout")
+    log.debug("running %s hook %s %s", name, path, args)
+    try:
+        proc = subprocess.Popen(args, executable=path, env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
+                                start_new_session=True)
+    except OSError as e:
+        raise RuntimeFailure(f"error running {name} hook {path}: {e.strerror}") from None
+    try:
+        out, err = proc.communicate(payload, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise RuntimeFailure(f"error running {name} hook {path}: timed out after {timeout}s") from None
+    except BrokenPipeError:
+        out, err = proc.communicate()
+    if proc.returncode != 0:
+        detail = (err or out).decode(errors="replace").strip().splitlines()
+        tail = f": {detail[-1]}" if detail else ""
+        raise RuntimeFailure(f"error running {name} hook {path}: exit status {proc.returncode}{tail}")
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, 9)
+    except OSError:
+        proc.kill()
+    proc.wait()

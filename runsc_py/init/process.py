@@ -1,0 +1,145 @@
+"""The user's process: rlimits, identity, capabilities, no_new_privs, environment.
+
+Order matters (runc's finalizeNamespace): the bounding set is dropped while
+we still hold CAP_SETPCAP; setuid happens with KEEPCAPS so the permitted set
+survives; then capset installs the exact sets and ambient ones are raised.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import resource
+from typing import Any
+
+from .. import libc
+from ..errors import RuntimeFailure
+from ..spec import CAP_NUMBERS, RLIMITS
+
+_LAST_CAP_FILE = "/proc/sys/kernel/cap_last_cap"
+
+
+def last_cap() -> int:
+    try:
+        with open(_LAST_CAP_FILE) as f:
+            return int(f.read())
+    except OSError:
+        return 40
+
+
+def cap_mask(names: list[str] | None) -> int:
+    mask = 0
+    for n in names or []:
+        mask |= 1 << CAP_NUMBERS[n]
+    return mask
+
+
+def apply_rlimits(rlimits: list[dict[str, Any]] | None) -> None:
+    for r in rlimits or []:
+        res = RLIMITS[r["type"]]
+        try:
+            resource.setrlimit(res, (_inf(r["soft"]), _inf(r["hard"])))
+        except (OSError, ValueError) as e:
+            _soft, hard = resource.getrlimit(res)
+            raise RuntimeFailure(
+                f"error setting rlimit type {r['type']}: soft {r['soft']} hard {r['hard']}: "
+                f"{getattr(e, 'strerror', None) or e} (the host's hard limit is {hard} and raising it "
+                f"needs CAP_SYS_RESOURCE)") from None
+
+
+def _inf(v: int) -> int:
+    return resource.RLIM_INFINITY if v >= (1 << 64) - 1 else v
+
+
+def drop_bounding(caps: dict[str, list[str]] | None) -> None:
+    keep = cap_mask((caps or {}).get("bounding"))
+    for cap in range(last_cap() + 1):
+        if not keep & (1 << cap):
+            try:
+                libc.prctl(libc.PR_CAPBSET_DROP, cap)
+            except OSError as e:
+                if e.errno != errno.EINVAL:
+                    raise RuntimeFailure(f"drop capability {cap} from bounding set: {e.strerror}") from None
+
+
+def set_user(user: dict[str, Any]) -> None:
+    uid = user.get("uid", 0)
+    gid = user.get("gid", 0)
+    groups = list(user.get("additionalGids") or [])
+    try:
+        os.setgroups(groups)
+    except OSError as e:
+        # setgroups is denied in a user namespace with setgroups=deny.
+        if not (e.errno == errno.EPERM and not groups):
+            raise RuntimeFailure(f"setgroups {groups}: {e.strerror}") from None
+    libc.prctl(libc.PR_SET_KEEPCAPS, 1)
+    try:
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    except OSError as e:
+        raise RuntimeFailure(f"set user {uid}:{gid}: {e.strerror}") from None
+    libc.prctl(libc.PR_SET_KEEPCAPS, 0)
+
+
+def apply_caps(caps: dict[str, list[str]] | None) -> None:
+    caps = caps or {}
+    try:
+        libc.capset(cap_mask(caps.get("effective")), cap_mask(caps.get("permitted")),
+                    cap_mask(caps.get("inheritable")))
+    except OSError as e:
+        raise RuntimeFailure(f"capset: {e.strerror}") from None
+    try:
+        libc.prctl(libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_CLEAR_ALL)
+        for name in caps.get("ambient") or []:
+            libc.prctl(libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_RAISE, CAP_NUMBERS[name])
+    except OSError as e:
+        if e.errno != errno.EPERM:
+            raise RuntimeFailure(f"raise ambient capabilities: {e.strerror}") from None
+
+
+def set_no_new_privs() -> None:
+    libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def set_oom_score_adj(value: int | None) -> None:
+    if value is None:
+        return
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except OSError as e:
+        raise RuntimeFailure(f"set oom_score_adj {value}: {e.strerror}") from None
+
+
+def environ(env: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for kv in env or []:
+        k, sep, v = kv.partition("=")
+        if sep:
+            out[k] = v
+    return out
+
+
+def lookup(arg0: str, env: dict[str, str]) -> str:
+    """Find the program like execvp does, with the container's PATH."""
+    if "/" in arg0:
+        return arg0
+    path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    for d in path.split(":"):
+        cand = os.path.join(d or ".", arg0)
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    raise RuntimeFailure(f'exec: "{arg0}": executable file not found in $PATH')
+
+
+def close_inherited_fds(keep_upto: int) -> None:
+    """Mark every fd above KEEP_UPTO close-on-exec (CVE-2024-21626: no leaked fds)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > keep_upto:
+            try:
+                flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+                fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
+            except OSError:
+                pass

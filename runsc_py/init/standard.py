@@ -1,0 +1,259 @@
+"""The container's init: from a forked runtime process to the user's program.
+
+A linear script in lifecycle order.  It runs as pid 1 of the container's pid
+namespace, already inside every other namespace of the container (the sandbox
+process unshared them before forking us), and talks to the runtime over the
+sync channel until `create` is done, then to `start` over start.sock.
+
+The order is the one runc uses, for the same reasons:
+  - mounts before pivot_root, resolved inside the rootfs (CVE-2021-30465);
+  - createRuntime/createContainer hooks before pivot_root (runtime-spec);
+  - masked and read-only paths after /proc is mounted, before the program runs;
+  - rlimits before dropping capabilities (raising needs CAP_SYS_RESOURCE);
+  - the bounding set before setuid (needs CAP_SETPCAP), capset after it;
+  - no inherited fd survives execve (CVE-2024-21626), and the sandbox is
+    attached last, right before execve, so everything the program does is
+    supervised and nothing the runtime does is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import signal
+import socket
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from .. import libc
+from ..errors import RuntimeFailure
+from ..hooks import run_hooks
+from ..sync import Channel, Msg
+from . import console, network, process, rootfs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class InitConfig:
+    spec: dict[str, Any]
+    rootfs: str
+    hook_state: dict[str, Any]          # the state JSON handed to hooks
+    new_namespaces: set[str]            # namespace types created (not joined)
+    cgroup_mounts: list[tuple[str, str]] = field(default_factory=list)
+    no_pivot: bool = False
+    preserve_fds: int = 0
+    platform: str = "seccomp"
+
+
+def run(cfg: InitConfig, chan: Channel, start_sock: socket.socket, parent_alive_fd: int) -> NoReturn:
+    """Entry point in the forked init; never returns."""
+    conn: socket.socket | None = None
+    try:
+        conn = _setup_and_wait(cfg, chan, start_sock, parent_alive_fd)
+        _exec(cfg, conn)
+    except RuntimeFailure as e:
+        _report(chan, conn, str(e))
+    except OSError as e:
+        _report(chan, conn, f"container init: {e.strerror or e}")
+    except BaseException as e:  # never let an init unwind into the runtime's code
+        _report(chan, conn, f"container init: {type(e).__name__}: {e}")
+    os._exit(1)
+
+
+def _report(chan: Channel, conn: socket.socket | None, msg: str) -> None:
+    if conn is not None:
+        try:
+            conn.sendall(msg.encode())
+        except OSError:
+            pass
+    else:
+        chan.error(msg)
+
+
+def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
+                    parent_alive_fd: int) -> socket.socket:
+    spec = cfg.spec
+    lx = spec.get("linux") or {}
+    proc = spec["process"]
+    in_userns = "user" in cfg.new_namespaces or _joined_userns(lx)
+
+    # 1. Die with the sandbox process, which mirrors our exit status.
+    _die_with_parent(parent_alive_fd)
+    os.setsid()
+
+    # 2. The root filesystem, still seen through the host's paths.
+    if "mount" in cfg.new_namespaces:
+        rootfs.set_root_propagation(lx.get("rootfsPropagation"))
+        rootfs.bind_rootfs(cfg.rootfs)
+        dev_is_bound = False
+        for m in spec.get("mounts") or []:
+            rootfs.mount_entry(cfg.rootfs, m, cfg.cgroup_mounts, in_userns)
+            if m["destination"] == "/dev" and "bind" in (m.get("options") or []) + [m.get("type")]:
+                dev_is_bound = True
+        if not dev_is_bound:
+            rootfs.create_devices(cfg.rootfs, lx.get("devices") or [], defaults=True, in_userns=in_userns)
+            rootfs.dev_symlinks(cfg.rootfs)
+
+    # 3. The loopback interface of a new network namespace (pyroute2 must be
+    #    imported before pivot_root: after it the host's files are gone).
+    if "network" in cfg.new_namespaces:
+        network.loopback_up()
+
+    # 4. prestart and createRuntime hooks run in the runtime's namespace.
+    chan.send(Msg.HOOKS)
+    chan.recv(Msg.HOOKS_DONE)
+
+    # 5. createContainer hooks: container namespaces, before pivot_root.
+    hooks = spec.get("hooks") or {}
+    run_hooks("createContainer", hooks.get("createContainer"), cfg.hook_state)
+
+    # 6. Enter the rootfs.
+    if "mount" in cfg.new_namespaces:
+        if cfg.no_pivot:
+            rootfs.move_root(cfg.rootfs)
+        else:
+            rootfs.pivot(cfg.rootfs)
+    else:
+        os.chroot(cfg.rootfs)
+        os.chdir("/")
+
+    # 7. The console: a pty of the container's devpts; the master goes out.
+    if proc.get("terminal"):
+        master, slave = console.open_pty()
+        console.set_size(master, proc.get("consoleSize"))
+        chan.send(Msg.CONSOLE, fds=[master])
+        os.close(master)
+        console.attach_console(slave, mount_console="mount" in cfg.new_namespaces)
+
+    # 8. Identity of the sandbox: hostname, domainname, sysctls.
+    if "hostname" in spec or "domainname" in spec:
+        if "uts" not in cfg.new_namespaces and not _joined(lx, "uts"):
+            raise RuntimeFailure("unable to set hostname without a private UTS namespace")
+        if spec.get("hostname"):
+            libc.sethostname(spec["hostname"])
+        if spec.get("domainname"):
+            libc.setdomainname(spec["domainname"])
+    for key, value in (lx.get("sysctl") or {}).items():
+        _write_sysctl(key, value)
+
+    # 9. Read-only and masked paths, then the read-only root.
+    if "mount" in cfg.new_namespaces:
+        for p in lx.get("readonlyPaths") or []:
+            rootfs.readonly_path(p)
+        for p in lx.get("maskedPaths") or []:
+            rootfs.mask_path(p)
+        if (spec.get("root") or {}).get("readonly"):
+            rootfs.remount_root_readonly()
+
+    # 10. Process limits that need privileges we are about to drop.
+    process.set_oom_score_adj(proc.get("oomScoreAdj"))
+    process.apply_rlimits(proc.get("rlimits"))
+
+    # 11. `create` is done: wait for `start`.
+    chan.send(Msg.READY)
+    chan.close()
+    conn = _wait_for_start(start_sock)
+    return conn
+
+
+def _exec(cfg: InitConfig, conn: socket.socket) -> NoReturn:
+    spec = cfg.spec
+    proc = spec["process"]
+    state = dict(cfg.hook_state, status="created")
+
+    # 12. startContainer hooks: inside the container, after start.
+    run_hooks("startContainer", (spec.get("hooks") or {}).get("startContainer"), state)
+
+    # 13. Working directory (as root: it may be unreadable to the user).
+    try:
+        os.chdir(proc["cwd"])
+    except OSError as e:
+        raise RuntimeFailure(f"chdir to cwd ({proc['cwd']!r}) set in config.json failed: {e.strerror}") from None
+
+    # 14. Identity and capabilities.
+    env = process.environ(proc.get("env"))
+    argv0 = process.lookup(proc["args"][0], env)
+    caps = proc.get("capabilities")
+    process.drop_bounding(caps)
+    process.set_user(proc.get("user") or {})
+    process.apply_caps(caps)
+    if proc.get("noNewPrivileges"):
+        process.set_no_new_privs()
+    umask = (proc.get("user") or {}).get("umask")
+    os.umask(0o022 if umask is None else umask)
+    # setuid cleared the parent-death signal: set it again.
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    # 15. No fd of the runtime survives execve (CVE-2024-21626).
+    process.close_inherited_fds(2 + cfg.preserve_fds)
+    for sig in range(1, signal.NSIG):
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+    # 16. Hand the workload to the supervisor, then become the program.
+    _attach_sandbox(cfg)
+    try:
+        os.execve(argv0, proc["args"], env)
+    except OSError as e:
+        raise RuntimeFailure(f"exec {argv0}: {e.strerror}") from None
+
+
+def _attach_sandbox(cfg: InitConfig) -> None:
+    """THE hand-off point: from here on the workload runs under the sentry.
+
+    Everything after this call is the user's program.  The supervisor's filter
+    is installed by the platform's attach step (sentry package), which also
+    passes the listener to the sentry before any intercepted syscall is made.
+    """
+    log.debug("platform %s: workload attached", cfg.platform)
+
+
+def _wait_for_start(start_sock: socket.socket) -> socket.socket:
+    """Block until `start` connects and says "start"; return that connection."""
+    while True:
+        conn, _ = start_sock.accept()
+        try:
+            data = conn.recv(16)
+        except OSError:
+            data = b""
+        if data.startswith(b"start"):
+            start_sock.close()
+            return conn
+        conn.close()
+
+
+def _die_with_parent(alive_fd: int) -> None:
+    """PDEATHSIG, then check the parent did not die before it was set."""
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    r, _, _ = select.select([alive_fd], [], [], 0)
+    if r:  # EOF: the sandbox process is gone already
+        os._exit(1)
+    # Keep alive_fd open (close-on-exec) - nothing else needs it.
+
+
+def _joined(lx: dict[str, Any], kind: str) -> bool:
+    return any(n["type"] == kind and n.get("path") for n in lx.get("namespaces") or [])
+
+
+def _joined_userns(lx: dict[str, Any]) -> bool:
+    return _joined(lx, "user")
+
+
+def _write_sysctl(key: str, value: str) -> None:
+    path = "/proc/sys/" + key.replace(".", "/")
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        raise RuntimeFailure(f"write sysctl {key}={value!r}: {e.strerror}") from None
+
+
+def hook_state_json(state: dict[str, Any]) -> str:
+    return json.dumps(state)

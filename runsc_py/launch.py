@@ -1,0 +1,483 @@
+"""`create`: build the process tree of a container.
+
+    runtime (this process, exits when create is done)
+      `- sandbox  (the pid in the pid file; parent of init; mirrors its exit
+         |         status; the sentry's home once the platform attaches)
+         `- init  (pid 1 of the container; becomes the user's program)
+
+The sandbox is what containerd's shim and conmon watch: it is reparented to
+them when the runtime exits, no runtime process stays their child's parent,
+and its exit status is the workload's.  Init carries PR_SET_PDEATHSIG=SIGKILL,
+so killing the sandbox takes the whole container down.  See sync.py for the
+messages exchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import shutil
+import signal
+import socket
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from . import libc
+from .cgroups import CgroupManager
+from .errors import RuntimeFailure
+from .hooks import run_hooks
+from .init import standard
+from .log import rfc3339
+from .spec import RLIMITS
+from .state import START_SOCKET, ContainerState, Status, Store, proc_start_time
+from .sync import Channel, Msg
+
+log = logging.getLogger(__name__)
+
+NS_FLAGS = {
+    "user": libc.CLONE_NEWUSER, "ipc": libc.CLONE_NEWIPC, "uts": libc.CLONE_NEWUTS,
+    "network": libc.CLONE_NEWNET, "pid": libc.CLONE_NEWPID, "mount": libc.CLONE_NEWNS,
+    "cgroup": libc.CLONE_NEWCGROUP, "time": libc.CLONE_NEWTIME,
+}
+# Join order: user first (it grants the rights for the others), mount late
+# (it changes how later paths resolve), as runc's nsexec does.
+JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+
+
+@dataclass
+class CreateOptions:
+    cid: str
+    bundle: str
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    preserve_fds: int = 0
+    systemd_cgroup: bool = False
+    platform: str = "seccomp"
+
+
+def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> ContainerState:
+    """Create the container and return its state (status created)."""
+    bundle = os.path.abspath(opts.bundle)
+    if "process" not in spec:
+        raise RuntimeFailure("config.json: process: is required to create a container")
+    root_path = (spec.get("root") or {}).get("path") or "rootfs"
+    rootfs = os.path.realpath(os.path.join(bundle, root_path))
+    if not os.path.isdir(rootfs):
+        raise RuntimeFailure(f"rootfs ({rootfs}) does not exist")
+    _check_rlimits(spec["process"].get("rlimits"))
+    if spec["process"].get("terminal") and not opts.console_socket:
+        raise RuntimeFailure("cannot allocate tty if runsc-py will detach without setting console socket")
+    if opts.console_socket and not spec["process"].get("terminal"):
+        raise RuntimeFailure("cannot use console socket if runsc-py will not detach or allocate tty")
+
+    os.makedirs(store.root, mode=0o711, exist_ok=True)
+    state_dir = store.dir(opts.cid)
+    try:
+        os.mkdir(state_dir, 0o711)
+    except FileExistsError:
+        raise RuntimeFailure(f"container with id exists: {opts.cid}") from None
+
+    st = ContainerState(id=opts.cid, bundle=bundle, rootfs=rootfs, created=rfc3339(),
+                        owner=_owner(), annotations=dict(spec.get("annotations") or {}),
+                        platform=opts.platform, config=spec)
+    cg: CgroupManager | None = None
+    sandbox_pid = 0
+    try:
+        store.save(st)
+        lx = spec.get("linux") or {}
+        cg = CgroupManager.for_container(opts.cid, lx, opts.systemd_cgroup)
+        cg.create()
+        st.cgroup = cg.to_dict()
+        store.save(st)
+        cg.set(lx.get("resources") or {})
+        sandbox_pid = _launch(store, st, opts, spec, cg, state_dir)
+        return st
+    except BaseException:
+        _abort(st, cg, sandbox_pid, state_dir)
+        raise
+
+
+def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],
+            cg: CgroupManager, state_dir: str) -> int:
+    lx = spec.get("linux") or {}
+    namespaces = {n["type"]: n.get("path") or "" for n in lx.get("namespaces") or []}
+    new_ns = {t for t, p in namespaces.items() if not p}
+    joined = {t: p for t, p in namespaces.items() if p}
+    ns_fds = _open_namespaces(joined)
+
+    start_sock = _listen_start(state_dir)
+    to_sandbox, sandbox_end = Channel.pair("runtime", "sandbox")
+    to_init, init_end = Channel.pair("runtime", "container init")
+    hook_state = {"ociVersion": spec.get("ociVersion", ""), "id": st.id, "status": "creating",
+                  "pid": 0, "bundle": st.bundle, "annotations": st.annotations}
+    init_cfg = standard.InitConfig(spec=spec, rootfs=st.rootfs, hook_state=hook_state,
+                                   new_namespaces=new_ns, cgroup_mounts=host_cgroup_mounts(),
+                                   no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
+                                   platform=opts.platform)
+
+    pid = os.fork()
+    if pid == 0:  # ------------------------------------------------ sandbox
+        # Nothing may unwind from here into the runtime's own cleanup code.
+        try:
+            to_sandbox.sock.close()
+            to_init.sock.close()
+            _sandbox_main(sandbox_end, init_end, start_sock, init_cfg, ns_fds, new_ns)
+        finally:
+            os._exit(1)
+    sandbox_end.close()
+    init_end.close()
+    start_sock.close()
+    for fd in ns_fds.values():
+        os.close(fd)
+    try:
+        return _drive(store, st, opts, spec, cg, pid, to_sandbox, to_init, new_ns, hook_state)
+    except BaseException:
+        stop_processes(st, pid)
+        raise
+    finally:
+        to_sandbox.close()
+        to_init.close()
+
+
+def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],
+           cg: CgroupManager, pid: int, to_sandbox: Channel, to_init: Channel,
+           new_ns: set[str], hook_state: dict[str, Any]) -> int:
+    """The runtime's half of the sync protocol (sync.py)."""
+    lx = spec.get("linux") or {}
+    st.pid = pid
+    msg, _ = to_sandbox.recv(Msg.USERNS, Msg.HELLO)
+    if msg["type"] is Msg.USERNS:
+        _write_id_maps(pid, lx)
+        to_sandbox.send(Msg.MAPPED)
+        msg, _ = to_sandbox.recv(Msg.HELLO)
+    cg.apply(pid)
+    to_sandbox.send(Msg.CGROUPS)
+    msg, _ = to_sandbox.recv(Msg.INIT_PID)
+    st.init_pid = int(msg["pid"])
+    st.pid_start = proc_start_time(pid) or 0
+    st.init_start = proc_start_time(st.init_pid) or 0
+    store.save(st)
+    hook_state["pid"] = pid
+
+    to_init.recv(Msg.HOOKS)
+    hooks = spec.get("hooks") or {}
+    run_hooks("prestart", hooks.get("prestart"), hook_state)
+    run_hooks("createRuntime", hooks.get("createRuntime"), hook_state)
+    to_init.send(Msg.HOOKS_DONE)
+
+    msg, fds = to_init.recv(Msg.CONSOLE, Msg.READY)
+    if msg["type"] is Msg.CONSOLE:
+        try:
+            _send_console(opts.console_socket or "", fds[0])
+        finally:
+            for fd in fds:
+                os.close(fd)
+        to_init.recv(Msg.READY)
+
+    if "process" in spec and spec["process"].get("oomScoreAdj") is not None:
+        pass  # applied by init itself (inherited by the program)
+    if opts.pid_file:
+        write_pid_file(opts.pid_file, pid)
+    store.save(st)
+    to_sandbox.send(Msg.DONE)
+    log.debug("container %s created: sandbox pid %d, init pid %d", st.id, pid, st.init_pid)
+    return pid
+
+
+def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
+                  init_cfg: standard.InitConfig, ns_fds: dict[str, int], new_ns: set[str]) -> NoReturn:
+    """The sandbox process: set up namespaces, fork init, then supervise it."""
+    try:
+        libc.set_name("runsc-sandbox")
+        os.setsid()
+        # Join namespaces given by path, user first.
+        for kind in JOIN_ORDER:
+            if kind in ns_fds and kind != "mount":
+                libc.setns(ns_fds[kind], NS_FLAGS[kind])
+        if "user" in new_ns:
+            libc.unshare(libc.CLONE_NEWUSER)
+            chan.send(Msg.USERNS)
+            chan.recv(Msg.MAPPED)
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        chan.send(Msg.HELLO, pid=os.getpid())
+        chan.recv(Msg.CGROUPS)  # we are in the container's cgroups now
+        if "mount" in ns_fds:
+            libc.setns(ns_fds["mount"], libc.CLONE_NEWNS)
+        flags = 0
+        for kind in new_ns - {"user"}:
+            flags |= NS_FLAGS[kind]
+        if flags:
+            libc.unshare(flags)
+        for fd in ns_fds.values():
+            os.close(fd)
+        alive_r, alive_w = os.pipe()
+        init_pid = os.fork()
+        if init_pid == 0:  # -------------------------------------------- init
+            try:
+                os.close(alive_w)
+                chan.sock.close()
+                standard.run(init_cfg, init_chan, start_sock, alive_r)
+            finally:
+                os._exit(1)
+        os.close(alive_r)
+        init_chan.close()
+        start_sock.close()
+        chan.send(Msg.INIT_PID, pid=init_pid)
+    except BaseException as e:
+        chan.error(f"sandbox: {getattr(e, 'strerror', None) or e}")
+        os._exit(1)
+    _supervise(chan, init_pid)
+
+
+def _supervise(chan: Channel, init_pid: int) -> NoReturn:
+    """Wait for init and exit as it did; forward signals sent to us."""
+    # Nothing of the caller's stdio stays open here: the shim waits for EOF.
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    libc.prctl(libc.PR_SET_DUMPABLE, 0)
+
+    def forward(sig: int, _frame: object) -> None:
+        try:
+            os.kill(init_pid, sig)
+        except ProcessLookupError:
+            pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT, signal.SIGALRM):
+        signal.signal(sig, forward)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    # Until `create` says DONE, the runtime dying means: tear down.
+    import select
+    pidfd = libc.pidfd_open(init_pid)
+    done = False
+    while not done:
+        try:
+            ready, _, _ = select.select([chan.sock, pidfd], [], [])
+        except InterruptedError:
+            continue
+        if pidfd in ready:
+            break
+        try:
+            msg, _ = chan.recv(Msg.DONE)
+            done = True
+        except Exception:
+            os.kill(init_pid, signal.SIGKILL)
+            break
+    chan.close()
+    os.close(pidfd)
+    while True:
+        try:
+            _, status = os.waitpid(init_pid, 0)
+            break
+        except ChildProcessError:
+            os._exit(1)
+    _exit_like(status)
+
+
+def _exit_like(status: int) -> NoReturn:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+            os.kill(os.getpid(), sig)
+        except (OSError, ValueError):
+            pass
+        os._exit(128 + sig)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+# --- helpers --------------------------------------------------------------------
+
+def host_cgroup_mounts() -> list[tuple[str, str]]:
+    """The host's cgroup hierarchies as (directory name, mount options).
+
+    A container's `cgroup` mount reproduces them: one cgroup2 mount on a
+    unified host, a tmpfs of per-controller mounts on v1/hybrid hosts.
+    """
+    out: list[tuple[str, str]] = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fields = pre.split()
+            fstype, _src, superopts = (post.split() + ["", "", ""])[:3]
+            mnt = fields[4]
+            if fstype not in ("cgroup", "cgroup2") or not mnt.startswith("/sys/fs/cgroup"):
+                continue
+            if mnt == "/sys/fs/cgroup" and fstype == "cgroup2":
+                return [("", "cgroup2")]
+            opts = [o for o in superopts.split(",") if o not in ("rw", "ro")]
+            out.append((os.path.basename(mnt), "cgroup2" if fstype == "cgroup2" else ",".join(opts)))
+    return out
+
+
+def _open_namespaces(joined: dict[str, str]) -> dict[str, int]:
+    fds: dict[str, int] = {}
+    try:
+        for kind, path in joined.items():
+            try:
+                fds[kind] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise RuntimeFailure(f"open namespace {kind} {path}: {e.strerror}") from None
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return fds
+
+
+def _listen_start(state_dir: str) -> socket.socket:
+    """The socket `start` connects to; bound through a short /proc path."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sock.bind(f"/proc/self/fd/{dfd}/{START_SOCKET}")
+    finally:
+        os.close(dfd)
+    sock.listen(4)
+    return sock
+
+
+def connect_start(state_dir: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sock.connect(f"/proc/self/fd/{dfd}/{START_SOCKET}")
+    finally:
+        os.close(dfd)
+    return sock
+
+
+def _write_id_maps(pid: int, lx: dict[str, Any]) -> None:
+    for kind, key in (("uid", "uidMappings"), ("gid", "gidMappings")):
+        maps = lx.get(key) or []
+        if not maps:
+            continue
+        text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+        try:
+            with open(f"/proc/{pid}/{kind}_map", "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise RuntimeFailure(f"write {kind}_map: {e.strerror}") from None
+
+
+def _send_console(path: str, master: int) -> None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        socket.send_fds(sock, [b"/dev/ptmx"], [master])
+    except OSError as e:
+        raise RuntimeFailure(f"send console to socket {path}: {e.strerror}") from None
+    finally:
+        sock.close()
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Digits only, no newline, atomically (temp file + rename)."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, path)
+    except OSError as e:
+        raise RuntimeFailure(f"write pid file {path}: {e.strerror}") from None
+
+
+def _check_rlimits(rlimits: list[dict[str, Any]] | None) -> None:
+    """Fail early, with a clear message, on limits this host cannot grant."""
+    if not rlimits or _has_cap_sys_resource():
+        return
+    for r in rlimits:
+        _soft, hard = resource.getrlimit(RLIMITS[r["type"]])
+        if hard != resource.RLIM_INFINITY and r["hard"] > hard:
+            raise RuntimeFailure(
+                f"process.rlimits: {r['type']} hard limit {r['hard']} is above this host's hard "
+                f"limit {hard} and CAP_SYS_RESOURCE is not available to raise it")
+
+
+def _has_cap_sys_resource() -> bool:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) & (1 << 24))
+    except OSError:
+        pass
+    return False
+
+
+def _owner() -> str:
+    try:
+        import pwd
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (KeyError, ImportError):
+        return str(os.geteuid())
+
+
+def _abort(st: ContainerState, cg: CgroupManager | None, sandbox_pid: int, state_dir: str) -> None:
+    """Undo a failed create: no process, cgroup or state may stay behind."""
+    stop_processes(st, sandbox_pid or st.pid)
+    if cg is not None:
+        try:
+            cg.kill_all(signal.SIGKILL)
+            cg.destroy()
+        except Exception as e:  # cleanup continues whatever happens
+            log.warning("cleanup of cgroup failed: %s", e)
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def stop_processes(st: ContainerState, sandbox_pid: int) -> None:
+    """SIGKILL init first so the sandbox reaps it and exits; then the sandbox.
+
+    Killing the sandbox first would orphan init to whatever reaps orphans.
+    """
+    if st.init_pid and proc_start_time(st.init_pid) == st.init_start:
+        try:
+            os.kill(st.init_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _wait_gone(st.init_pid, st.init_start, 2.0)
+    if sandbox_pid:
+        start = st.pid_start or proc_start_time(sandbox_pid)
+        if not _wait_gone(sandbox_pid, start or 0, 1.0 if st.init_pid else 0.0):
+            try:
+                os.kill(sandbox_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.waitpid(sandbox_pid, os.WNOHANG if sandbox_pid != _child_of_us(sandbox_pid) else 0)
+        except ChildProcessError:
+            pass
+        _wait_gone(sandbox_pid, start or 0)
+
+
+def _child_of_us(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        ppid = int(data[data.rfind(b")") + 2:].split()[1])
+        return pid if ppid == os.getpid() else -1
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+def _wait_gone(pid: int, start: int, timeout: float = 5.0) -> bool:
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc_start_time(pid) != start:
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def status_of(store: Store, st: ContainerState) -> Status:
+    return store.status(st)

@@ -1,0 +1,121 @@
+"""The parent/child synchronisation protocol of `create`.
+
+Three processes take part (compare runc's nsexec + `runc init`):
+
+    runtime (P)              sandbox (S)                 init (I)
+    ---------------------------------------------------------------------
+    fork S  ------------->   join/unshare user ns
+            <-- USERNS ---   (only with a new user ns)
+    write uid/gid maps
+            --- MAPPED -->
+            <-- HELLO ----   (S's pid)
+    join S to cgroups
+            --- CGROUPS ->   unshare the other namespaces, fork I
+            <-- INIT_PID -   (I's host pid)             prepare the rootfs
+            <-------------------------------- HOOKS ----  (before pivot_root)
+    run prestart and createRuntime hooks
+            --------------------------------- HOOKS_DONE ->
+                                                        createContainer hooks,
+                                                        pivot_root, console:
+            <-------------------------------- CONSOLE ---  (pty master fd)
+                                                        hostname, sysctl,
+                                                        masks, rlimits...
+            <-------------------------------- READY -----
+    write state + pid file, exit
+            --- DONE ---->   wait for I, mirror its exit status
+                                                        wait on start.sock,
+                                                        startContainer hooks,
+                                                        user, caps, sandbox,
+                                                        execve
+
+Any side may instead send ERROR {"msg": ...}; the runtime then tears
+everything down.  Messages are one JSON object per SOCK_SEQPACKET datagram;
+file descriptors travel with SCM_RIGHTS.  EOF means the peer died.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import socket
+from typing import Any
+
+from .errors import RuntimeFailure
+
+_MAX = 65536
+
+
+class Msg(str, enum.Enum):
+    USERNS = "userns"
+    MAPPED = "mapped"
+    HELLO = "hello"
+    CGROUPS = "cgroups"
+    INIT_PID = "init_pid"
+    HOOKS = "hooks"
+    HOOKS_DONE = "hooks_done"
+    CONSOLE = "console"
+    READY = "ready"
+    DONE = "done"
+    ERROR = "error"
+
+
+class Channel:
+    """One end of a SOCK_SEQPACKET socketpair speaking the protocol above."""
+
+    def __init__(self, sock: socket.socket, peer: str) -> None:
+        self.sock = sock
+        self.peer = peer
+
+    @staticmethod
+    def pair(peer_a: str, peer_b: str) -> tuple["Channel", "Channel"]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return Channel(a, peer_b), Channel(b, peer_a)
+
+    def send(self, kind: Msg, fds: list[int] | None = None, **data: Any) -> None:
+        payload = json.dumps({"type": kind.value, **data}).encode()
+        if fds:
+            socket.send_fds(self.sock, [payload], fds)
+        else:
+            self.sock.send(payload)
+
+    def error(self, msg: str) -> None:
+        try:
+            self.send(Msg.ERROR, msg=msg)
+        except OSError:
+            pass
+
+    def recv(self, *expected: Msg) -> tuple[dict[str, Any], list[int]]:
+        """Receive one message; an ERROR or EOF becomes a RuntimeFailure."""
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX, 4)
+        except OSError as e:
+            raise RuntimeFailure(f"sync with {self.peer}: {e.strerror}") from None
+        if not data:
+            raise RuntimeFailure(f"sync with {self.peer}: {self.peer} exited unexpectedly")
+        try:
+            msg = json.loads(data)
+            kind = Msg(msg["type"])
+        except (ValueError, KeyError, TypeError):
+            raise RuntimeFailure(f"sync with {self.peer}: malformed message") from None
+        if kind is Msg.ERROR:
+            for fd in fds:
+                _close(fd)
+            raise RuntimeFailure(str(msg.get("msg", "unknown error")))
+        if expected and kind not in expected:
+            for fd in fds:
+                _close(fd)
+            raise RuntimeFailure(f"sync with {self.peer}: unexpected message {kind.value!r}, "
+                                 f"want {'/'.join(e.value for e in expected)}")
+        msg["type"] = kind
+        return msg, fds
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _close(fd: int) -> None:
+    import os
+    try:
+        os.close(fd)
+    except OSError:
+        pass
