@@ -31,6 +31,7 @@ from .init import standard
 from .log import rfc3339
 from .spec import RLIMITS
 from .state import START_SOCKET, ContainerState, Status, Store, proc_start_time
+from .sandbox import SENTRY_SOCKET, SandboxHost, SandboxOptions
 from .sync import Channel, Msg
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class CreateOptions:
     preserve_fds: int = 0
     systemd_cgroup: bool = False
     platform: str = "seccomp"
+    net_raw: bool = False
 
 
 def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> ContainerState:
@@ -69,6 +71,8 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
     _check_rlimits(spec["process"].get("rlimits"))
     if spec["process"].get("terminal") and not opts.console_socket:
         raise RuntimeFailure("cannot allocate tty if runsc-py will detach without setting console socket")
+    if opts.platform != "seccomp":
+        raise RuntimeFailure(f"platform {opts.platform}: not available yet (use --platform=seccomp)")
     if opts.console_socket and not spec["process"].get("terminal"):
         raise RuntimeFailure("cannot use console socket if runsc-py will not detach or allocate tty")
 
@@ -107,7 +111,8 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
     joined = {t: p for t, p in namespaces.items() if p}
     ns_fds = _open_namespaces(joined)
 
-    start_sock = _listen_start(state_dir)
+    start_sock = _listen(state_dir, START_SOCKET)
+    sentry_sock = _listen(state_dir, SENTRY_SOCKET)
     to_sandbox, sandbox_end = Channel.pair("runtime", "sandbox")
     to_init, init_end = Channel.pair("runtime", "container init")
     hook_state = {"ociVersion": spec.get("ociVersion", ""), "id": st.id, "status": "creating",
@@ -115,7 +120,10 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
     init_cfg = standard.InitConfig(spec=spec, rootfs=st.rootfs, hook_state=hook_state,
                                    new_namespaces=new_ns, cgroup_mounts=host_cgroup_mounts(),
                                    no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
-                                   platform=opts.platform)
+                                   sandbox=SandboxOptions(platform=opts.platform, net_raw=opts.net_raw,
+                                                          hostname=spec.get("hostname") or "",
+                                                          domainname=spec.get("domainname") or "",
+                                                          userns="user" in namespaces))
 
     pid = os.fork()
     if pid == 0:  # ------------------------------------------------ sandbox
@@ -123,12 +131,15 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
         try:
             to_sandbox.sock.close()
             to_init.sock.close()
-            _sandbox_main(sandbox_end, init_end, start_sock, init_cfg, ns_fds, new_ns)
+            _sandbox_main(sandbox_end, init_end, start_sock, sentry_sock, init_cfg, ns_fds, new_ns)
+        except BaseException:
+            log.exception("sandbox process failed")
         finally:
             os._exit(1)
     sandbox_end.close()
     init_end.close()
     start_sock.close()
+    sentry_sock.close()
     for fd in ns_fds.values():
         os.close(fd)
     try:
@@ -187,11 +198,12 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
 
 
 def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
-                  init_cfg: standard.InitConfig, ns_fds: dict[str, int], new_ns: set[str]) -> NoReturn:
+                  sentry_sock: socket.socket, init_cfg: standard.InitConfig, ns_fds: dict[str, int], new_ns: set[str]) -> NoReturn:
     """The sandbox process: set up namespaces, fork init, then supervise it."""
     try:
         libc.set_name("runsc-sandbox")
         os.setsid()
+        own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         # Join namespaces given by path, user first.
         for kind in JOIN_ORDER:
             if kind in ns_fds and kind != "mount":
@@ -202,38 +214,58 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
             chan.recv(Msg.MAPPED)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
+        # Imports first: nothing may fork between unshare(CLONE_NEWPID) and init.
+        host = SandboxHost.prepare(init_cfg.sandbox)
         chan.send(Msg.HELLO, pid=os.getpid())
         chan.recv(Msg.CGROUPS)  # we are in the container's cgroups now
-        if "mount" in ns_fds:
-            libc.setns(ns_fds["mount"], libc.CLONE_NEWNS)
-        flags = 0
-        for kind in new_ns - {"user"}:
+        # The sandbox keeps a mount namespace of its own (a private copy of
+        # the host's, with the host's /proc whose pids match the notifications
+        # it receives); init enters or creates the container's.
+        flags = libc.CLONE_NEWNS
+        for kind in new_ns - {"user", "mount"}:
             flags |= NS_FLAGS[kind]
-        if flags:
-            libc.unshare(flags)
+        libc.unshare(flags)
+        libc.mount(None, "/", None, libc.MS_SLAVE | libc.MS_REC)
+        mount_ns_fd = ns_fds.pop("mount", -1)
         for fd in ns_fds.values():
             os.close(fd)
         alive_r, alive_w = os.pipe()
+        handoff_init, handoff_sentry = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         init_pid = os.fork()
         if init_pid == 0:  # -------------------------------------------- init
             try:
                 os.close(alive_w)
                 chan.sock.close()
-                standard.run(init_cfg, init_chan, start_sock, alive_r)
+                handoff_sentry.close()
+                sentry_sock.close()
+                standard.run(init_cfg, init_chan, start_sock, alive_r, mount_ns_fd, handoff_init)
             finally:
                 os._exit(1)
+        # Back to our own pid namespace for children: the kernel refuses to
+        # create threads (the sentry's workers) while it differs.
+        libc.setns(own_pid_ns, libc.CLONE_NEWPID)
+        os.close(own_pid_ns)
         os.close(alive_r)
+        handoff_init.close()
+        if mount_ns_fd >= 0:
+            os.close(mount_ns_fd)
         init_chan.close()
         start_sock.close()
         chan.send(Msg.INIT_PID, pid=init_pid)
     except BaseException as e:
         chan.error(f"sandbox: {getattr(e, 'strerror', None) or e}")
         os._exit(1)
-    _supervise(chan, init_pid)
+    _supervise(chan, init_pid, host, handoff_sentry, sentry_sock)
 
 
-def _supervise(chan: Channel, init_pid: int) -> NoReturn:
-    """Wait for init and exit as it did; forward signals sent to us."""
+def _supervise(chan: Channel, init_pid: int, host: "SandboxHost", handoff: socket.socket,
+               sentry_sock: socket.socket) -> NoReturn:
+    """Wait for init and exit as it did; meanwhile host the sentry.
+
+    Events: the runtime's DONE (or its death, which aborts), init's listener
+    on the handoff socketpair, listeners of `exec`'d processes on sentry.sock,
+    init's exit.  Signals sent to us are forwarded to init.
+    """
     # Nothing of the caller's stdio stays open here: the shim waits for EOF.
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -252,25 +284,41 @@ def _supervise(chan: Channel, init_pid: int) -> NoReturn:
         signal.signal(sig, forward)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
-    # Until `create` says DONE, the runtime dying means: tear down.
     import select
     pidfd = libc.pidfd_open(init_pid)
-    done = False
-    while not done:
+    poller = select.poll()
+    for fd in (chan.sock.fileno(), pidfd, handoff.fileno(), sentry_sock.fileno()):
+        poller.register(fd, select.POLLIN)
+    watching_chan = True
+    while True:
         try:
-            ready, _, _ = select.select([chan.sock, pidfd], [], [])
+            events = poller.poll()
         except InterruptedError:
             continue
-        if pidfd in ready:
+        fds = {fd for fd, _ev in events}
+        if pidfd in fds:
             break
-        try:
-            msg, _ = chan.recv(Msg.DONE)
-            done = True
-        except Exception:
-            os.kill(init_pid, signal.SIGKILL)
-            break
-    chan.close()
-    os.close(pidfd)
+        if watching_chan and chan.sock.fileno() in fds:
+            try:
+                chan.recv(Msg.DONE)
+            except Exception:
+                os.kill(init_pid, signal.SIGKILL)  # the runtime died mid-create
+                break
+            poller.unregister(chan.sock.fileno())
+            chan.close()
+            watching_chan = False
+        if handoff.fileno() in fds:
+            # init's listener, sent right before it execs the user's program
+            host.attach(handoff, init_pid)
+            poller.unregister(handoff.fileno())
+            handoff.close()
+        if sentry_sock.fileno() in fds:
+            try:
+                conn, _ = sentry_sock.accept()
+            except OSError:
+                continue
+            with conn:
+                host.attach(conn, init_pid)
     while True:
         try:
             _, status = os.waitpid(init_pid, 0)
@@ -333,23 +381,28 @@ def _open_namespaces(joined: dict[str, str]) -> dict[str, int]:
     return fds
 
 
-def _listen_start(state_dir: str) -> socket.socket:
-    """The socket `start` connects to; bound through a short /proc path."""
+def _listen(state_dir: str, name: str) -> socket.socket:
+    """A listening socket in the state dir, bound through a short /proc path
+    (state dirs can be longer than sun_path allows)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        sock.bind(f"/proc/self/fd/{dfd}/{START_SOCKET}")
+        sock.bind(f"/proc/self/fd/{dfd}/{name}")
     finally:
         os.close(dfd)
-    sock.listen(4)
+    sock.listen(8)
     return sock
 
 
 def connect_start(state_dir: str) -> socket.socket:
+    return connect(state_dir, START_SOCKET)
+
+
+def connect(state_dir: str, name: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        sock.connect(f"/proc/self/fd/{dfd}/{START_SOCKET}")
+        sock.connect(f"/proc/self/fd/{dfd}/{name}")
     finally:
         os.close(dfd)
     return sock

@@ -12,7 +12,7 @@ import ctypes.util
 import os
 import struct
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library would fork ldconfig
 
 # --- constants (x86-64) -------------------------------------------------------
 CLONE_NEWNS = 0x00020000

@@ -25,7 +25,7 @@ def rfc3339(ts: float | None = None) -> str:
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         msg = record.getMessage()
-        if record.exc_info and record.levelno >= logging.ERROR and logging.getLogger().isEnabledFor(logging.DEBUG):
+        if record.exc_info:
             msg += "\n" + self.formatException(record.exc_info)
         return json.dumps({"level": _LEVELS.get(record.levelno, "info"), "msg": msg,
                            "time": rfc3339(record.created)})
@@ -33,8 +33,11 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.exc_info:
+            msg += "\n" + self.formatException(record.exc_info)
         return (f'time="{rfc3339(record.created)}" level={_LEVELS.get(record.levelno, "info")} '
-                f'msg={json.dumps(record.getMessage())} pid={record.process}')
+                f'msg={json.dumps(msg)} pid={record.process}')
 
 
 def setup(log_file: str | None, fmt: str, debug: bool) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library would fork ldconfig
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 _get_errno = ctypes.get_errno

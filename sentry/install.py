@@ -67,7 +67,7 @@ class PreparedFilter:
             raise ValueError(f"install: filter of {n} instructions")
         self.insns = (SockFilter * n).from_buffer_copy(bpf)
         self.prog = SockFprog(n, ctypes.cast(self.insns, ctypes.POINTER(SockFilter)))
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library would fork ldconfig
         self._syscall = libc.syscall
         self._syscall.restype = ctypes.c_long
         self._prctl = libc.prctl

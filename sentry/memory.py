@@ -25,7 +25,7 @@ from .errors import EFAULT, ENAMETOOLONG, SysError
 PATH_MAX = 4096
 PAGE_SIZE = 4096
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library would fork ldconfig
 
 
 class IoVec(ctypes.Structure):

@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 from .. import libc
 from ..errors import RuntimeFailure
 from ..hooks import run_hooks
+from ..sandbox import SandboxOptions, enter, prepare_filter
 from ..sync import Channel, Msg
 from . import console, network, process, rootfs
 
@@ -45,15 +46,22 @@ class InitConfig:
     cgroup_mounts: list[tuple[str, str]] = field(default_factory=list)
     no_pivot: bool = False
     preserve_fds: int = 0
-    platform: str = "seccomp"
+    sandbox: SandboxOptions = field(default_factory=SandboxOptions)
+    prepared_filter: Any = None
 
 
-def run(cfg: InitConfig, chan: Channel, start_sock: socket.socket, parent_alive_fd: int) -> NoReturn:
-    """Entry point in the forked init; never returns."""
+def run(cfg: InitConfig, chan: Channel, start_sock: socket.socket, parent_alive_fd: int,
+        mount_ns_fd: int, sentry_sock: socket.socket) -> NoReturn:
+    """Entry point in the forked init; never returns.
+
+    mount_ns_fd: a mount namespace to join (-1: create one if the spec asks).
+    sentry_sock: connected to the sandbox process, which receives our
+    seccomp listener right before execve.
+    """
     conn: socket.socket | None = None
     try:
-        conn = _setup_and_wait(cfg, chan, start_sock, parent_alive_fd)
-        _exec(cfg, conn)
+        conn = _setup_and_wait(cfg, chan, start_sock, parent_alive_fd, mount_ns_fd)
+        _exec(cfg, conn, sentry_sock)
     except RuntimeFailure as e:
         _report(chan, conn, str(e))
     except OSError as e:
@@ -74,7 +82,7 @@ def _report(chan: Channel, conn: socket.socket | None, msg: str) -> None:
 
 
 def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
-                    parent_alive_fd: int) -> socket.socket:
+                    parent_alive_fd: int, mount_ns_fd: int) -> socket.socket:
     spec = cfg.spec
     lx = spec.get("linux") or {}
     proc = spec["process"]
@@ -83,6 +91,16 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
     # 1. Die with the sandbox process, which mirrors our exit status.
     _die_with_parent(parent_alive_fd)
     os.setsid()
+    # The sandbox filter is built now, while the host's files (Python modules,
+    # libseccomp) are still visible; it is installed right before execve.
+    cfg.prepared_filter = prepare_filter(cfg.sandbox)
+    # The container's mount namespace is ours alone (the sandbox process
+    # keeps its own, with the host's /proc).
+    if mount_ns_fd >= 0:
+        libc.setns(mount_ns_fd, libc.CLONE_NEWNS)
+        os.close(mount_ns_fd)
+    elif "mount" in cfg.new_namespaces:
+        libc.unshare(libc.CLONE_NEWNS)
 
     # 2. The root filesystem, still seen through the host's paths.
     if "mount" in cfg.new_namespaces:
@@ -159,7 +177,7 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
     return conn
 
 
-def _exec(cfg: InitConfig, conn: socket.socket) -> NoReturn:
+def _exec(cfg: InitConfig, conn: socket.socket, sentry_sock: socket.socket) -> NoReturn:
     spec = cfg.spec
     proc = spec["process"]
     state = dict(cfg.hook_state, status="created")
@@ -198,21 +216,23 @@ def _exec(cfg: InitConfig, conn: socket.socket) -> NoReturn:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
     # 16. Hand the workload to the supervisor, then become the program.
-    _attach_sandbox(cfg)
+    _attach_sandbox(cfg, sentry_sock)
     try:
         os.execve(argv0, proc["args"], env)
     except OSError as e:
         raise RuntimeFailure(f"exec {argv0}: {e.strerror}") from None
 
 
-def _attach_sandbox(cfg: InitConfig) -> None:
+def _attach_sandbox(cfg: InitConfig, sentry_sock: socket.socket) -> None:
     """THE hand-off point: from here on the workload runs under the sentry.
 
-    Everything after this call is the user's program.  The supervisor's filter
-    is installed by the platform's attach step (sentry package), which also
-    passes the listener to the sentry before any intercepted syscall is made.
+    Installs the seccomp filter built in step 1 (no_new_privs, NEW_LISTENER,
+    WAIT_KILLABLE_RECV) and sends the listener to the sandbox process, which
+    serves it from then on.  Only native-tier syscalls run between this and
+    execve; execve itself is notified and answered by the sentry.  Every
+    descendant of the program inherits the filter.
     """
-    log.debug("platform %s: workload attached", cfg.platform)
+    enter(cfg.prepared_filter, sentry_sock)
 
 
 def _wait_for_start(start_sock: socket.socket) -> socket.socket:

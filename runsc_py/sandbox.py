@@ -1,0 +1,92 @@
+"""The sandbox process's side of the sentry: receive listeners, serve them.
+
+The sandbox process (launch.py) is the parent of the container's init and
+lives in the host's pid namespace and a private mount namespace, so the pids
+in seccomp notifications and the host's /proc agree.  Each process that enters
+the sandbox (init right before it execs the user's program, every `exec`)
+installs the workload filter and sends its listener here; each listener gets
+a Supervisor (sentry/supervisor.py) with its own worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SENTRY_SOCKET = "sentry.sock"
+
+
+@dataclass
+class SandboxOptions:
+    platform: str = "seccomp"
+    net_raw: bool = False
+    hostname: str = ""
+    domainname: str = ""
+    userns: bool = False
+
+
+def policy_options(opts: SandboxOptions) -> Any:
+    from sentry.policy import PolicyOptions
+    return PolicyOptions(net_raw=opts.net_raw)
+
+
+def prepare_filter(opts: SandboxOptions) -> Any:
+    """Build the workload filter now (imports, BPF): before any pivot_root or
+    setns into the container's mount namespace hides the host's files."""
+    from sentry.install import prepare_filter as _prepare
+    return _prepare(policy_options(opts))
+
+
+def enter(prepared: Any, sock: socket.socket) -> None:
+    """Install the prepared filter and hand the listener to the sentry.
+
+    After this, only native-tier syscalls may run before execve (which the
+    sentry answers): see sentry/install.py.
+    """
+    from sentry.install import send_listener
+    fd = prepared.install()
+    send_listener(sock, fd)
+
+
+@dataclass
+class SandboxHost:
+    options: SandboxOptions
+    _sandbox: Any = None
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    @classmethod
+    def prepare(cls, options: SandboxOptions) -> "SandboxHost":
+        # Import everything the sentry needs while the host's files are visible.
+        import sentry.call  # noqa: F401
+        import sentry.handoff  # noqa: F401
+        import sentry.supervisor  # noqa: F401
+        return cls(options)
+
+    def attach(self, sock: socket.socket, init_pid: int) -> None:
+        """Receive one listener from SOCK and start serving it."""
+        from sentry.call import Sandbox, SentryOptions
+        from sentry.handoff import HandoffError, receive_listener
+        from sentry.supervisor import Supervisor
+        try:
+            fd = receive_listener(sock)
+        except (HandoffError, OSError) as e:
+            log.warning("sentry: refused a listener: %s", e)
+            return
+        if self._sandbox is None:
+            root_fd = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            so = SentryOptions(hostname=self.options.hostname or "sandbox",
+                               domainname=self.options.domainname or "(none)",
+                               userns=self.options.userns,
+                               policy=policy_options(self.options))
+            self._sandbox = Sandbox(root_fd, so)
+        sup = Supervisor(fd, self._sandbox)
+        t = threading.Thread(target=sup.serve, name=f"sentry-listener-{fd}", daemon=True)
+        t.start()
+        self._threads.append(t)
+        log.debug("sentry: serving listener %d (sync wake-up: %s)", fd, sup.sync_wakeup)
