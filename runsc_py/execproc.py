@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -28,7 +29,8 @@ from . import libc
 from .cgroups import CgroupManager
 from .errors import RuntimeFailure
 from .init import console, process
-from .launch import JOIN_ORDER, NS_FLAGS, _send_console, write_pid_file
+from .launch import JOIN_ORDER, NS_FLAGS, _send_console, connect, write_pid_file
+from .sandbox import SENTRY_SOCKET, SandboxOptions, enter, prepare_filter
 from .state import ContainerState, Status, Store
 from .sync import Channel, Msg
 
@@ -55,6 +57,15 @@ def exec_process(store: Store, cid: str, opts: ExecOptions) -> int:
     proc = opts.process
     if proc.get("terminal") and not opts.console_socket:
         raise RuntimeFailure("cannot allocate tty without setting console socket")
+    # Into the sandbox: the exec'd process gets the workload filter too and
+    # hands its listener to the sentry over sentry.sock.  Built here, before
+    # the fork, while the host's files (modules, libseccomp) are visible.
+    sandbox_opts = SandboxOptions(platform=st.platform, net_raw=bool(st.sandbox.get("net_raw")))
+    prepared = prepare_filter(sandbox_opts)
+    try:
+        sentry_conn = connect(store.dir(cid), SENTRY_SOCKET)
+    except OSError as e:
+        raise RuntimeFailure(f"exec: connect to the sentry: {e.strerror}") from None
     ns_fds = _open_container_namespaces(st)
     chan, child_end = Channel.pair("exec", "exec process")
     if not opts.detach:
@@ -63,10 +74,11 @@ def exec_process(store: Store, cid: str, opts: ExecOptions) -> int:
     if pid == 0:
         try:
             chan.sock.close()
-            _joiner(child_end, ns_fds, proc, opts.preserve_fds)
+            _joiner(child_end, ns_fds, proc, opts.preserve_fds, prepared, sentry_conn)
         finally:
             os._exit(1)
     child_end.close()
+    sentry_conn.close()
     for fd in ns_fds.values():
         os.close(fd)
     proc_pid = 0
@@ -150,7 +162,8 @@ def _open_container_namespaces(st: ContainerState) -> dict[str, int]:
     return fds
 
 
-def _joiner(chan: Channel, ns_fds: dict[str, int], proc: dict[str, Any], preserve_fds: int) -> NoReturn:
+def _joiner(chan: Channel, ns_fds: dict[str, int], proc: dict[str, Any], preserve_fds: int,
+            prepared: Any, sentry_conn: socket.socket) -> NoReturn:
     try:
         chan.send(Msg.HELLO, pid=os.getpid())
         chan.recv(Msg.CGROUPS)
@@ -162,7 +175,7 @@ def _joiner(chan: Channel, ns_fds: dict[str, int], proc: dict[str, Any], preserv
         pid = os.fork()
         if pid == 0:
             try:
-                _exec_child(chan, proc, preserve_fds)
+                _exec_child(chan, proc, preserve_fds, prepared, sentry_conn)
             finally:
                 os._exit(127)
         chan.send(Msg.INIT_PID, pid=pid)
@@ -172,7 +185,8 @@ def _joiner(chan: Channel, ns_fds: dict[str, int], proc: dict[str, Any], preserv
     os._exit(0)
 
 
-def _exec_child(chan: Channel, proc: dict[str, Any], preserve_fds: int) -> NoReturn:
+def _exec_child(chan: Channel, proc: dict[str, Any], preserve_fds: int, prepared: Any,
+                sentry_conn: socket.socket) -> NoReturn:
     try:
         os.setsid()
         if proc.get("terminal"):
@@ -205,6 +219,7 @@ def _exec_child(chan: Channel, proc: dict[str, Any], preserve_fds: int) -> NoRet
                 except (OSError, ValueError):
                     pass
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        enter(prepared, sentry_conn)  # the sandbox hand-off, as for init
         os.execve(argv0, proc["args"], env)
     except RuntimeFailure as e:
         chan.error(str(e))

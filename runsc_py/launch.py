@@ -85,7 +85,7 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
 
     st = ContainerState(id=opts.cid, bundle=bundle, rootfs=rootfs, created=rfc3339(),
                         owner=_owner(), annotations=dict(spec.get("annotations") or {}),
-                        platform=opts.platform, config=spec)
+                        platform=opts.platform, sandbox={"net_raw": opts.net_raw}, config=spec)
     cg: CgroupManager | None = None
     sandbox_pid = 0
     try:

@@ -61,6 +61,7 @@ class ContainerState:
     annotations: dict[str, str] = field(default_factory=dict)
     cgroup: dict[str, Any] = field(default_factory=dict)
     platform: str = "seccomp"
+    sandbox: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
