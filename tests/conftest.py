@@ -180,8 +180,11 @@ def _leak_check(ctx: TestContext) -> None:
                 rt.run("delete", "--force", cid, timeout=min(15.0, helpers.DEFAULT_TIMEOUT))
             except (AssertionError, ValueError):
                 pass
-    problems, cleanup = helpers.find_leaks(ctx)
-    cleanup()
+    try:
+        problems, cleanup = helpers.find_leaks(ctx)
+        cleanup()
+    finally:
+        ctx.release_namespaces()
     helpers.remove_workdir(ctx.workdir)
     if problems:
         pytest.fail("leak check: the test left things behind (cleaned up now):\n  "

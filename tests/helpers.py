@@ -316,7 +316,11 @@ class TestContext:
     ids: set[str] = field(default_factory=set)
     bundles: list[Bundle] = field(default_factory=list)
     pids: dict[int, int] = field(default_factory=dict)        # pid -> start time
-    namespaces: set[tuple[str, int]] = field(default_factory=set)  # ("pid"|"mnt", inode)
+    # ("pid"|"mnt", inode) -> an open fd on that namespace.  Holding the fd
+    # keeps the namespace from being freed, and so its inode number from
+    # being reused by an unrelated process's new namespace (nsfs inode
+    # numbers come from an IDA: the lowest free one is reused at once).
+    ns_fds: dict[tuple[str, int], int] = field(default_factory=dict)
     mount_ids_before: set[int] = field(default_factory=set)
     _counter: int = 0
 
@@ -345,10 +349,32 @@ class TestContext:
             info = procs[p]
             self.pids[p] = info.start
             for kind in ("pid", "mnt"):
-                ino = info.ns.get(kind)
-                if ino and ino != mine[kind]:
-                    self.namespaces.add((kind, ino))
+                if info.ns.get(kind) in (0, mine[kind]):
+                    continue
+                self._hold_ns(p, info.start, kind)
             todo.extend(c.pid for c in procs.values() if c.ppid == p)
+
+    def _hold_ns(self, pid: int, start: int, kind: str) -> None:
+        try:
+            fd = os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        ino = os.fstat(fd).st_ino
+        st = proc_stat(pid)
+        # Still the same process after the open: the fd is its namespace.
+        if st is None or st[2] != start or (kind, ino) in self.ns_fds:
+            os.close(fd)
+            return
+        self.ns_fds[(kind, ino)] = fd
+
+    @property
+    def namespaces(self) -> set[tuple[str, int]]:
+        return set(self.ns_fds)
+
+    def release_namespaces(self) -> None:
+        for fd in self.ns_fds.values():
+            os.close(fd)
+        self.ns_fds.clear()
 
 
 class Runtime:
@@ -975,6 +1001,8 @@ def find_leaks(ctx: TestContext) -> tuple[list[str], Callable[[], None]]:
             break
         p = st[1]
     problems: list[str] = []
+    held_ns = ctx.namespaces
+    roots_re = re.compile("(" + "|".join(re.escape(r) for r in roots) + r")(/|\s|$)")
 
     # -- processes
     leaked_procs: list[ProcInfo] = []
@@ -989,9 +1017,9 @@ def find_leaks(ctx: TestContext) -> tuple[list[str], Callable[[], None]]:
         why = None
         if ctx.pids.get(info.pid) == info.start:
             why = "a pid the runtime reported (or its descendant)"
-        elif any((k, v) in ctx.namespaces for k, v in info.ns.items()):
+        elif any((k, v) in held_ns for k, v in info.ns.items()):
             why = "in a namespace of the test's containers"
-        elif any(r in info.cmdline for r in roots):
+        elif roots_re.search(info.cmdline):
             why = "its command line names the test's files"
         else:
             links = info.links()
