@@ -84,9 +84,10 @@ The leak check (autouse, after every test, even a failed one)
          process in a pid/mount namespace seen under them, any process whose
          cmdline/cwd/root/exe names the work dir or shared rootfs, any process
          in a cgroup whose path has a component equal to a test container id;
-       - mounts in /proc/self/mountinfo under the work dir or shared rootfs,
-         naming a container id, or new since the test began and containing
-         "runsc-py";
+       - mounts in /proc/self/mountinfo whose mountpoint or source is under
+         the work dir or shared rootfs, or has a path component equal to a
+         test container id (e.g. /run/runsc-py/<id>/...); not any mount
+         merely containing "runsc-py": it may be another session's;
        - cgroup directories (every hierarchy under /sys/fs/cgroup) named after
          a container id, or ending with `runsc-py/<id>` or a cgroupsPath from
          one of the test's bundles;

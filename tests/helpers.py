@@ -1039,9 +1039,11 @@ def find_leaks(ctx: TestContext) -> tuple[list[str], Callable[[], None]]:
     # -- mounts
     leaked_mounts = []
     for m in read_mounts():
-        new = m.mount_id not in ctx.mount_ids_before
-        if (_under(m.mountpoint, roots) or _has_component(m.mountpoint, ids)
-                or (new and ("runsc-py" in m.mountpoint or "runsc-py" in m.source))):
+        # Only mounts that are provably this test's: a bare "runsc-py" in a
+        # path may be another session's container (and umount -l'ing it
+        # would break that session).
+        if (_under(m.mountpoint, roots) or _under(m.source, roots)
+                or _has_component(m.mountpoint, ids) or _has_component(m.source, ids)):
             leaked_mounts.append(m)
             problems.append(f"mount left: {m}")
 
