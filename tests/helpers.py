@@ -310,6 +310,8 @@ class TestContext:
     """Everything one test touched, for the leak check: work dir, runtimes
     (each with its --root), container ids, bundles, pids and namespaces seen."""
 
+    __test__ = False  # not a pytest test class
+
     workdir: Path
     shared_rootfs: Path | None = None
     runtimes: list["Runtime"] = field(default_factory=list)
