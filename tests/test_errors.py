@@ -221,3 +221,20 @@ def test_exec_process_file_invalid(runtime, bundle, workdir):
         assert res.returncode != 0, res
         assert "args" in res.stderr, res
         assert c.status == "running"
+
+
+@pytest.mark.parametrize("case", ["missing-rootfs", "bad-namespace"])
+def test_error_without_log_is_one_stderr_line(runtime, bundle, workdir, case):
+    """Without --log the error is still exactly one line on stderr."""
+    b = bundle(["true"], rootfs="shared")
+    if case == "missing-rootfs":
+        b.spec["root"] = {"path": str(workdir / "no-such-rootfs")}
+    else:
+        b.spec["linux"]["namespaces"].append({"type": "bogus"})
+    b.write_config()
+    cid = runtime.new_id("err")
+    res = runtime.create(cid, b, check=False)
+    assert res.returncode != 0, res
+    assert len(res.stderr_lines) == 1, res
+    assert res.stdout == ""
+    assert not (runtime.root / cid).exists()
