@@ -98,6 +98,10 @@ _LONG = {"root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "pl
          "cpuset-mems", "help", "version", "criu"}
 
 
+_BOOL = {"debug", "systemd-cgroup", "net-raw", "strace", "directfs", "detach", "force", "all",
+         "tty", "no-pivot", "no-new-keyring", "no-subreaper", "keep", "stats", "no-new-privs"}
+
+
 def normalize(argv: list[str]) -> list[str]:
     """Go flags accept -flag as --flag; argparse does not.  Known names only,
     so that a container command's own arguments (`ls -la`) are left alone."""
@@ -105,6 +109,15 @@ def normalize(argv: list[str]) -> list[str]:
     for a in argv:
         if a.startswith("-") and not a.startswith("--") and a[1:].split("=", 1)[0] in _LONG:
             a = "-" + a
+        name, eq, value = a.partition("=")
+        if eq and name[2:] in _BOOL:
+            # Go's boolean flags take --flag=true/false.
+            if value.lower() in ("1", "t", "true", "yes"):
+                a = name
+            elif name == "--directfs":
+                a = "--file-access=gofer"
+            else:
+                continue
         out.append(a)
     return out
 
