@@ -27,7 +27,11 @@ if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import seccomp' 2>/
     rm -rf "$venv"
     /usr/bin/python3 -m venv --system-site-packages "$venv"
 fi
-extras="test"
-"$venv/bin/pip" install -q --disable-pip-version-check -e "$here[$extras]" 2>&1 | grep -v "^WARNING: Location" || true
+stamp="$venv/.runsc-py-installed"
+want="$(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)"
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]] || ! "$venv/bin/python" -c 'import runsc_py, pytest' 2>/dev/null; then
+    "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[test]" 2>&1 | grep -v "^WARNING: Location" || true
+    echo "$want" > "$stamp"
+fi
 "$venv/bin/runsc-py" --version >/dev/null
 echo "setup: ready: $venv/bin/runsc-py" >&2
