@@ -36,6 +36,7 @@ COMMANDS = {
     "policy": "Print the sandbox's syscall policy table",
 }
 ALIASES = {"rm": "delete", "ls": "list"}
+_UNPRIVILEGED = {"spec", "features", "policy"}
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.1.0"
@@ -162,6 +163,10 @@ def main(argv: list[str] | None = None) -> None:
     logsetup.setup(g.log, g.log_format, g.debug)
     if cmd not in COMMANDS:
         _fail(f"command {cmd!r} does not exist", 1)
+    if os.geteuid() != 0 and cmd not in _UNPRIVILEGED:
+        _fail("running as a non-root user (rootless mode) is not supported yet: run as root; "
+              "an unprivileged container root is available through a user namespace "
+              "with linux.uidMappings/gidMappings in config.json", 1)
     mod = importlib.import_module(f".commands.{cmd}", __package__)
     parser = argparse.ArgumentParser(prog=f"runsc-py {cmd}", description=COMMANDS[cmd])
     mod.configure(parser)
