@@ -1,0 +1,149 @@
+"""The sandbox around real containers: the workload runs under the sentry.
+
+Checked from the host (like a security team would): the workload's seccomp
+mode and no_new_privs, the sandbox process outside the container's pid
+namespace, no fd of the runtime or sentry leaking into the workload, the
+sentry taking the container down when it dies, and the deny tier holding even
+when the spec grants every capability.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from runsc_py.spec import CAPABILITIES
+
+pytestmark = pytest.mark.runsc_py_only
+
+ALL_CAPS = {k: list(CAPABILITIES) for k in ("bounding", "effective", "permitted", "inheritable")}
+
+
+def _status(pid: int) -> dict[str, str]:
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def _workload_pids(c) -> list[int]:
+    """Host pids of the container's processes other than the sandbox process."""
+    return [p for p in c.ps() if p != c.pid]
+
+
+def test_workload_is_under_the_sentry_filter(runtime, bundle):
+    b = bundle(["sleep", "30"], rootfs="shared")
+    with runtime.container(b) as c:
+        pids = _workload_pids(c)
+        assert pids, "no workload process found"
+        for pid in pids:
+            st = _status(pid)
+            assert st["Seccomp"] == "2", st
+            assert st["NoNewPrivs"] == "1", st
+        # The sandbox process itself: not dumpable, in the host pid namespace.
+        sb = _status(c.pid)
+        assert sb["Name"] == "runsc-sandbox"
+        assert os.readlink(f"/proc/{c.pid}/ns/pid") == os.readlink("/proc/self/ns/pid")
+        assert os.readlink(f"/proc/{pids[0]}/ns/pid") != os.readlink("/proc/self/ns/pid")
+
+
+def test_exec_process_is_under_the_filter(runtime, bundle):
+    b = bundle(["sleep", "30"], rootfs="shared")
+    with runtime.container(b) as c:
+        res = c.exec("sh", "-c", "grep -E '^(Seccomp|NoNewPrivs):' /proc/$$/status")
+        assert res.returncode == 0, res
+        assert "Seccomp:\t2" in res.stdout
+        assert "NoNewPrivs:\t1" in res.stdout
+
+
+def test_sandbox_is_invisible_inside(runtime, bundle):
+    b = bundle("ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '", rootfs="shared")
+    res = runtime.run_container(b)
+    assert res.returncode == 0, res
+    pids = res.stdout.split()
+    # pid 1 (the shell) and the pipeline's own processes only: no runtime pid
+    assert pids[0] == "1"
+    assert all(int(p) < 20 for p in pids), pids
+
+
+def test_workload_holds_no_runtime_fd(runtime, bundle):
+    b = bundle(["sleep", "30"], rootfs="shared")
+    with runtime.container(b) as c:
+        for pid in _workload_pids(c):
+            targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+            assert all(int(fd) <= 2 for fd in os.listdir(f"/proc/{pid}/fd")), targets
+            assert not any("seccomp" in t or "socket" in t for t in targets), targets
+
+
+def test_killing_the_sandbox_kills_the_workload(runtime, bundle):
+    b = bundle(["sleep", "300"], rootfs="shared")
+    with runtime.container(b) as c:
+        workload = _workload_pids(c)
+        assert workload
+        os.kill(c.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") and
+                                                  _status(p).get("State", "Z")[0] != "Z"
+                                                  for p in workload):
+            time.sleep(0.05)
+        alive = [p for p in workload if os.path.exists(f"/proc/{p}")
+                 and _status(p).get("State", "Z")[0] != "Z"]
+        assert not alive, f"workload survived its sentry: {alive}"
+        c.wait_status("stopped")
+
+
+def test_exit_status_is_mirrored(runtime, bundle):
+    """The sandbox process exits as the workload did: code, or signal."""
+    b = bundle("sh -c 'exit 9'; exit 7", rootfs="shared")
+    res = runtime.run_container(b)
+    assert res.returncode == 7, res
+    cid = runtime.new_id("sig")
+    runtime.ctx.ids.add(cid)
+    proc = runtime.popen("run", "--bundle", str(bundle(["sleep", "60"], rootfs="shared")), cid,
+                         stdout=subprocess.DEVNULL)
+    try:
+        runtime.wait_status(cid, "running")
+        runtime.kill(cid, "KILL")
+        assert proc.wait(timeout=20) == 128 + signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("cmd, expect", [
+    # mount(2) and unshare(2) are denied even with every capability granted:
+    # the sandbox, not the capability set, is the boundary.
+    ("mount -t tmpfs none /tmp", "Operation not permitted"),
+    ("unshare -n true", "Operation not permitted"),
+    ("chroot / true", "Operation not permitted"),
+])
+def test_denied_even_with_all_capabilities(runtime, bundle, cmd, expect):
+    b = bundle(f"{cmd}; echo rc=$?", rootfs="shared",
+               config={"process": {"capabilities": ALL_CAPS}})
+    res = runtime.run_container(b)
+    assert "rc=0" not in res.stdout, res
+    assert expect in res.stdout + res.stderr, res
+
+
+def test_uname_is_virtualized(runtime, bundle):
+    b = bundle("uname -n; uname -r", rootfs="shared", config={"hostname": "sbx-host"})
+    res = runtime.run_container(b)
+    assert res.returncode == 0, res
+    lines = res.stdout.split()
+    assert lines[0] == "sbx-host"
+    assert lines[1] == "4.4.0"
+
+
+def test_shell_script_and_fork_exec_heavy_workload(runtime, bundle):
+    script = ("i=0; while [ $i -lt 50 ]; do echo $i | grep -q . && i=$((i+1)); done; "
+              "seq 1 200 | sort -rn | head -3 | tr '\\n' ' '; echo; echo done")
+    b = bundle(script, rootfs="shared")
+    res = runtime.run_container(b)
+    assert res.returncode == 0, res
+    assert res.stdout == "200 199 198 \ndone\n"
