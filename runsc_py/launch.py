@@ -286,6 +286,9 @@ def _supervise(chan: Channel, init_pid: int, host: "SandboxHost", handoff: socke
 
     import select
     pidfd = libc.pidfd_open(init_pid)
+    # From here on the sandbox process runs under its own allowlist
+    # (sentry/self_filter.py): no exec, mount, namespaces, ptrace, bpf...
+    host.confine()
     poller = select.poll()
     for fd in (chan.sock.fileno(), pidfd, handoff.fileno(), sentry_sock.fileno()):
         poller.register(fd, select.POLLIN)

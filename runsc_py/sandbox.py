@@ -64,9 +64,16 @@ class SandboxHost:
     def prepare(cls, options: SandboxOptions) -> "SandboxHost":
         # Import everything the sentry needs while the host's files are visible.
         import sentry.call  # noqa: F401
+        import sentry.self_filter  # noqa: F401
+        import seccomp  # noqa: F401
         import sentry.handoff  # noqa: F401
         import sentry.supervisor  # noqa: F401
         return cls(options)
+
+    def confine(self) -> None:
+        """Install the sentry's own seccomp filter on this (single-threaded) process."""
+        from sentry import self_filter
+        self_filter.install(log_only=os.environ.get("RUNSC_PY_SENTRY_FILTER") == "log")
 
     def attach(self, sock: socket.socket, init_pid: int) -> None:
         """Receive one listener from SOCK and start serving it."""

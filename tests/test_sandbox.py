@@ -49,6 +49,8 @@ def test_workload_is_under_the_sentry_filter(runtime, bundle):
         # The sandbox process itself: not dumpable, in the host pid namespace.
         sb = _status(c.pid)
         assert sb["Name"] == "runsc-sandbox"
+        assert sb["Seccomp"] == "2", "the sentry runs under its own filter"
+        assert sb["NoNewPrivs"] == "1"
         assert os.readlink(f"/proc/{c.pid}/ns/pid") == os.readlink("/proc/self/ns/pid")
         assert os.readlink(f"/proc/{pids[0]}/ns/pid") != os.readlink("/proc/self/ns/pid")
 
@@ -147,3 +149,13 @@ def test_shell_script_and_fork_exec_heavy_workload(runtime, bundle):
     res = runtime.run_container(b)
     assert res.returncode == 0, res
     assert res.stdout == "200 199 198 \ndone\n"
+
+
+def test_sentry_own_filter_is_an_allowlist_without_dangerous_calls():
+    from sentry import self_filter
+    names = {n for n, _ in self_filter.table()}
+    for bad in ("execve", "execveat", "mount", "umount2", "pivot_root", "chroot", "unshare", "setns",
+                "ptrace", "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "keyctl",
+                "init_module", "finit_module", "kexec_load", "reboot", "fork", "vfork", "clone3"):
+        assert bad not in names, bad
+    assert all(reason for _, reason in self_filter.table())

@@ -1,0 +1,199 @@
+"""The sentry's own seccomp filter: what the sandbox process may ask the host.
+
+The sandbox process (parent of the container's init, host of the sentry's
+worker threads) installs this on itself once init is forked and before it
+serves any notification.  Like gVisor's Sentry filter, it is an allowlist kept
+as data, one reason per entry; anything else fails with EPERM (fail closed:
+a compromised sentry cannot exec, mount, ptrace, load BPF, create namespaces,
+open io_uring, or touch keyrings).  `runsc-py policy --sentry` prints it.
+
+Argument filters narrow the risky ones: clone only for threads, socket only
+AF_UNIX, prctl only the few options in use.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CLONE_THREAD = 0x00010000
+AF_UNIX = 1
+
+# name -> reason.  Entries with argument rules are in RULES below.
+ALLOW: dict[str, str] = {
+    # memory and threads of a Python process
+    "brk": "Python's allocator",
+    "mmap": "allocator, thread stacks",
+    "munmap": "allocator",
+    "mprotect": "thread stack guard pages",
+    "mremap": "allocator",
+    "madvise": "allocator",
+    "futex": "locks between worker threads",
+    "set_robust_list": "new threads",
+    "rseq": "new threads (glibc)",
+    "exit": "worker thread exit",
+    "exit_group": "the sandbox exits with the workload's status",
+    "gettid": "logging, thread ids",
+    "getpid": "logging",
+    "getppid": "logging",
+    "sched_yield": "thread hand-off",
+    "sched_getaffinity": "os.cpu_count()",
+    "getrandom": "Python hash seeds, tempfile names",
+    "clock_gettime": "timeouts",
+    "clock_nanosleep": "the stall monitor's tick",
+    "nanosleep": "the stall monitor's tick",
+    "gettimeofday": "logging timestamps",
+    # signals
+    "rt_sigaction": "signal forwarding to the workload",
+    "rt_sigprocmask": "Python's signal handling",
+    "rt_sigreturn": "return from signal handlers",
+    "restart_syscall": "a wait interrupted by a forwarded signal resumes",
+    "sigaltstack": "Python's faulthandler",
+    "kill": "forward signals to the workload's init; mirror its exit signal on ourselves",
+    "tgkill": "Python's signal wake-ups",
+    "pidfd_open": "watch init's exit; pin a target task's identity",
+    "pidfd_send_signal": "signal a pinned task",
+    "pidfd_getfd": "take a target's fd for fd-relative emulation (socket bind/connect, dirfds)",
+    "wait4": "reap the workload's init",
+    "waitid": "reap the workload's init",
+    # the notification fd and the workload's memory
+    "ioctl": "SECCOMP_IOCTL_NOTIF_* on the listener (and TCGETS probes of Python's io)",
+    "process_vm_readv": "copy syscall arguments from the workload",
+    "process_vm_writev": "write results into the workload",
+    "poll": "wait on the listener, sockets, pidfds",
+    "ppoll": "wait on the listener",
+    "select": "wait on sockets",
+    "pselect6": "wait on sockets",
+    "epoll_create1": "selectors",
+    "epoll_ctl": "selectors",
+    "epoll_wait": "selectors",
+    "epoll_pwait": "selectors",
+    # files: every path is resolved fd-relative inside the container root
+    "read": "/proc reads, sockets",
+    "write": "log file, sockets",
+    "pread64": "/proc/PID/mem fallback reads",
+    "pwrite64": "/proc/PID/mem fallback writes",
+    "readv": "sockets",
+    "writev": "sockets",
+    "lseek": "Python's io",
+    "close": "every fd we open",
+    "close_range": "closing received fds",
+    "dup": "Python's io",
+    "dup2": "Python's io",
+    "dup3": "Python's io",
+    "fcntl": "CLOEXEC, O_NONBLOCK",
+    "openat": "/proc/PID/* of targets, fd-relative opens",
+    "openat2": "RESOLVE_IN_ROOT / RESOLVE_BENEATH resolution in the container root",
+    "newfstatat": "stat emulation (fd-relative)",
+    "fstat": "stat emulation",
+    "statx": "stat emulation",
+    "readlinkat": "readlink emulation, fd identity checks",
+    "readlink": "fd identity checks (/proc/self/fd/N of a received listener)",
+    "getdents64": "/proc/self/fd scans",
+    "faccessat": "access emulation",
+    "faccessat2": "access emulation",
+    "mkdirat": "mkdir emulation",
+    "mknodat": "mknod emulation (FIFOs, sockets, permitted char devices)",
+    "unlinkat": "unlink/rmdir emulation",
+    "renameat": "rename emulation",
+    "renameat2": "rename emulation (RENAME_EXCHANGE/NOREPLACE)",
+    "linkat": "link emulation",
+    "symlinkat": "symlink emulation",
+    "fchmodat": "chmod emulation",
+    "fchmod": "chmod emulation on a resolved fd",
+    "fchownat": "chown emulation",
+    "fchown": "chown emulation on a resolved fd",
+    "utimensat": "utimes emulation",
+    "truncate": "truncate via /proc/self/fd of a resolved fd",
+    "ftruncate": "truncate emulation",
+    "statfs": "statfs via /proc/self/fd of a resolved fd",
+    "fstatfs": "statfs emulation",
+    "getxattr": "xattr emulation via /proc/self/fd",
+    "lgetxattr": "xattr emulation",
+    "fgetxattr": "xattr emulation",
+    "setxattr": "xattr emulation via /proc/self/fd",
+    "lsetxattr": "xattr emulation",
+    "fsetxattr": "xattr emulation",
+    "listxattr": "xattr emulation",
+    "llistxattr": "xattr emulation",
+    "flistxattr": "xattr emulation",
+    "removexattr": "xattr emulation",
+    "lremovexattr": "xattr emulation",
+    "fremovexattr": "xattr emulation",
+    "inotify_add_watch": "inotify emulation on a target's inotify fd",
+    "fsync": "log file",
+    "getcwd": "Python's os module",
+    "umask": "the supervisor creates files with the target's umask applied by hand",
+    "fchdir": "never used for resolution; Python's os",
+    "uname": "platform module",
+    "sysinfo": "sysinfo emulation",
+    "getrlimit": "Python's resource module",
+    "prlimit64": "prlimit emulation on the target (pid-checked by the handler)",
+    # identity of worker threads (they act with the target's credentials)
+    "getuid": "credentials", "geteuid": "credentials", "getgid": "credentials",
+    "getegid": "credentials", "getgroups": "credentials",
+    "setfsuid": "act as the target's fsuid", "setfsgid": "act as the target's fsgid",
+    "setgroups": "act with the target's groups (per thread)",
+    "setresuid": "restore the worker's identity", "setresgid": "restore the worker's identity",
+    "capget": "read capabilities", "capset": "act with the target's capabilities",
+    # sockets: the handoff and AF_UNIX emulation
+    "accept4": "listeners of exec'd processes on sentry.sock",
+    "accept": "listeners of exec'd processes on sentry.sock",
+    "recvmsg": "SCM_RIGHTS: listener handoff",
+    "sendmsg": "SCM_RIGHTS replies",
+    "recvfrom": "sockets",
+    "sendto": "sockets, logging",
+    "bind": "AF_UNIX bind emulation on a target's socket (pidfd_getfd)",
+    "connect": "AF_UNIX connect emulation on a target's socket (pidfd_getfd)",
+    "getsockname": "socket emulation",
+    "getpeername": "socket emulation",
+    "getsockopt": "socket emulation",
+    "setsockopt": "socket emulation",
+    "shutdown": "sockets",
+    "socketpair": "Python internals",
+}
+
+# Deliberately absent (EPERM): execve/execveat, mount family, pivot_root,
+# chroot, unshare, setns, ptrace, bpf, perf_event_open, userfaultfd,
+# io_uring_*, keyctl family, *_module, kexec_*, reboot, swapon/off, clone
+# with namespace flags, socket for anything but AF_UNIX.
+
+
+def build(default_errno: int = errno.EPERM, log_only: bool = False) -> Any:
+    """A libseccomp filter object for the sandbox process."""
+    import seccomp
+    default = seccomp.LOG if log_only else seccomp.ERRNO(default_errno)
+    f = seccomp.SyscallFilter(defaction=default)
+    f.set_attr(seccomp.Attr.CTL_NNP, 1)
+    for name in ALLOW:
+        f.add_rule(seccomp.ALLOW, name)
+    # clone3 carries its flags in memory a filter cannot read: ENOSYS makes
+    # glibc fall back to clone, whose flags are checked here.
+    f.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+    # clone: threads only (CLONE_THREAD set); fork/namespaces refused.
+    f.add_rule(seccomp.ALLOW, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, CLONE_THREAD))
+    # socket: AF_UNIX only (Python's own socketpairs; no network from the sentry).
+    f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, AF_UNIX))
+    # prctl: name, dumpable query, no_new_privs query, capability bounding reads.
+    for opt in (15, 16, 3, 39, 23, 47):  # SET_NAME GET_NAME GET_DUMPABLE GET_NNP CAPBSET_READ CAP_AMBIENT
+        f.add_rule(seccomp.ALLOW, "prctl", seccomp.Arg(0, seccomp.EQ, opt))
+    return f
+
+
+def install(log_only: bool = False) -> None:
+    """Load the filter on the calling process (single-threaded: no TSYNC needed)."""
+    f = build(log_only=log_only)
+    f.load()
+    log.debug("sentry: own seccomp filter installed (%d syscalls allowed)", len(ALLOW) + 3)
+
+
+def table() -> list[tuple[str, str]]:
+    rows = sorted(ALLOW.items())
+    rows += [("clone", "threads only: CLONE_THREAD required"),
+             ("socket", "AF_UNIX only"),
+             ("prctl", "PR_SET_NAME, PR_GET_NAME, PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS, "
+                       "PR_CAPBSET_READ, PR_CAP_AMBIENT")]
+    return sorted(rows)
