@@ -24,9 +24,28 @@ from .hostcalls import Scratch
 from .memory import Memory
 from .notify import Channel
 from .policy import PolicyOptions
+from . import procfs
 from .resolve import Resolver, open_start_dir, signed_fd
 
 Result = Optional[int]
+
+LAST_NORM, LAST_ROOT, LAST_DOT, LAST_DOTDOT = range(4)
+_O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def split_last(path: bytes) -> tuple[bytes, bytes, int]:
+    """(directory part, last component with its trailing slashes, kind).
+
+    "a/b/c//" -> (b"a/b/", b"c//", LAST_NORM); "x" -> (b"", b"x", LAST_NORM);
+    "/" -> (b"/", b"", LAST_ROOT); "a/.." -> (b"a/", b"..", LAST_DOTDOT).
+    """
+    stripped = path.rstrip(b"/")
+    if not stripped:
+        return b"/", b"", LAST_ROOT
+    i = stripped.rfind(b"/")
+    base = stripped[i + 1:]
+    kind = LAST_DOT if base == b"." else LAST_DOTDOT if base == b".." else LAST_NORM
+    return stripped[:i + 1], path[i + 1:], kind
 
 
 @dataclass
@@ -54,6 +73,7 @@ class Sandbox:
         self.root_fd = root_fd
         self.resolver = Resolver(root_fd)
         self.creds_cache = CredsCache()
+        self.proc_devs = procfs.ProcDevs()
 
 
 class Gone(Exception):
@@ -62,7 +82,7 @@ class Gone(Exception):
 
 class Call:
     __slots__ = ("chan", "mem", "scratch", "sb", "creds_state", "id", "pid", "nr", "args",
-                 "_creds")
+                 "_creds", "on_proc")
 
     def __init__(self, chan: Channel, sb: Sandbox) -> None:
         self.chan = chan
@@ -75,6 +95,12 @@ class Call:
         self.nr = 0
         self.args = chan.args
         self._creds: Creds | None = None
+        self.on_proc = False  # the last open_path result is on a procfs
+        self.mem.before_write = self._before_write
+
+    def _before_write(self) -> None:
+        if self.creds_state.ptrace_dropped:
+            self.creds_state.restore_ptrace()
 
     def load(self) -> None:
         """Take the fields of the channel's current notification."""
@@ -83,6 +109,11 @@ class Call:
         self.pid = n.pid
         self.nr = n.data.nr
         self._creds = None
+        self.on_proc = False
+        if self.creds_state.ptrace_dropped:
+            # The last call worked in procfs: the sentry's reach into target
+            # memory and /proc/TID/* comes back before anything else.
+            self.creds_state.restore_ptrace()
 
     # --- reading the target ------------------------------------------------
     def path(self, i: int) -> bytes:
@@ -117,25 +148,113 @@ class Call:
         """Resolve and open path for the target; returns our fd or raises.
 
         dirfd_arg None means AT_FDCWD.  Order: start dir from /proc (our
-        creds), ID_VALID check, then switch creds and open.
+        creds), ID_VALID check, then switch creds and open.  A leading
+        /proc/self is the target's, not ours (sentry/procfs.py); the fast
+        openat2 failing on a magic link (ELOOP) or a dangling procfs self
+        link (ENOENT behind a symlink) takes the slow, component-wise walk.
+        A result on procfs leaves this thread with exactly the target's
+        capabilities (no CAP_SYS_PTRACE) for the operation that follows.
         """
         if not path:
             raise SysError(errno.ENOENT, "empty path")
+        creds = self.creds()
+        start = -1
+        if path[0] != 0x2F:
+            dfd = -100 if dirfd_arg is None else signed_fd(dirfd_arg)
+            start = open_start_dir(self.pid, dfd)
+        else:
+            path = procfs.translate_abs(path, creds.ns_tgid, creds.ns_tid)
+        s = self.scratch
+        try:
+            self.check_valid()
+            self.creds_state.become(creds, real_ids)
+            fd = self.sb.resolver.open(s, start, path, flags | os.O_CLOEXEC, mode)
+            if fd == -errno.ENOENT:
+                probe = self.sb.resolver.open(s, start, path, os.O_PATH | os.O_CLOEXEC, 0,
+                                              no_symlinks=True)
+                if probe >= 0:
+                    os.close(probe)
+                elif probe == -errno.ELOOP:
+                    fd = procfs.walk(self, start, path, flags | os.O_CLOEXEC, mode)
+            elif fd == -errno.ELOOP:
+                fd = procfs.walk(self, start, path, flags | os.O_CLOEXEC, mode)
+        finally:
+            if start >= 0:
+                os.close(start)
+        if fd < 0:
+            raise SysError(-fd)
+        return self._proc_guard(fd, creds, real_ids, dirfd_arg, path, flags, mode)
+
+    def _proc_guard(self, fd: int, creds: Creds, real_ids: bool, dirfd_arg: int | None,
+                    path: bytes, flags: int, mode: int) -> int:
+        """A result on a procfs is never the fast path's: the kernel may have
+        followed a procfs "self" link for the SENTRY (a procfs that can see
+        it), so the object could be the sentry's own /proc/<pid>/mem.  Redo
+        it with the walk (sentry/procfs.py), with exactly the target's
+        capabilities, which stay in force for the operation that follows."""
+        st = os.fstat(fd)
+        if not self.sb.proc_devs.is_proc(self.scratch, fd, st.st_dev):
+            return fd
+        os.close(fd)
+        self.on_proc = True
+        cs = self.creds_state
+        if cs.ptrace_dropped:
+            cs.restore_ptrace()
         start = -1
         if path[0] != 0x2F:
             dfd = -100 if dirfd_arg is None else signed_fd(dirfd_arg)
             start = open_start_dir(self.pid, dfd)
         try:
-            creds = self.creds()
             self.check_valid()
-            self.creds_state.become(creds, real_ids)
-            fd = self.sb.resolver.open(self.scratch, start, path, flags | os.O_CLOEXEC, mode)
+            cs.become(creds, real_ids, keep_ptrace=False)
+            fd = procfs.walk(self, start, path, flags | os.O_CLOEXEC, mode)
         finally:
             if start >= 0:
                 os.close(start)
         if fd < 0:
             raise SysError(-fd)
         return fd
+
+    def open_parent(self, dirfd_arg: int | None, path: bytes) -> tuple[int, bytes, int]:
+        """(our O_PATH fd of the parent directory, last component, its kind).
+
+        The last component keeps its trailing slashes (the host kernel then
+        applies the same trailing-slash rules as for the target) and is
+        never followed; "." and ".." are never handed to the host (the
+        handler answers from the kind: LAST_DOT, LAST_DOTDOT, LAST_ROOT).
+        """
+        if not path:
+            raise SysError(errno.ENOENT, "empty path")
+        head, name, kind = split_last(path)
+        if head:
+            return self.open_path(dirfd_arg, head, _O_PATH_DIR), name, kind
+        dfd = -100 if dirfd_arg is None else signed_fd(dirfd_arg)
+        start = open_start_dir(self.pid, dfd)
+        try:
+            creds = self.creds()
+            self.check_valid()
+            self.creds_state.become(creds)
+        except BaseException:
+            os.close(start)
+            raise
+        if kind == LAST_NORM and name[:4] in (b"self", b"thre"):
+            return self._proc_parent(start, name, kind)
+        return start, name, kind
+
+    def _proc_parent(self, start: int, name: bytes, kind: int) -> tuple[int, bytes, int]:
+        """Relative "self"/"thread-self" from the procfs root: name the target's."""
+        st = os.fstat(start)
+        if st.st_ino != procfs.PROC_ROOT_INO or not self.sb.proc_devs.is_proc(self.scratch, start, st.st_dev):
+            return start, name, kind
+        c = self.creds()
+        base = name.rstrip(b"/")
+        if base == b"self":
+            return start, b"%d" % c.ns_tgid + name[4:], kind
+        if base == b"thread-self":
+            os.close(start)
+            return self.open_path(None, b"/proc/%d/task" % c.ns_tgid, _O_PATH_DIR), \
+                b"%d" % c.ns_tid + name[11:], kind
+        return start, name, kind
 
     # --- answering ---------------------------------------------------------
     def reply_fd(self, fd: int, cloexec: bool) -> None:

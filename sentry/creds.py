@@ -52,6 +52,8 @@ class Creds:
     groups: tuple[int, ...]
     cap_eff: int
     umask: int
+    ns_tgid: int = 0  # the task's tgid/tid in its own (innermost) pid namespace
+    ns_tid: int = 0
 
 
 def read_creds(tid: int) -> Creds:
@@ -68,6 +70,7 @@ def read_creds(tid: int) -> Creds:
     groups: tuple[int, ...] = ()
     cap_eff = 0
     umask = 0o022
+    ns_tgid = ns_tid = 0
     for line in data.split(b"\n"):
         if line.startswith(b"Uid:"):
             uid = line.split()[1:]
@@ -79,9 +82,14 @@ def read_creds(tid: int) -> Creds:
             cap_eff = int(line.split()[1], 16)
         elif line.startswith(b"Umask:"):
             umask = int(line.split()[1], 8)
+        elif line.startswith(b"NStgid:"):
+            ns_tgid = int(line.split()[-1])
+        elif line.startswith(b"NSpid:"):
+            ns_tid = int(line.split()[-1])
     if uid is None or gid is None:
         raise SysError(_ESRCH, f"read creds of {tid}: no Uid/Gid in status")
-    return Creds(int(uid[0]), int(gid[0]), int(uid[3]), int(gid[3]), groups, cap_eff, umask)
+    return Creds(int(uid[0]), int(gid[0]), int(uid[3]), int(gid[3]), groups, cap_eff, umask,
+                 ns_tgid, ns_tid)
 
 
 class ThreadCreds:
@@ -96,11 +104,19 @@ class ThreadCreds:
             os.geteuid(), os.getegid(), self.own_groups, eff)
         self.thread = threading.get_ident()
 
-    def become(self, c: Creds, real: bool = False) -> None:
-        """Take c's fs credentials (or its real ids, for access(2))."""
+    def become(self, c: Creds, real: bool = False, keep_ptrace: bool = True) -> None:
+        """Take c's fs credentials (or its real ids, for access(2)).
+
+        keep_ptrace=False: exactly the target's capabilities, for operations
+        on the container's procfs, whose ptrace checks (environ, fd links...)
+        must see the target's privileges, not the sentry's CAP_SYS_PTRACE.
+        Target memory can then not be written until `restore_ptrace()`.
+        """
         uid = c.ruid if real else c.fsuid
         gid = c.rgid if real else c.fsgid
-        caps = (0 if self.userns else (c.cap_eff & self.own_perm)) | _KEEP
+        caps = 0 if self.userns else (c.cap_eff & self.own_perm)
+        if keep_ptrace:
+            caps |= _KEEP
 
         want = (uid, gid, c.groups, caps)
         if want == self.current:
@@ -120,6 +136,21 @@ class ThreadCreds:
         if r < 0:
             raise SysError(-r, "switch creds: capset")
         self.current = want
+
+    @property
+    def ptrace_dropped(self) -> bool:
+        return not self.current[3] & _KEEP
+
+    def restore_ptrace(self) -> None:
+        """Add CAP_SYS_PTRACE back (after a procfs operation)."""
+        uid, gid, groups, caps = self.current
+        if caps & _KEEP:
+            return
+        caps |= _KEEP
+        r = hostcalls.capset_self(caps, self.own_perm, self.own_inh)
+        if r < 0:
+            raise SysError(-r, "switch creds: capset")
+        self.current = (uid, gid, groups, caps)
 
 
 _PIDFD_THREAD = os.O_EXCL  # 6.9+: a pidfd for one thread (not only leaders)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from typing import Callable
 
 from .errors import EFAULT, ENAMETOOLONG, SysError
 
@@ -55,6 +56,9 @@ class Memory:
         self.remote = IoVec()
         self._local_p = ctypes.addressof(self.local)
         self._remote_p = ctypes.addressof(self.remote)
+        # Called before each write (Call: restores CAP_SYS_PTRACE after a
+        # procfs operation ran with exactly the target's capabilities).
+        self.before_write: Callable[[], None] | None = None
 
     def _read_raw(self, pid: int, addr: int, offset: int, size: int) -> int:
         """Read up to size bytes at addr into buf[offset:]; bytes read or -1."""
@@ -121,6 +125,8 @@ class Memory:
         size = len(data)
         if size == 0:
             return
+        if self.before_write is not None:
+            self.before_write()
         src = ctypes.c_char_p(data)
         self.local.base = ctypes.cast(src, ctypes.c_void_p).value
         self.local.len = size
@@ -133,6 +139,8 @@ class Memory:
         """Write a ctypes object (its first size bytes) to target memory."""
         if size < 0:
             size = ctypes.sizeof(obj)
+        if self.before_write is not None:
+            self.before_write()
         self.local.base = ctypes.addressof(obj)
         self.local.len = size
         self.remote.base = addr

@@ -347,6 +347,9 @@ _EMULATED: list[tuple[str, str, str]] = [
     ("removexattr", "fs_attr.removexattr", "path-taking"),
     ("lremovexattr", "fs_attr.lremovexattr", "path-taking"),
     ("inotify_add_watch", "fs_attr.inotify_add_watch", "path-taking"),
+    ("inotify_init", "fs_attr.inotify_init", "no pointer argument: continued (native tier is full)"),
+    ("inotify_init1", "fs_attr.inotify_init1", "no pointer argument: continued (native tier is full)"),
+    ("inotify_rm_watch", "fs_attr.inotify_rm_watch", "no pointer argument: continued (native tier is full)"),
     ("umask", "proc_creds.umask", "process state: continued; read by the sentry when it creates files"),
     # exec: the kernel runs it (the filter survives execve; no_new_privs
     # blocks privilege gain); notified so the sentry sees every exec

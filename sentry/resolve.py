@@ -38,7 +38,7 @@ outside it), so D itself is inside the root.
 
 /proc inside the container: RESOLVE_NO_MAGICLINKS refuses /proc/PID/fd/*,
 /proc/PID/exe... (ELOOP), and /proc/self would name the supervisor, not the
-target.  /proc needs its own emulation (not done yet).
+target: sentry/procfs.py handles both (called from Call.open_path).
 """
 
 from __future__ import annotations
@@ -91,23 +91,26 @@ class Resolver:
         self.root_id = (st.st_dev, st.st_ino)
         self.root_link = os.readlink(f"/proc/self/fd/{root_fd}").encode()
 
-    def open(self, s: Scratch, start: int, path: bytes, flags: int, mode: int) -> int:
+    def open(self, s: Scratch, start: int, path: bytes, flags: int, mode: int,
+             no_symlinks: bool = False) -> int:
         """openat2 of path; start is an O_PATH dir fd for relative paths (or -1).
 
-        Returns our new fd, or -errno.
+        Returns our new fd, or -errno.  no_symlinks: fail with ELOOP at the
+        first symlink (used to tell "missing" from "missing behind a link").
         """
         if not path:
             return -errno.ENOENT
+        extra = RESOLVE_NO_SYMLINKS if no_symlinks else 0
         if path[0] == 0x2F or start < 0:  # b"/"
-            return s.openat2(self.root_fd, path, flags, mode, IN_ROOT)
-        fd = s.openat2(start, path, flags, mode, BENEATH)
+            return s.openat2(self.root_fd, path, flags, mode, IN_ROOT | extra)
+        fd = s.openat2(start, path, flags, mode, BENEATH | extra)
         if fd != -errno.EXDEV:
             return fd
         try:
             base = self.path_of(s, start)
         except SysError as e:
             return -e.errno
-        return s.openat2(self.root_fd, base + b"/" + path, flags, mode, IN_ROOT)
+        return s.openat2(self.root_fd, base + b"/" + path, flags, mode, IN_ROOT | extra)
 
     def path_of(self, s: Scratch, dirfd: int) -> bytes:
         """The path of directory dirfd relative to the root ("/" for the root)."""

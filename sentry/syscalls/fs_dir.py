@@ -1,18 +1,277 @@
-"""Directory and name changes: chdir(2), fchdir(2), getcwd(2).
+"""Names in directories: mkdir, rmdir, unlink, rename, link, symlink, mknod
+(done by the sentry), and chdir, fchdir, getcwd (run by the kernel).
 
-The cwd is the target's kernel state: the sentry cannot set it from outside,
-so these run in the kernel (CONTINUE).  That is not a security decision: the
-container's mount namespace confines any directory the target can name to the
-container root, later path calls are resolved by the sentry relative to that
-cwd (sentry/resolve.py), and the kernel checks permissions itself.
-mkdir, unlink, rename, link, symlink, mknod have no handler yet (ENOSYS).
+Name changes: the parent directory is resolved in the container root
+(`Call.open_parent`, target credentials), then the host call is made on
+(parent fd, last component) with the target's credentials, so the host
+kernel applies its own rules to that single name: permissions, sticky
+directories, trailing slashes, EEXIST/ENOTEMPTY/EXDEV.  The last component
+is never followed (the calls do not follow it either) and "."/".." are
+never passed to the host: the answer for them is the kernel's, from the
+kind of the last component.
+
+chdir/fchdir/getcwd: the cwd is kernel state of the target that the sentry
+cannot set from outside, so the kernel runs them (CONTINUE).  That is not a
+security decision resting on the pointer argument: whatever path the target
+names (or rewrites after we answered), the kernel resolves it with the
+target's credentials in the target's own mount namespace and root, which
+is the container root: no directory outside it can be named.  Later path
+calls start from that cwd through /proc/TID/cwd (sentry/resolve.py), and
+magic links followed from the container's procfs are refused by the kernel
+for other processes' objects the target may not see.  getcwd prints the cwd
+relative to the target's root: the kernel's answer is the right one.
 """
 
 from __future__ import annotations
 
-from ..call import Call
+import ctypes
+import errno
+import os
+import stat as _stat
+
+from ..call import LAST_DOT, LAST_DOTDOT, LAST_NORM, LAST_ROOT, Call
+from ..errors import SysError
+from ..hostcalls import AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW
+from ..resolve import signed_fd
+
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
+SYS_renameat2 = 316
+RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
+_O_PATH = os.O_PATH | os.O_CLOEXEC
 
 
+def _host(fn, *args, **kw) -> int:  # type: ignore[no-untyped-def]
+    try:
+        fn(*args, **kw)
+    except OSError as e:
+        return -(e.errno or errno.EIO)
+    return 0
+
+
+# --- mkdir -------------------------------------------------------------------
+def _mkdir(call: Call, dirfd: int | None, path_idx: int, mode: int) -> int:
+    path = call.path(path_idx)
+    mode = mode & 0o1777 & ~call.umask()
+    pfd, name, kind = call.open_parent(dirfd, path)
+    try:
+        if kind != LAST_NORM:
+            return -errno.EEXIST
+        return _host(os.mkdir, name, mode, dir_fd=pfd)
+    finally:
+        os.close(pfd)
+
+
+def mkdir(call: Call) -> int:
+    """Implements Linux syscall mkdir(2)."""
+    return _mkdir(call, None, 0, call.args[1] & 0xFFFFFFFF)
+
+
+def mkdirat(call: Call) -> int:
+    """Implements Linux syscall mkdirat(2)."""
+    a = call.args
+    return _mkdir(call, a[0], 1, a[2] & 0xFFFFFFFF)
+
+
+# --- rmdir, unlink ---------------------------------------------------------------
+_RMDIR_ERR = {LAST_DOT: errno.EINVAL, LAST_DOTDOT: errno.ENOTEMPTY, LAST_ROOT: errno.EBUSY}
+
+
+def _remove(call: Call, dirfd: int | None, path_idx: int, is_dir: bool) -> int:
+    path = call.path(path_idx)
+    pfd, name, kind = call.open_parent(dirfd, path)
+    try:
+        if kind != LAST_NORM:
+            return -(_RMDIR_ERR[kind] if is_dir else errno.EISDIR)
+        return _host(os.rmdir if is_dir else os.unlink, name, dir_fd=pfd)
+    finally:
+        os.close(pfd)
+
+
+def rmdir(call: Call) -> int:
+    """Implements Linux syscall rmdir(2)."""
+    return _remove(call, None, 0, True)
+
+
+def unlink(call: Call) -> int:
+    """Implements Linux syscall unlink(2)."""
+    return _remove(call, None, 0, False)
+
+
+def unlinkat(call: Call) -> int:
+    """Implements Linux syscall unlinkat(2)."""
+    a = call.args
+    flags = a[2] & 0xFFFFFFFF
+    if flags & ~AT_REMOVEDIR:
+        return -errno.EINVAL
+    return _remove(call, a[0], 1, bool(flags & AT_REMOVEDIR))
+
+
+# --- rename --------------------------------------------------------------------
+def _rename(call: Call, olddir: int | None, old_idx: int, newdir: int | None, new_idx: int,
+            flags: int) -> int:
+    if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT):
+        return -errno.EINVAL
+    if flags & (RENAME_NOREPLACE | RENAME_WHITEOUT) and flags & RENAME_EXCHANGE:
+        return -errno.EINVAL
+    old = call.path(old_idx)
+    new = call.path(new_idx)
+    ofd, oname, okind = call.open_parent(olddir, old)
+    try:
+        nfd, nname, nkind = call.open_parent(newdir, new)
+        try:
+            if okind != LAST_NORM or nkind != LAST_NORM:
+                return -errno.EBUSY
+            r = _libc.syscall(SYS_renameat2, ofd, oname, nfd, nname, flags)
+            return 0 if r == 0 else -ctypes.get_errno()
+        finally:
+            os.close(nfd)
+    finally:
+        os.close(ofd)
+
+
+def rename(call: Call) -> int:
+    """Implements Linux syscall rename(2)."""
+    return _rename(call, None, 0, None, 1, 0)
+
+
+def renameat(call: Call) -> int:
+    """Implements Linux syscall renameat(2)."""
+    a = call.args
+    return _rename(call, a[0], 1, a[2], 3, 0)
+
+
+def renameat2(call: Call) -> int:
+    """Implements Linux syscall renameat2(2)."""
+    a = call.args
+    return _rename(call, a[0], 1, a[2], 3, a[4] & 0xFFFFFFFF)
+
+
+# --- link, symlink -------------------------------------------------------------
+_CAP_DAC_READ_SEARCH = 2
+
+
+def _old_object(call: Call, olddir: int | None, old: bytes, flags: int) -> tuple[int, bytes | None]:
+    """The source of a link: (O_PATH fd of the object, None) when it is
+    followed or given by fd, else (parent fd, name)."""
+    if not old:
+        if not flags & AT_EMPTY_PATH or olddir is None:
+            raise SysError(errno.ENOENT, "link: empty path")
+        # The kernel wants CAP_DAC_READ_SEARCH for flink (or, since 6.10,
+        # an fd the caller opened with its present credentials: not tracked).
+        if not call.creds().cap_eff >> _CAP_DAC_READ_SEARCH & 1:
+            raise SysError(errno.ENOENT, "link: AT_EMPTY_PATH")
+        from ..procfs import target_fd
+        fd = target_fd(call, signed_fd(olddir))
+        call.act_as_target()
+        return fd, None
+    if flags & AT_SYMLINK_FOLLOW:
+        return call.open_path(olddir, old, _O_PATH), None
+    pfd, name, kind = call.open_parent(olddir, old)
+    if kind != LAST_NORM:
+        os.close(pfd)
+        raise SysError(errno.EPERM, "link: a directory")  # ".", "..", "/"
+    return pfd, name
+
+
+def _link(call: Call, olddir: int | None, old_idx: int, newdir: int | None, new_idx: int,
+          flags: int) -> int:
+    if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
+        return -errno.EINVAL
+    old = call.path(old_idx)
+    new = call.path(new_idx)
+    ofd, oname = _old_object(call, olddir, old, flags)
+    try:
+        nfd, nname, nkind = call.open_parent(newdir, new)
+        try:
+            if nkind != LAST_NORM:
+                return -errno.EEXIST
+            if oname is None:
+                # Link the object itself: follow our own magic link to it.
+                return _host(os.link, b"/proc/self/fd/%d" % ofd, nname, dst_dir_fd=nfd,
+                             follow_symlinks=True)
+            return _host(os.link, oname, nname, src_dir_fd=ofd, dst_dir_fd=nfd,
+                         follow_symlinks=False)
+        finally:
+            os.close(nfd)
+    finally:
+        os.close(ofd)
+
+
+def link(call: Call) -> int:
+    """Implements Linux syscall link(2)."""
+    return _link(call, None, 0, None, 1, 0)
+
+
+def linkat(call: Call) -> int:
+    """Implements Linux syscall linkat(2)."""
+    a = call.args
+    return _link(call, a[0], 1, a[2], 3, a[4] & 0xFFFFFFFF)
+
+
+def _symlink(call: Call, target_idx: int, newdir: int | None, new_idx: int) -> int:
+    target = call.path(target_idx)
+    new = call.path(new_idx)
+    if not target:
+        return -errno.ENOENT
+    pfd, name, kind = call.open_parent(newdir, new)
+    try:
+        if kind != LAST_NORM:
+            return -errno.EEXIST
+        # The text is stored, never followed by the sentry's host calls.
+        return _host(os.symlink, target, name, dir_fd=pfd)
+    finally:
+        os.close(pfd)
+
+
+def symlink(call: Call) -> int:
+    """Implements Linux syscall symlink(2)."""
+    return _symlink(call, 0, None, 1)
+
+
+def symlinkat(call: Call) -> int:
+    """Implements Linux syscall symlinkat(2)."""
+    a = call.args
+    return _symlink(call, 0, a[1], 2)
+
+
+# --- mknod ---------------------------------------------------------------------
+def _mknod(call: Call, dirfd: int | None, path_idx: int, mode: int, dev: int) -> int:
+    path = call.path(path_idx)
+    fmt = _stat.S_IFMT(mode)
+    if fmt == 0:
+        mode |= _stat.S_IFREG
+    elif fmt == _stat.S_IFDIR:
+        return -errno.EPERM
+    elif fmt == _stat.S_IFBLK:
+        # Block devices: refused (a container has no business with host disks).
+        return -errno.EPERM
+    elif fmt not in (_stat.S_IFREG, _stat.S_IFCHR, _stat.S_IFIFO, _stat.S_IFSOCK):
+        return -errno.EINVAL
+    mode = _stat.S_IFMT(mode) | (mode & 0o7777 & ~call.umask())
+    pfd, name, kind = call.open_parent(dirfd, path)
+    try:
+        if kind != LAST_NORM:
+            return -errno.EEXIST
+        # Character devices: the kernel checks CAP_MKNOD (the target's) and
+        # the container's device cgroup, which the sandbox process is in.
+        return _host(os.mknod, name, mode, dev if _stat.S_ISCHR(mode) else 0, dir_fd=pfd)
+    finally:
+        os.close(pfd)
+
+
+def mknod(call: Call) -> int:
+    """Implements Linux syscall mknod(2)."""
+    a = call.args
+    return _mknod(call, None, 0, a[1] & 0xFFFFFFFF, a[2] & 0xFFFFFFFF)
+
+
+def mknodat(call: Call) -> int:
+    """Implements Linux syscall mknodat(2)."""
+    a = call.args
+    return _mknod(call, a[0], 1, a[2] & 0xFFFFFFFF, a[3] & 0xFFFFFFFF)
+
+
+# --- cwd: run by the kernel (see the module docstring) ---------------------------
 def chdir(call: Call) -> None:
     """Implements Linux syscall chdir(2)."""
     call.reply_continue()

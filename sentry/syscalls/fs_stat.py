@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 
+from .. import procfs
 from ..call import Call
 from ..errors import SysError
 from ..hostcalls import (AT_EACCESS, AT_EMPTY_PATH, AT_NO_AUTOMOUNT, AT_STATX_SYNC_TYPE,
@@ -133,18 +134,26 @@ def _readlink(call: Call, dirfd_arg: int | None, path_idx: int, buf: int, size: 
     path = call.path(path_idx)
     if not path:
         return -errno.ENOENT
-    fd = call.open_path(dirfd_arg, path, _O_PATH_NOFOLLOW)
-    try:
-        n = call.scratch.readlink_fd(fd)
-    finally:
-        os.close(fd)
-    if n == -errno.ENOENT:
-        return -errno.EINVAL  # resolved, but not a symlink
-    if n < 0:
-        return n
-    n = min(n, size)
-    call.mem.write(call.pid, buf, call.scratch.link.raw[:n])
-    return n
+    text = procfs.self_link_text(call, path)
+    if text is None:
+        fd = call.open_path(dirfd_arg, path, _O_PATH_NOFOLLOW)
+        try:
+            n = call.scratch.readlink_fd(fd)
+            if n >= 0 and call.on_proc:
+                # On procfs: a magic
+                # link's text is relative to OUR root; give the target's.
+                text = procfs.container_view(call, call.scratch.link.raw[:n])
+        finally:
+            os.close(fd)
+        if n == -errno.ENOENT:
+            return -errno.EINVAL  # resolved, but not a symlink
+        if n < 0:
+            return n
+        if text is None:
+            text = call.scratch.link.raw[:n]
+    text = text[:size]
+    call.mem.write(call.pid, buf, text)
+    return len(text)
 
 
 def readlink(call: Call) -> int:

@@ -1,0 +1,388 @@
+"""The container's /proc seen through the sentry: /proc/self, magic links.
+
+Why it needs care (kernel facts, fs/proc/base.c, fs/proc/self.c):
+
+- /proc/self and /proc/thread-self are symlinks whose text the kernel
+  computes for the task WALKING the path, in the pid namespace of that
+  procfs.  The sentry's worker is not in the container's pid namespace, so
+  for it they resolve to nothing (ENOENT).  The target's own pids in its
+  namespace are the last fields of NStgid/NSpid in /proc/<host tid>/status
+  (cached with its credentials, sentry/creds.py).
+- /proc/PID/{fd/N,cwd,root,exe,ns/*,map_files/*} are magic links: following
+  them jumps to an object, not to a path, and the jump is not confined by
+  RESOLVE_IN_ROOT (so the resolver refuses them: RESOLVE_NO_MAGICLINKS).
+  Following one on the target's behalf must never reach an object outside
+  the container (CVE-2019-5736 reopened the runtime's binary through
+  /proc/self/exe; CVE-2024-21626 walked from a leaked host directory fd).
+
+What the sentry does (the slow path of `Call.open_path`, taken only when the
+fast openat2 fails with ELOOP, or with ENOENT while a symlink is on the way):
+
+- walks the path one component at a time, each step an openat2 BENEATH the
+  current directory with RESOLVE_NO_MAGICLINKS, symlinks expanded by hand
+  (absolute ones restart at the container root, ".." stops at the root, 40
+  links at most: ELOOP), so it is confined like the fast path;
+- in the container's procfs root, "self" and "thread-self" become
+  "<ns tgid>" and "<ns tgid>/task/<ns tid>";
+- a magic link of the CALLER'S OWN process is followed by taking the object
+  from the target itself: fd/N with pidfd_getfd(2), cwd and exe through the
+  host's /proc/<host tid>/{cwd,exe}, root is the container root.  The object
+  must then pass `_inside`: a directory or a file on a mount of the
+  container's mount namespace, or a non-directory on a kernel-internal mount
+  (pipes, sockets, anon inodes, memfds).  A last component is reopened
+  through /proc/self/fd/<our copy> with the requested flags, which is what
+  the kernel does for the target natively (permission checked on the inode
+  with the target's credentials, not the original open mode);
+- magic links of OTHER processes (following them) and ns/*, map_files/*:
+  refused, EACCES and ELOOP (mapping a container pid to a host pid needs a
+  scan of the host's /proc: not done).  readlink(2) of any of them works
+  (text translated to the container's view, fs_stat.readlink).
+
+Every procfs operation is done with exactly the target's capabilities
+(without the CAP_SYS_PTRACE the sentry keeps to reach target memory):
+otherwise a container uid could read /proc/1/environ of another uid.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat as _stat
+from collections import deque
+from typing import TYPE_CHECKING
+
+from . import hostcalls
+from .errors import SysError
+from .hostcalls import RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
+
+if TYPE_CHECKING:
+    from .call import Call
+
+PROC_SUPER_MAGIC = 0x9FA0
+PROC_ROOT_INO = 1
+MAXSYMLINKS = 40
+BENEATH = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
+_O_PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+_O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+
+_SELF = b"/proc/self"
+_THREAD_SELF = b"/proc/thread-self"
+
+
+def translate_abs(path: bytes, ns_tgid: int, ns_tid: int) -> bytes:
+    """A leading /proc/self or /proc/thread-self -> /proc/<ns tgid>[/task/<tid>]."""
+    if not path.startswith(b"/proc/") or ns_tgid <= 0:
+        return path
+    # Exactly "/proc/self" is left alone: the link itself (lstat, readlink).
+    if path.startswith(_SELF) and len(path) > 10 and path[10] == 0x2F:
+        return b"/proc/%d%s" % (ns_tgid, path[10:])
+    if path.startswith(_THREAD_SELF) and len(path) > 17 and path[17] == 0x2F:
+        return b"/proc/%d/task/%d%s" % (ns_tgid, ns_tid, path[17:])
+    return path
+
+
+class ProcDevs:
+    """st_dev -> "is a procfs" (fstatfs once per new device)."""
+
+    def __init__(self) -> None:
+        self._d: dict[int, bool] = {}
+
+    def is_proc(self, s: hostcalls.Scratch, fd: int, dev: int) -> bool:
+        v = self._d.get(dev)
+        if v is None:
+            if s.fstatfs_into(fd) < 0:
+                return False
+            v = int.from_bytes(s.stat.raw[:8], "little") == PROC_SUPER_MAGIC
+            if len(self._d) < 4096:
+                self._d[dev] = v
+        return v
+
+
+def self_link_text(call: Call, path: bytes) -> bytes | None:
+    """readlink of /proc/self or /proc/thread-self: the target's own text."""
+    if path not in (_SELF, _THREAD_SELF):
+        return None
+    c = call.creds()
+    if path == _SELF:
+        return b"%d" % c.ns_tgid
+    return b"%d/task/%d" % (c.ns_tgid, c.ns_tid)
+
+
+def container_view(call: Call, text: bytes) -> bytes:
+    """A magic link's text as read by the sentry -> as the target reads it.
+
+    The kernel prints the object's path relative to the READER's root; ours
+    is not the container's.  Strip the container root's own text; paths
+    that do not start with it (not reachable from our root) are already
+    relative to the container's mount namespace.  "pipe:[N]" and such stay.
+    """
+    rl = call.sb.resolver.root_link
+    if not text.startswith(b"/") or rl == b"/":
+        return text
+    if text == rl:
+        return b"/"
+    if text.startswith(rl + b"/"):
+        return text[len(rl):]
+    return text
+
+
+# --- the slow path ---------------------------------------------------------------
+def walk(call: Call, start: int, path: bytes, flags: int, mode: int) -> int:
+    """Open path for the target component by component; our fd or -errno.
+
+    start: O_PATH fd of the start directory for a relative path, or -1.
+    The caller has switched to the target's credentials.
+    """
+    try:
+        return _Walk(call).run(start, path, flags, mode)
+    except SysError as e:
+        return -e.errno
+    except OSError as e:
+        return -(e.errno or errno.EIO)
+
+
+class _Walk:
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.s = call.scratch
+        self.root = call.sb.root_fd
+        self.cur = -1
+        self.proc_rel: list[bytes] | None = None  # components below the procfs root
+        self.links = 0
+
+    def _set_cur(self, fd: int, proc_rel: list[bytes] | None = None, check: bool = True) -> None:
+        if self.cur >= 0:
+            os.close(self.cur)
+        self.cur = fd
+        if proc_rel is None and check:
+            st = os.fstat(fd)
+            if st.st_ino == PROC_ROOT_INO and self.call.sb.proc_devs.is_proc(self.s, fd, st.st_dev):
+                proc_rel = []
+        self.proc_rel = proc_rel
+
+    def _at_root(self) -> bool:
+        st = os.fstat(self.cur)
+        return (st.st_dev, st.st_ino) == self.call.sb.resolver.root_id
+
+    def run(self, start: int, path: bytes, flags: int, mode: int) -> int:
+        base = start if start >= 0 and path[:1] != b"/" else self.root
+        if base == start:
+            st = os.fstat(start)
+            if self.call.sb.proc_devs.is_proc(self.s, start, st.st_dev) and st.st_ino != PROC_ROOT_INO:
+                # A start inside a procfs (cwd /proc/N/...): which process it
+                # belongs to matters, so walk from the root along its path.
+                path = self.call.sb.resolver.path_of(self.s, start) + b"/" + path
+                base = self.root
+        self._set_cur(os.open(".", _O_PATH_DIR, dir_fd=base))
+        try:
+            return self._run(path, flags, mode)
+        finally:
+            if self.cur >= 0:
+                os.close(self.cur)
+
+    def _run(self, path: bytes, flags: int, mode: int) -> int:
+        comps = deque(path.split(b"/"))
+        # O_CREAT|O_EXCL never follows a last symlink (EEXIST).
+        follow = not flags & os.O_NOFOLLOW and (flags & (os.O_CREAT | os.O_EXCL)) != (os.O_CREAT | os.O_EXCL)
+        creds = self.call.creds()
+        while True:
+            while comps and comps[0] in (b"", b"."):
+                comps.popleft()
+            if not comps:
+                # Ends at a directory ("/", "a/..", "a/."): open it.
+                return self.s.openat2(self.cur, b".", flags, mode, BENEATH)
+            comp = comps.popleft()
+            rest_is_dir = bool(comps)  # "x/" and "x/." name a directory
+            last = all(c in (b"", b".") for c in comps)
+            if comp == b"..":
+                if not self._at_root():
+                    rel = self.proc_rel[:-1] if self.proc_rel else None
+                    self._set_cur(os.open(b"..", _O_PATH_DIR, dir_fd=self.cur), rel,
+                                  check=rel is None)
+                continue
+            if self.proc_rel == [] and comp in (b"self", b"thread-self") and creds.ns_tgid > 0:
+                repl = [b"%d" % creds.ns_tgid]
+                if comp == b"thread-self":
+                    repl += [b"task", b"%d" % creds.ns_tid]
+                comps.extendleft(reversed(repl))
+                continue
+            lfd = self.s.openat2(self.cur, comp, _O_PATH_NOFOLLOW, 0, BENEATH)
+            if lfd < 0:
+                if lfd == -errno.ENOENT and last and not rest_is_dir and flags & os.O_CREAT:
+                    return self.s.openat2(self.cur, comp, flags, mode, BENEATH | RESOLVE_NO_SYMLINKS)
+                return lfd
+            try:
+                st = os.fstat(lfd)
+                if _stat.S_ISLNK(st.st_mode) and (not last or follow or rest_is_dir):
+                    if self.proc_rel is not None and self.call.sb.proc_devs.is_proc(self.s, lfd, st.st_dev):
+                        obj = _magic(self.call, self.proc_rel + [comp])
+                        if last:
+                            try:
+                                if rest_is_dir and not _stat.S_ISDIR(os.fstat(obj).st_mode):
+                                    return -errno.ENOTDIR
+                                return _reopen(obj, flags, mode)
+                            finally:
+                                os.close(obj)
+                        self._set_cur(obj)
+                        continue
+                    self.links += 1
+                    if self.links > MAXSYMLINKS:
+                        return -errno.ELOOP
+                    n = self.s.readlink_fd(lfd)
+                    if n < 0:
+                        return n
+                    target = self.s.link.raw[:n]
+                    if not target:
+                        return -errno.ENOENT
+                    comps.extendleft(reversed(target.split(b"/")))
+                    if target[:1] == b"/":
+                        self._set_cur(os.open(".", _O_PATH_DIR, dir_fd=self.root))
+                    continue
+                if last:
+                    oflags = flags
+                    if rest_is_dir:
+                        oflags |= os.O_DIRECTORY
+                    return self.s.openat2(self.cur, comp, oflags, mode, BENEATH | RESOLVE_NO_SYMLINKS
+                                          if not _stat.S_ISLNK(st.st_mode) else BENEATH)
+                if not _stat.S_ISDIR(st.st_mode):
+                    return -errno.ENOTDIR
+                rel = self.proc_rel + [comp] if self.proc_rel is not None else None
+                if rel is not None and len(rel) == 1 and _is_sentry(comp):
+                    return -errno.ENOENT
+                self._set_cur(lfd, rel, check=rel is None)
+                lfd = -1
+            finally:
+                if lfd >= 0:
+                    os.close(lfd)
+
+
+def _is_sentry(comp: bytes) -> bool:
+    """Is /proc/<comp> one of the sentry's own tasks?
+
+    Only a procfs of the sentry's own pid namespace (a container sharing
+    the host's, a bind mount of the host's /proc) can show it, and there its
+    numbers are ours.  The sentry's threads may open their own /proc/PID/mem
+    whatever their credentials: never on the target's behalf.  (A container
+    pid equal to one of our tids in another namespace is refused too: rare,
+    and failing closed.)
+    """
+    if not comp.isdigit():
+        return False
+    return os.path.exists(b"/proc/self/task/" + comp)
+
+
+def _reopen(obj: int, flags: int, mode: int) -> int:
+    """Open the object behind our fd obj again, as the kernel reopens
+    /proc/PID/fd/N for its owner: inode permission with the current creds."""
+    if flags & os.O_PATH:
+        return os.dup(obj)  # O_PATH never checks permissions
+    try:
+        return os.open(f"/proc/self/fd/{obj}", (flags | os.O_CLOEXEC) & ~os.O_NOFOLLOW, mode)
+    except OSError as e:
+        return -(e.errno or errno.EIO)
+
+
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
+SYS_pidfd_getfd = 438
+_PIDFD_THREAD = os.O_EXCL
+
+
+def target_fd(call: Call, n: int) -> int:
+    """Our copy of the target's fd n (pidfd_getfd), or SysError.
+
+    pidfd_getfd needs PTRACE_MODE_ATTACH_REALCREDS over the target: the
+    sentry's real uid and CAP_SYS_PTRACE, restored here if a procfs
+    operation dropped it.
+    """
+    if n < 0 or n > 0x7FFFFFFF:
+        raise SysError(errno.EBADF, "target fd")
+    cs = call.creds_state
+    if cs.ptrace_dropped:
+        cs.restore_ptrace()
+    pidfd = hostcalls.pidfd_open(call.pid, _PIDFD_THREAD)
+    if pidfd < 0:
+        raise SysError(errno.ESRCH, "pidfd_open")
+    try:
+        call.check_valid()
+        r = _libc.syscall(SYS_pidfd_getfd, pidfd, n, 0)
+        if r < 0:
+            err = ctypes.get_errno()
+            raise SysError(errno.EBADF if err == errno.EBADF else err, "pidfd_getfd")
+        os.set_inheritable(r, False)
+        return int(r)
+    finally:
+        os.close(pidfd)
+
+
+def _magic(call: Call, rel: list[bytes]) -> int:
+    """Our fd of the object behind the magic link /proc/<rel...>, or SysError."""
+    creds = call.creds()
+    own = rel[0] == b"%d" % creds.ns_tgid
+    if len(rel) >= 4 and rel[1] == b"task":
+        rel = [rel[0]] + rel[3:]
+        own = own and len(rel) >= 2
+    if not own:
+        raise SysError(errno.EACCES, "magic link of another process")
+    kind = rel[1] if len(rel) >= 2 else b""
+    if kind == b"fd" and len(rel) == 3 and rel[2].isdigit():
+        obj = target_fd(call, int(rel[2]))
+    elif kind == b"root" and len(rel) == 2:
+        return os.open(".", _O_PATH_DIR, dir_fd=call.sb.root_fd)
+    elif kind in (b"cwd", b"exe") and len(rel) == 2:
+        cs = call.creds_state
+        if cs.ptrace_dropped:
+            cs.restore_ptrace()
+        try:
+            obj = os.open(f"/proc/{call.pid}/{kind.decode()}", os.O_PATH | os.O_CLOEXEC)
+        except OSError as e:
+            raise SysError(e.errno or errno.EIO, "magic link") from None
+        call.check_valid()
+    else:
+        raise SysError(errno.ELOOP, "magic link not followed by the sentry")
+    try:
+        _inside(call, obj)
+    except BaseException:
+        os.close(obj)
+        raise
+    # Back to exactly the target's credentials for the reopen.
+    call.creds_state.become(creds, keep_ptrace=False)
+    return obj
+
+
+def _mount_ids(path: str) -> set[int]:
+    try:
+        with open(path, "rb") as f:
+            return {int(line.split(b" ", 1)[0]) for line in f if line.strip()}
+    except OSError:
+        return set()
+
+
+STATX_MNT_ID = 0x1000
+
+
+def _mnt_id(s: hostcalls.Scratch, fd: int) -> int:
+    r = s.fstatx_into(fd, 0, STATX_MNT_ID)
+    if r < 0:
+        raise SysError(-r, "statx")
+    return int.from_bytes(s.stat.raw[144:152], "little")
+
+
+def _inside(call: Call, fd: int) -> None:
+    """Refuse (EACCES) an object that is not part of the container.
+
+    A directory or file on one of the container's mounts (the target's
+    mountinfo) is inside.  A non-directory on a mount of no namespace we
+    know (kernel-internal: pipefs, sockfs, anon inodes, memfd) cannot be
+    walked from and is the target's own: allowed.  Anything else - a host
+    file or directory the target holds only because a runtime leaked it -
+    is refused.
+    """
+    mid = _mnt_id(call.scratch, fd)
+    if mid in _mount_ids(f"/proc/{call.pid}/mountinfo"):
+        return
+    st = os.fstat(fd)
+    if not _stat.S_ISDIR(st.st_mode):
+        if mid not in _mount_ids("/proc/self/mountinfo") and mid not in _mount_ids("/proc/1/mountinfo"):
+            return
+    raise SysError(errno.EACCES, "magic link to an object outside the container")

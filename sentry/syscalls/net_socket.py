@@ -1,0 +1,130 @@
+"""bind(2) and connect(2): addresses read once, the call made by the sentry.
+
+The decision depends on the address behind a pointer, so the call is never
+CONTINUEd (another thread could rewrite a checked AF_UNIX path into a host
+path).  The sentry takes the target's socket with pidfd_getfd(2) (the same
+open file: state, flags, options are shared) and calls bind/connect on it
+with its private copy of the address:
+
+- AF_UNIX with a path, connect: the path is resolved in the container root
+  (following symlinks, as the kernel does) to an O_PATH fd with the
+  target's credentials, and the socket connected to "/proc/self/fd/<fd>":
+  our magic link jumps to that very inode, and the kernel checks write
+  permission on it with the target's credentials.
+- AF_UNIX with a path, bind: the parent directory is resolved in the root,
+  and the worker thread (which has its own fs_struct: unshare(CLONE_FS))
+  fchdir()s there, takes the target's umask and binds to the bare name, so
+  the socket file gets the target's mode and the name its full length.
+- abstract names, autobind (addrlen 2) and every other family: the call is
+  made as given on our copy (abstract names and IP addresses are not paths:
+  the socket's network namespace, the container's, confines them).
+
+Known difference: a connected AF_UNIX stream's server sees the SENTRY as
+the peer in SO_PEERCRED / SCM_CREDENTIALS (pid outside the container's pid
+namespace, shown as 0; uid of the sentry's thread), because the kernel
+records the connecting task.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import threading
+
+from ..call import LAST_NORM, Call
+from ..errors import SysError
+from ..procfs import target_fd
+from ..resolve import signed_fd
+
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
+_sys = _libc.syscall
+_sys.restype = ctypes.c_long
+SYS_connect, SYS_bind = 42, 49
+AF_UNIX = 1
+SOCKADDR_STORAGE = 128
+SOCKADDR_UN = 110
+CLONE_FS = 0x200
+_local = threading.local()
+
+
+def _raw(nr: int, fd: int, addr: bytes) -> int:
+    buf = ctypes.create_string_buffer(addr, max(len(addr), 1))
+    r = _sys(nr, fd, buf if addr else None, len(addr))
+    return 0 if r == 0 else -ctypes.get_errno()
+
+
+def _read_addr(call: Call) -> bytes:
+    a = call.args
+    alen = a[2] & 0xFFFFFFFF
+    if alen > 0x7FFFFFFF or alen > SOCKADDR_STORAGE:
+        raise SysError(errno.EINVAL, "sockaddr length")
+    return call.read(a[1], alen) if alen else b""
+
+
+def _unix_path(addr: bytes) -> bytes | None:
+    """The filesystem path of an AF_UNIX address, or None (abstract/autobind)."""
+    if len(addr) < 2 or int.from_bytes(addr[:2], "little") != AF_UNIX:
+        return None
+    if len(addr) > SOCKADDR_UN:
+        raise SysError(errno.EINVAL, "sockaddr_un length")
+    sun = addr[2:]
+    if not sun or sun[0] == 0:
+        return None
+    return sun.split(b"\0", 1)[0]
+
+
+def _own_fs() -> None:
+    """Give this worker thread its own cwd and umask (once)."""
+    if getattr(_local, "own_fs", False):
+        return
+    if _libc.unshare(CLONE_FS) != 0:
+        raise SysError(errno.ENOMEM, "unshare(CLONE_FS)")
+    _local.own_fs = True
+
+
+def connect(call: Call) -> int:
+    """Implements Linux syscall connect(2)."""
+    addr = _read_addr(call)
+    path = _unix_path(addr)
+    sock = target_fd(call, signed_fd(call.args[0]))
+    try:
+        if path is None:
+            call.check_valid()
+            return _raw(SYS_connect, sock, addr)
+        obj = call.open_path(None, path, os.O_PATH | os.O_CLOEXEC)
+        try:
+            via = b"/proc/self/fd/%d" % obj
+            return _raw(SYS_connect, sock, AF_UNIX.to_bytes(2, "little") + via + b"\0")
+        finally:
+            os.close(obj)
+    finally:
+        os.close(sock)
+
+
+def bind(call: Call) -> int:
+    """Implements Linux syscall bind(2)."""
+    addr = _read_addr(call)
+    path = _unix_path(addr)
+    sock = target_fd(call, signed_fd(call.args[0]))
+    try:
+        if path is None:
+            call.check_valid()
+            return _raw(SYS_bind, sock, addr)
+        umask = call.umask()
+        pfd, name, kind = call.open_parent(None, path)
+        try:
+            if kind != LAST_NORM:
+                return -errno.EEXIST
+            _own_fs()
+            os.fchdir(pfd)
+            old = os.umask(umask)
+            try:
+                return _raw(SYS_bind, sock, AF_UNIX.to_bytes(2, "little") + name + b"\0")
+            finally:
+                os.umask(old)
+                os.chdir("/")
+        finally:
+            os.close(pfd)
+    finally:
+        os.close(sock)

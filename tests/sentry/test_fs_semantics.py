@@ -1,0 +1,140 @@
+"""File semantics under the sentry == natively.
+
+The same static probe (fsprobe.c) runs twice in identical scratch roots:
+natively, chrooted into root A (the kernel's own answers), and under the
+sentry with root B as the container root (no chroot: only the sentry keeps
+it inside).  Every line must match; escapes must find nothing of the host.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from harness import run_probe
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="session")
+def fsprobe() -> str:  # type: ignore[misc]
+    if os.geteuid() != 0:
+        pytest.skip("needs root (chroot, process_vm_readv)")
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not installed")
+    d = Path(tempfile.mkdtemp(prefix="sentry-fsprobe-", dir="/tmp"))
+    os.chmod(d, 0o755)
+    out = d / "fsprobe"
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(HERE / "fsprobe.c")], check=True)
+    yield str(out)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _make_root(base: Path, probe: str) -> Path:
+    r = base
+    (r / "etc").mkdir(parents=True)
+    (r / "work").mkdir()
+    (r / "etc" / "hello").write_text("hello-root\n")
+    (r / "secret").write_text("root-only\n")
+    os.chmod(r / "secret", 0o600)
+    shutil.copy(probe, r / "fsprobe")
+    return r
+
+
+def _native(root: Path, args: list[str]) -> str:
+    def enter() -> None:
+        os.chroot(str(root))
+        os.chdir("/work")
+
+    p = subprocess.run(["/fsprobe", *args], preexec_fn=enter, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.decode()
+
+
+def test_file_semantics_match_native(fsprobe: str, tmp_path: Path) -> None:
+    ra = _make_root(tmp_path / "a", fsprobe)
+    rb = _make_root(tmp_path / "b", fsprobe)
+    native = _native(ra, [])
+    r = run_probe(fsprobe, [], str(rb), cwd=str(rb / "work"))
+    assert r.status == 0, r.out
+    nat, sbx = native.splitlines(), r.out.splitlines()
+    diffs = [(n, s) for n, s in zip(nat, sbx) if n != s]
+    assert not diffs and len(nat) == len(sbx), "\n".join(f"native: {n}\nsentry: {s}" for n, s in diffs)
+    got = r.lines()
+    # The escapes found nothing of the host and created nothing outside.
+    assert got["cat-escape"] == ["-1", str(errno.ENOENT)]
+    assert got["cat-escape-abs"] == ["-1", str(errno.ENOENT)]
+    assert got["cat-dotdot-storm"] == ["-1", str(errno.ENOENT)]
+    assert not os.path.exists("/tmp/sentry-escape-probe")
+    assert (rb / "tmp" / "sentry-escape-probe").exists() is False  # rmdir'ed again
+    assert os.path.exists("/etc/hostname")
+    # Sanity: the interesting steps really did something.
+    assert got["renameat2-exchange"] == ["0", "0"]
+    assert got["getxattr"][2] == "value"
+    assert got["unix-data"] == ["ping"]
+    assert got["inotify-event"] == ["1", "newdir"]
+
+
+def test_block_devices_refused(probe: str, fsprobe: str, tmp_path: Path) -> None:
+    # Natively root may mknod a block device; the sentry refuses: EPERM.
+    src = HERE / "blk.c"
+    src_text = ('#include <stdio.h>\n#include <errno.h>\n#include <sys/stat.h>\n'
+                '#include <sys/sysmacros.h>\n#include <sys/syscall.h>\n#include <unistd.h>\n'
+                'int main(void){long r=syscall(SYS_mknod,"blk",S_IFBLK|0600,makedev(8,0));'
+                'printf("mknod-blk %ld %d\\n",r,r<0?errno:0);return 0;}\n')
+    c = tmp_path / "blk.c"
+    c.write_text(src_text)
+    exe = tmp_path / "blk"
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(exe), str(c)], check=True)
+    os.chmod(tmp_path, 0o755)
+    root = _make_root(tmp_path / "r", fsprobe)
+    r = run_probe(str(exe), [], str(root), cwd=str(root / "work"))
+    assert r.lines()["mknod-blk"] == ["-1", str(errno.EPERM)]
+    assert not (root / "work" / "blk").exists()
+    del src
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def test_proc_self_is_the_target(fsprobe: str, tmp_path: Path) -> None:
+    root = _make_root(tmp_path / "r", fsprobe)
+    (root / "proc").mkdir()
+    (root / "etc" / "mtab").symlink_to("/proc/self/mounts")
+    (root / "dev").mkdir()
+    (root / "dev" / "fd").symlink_to("/proc/self/fd")
+    proc = str(root / "proc")
+    if _libc.mount(b"proc", proc.encode(), b"proc", 0, None) != 0:
+        pytest.skip("cannot mount a procfs")
+    try:
+        r = run_probe(fsprobe, ["proc"], str(root), cwd=str(root / "etc"))
+    finally:
+        _libc.umount2(proc.encode(), 2)  # MNT_DETACH
+    assert r.status == 0, r.out
+    got = r.lines()
+    own = got["own-pid"][0]
+    assert got["cat-self-status"][2:] == ["Name:", "fsprobe"]
+    assert got["readlink-self"] == [str(len(own)), "0", own]
+    assert got["readlink-self-exe"][2].endswith("fsprobe")
+    assert got["readlink-self-cwd"] == ["4", "0", "/etc"]
+    assert got["readlink-self-root"] == ["1", "0", "/"]
+    assert got["readlink-self-fd"] == ["10", "0", "/etc/hello"]
+    assert got["cat-self-fd"][2] == "hello-root"
+    assert got["cat-thread-self-fd"][2] == "hello-root"
+    assert got["open-self-fd-write-ro-file"][0] == "3" or got["open-self-fd-write-ro-file"][0] != "-1"
+    assert got["cat-self-root-etc"][2] == "hello-root"
+    assert got["cat-self-root-escape"] == ["-1", str(errno.ENOENT)]
+    assert got["cat-self-cwd"][2] == "hello-root"
+    assert got["cat-self-exe"][0] != "-1"
+    assert got["cat-mtab"][0] != "-1"
+    # pid 1 here is the host's init: its magic links are never followed.
+    assert got["cat-one-exe"] == ["-1", str(errno.EACCES)]
+    assert got["cat-one-root"] == ["-1", str(errno.EACCES)]
+    assert got["cat-rel-self-status"][2:] == ["Name:", "fsprobe"]
+    assert int(got["ls-self-fd"][0]) >= 3
