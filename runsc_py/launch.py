@@ -57,6 +57,8 @@ class CreateOptions:
     systemd_cgroup: bool = False
     platform: str = "seccomp"
     net_raw: bool = False
+    strace: bool = False
+    strace_syscalls: str = ""
 
 
 def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> ContainerState:
@@ -123,7 +125,9 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
                                    sandbox=SandboxOptions(platform=opts.platform, net_raw=opts.net_raw,
                                                           hostname=spec.get("hostname") or "",
                                                           domainname=spec.get("domainname") or "",
-                                                          userns="user" in namespaces))
+                                                          userns="user" in namespaces,
+                                                          strace=opts.strace,
+                                                          strace_syscalls=opts.strace_syscalls))
 
     pid = os.fork()
     if pid == 0:  # ------------------------------------------------ sandbox

@@ -29,6 +29,8 @@ class SandboxOptions:
     hostname: str = ""
     domainname: str = ""
     userns: bool = False
+    strace: bool = False
+    strace_syscalls: str = ""      # comma-separated names; empty: all
 
 
 def policy_options(opts: SandboxOptions) -> Any:
@@ -65,6 +67,7 @@ class SandboxHost:
         # Import everything the sentry needs while the host's files are visible.
         import sentry.call  # noqa: F401
         import sentry.self_filter  # noqa: F401
+        import sentry.strace  # noqa: F401
         import seccomp  # noqa: F401
         import sentry.handoff  # noqa: F401
         import sentry.supervisor  # noqa: F401
@@ -93,6 +96,13 @@ class SandboxHost:
                                policy=policy_options(self.options))
             self._sandbox = Sandbox(root_fd, so)
         sup = Supervisor(fd, self._sandbox)
+        if self.options.strace:
+            from sentry import strace
+            from sentry.policy import syscall_numbers
+            names = {nr: name for name, nr in syscall_numbers().items()}
+            only = {n.strip() for n in self.options.strace_syscalls.split(",") if n.strip()} or None
+            sup.dispatch = strace.wrap(sup.dispatch, names, only)
+            logging.getLogger("sentry.strace").setLevel(logging.INFO)
         t = threading.Thread(target=sup.serve, name=f"sentry-listener-{fd}", daemon=True)
         t.start()
         self._threads.append(t)

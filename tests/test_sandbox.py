@@ -159,3 +159,22 @@ def test_sentry_own_filter_is_an_allowlist_without_dangerous_calls():
                 "init_module", "finit_module", "kexec_load", "reboot", "fork", "vfork", "clone3"):
         assert bad not in names, bad
     assert all(reason for _, reason in self_filter.table())
+
+
+def test_strace_logs_intercepted_syscalls(runtime, bundle, workdir):
+    log_file = workdir / "strace.log"
+    b = bundle("uname -n; cat /etc/hostname", rootfs="shared")
+    res = runtime.run("run", "--bundle", str(b), runtime.new_id("strace"),
+                      global_args=["--log", str(log_file), "--strace"])
+    assert res.returncode == 0, res
+    text = log_file.read_text()
+    assert "execve('/bin/sh'" in text
+    assert "uname(" in text
+    assert "'/etc/hostname'" in text
+    log2 = workdir / "strace2.log"
+    res = runtime.run("run", "--bundle", str(b), runtime.new_id("strace"),
+                      global_args=["--log", str(log2), "--strace", "--strace-syscalls=uname"])
+    assert res.returncode == 0, res
+    lines = [ln for ln in log2.read_text().splitlines() if "sentry" in ln or "] " in ln]
+    assert any("uname(" in ln for ln in lines)
+    assert not any("execve(" in ln for ln in lines)
