@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(e), e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:  # `runsc-py policy | head`
+        os._exit(0)
     except OSError as e:
         _fail(f"{cmd}: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), 1)
     sys.exit(code or 0)

@@ -9,10 +9,22 @@ from ..cli import Globals
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", "-f", default="table", choices=["table", "json"])
+    p.add_argument("--sentry", action="store_true",
+                   help="print the sentry's own allowlist instead of the workload's policy")
 
 
 def run(g: Globals, a: argparse.Namespace) -> int:
     from ..errors import RuntimeFailure
+    if a.sentry:
+        import json
+        from sentry import self_filter
+        rows = self_filter.table()
+        if a.format == "json":
+            print(json.dumps([{"name": n, "reason": r} for n, r in rows], indent=1))
+        else:
+            for n, r in rows:
+                print(f"{n:<20} {r}")
+        return 0
     try:
         from sentry.policy import print_table  # type: ignore[import-not-found]
     except ImportError:
