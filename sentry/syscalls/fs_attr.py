@@ -4,10 +4,10 @@ The path is resolved in the container root to an O_PATH fd (following the
 last symlink or not, as the call does), then the change is made on THAT
 object with the target's credentials, never by path:
 
-- *at(fd, "", AT_EMPTY_PATH) where the host call has it (fchmodat2,
-  fchownat, utimensat);
-- otherwise through our own magic link /proc/self/fd/<fd> (truncate,
-  xattrs, inotify): following it jumps to the very inode, and for an
+- *at(fd, "", AT_EMPTY_PATH) where the host call has it (fchownat,
+  utimensat);
+- otherwise through our own magic link /proc/self/fd/<fd> (chmod,
+  truncate, xattrs, inotify): following it jumps to the very inode, and for an
   O_PATH|O_NOFOLLOW fd of a symlink it lands on the symlink itself, which
   is what the l* variants act on.
 
@@ -35,9 +35,10 @@ _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _sys = _libc.syscall
 _sys.restype = ctypes.c_long
 SYS_fchownat = 260
+SYS_fchmodat = 268
+AT_FDCWD = -100
 SYS_fchown = 93
 SYS_utimensat = 280
-SYS_fchmodat2 = 452
 _EMPTY = b""
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 _O_PATH_NOFOLLOW = _O_PATH | os.O_NOFOLLOW
@@ -58,8 +59,11 @@ def _proc_self(fd: int) -> bytes:
 
 # --- chmod -----------------------------------------------------------------------
 def _chmod_fd(fd: int, mode: int) -> int:
+    # Through our magic link, not fchmodat2(AT_EMPTY_PATH): the sentry's own
+    # filter (sentry/self_filter.py) has no fchmodat2.  A symlink fd lands on
+    # the symlink: EOPNOTSUPP, as fchmodat2(AT_SYMLINK_NOFOLLOW) natively.
     try:
-        return _ret(_sys(SYS_fchmodat2, fd, _EMPTY, ctypes.c_uint(mode & 0o7777), AT_EMPTY_PATH))
+        return _ret(_sys(SYS_fchmodat, AT_FDCWD, _proc_self(fd), ctypes.c_uint(mode & 0o7777)))
     finally:
         os.close(fd)
 

@@ -11,10 +11,15 @@ with its private copy of the address:
   target's credentials, and the socket connected to "/proc/self/fd/<fd>":
   our magic link jumps to that very inode, and the kernel checks write
   permission on it with the target's credentials.
-- AF_UNIX with a path, bind: the parent directory is resolved in the root,
-  and the worker thread (which has its own fs_struct: unshare(CLONE_FS))
-  fchdir()s there, takes the target's umask and binds to the bare name, so
-  the socket file gets the target's mode and the name its full length.
+- AF_UNIX with a path, bind: the parent directory is resolved in the root
+  and the socket bound to "/proc/self/fd/<dir fd>/<name>" (our magic link
+  for the directory, then one plain name the kernel creates, never follows).
+  The kernel applies the BINDER's umask, the sentry's 0, so the socket
+  file's mode is then set to 0777 & ~target umask through an O_NOFOLLOW fd
+  of what was created (a brief window with mode 0777).  The sentry's own
+  filter forbids unshare(CLONE_FS), which would give a worker its own umask
+  and cwd.  Names longer than 108 - len("/proc/self/fd/N/") bytes: EINVAL
+  (the kernel's answer for an over-long sun_path), though natively they fit.
 - abstract names, autobind (addrlen 2) and every other family: the call is
   made as given on our copy (abstract names and IP addresses are not paths:
   the socket's network namespace, the container's, confines them).
@@ -30,10 +35,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import threading
+import stat
 
 from ..call import LAST_NORM, Call
 from ..errors import SysError
+from ..hostcalls import RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS
 from ..procfs import target_fd
 from ..resolve import signed_fd
 
@@ -44,8 +50,6 @@ SYS_connect, SYS_bind = 42, 49
 AF_UNIX = 1
 SOCKADDR_STORAGE = 128
 SOCKADDR_UN = 110
-CLONE_FS = 0x200
-_local = threading.local()
 
 
 def _raw(nr: int, fd: int, addr: bytes) -> int:
@@ -74,13 +78,18 @@ def _unix_path(addr: bytes) -> bytes | None:
     return sun.split(b"\0", 1)[0]
 
 
-def _own_fs() -> None:
-    """Give this worker thread its own cwd and umask (once)."""
-    if getattr(_local, "own_fs", False):
+def _apply_umask(call: Call, pfd: int, name: bytes, umask: int) -> None:
+    fd = call.scratch.openat2(pfd, name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0,
+                              RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+    if fd < 0:
         return
-    if _libc.unshare(CLONE_FS) != 0:
-        raise SysError(errno.ENOMEM, "unshare(CLONE_FS)")
-    _local.own_fs = True
+    try:
+        if stat.S_ISSOCK(os.fstat(fd).st_mode):
+            _sys(268, -100, b"/proc/self/fd/%d" % fd, ctypes.c_uint(0o777 & ~umask))  # fchmodat
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def connect(call: Call) -> int:
@@ -116,14 +125,13 @@ def bind(call: Call) -> int:
         try:
             if kind != LAST_NORM:
                 return -errno.EEXIST
-            _own_fs()
-            os.fchdir(pfd)
-            old = os.umask(umask)
-            try:
-                return _raw(SYS_bind, sock, AF_UNIX.to_bytes(2, "little") + name + b"\0")
-            finally:
-                os.umask(old)
-                os.chdir("/")
+            via = b"/proc/self/fd/%d/%s" % (pfd, name)
+            if len(via) >= SOCKADDR_UN - 2:
+                return -errno.EINVAL
+            r = _raw(SYS_bind, sock, AF_UNIX.to_bytes(2, "little") + via + b"\0")
+            if r == 0:
+                _apply_umask(call, pfd, name.rstrip(b"/"), umask)
+            return r
         finally:
             os.close(pfd)
     finally:
