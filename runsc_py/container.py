@@ -74,11 +74,7 @@ def start(store: Store, cid: str) -> None:
         if chunks:
             raise RuntimeFailure(b"".join(chunks).decode(errors="replace"))
         hooks = st.config.get("hooks") or {}
-        try:
-            run_hooks("poststart", hooks.get("poststart"), _hook_state(store, st))
-        except RuntimeFailure as e:
-            # runtime-spec: a failing poststart hook is logged, the container runs on.
-            log.warning("%s", e)
+        run_hooks("poststart", hooks.get("poststart"), _hook_state(store, st))
 
 
 def kill(store: Store, cid: str, sig: int, all_: bool = False) -> None:
@@ -163,10 +159,7 @@ def destroy(store: Store, st: ContainerState) -> None:
     state = _hook_state(store, st)
     state["status"] = "stopped"
     shutil.rmtree(store.dir(st.id), ignore_errors=True)
-    try:
-        run_hooks("poststop", hooks.get("poststop"), state)
-    except RuntimeFailure as e:
-        log.warning("%s", e)  # runtime-spec: poststop failures are warnings
+    run_hooks("poststop", hooks.get("poststop"), state)
 
 
 def _wait_gone(pid: int, start: int, timeout: float = 5.0) -> None:

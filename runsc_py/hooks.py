@@ -20,13 +20,24 @@ from .errors import RuntimeFailure
 log = logging.getLogger(__name__)
 
 
+# runtime-spec: a failing poststart or poststop hook is a warning, and the
+# remaining hooks still run; any other failing hook aborts the operation.
+WARN_ONLY = {"poststart", "poststop"}
+
+
 def run_hooks(kind: str, hooks: list[dict[str, Any]] | None, state: dict[str, Any]) -> None:
-    """Run every hook of KIND in order; the first failure raises."""
+    """Run every hook of KIND in order; the first failure raises (or, for
+    poststart/poststop, is logged as a warning and the rest still run)."""
     if not hooks:
         return
     payload = json.dumps(state).encode()
     for i, hook in enumerate(hooks):
-        _run_one(f"{kind}[{i}]", hook, payload)
+        try:
+            _run_one(f"{kind}[{i}]", hook, payload)
+        except RuntimeFailure as e:
+            if kind not in WARN_ONLY:
+                raise
+            log.warning("%s", e)
 
 
 def _run_one(name: str, hook: dict[str, Any], payload: bytes) -> None:

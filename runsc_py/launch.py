@@ -180,7 +180,7 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
     hooks = spec.get("hooks") or {}
     run_hooks("prestart", hooks.get("prestart"), hook_state)
     run_hooks("createRuntime", hooks.get("createRuntime"), hook_state)
-    to_init.send(Msg.HOOKS_DONE)
+    to_init.send(Msg.HOOKS_DONE, pid=pid)
 
     msg, fds = to_init.recv(Msg.CONSOLE, Msg.READY)
     if msg["type"] is Msg.CONSOLE:

@@ -143,3 +143,37 @@ def close_inherited_fds(keep_upto: int) -> None:
                 fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
             except OSError:
                 pass
+
+
+def enter_cwd(cwd: str, user: dict[str, Any]) -> None:
+    """chdir to the process's cwd, creating it (owned by the user) if missing."""
+    try:
+        os.chdir(cwd)
+        return
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise RuntimeFailure(f"chdir to cwd ({cwd!r}) set in config.json failed: {e.strerror}") from None
+    try:
+        os.makedirs(cwd, 0o755, exist_ok=True)
+        os.chown(cwd, user.get("uid", 0), user.get("gid", 0))
+        os.chdir(cwd)
+    except OSError as e:
+        raise RuntimeFailure(f"chdir to cwd ({cwd!r}) set in config.json failed: {e.strerror}") from None
+
+
+def default_home(env: dict[str, str], uid: int) -> None:
+    """runc sets HOME from /etc/passwd (or /) when the spec does not."""
+    if "HOME" in env:
+        return
+    home = "/"
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    home = parts[5] or "/"
+                    break
+    except OSError:
+        pass
+    env["HOME"] = home

@@ -122,7 +122,8 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
 
     # 4. prestart and createRuntime hooks run in the runtime's namespace.
     chan.send(Msg.HOOKS)
-    chan.recv(Msg.HOOKS_DONE)
+    msg, _ = chan.recv(Msg.HOOKS_DONE)
+    cfg.hook_state["pid"] = msg["pid"]  # the sandbox pid, as `state` reports it
 
     # 5. createContainer hooks: container namespaces, before pivot_root.
     hooks = spec.get("hooks") or {}
@@ -185,14 +186,13 @@ def _exec(cfg: InitConfig, conn: socket.socket, sentry_sock: socket.socket) -> N
     # 12. startContainer hooks: inside the container, after start.
     run_hooks("startContainer", (spec.get("hooks") or {}).get("startContainer"), state)
 
-    # 13. Working directory (as root: it may be unreadable to the user).
-    try:
-        os.chdir(proc["cwd"])
-    except OSError as e:
-        raise RuntimeFailure(f"chdir to cwd ({proc['cwd']!r}) set in config.json failed: {e.strerror}") from None
+    # 13. Working directory (as root: it may be unreadable to the user);
+    #     runc creates it when the image lacks it.
+    process.enter_cwd(proc["cwd"], proc.get("user") or {})
 
     # 14. Identity and capabilities.
     env = process.environ(proc.get("env"))
+    process.default_home(env, (proc.get("user") or {}).get("uid", 0))
     argv0 = process.lookup(proc["args"][0], env)
     caps = proc.get("capabilities")
     process.drop_bounding(caps)
