@@ -121,6 +121,7 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
                   "pid": 0, "bundle": st.bundle, "annotations": st.annotations}
     init_cfg = standard.InitConfig(spec=spec, rootfs=st.rootfs, hook_state=hook_state,
                                    new_namespaces=new_ns, cgroup_mounts=host_cgroup_mounts(),
+                                   cgroup_dirs=_cgroup_dirs(cg),
                                    no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
                                    sandbox=SandboxOptions(platform=opts.platform, net_raw=opts.net_raw,
                                                           hostname=spec.get("hostname") or "",
@@ -350,6 +351,16 @@ def _exit_like(status: int) -> NoReturn:
 
 
 # --- helpers --------------------------------------------------------------------
+
+def _cgroup_dirs(cg: CgroupManager) -> dict[str, str]:
+    d = cg.to_dict()
+    dirs = {k: v for k, v in (d.get("paths") or {}).items() if k}
+    if d.get("unified"):
+        dirs["unified"] = d["unified"]
+    elif d.get("mode") == "v2" and (d.get("paths") or {}).get(""):
+        dirs["unified"] = d["paths"][""]
+    return dirs
+
 
 def host_cgroup_mounts() -> list[tuple[str, str]]:
     """The host's cgroup hierarchies as (directory name, mount options).

@@ -91,7 +91,7 @@ def bind_rootfs(rootfs: str) -> None:
 
 
 def mount_entry(rootfs: str, m: dict[str, Any], cgroup_mounts: list[tuple[str, str]],
-                in_userns: bool) -> None:
+                in_userns: bool, cgroup_dirs: dict[str, str] | None = None) -> None:
     """Mount one `mounts[]` entry of the spec under the rootfs."""
     dest = m["destination"]
     mtype = m.get("type") or ""
@@ -108,7 +108,7 @@ def mount_entry(rootfs: str, m: dict[str, Any], cgroup_mounts: list[tuple[str, s
     elif mtype == "cgroup":
         target_fd = _openat2.ensure(rootfs, dest, directory=True)
         try:
-            _mount_cgroup(rootfs, dest, target_fd, flags, cgroup_mounts)
+            _mount_cgroup(rootfs, dest, target_fd, flags, cgroup_mounts, cgroup_dirs)
         finally:
             os.close(target_fd)
         return
@@ -187,30 +187,48 @@ def _remount_bind(target: str, flags: int, what: str) -> None:
 
 
 def _mount_cgroup(rootfs: str, dest: str, target_fd: int, flags: int,
-                  cgroup_mounts: list[tuple[str, str]]) -> None:
+                  cgroup_mounts: list[tuple[str, str]], cgroup_dirs: dict[str, str] | None) -> None:
     """cgroup mounts: v2 as one cgroup2 mount; v1 as a tmpfs of per-controller mounts.
 
     cgroup_mounts lists (subdir name, mount options) of the host's hierarchies,
     e.g. [("memory", "memory"), ("cpu", "cpu"), ("unified", "cgroup2")].  With a
-    cgroup namespace each mount shows the container's own cgroup as its root.
+    cgroup namespace each mount shows the container's own cgroup as its root;
+    without one (cgroup_dirs given: controller -> the container's host
+    directory) the container's own directories are bind-mounted, as runc does,
+    so the container never sees the host's hierarchy.
     """
     target = f"/proc/self/fd/{target_fd}"
     ro = flags & libc.MS_RDONLY
     base = flags & (libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC | libc.MS_RELATIME)
+
+    def one(path: str, opts: str) -> None:
+        fd = _openat2.ensure(rootfs, path, directory=True)
+        try:
+            tgt = f"/proc/self/fd/{fd}"
+            if cgroup_dirs is None:
+                if opts == "cgroup2":
+                    libc.mount("cgroup2", tgt, "cgroup2", base | ro)
+                else:
+                    libc.mount("cgroup", tgt, "cgroup", base | ro, opts)
+                return
+            src = cgroup_dirs.get("unified" if opts == "cgroup2" else opts.split(",")[0])
+            if not src:
+                return
+            libc.mount(src, tgt, None, libc.MS_BIND | libc.MS_REC)
+        finally:
+            os.close(fd)
+        top = _openat2.ensure(rootfs, path, directory=True)  # the new mount itself
+        try:
+            _remount_bind(f"/proc/self/fd/{top}", base | ro | libc.MS_BIND, src)
+        finally:
+            os.close(top)
+
     if len(cgroup_mounts) == 1 and cgroup_mounts[0][1] == "cgroup2":
-        libc.mount("cgroup", target, "cgroup2", base | ro)
+        one(dest, "cgroup2")
         return
     libc.mount("tmpfs", target, "tmpfs", base, "mode=755")
     for name, opts in cgroup_mounts:
-        sub = os.path.join(dest, name)
-        fd = _openat2.ensure(rootfs, sub, directory=True)
-        try:
-            if opts == "cgroup2":
-                libc.mount("cgroup2", f"/proc/self/fd/{fd}", "cgroup2", base | ro)
-            else:
-                libc.mount("cgroup", f"/proc/self/fd/{fd}", "cgroup", base | ro, opts)
-        finally:
-            os.close(fd)
+        one(os.path.join(dest, name), opts)
     if ro:
         top = _openat2.ensure(rootfs, dest, directory=True)
         try:

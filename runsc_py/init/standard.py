@@ -44,6 +44,7 @@ class InitConfig:
     hook_state: dict[str, Any]          # the state JSON handed to hooks
     new_namespaces: set[str]            # namespace types created (not joined)
     cgroup_mounts: list[tuple[str, str]] = field(default_factory=list)
+    cgroup_dirs: dict[str, str] = field(default_factory=dict)  # controller -> host dir
     no_pivot: bool = False
     preserve_fds: int = 0
     sandbox: SandboxOptions = field(default_factory=SandboxOptions)
@@ -108,7 +109,8 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
         rootfs.bind_rootfs(cfg.rootfs)
         dev_is_bound = False
         for m in spec.get("mounts") or []:
-            rootfs.mount_entry(cfg.rootfs, m, cfg.cgroup_mounts, in_userns)
+            rootfs.mount_entry(cfg.rootfs, m, cfg.cgroup_mounts, in_userns,
+                               None if "cgroup" in cfg.new_namespaces else cfg.cgroup_dirs)
             if m["destination"] == "/dev" and "bind" in (m.get("options") or []) + [m.get("type")]:
                 dev_is_bound = True
         if not dev_is_bound:
