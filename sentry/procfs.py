@@ -215,12 +215,19 @@ class _Walk:
             try:
                 st = os.fstat(lfd)
                 if _stat.S_ISLNK(st.st_mode) and (not last or follow or rest_is_dir):
-                    if self.proc_rel is not None and self.call.sb.proc_devs.is_proc(self.s, lfd, st.st_dev):
-                        obj = _magic(self.call, self.proc_rel + [comp])
+                    # Magic links live under /proc/<pid>/; the top-level
+                    # ones (mounts -> self/mounts, net -> self/net) are plain.
+                    if self.proc_rel and self.call.sb.proc_devs.is_proc(self.s, lfd, st.st_dev):
+                        obj, held_only = _magic(self.call, self.proc_rel + [comp])
+                        if held_only and not last:
+                            os.close(obj)
+                            return -errno.EACCES
                         if last:
                             try:
                                 if rest_is_dir and not _stat.S_ISDIR(os.fstat(obj).st_mode):
                                     return -errno.ENOTDIR
+                                if held_only and not _within_held_mode(obj, flags):
+                                    return -errno.EACCES
                                 return _reopen(obj, flags, mode)
                             finally:
                                 os.close(obj)
@@ -315,8 +322,24 @@ def target_fd(call: Call, n: int) -> int:
         os.close(pidfd)
 
 
-def _magic(call: Call, rel: list[bytes]) -> int:
-    """Our fd of the object behind the magic link /proc/<rel...>, or SysError."""
+def _within_held_mode(obj: int, flags: int) -> bool:
+    """A reopen asks for no more access than the fd the target holds."""
+    import fcntl
+    held = fcntl.fcntl(obj, fcntl.F_GETFL) & os.O_ACCMODE
+    want = flags & os.O_ACCMODE
+    if flags & (os.O_TRUNC | os.O_CREAT) and held == os.O_RDONLY:
+        return False
+    return want == held or held == os.O_RDWR
+
+
+def _magic(call: Call, rel: list[bytes]) -> tuple[int, bool]:
+    """Our fd of the object behind the magic link /proc/<rel...>, or SysError.
+
+    The flag is True for a non-directory outside the container that the
+    target holds as its own fd N (its stdio files, given by whoever started
+    the container): it may be reopened with no more access than that fd has,
+    and never walked through.
+    """
     creds = call.creds()
     own = rel[0] == b"%d" % creds.ns_tgid
     if len(rel) >= 4 and rel[1] == b"task":
@@ -340,14 +363,21 @@ def _magic(call: Call, rel: list[bytes]) -> int:
         call.check_valid()
     else:
         raise SysError(errno.ELOOP, "magic link not followed by the sentry")
+    held_only = False
     try:
         _inside(call, obj)
+    except SysError:
+        if kind == b"fd" and not _stat.S_ISDIR(os.fstat(obj).st_mode):
+            held_only = True
+        else:
+            os.close(obj)
+            raise
     except BaseException:
         os.close(obj)
         raise
     # Back to exactly the target's credentials for the reopen.
     call.creds_state.become(creds, keep_ptrace=False)
-    return obj
+    return obj, held_only
 
 
 def _mount_ids(path: str) -> set[int]:
