@@ -351,7 +351,7 @@ def _magic(call: Call, rel: list[bytes]) -> tuple[int, bool]:
     if kind == b"fd" and len(rel) == 3 and rel[2].isdigit():
         obj = target_fd(call, int(rel[2]))
     elif kind == b"root" and len(rel) == 2:
-        return os.open(".", _O_PATH_DIR, dir_fd=call.sb.root_fd)
+        return os.open(".", _O_PATH_DIR, dir_fd=call.sb.root_fd), False
     elif kind in (b"cwd", b"exe") and len(rel) == 2:
         cs = call.creds_state
         if cs.ptrace_dropped:
