@@ -90,8 +90,11 @@ class SandboxHost:
             return
         if self._sandbox is None:
             root_fd = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            so = SentryOptions(hostname=self.options.hostname or "sandbox",
-                               domainname=self.options.domainname or "(none)",
+            # The sandbox process shares the container's UTS namespace: report
+            # what the kernel holds there (the spec's hostname, or that of a
+            # namespace joined by path), not a configured copy.
+            so = SentryOptions(hostname=os.uname().nodename,
+                               domainname=_read("/proc/sys/kernel/domainname") or "(none)",
                                userns=self.options.userns,
                                policy=policy_options(self.options))
             self._sandbox = Sandbox(root_fd, so)
@@ -107,3 +110,11 @@ class SandboxHost:
         t.start()
         self._threads.append(t)
         log.debug("sentry: serving listener %d (sync wake-up: %s)", fd, sup.sync_wakeup)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
