@@ -133,6 +133,15 @@ TTY_IOCTLS = {
 }
 TIOCSTI = 0x5412  # fakes terminal input: never allowed
 
+# Read-only interface queries on the container's own network namespace
+# (ifconfig, `ip link show DEV`); nothing that configures an interface.
+NET_QUERY_IOCTLS = {
+    "SIOCGIFNAME": 0x8910, "SIOCGIFCONF": 0x8912, "SIOCGIFFLAGS": 0x8913,
+    "SIOCGIFADDR": 0x8915, "SIOCGIFDSTADDR": 0x8917, "SIOCGIFBRDADDR": 0x8919,
+    "SIOCGIFNETMASK": 0x891B, "SIOCGIFMETRIC": 0x891D, "SIOCGIFMTU": 0x8921,
+    "SIOCGIFHWADDR": 0x8927, "SIOCGIFINDEX": 0x8933, "SIOCGIFTXQLEN": 0x8942,
+}
+
 PRCTL_OPS = {
     "PR_SET_PDEATHSIG": 1, "PR_GET_PDEATHSIG": 2, "PR_GET_DUMPABLE": 3,
     "PR_SET_NAME": 15, "PR_GET_NAME": 16, "PR_GET_SECCOMP": 21,
@@ -257,8 +266,9 @@ def _native_entries(net_raw: bool) -> list[Entry]:
         _native("clone", "threads and fork, never with a CLONE_NEW* flag", *clone_rules),
         _native("vfork", "posix_spawn and busybox use it"),
         # restricted by arguments
-        _native("ioctl", "terminal and fd ioctls only, compared on the low 32 bits (no TIOCSTI)",
-                *(_allow_if(low32(1, v)) for v in TTY_IOCTLS.values())),
+        _native("ioctl", "terminal, fd and read-only interface-query ioctls only, compared on "
+                         "the low 32 bits (no TIOCSTI)",
+                *(_allow_if(low32(1, v)) for v in (*TTY_IOCTLS.values(), *NET_QUERY_IOCTLS.values()))),
         _native("prctl", "harmless per-process options only",
                 *(_allow_if(eq(0, v)) for v in PRCTL_OPS.values())),
         _native("arch_prctl", "TLS set-up (FS/GS base) only",
