@@ -65,7 +65,18 @@ def _ensure(root_fd: int, path: str, directory: bool, depth: int) -> int:
             os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
                              0o644, dir_fd=parent_fd))
     except FileExistsError:
-        pass  # raced, or a dangling symlink: re-resolve below decides
+        # Raced, or a dangling symlink: create what it points to, inside the
+        # root (the target is re-resolved with RESOLVE_IN_ROOT), as runc does.
+        try:
+            target = os.readlink(name, dir_fd=parent_fd)
+        except OSError:
+            target = None
+        if target is not None:
+            os.close(parent_fd)
+            parent_fd = -1
+            nxt = os.path.normpath(target if target.startswith("/") else os.path.join(parent, target))
+            return _ensure(root_fd, "/" + nxt.lstrip("/"), directory, depth + 1)
     finally:
-        os.close(parent_fd)
+        if parent_fd >= 0:
+            os.close(parent_fd)
     return resolve_in_root(root_fd, path)
