@@ -38,6 +38,15 @@ def run_ok(runtime, b, **kw) -> str:
     return res.stdout
 
 
+def wait_ready(c, needle: str = "ready", timeout: float = 10.0) -> str:
+    """c.wait_output(NEEDLE), failing with the container's output and status."""
+    try:
+        return c.wait_output(needle, timeout)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n  status: {c.rt.status(c.id)}\n  stdout: {c.stdout()!r}"
+                             f"\n  stderr: {c.stderr()!r}") from None
+
+
 def kv(out: str) -> dict[str, str]:
     """KEY=VALUE lines of the workload's output (later lines win)."""
     d = {}
@@ -612,7 +621,7 @@ def test_rootfs_propagation(runtime, bundle, shared_host_dir, prop, inward, outw
     (src / "fromhost").mkdir()
     (src / "frominside").mkdir()
     with runtime.container(b) as c:
-        c.wait_output("ready")
+        wait_ready(c)
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "rsp-fromhost",
                         str(src / "fromhost")], check=True)
         res = c.exec("grep", "-c", " /mnt/p/fromhost ", "/proc/self/mountinfo")
@@ -804,7 +813,7 @@ INSIDE_LIMITS = ("echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes); "
 
 
 def _inside_ok(c):
-    out = kv(c.wait_output("ready"))
+    out = kv(wait_ready(c))
     assert out == {"mem": str(64 << 20), "pids": "42", "cpus": "0", "quota": "50000",
                    "shares": "512"}, out
 
@@ -966,7 +975,7 @@ def test_hooks_all_kinds(runtime, bundle, workdir):
         c.start()
         if not runtime.is_runc:
             assert read_order() == HOOK_KINDS[:5]
-        c.wait_output("ready")
+        wait_ready(c)
         c.kill("KILL")
         c.wait_status("stopped")
         c.delete()
@@ -1084,7 +1093,7 @@ def test_failing_poststart_hook(runtime, bundle, workdir):
     with runtime.container(b, cid, start=False) as c:
         res = c.start(check=False)
         assert res.returncode == 0, res
-        c.wait_output("ready")
+        wait_ready(c)
         assert c.status == "running"
         assert marker.exists()
 

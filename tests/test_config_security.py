@@ -40,6 +40,15 @@ def run_ok(runtime, b, **kw) -> str:
     return res.stdout
 
 
+def wait_ready(c, needle: str = "ready", timeout: float = 10.0) -> str:
+    """c.wait_output(NEEDLE), failing with the container's output and status."""
+    try:
+        return c.wait_output(needle, timeout)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n  status: {c.rt.status(c.id)}\n  stdout: {c.stdout()!r}"
+                             f"\n  stderr: {c.stderr()!r}") from None
+
+
 def kv(out: str) -> dict[str, str]:
     d = {}
     for ln in out.splitlines():
@@ -367,7 +376,7 @@ def test_user_namespace(runtime, userns_bundle):
                       "echo x > /dev/shm/f && echo owned=$(stat -c %u /dev/shm/f); "
                       "echo ready; exec sleep 30")
     with runtime.container(b) as c:
-        out = kv(c.wait_output("ready"))
+        out = kv(wait_ready(c))
         assert out["uid"] == "0" and out["gid"] == "0", out
         assert out["map"].split() == ["0", "100000", "65536"], out
         assert out["gmap"].split() == ["0", "100000", "65536"], out
@@ -387,7 +396,7 @@ def test_user_namespace_nonroot_in_container(runtime, userns_bundle):
                       "echo ready; exec sleep 30",
                       config={"process": {"user": {"uid": 1000, "gid": 1000}}})
     with runtime.container(b) as c:
-        out = c.wait_output("ready").split()
+        out = wait_ready(c).split()
         assert out[0] == "1000" and out[2] == "1000", out
         pid = workload_pid(runtime, c.id, "sleep 30")
         uids = status_fields(Path(f"/proc/{pid}/status").read_text())["Uid"].split()
