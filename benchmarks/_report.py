@@ -92,7 +92,11 @@ def _ratio(a: float | None, b: float | None) -> str:
     if b == 0:
         return "—"
     r = a / b
-    return f"{r:.0f}x" if r >= 100 else f"{r:.1f}x" if r >= 10 else f"{r:.2f}x"
+    if r >= 100:
+        return f"{r:.0f}x"
+    if r >= 10:
+        return f"{r:.1f}x"
+    return f"{r:.2f}x" if r >= 0.1 else f"{r:.3f}x"
 
 
 def ratio_columns(runtimes: list[str]) -> list[tuple[str, str]]:
