@@ -208,10 +208,12 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
     try:
         libc.set_name("runsc-sandbox")
         os.setsid()
-        own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        # Join namespaces given by path, user first.
+        # Join namespaces given by path, user first.  The pid namespace is
+        # entered by the short-lived forker below, never by us: the kernel
+        # refuses to create threads (the sentry's workers) in a process whose
+        # children's pid namespace differs from its own.
         for kind in JOIN_ORDER:
-            if kind in ns_fds and kind != "mount":
+            if kind in ns_fds and kind not in ("mount", "pid"):
                 libc.setns(ns_fds[kind], NS_FLAGS[kind])
         if "user" in new_ns:
             libc.unshare(libc.CLONE_NEWUSER)
@@ -227,29 +229,49 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
         # the host's, with the host's /proc whose pids match the notifications
         # it receives); init enters or creates the container's.
         flags = libc.CLONE_NEWNS
-        for kind in new_ns - {"user", "mount"}:
+        for kind in new_ns - {"user", "mount", "pid"}:
             flags |= NS_FLAGS[kind]
         libc.unshare(flags)
         libc.mount(None, "/", None, libc.MS_SLAVE | libc.MS_REC)
         mount_ns_fd = ns_fds.pop("mount", -1)
+        pid_ns_fd = ns_fds.pop("pid", -1)
         for fd in ns_fds.values():
             os.close(fd)
         alive_r, alive_w = os.pipe()
         handoff_init, handoff_sentry = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        init_pid = os.fork()
-        if init_pid == 0:  # -------------------------------------------- init
+        # Init is forked by a short-lived child that enters the container's
+        # pid namespace; we are a child subreaper, so init becomes our child
+        # when that forker exits.
+        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+        pid_r, pid_w = os.pipe()
+        forker = os.fork()
+        if forker == 0:  # ------------------------------------ init's forker
             try:
-                os.close(alive_w)
-                chan.sock.close()
-                handoff_sentry.close()
-                sentry_sock.close()
-                standard.run(init_cfg, init_chan, start_sock, alive_r, mount_ns_fd, handoff_init)
+                os.close(pid_r)
+                if pid_ns_fd >= 0:
+                    libc.setns(pid_ns_fd, libc.CLONE_NEWPID)
+                elif "pid" in new_ns:
+                    libc.unshare(libc.CLONE_NEWPID)
+                init_pid = os.fork()
+                if init_pid == 0:  # ------------------------------------ init
+                    os.close(pid_w)
+                    os.close(alive_w)
+                    chan.sock.close()
+                    handoff_sentry.close()
+                    sentry_sock.close()
+                    standard.run(init_cfg, init_chan, start_sock, alive_r, mount_ns_fd, handoff_init)
+                os.write(pid_w, str(init_pid).encode())
             finally:
-                os._exit(1)
-        # Back to our own pid namespace for children: the kernel refuses to
-        # create threads (the sentry's workers) while it differs.
-        libc.setns(own_pid_ns, libc.CLONE_NEWPID)
-        os.close(own_pid_ns)
+                os._exit(0)
+        os.close(pid_w)
+        os.waitpid(forker, 0)
+        data = os.read(pid_r, 32)
+        os.close(pid_r)
+        if not data:
+            raise RuntimeFailure("sandbox: could not fork the container's init")
+        init_pid = int(data)
+        if pid_ns_fd >= 0:
+            os.close(pid_ns_fd)
         os.close(alive_r)
         handoff_init.close()
         if mount_ns_fd >= 0:
@@ -304,6 +326,9 @@ def _supervise(chan: Channel, init_pid: int, host: "SandboxHost", handoff: socke
         except InterruptedError:
             continue
         fds = {fd for fd, _ev in events}
+        for fd, ev in events:
+            if ev & select.POLLNVAL:  # never spin on a dead descriptor
+                poller.unregister(fd)
         if pidfd in fds:
             break
         if watching_chan and chan.sock.fileno() in fds:

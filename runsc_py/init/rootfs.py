@@ -86,7 +86,15 @@ def set_root_propagation(propagation: str | None) -> None:
 
 
 def bind_rootfs(rootfs: str) -> None:
-    """Make the rootfs a mount point of its own, as pivot_root requires."""
+    """Make the rootfs a mount point of its own, as pivot_root requires.
+
+    Its parent mount is made private first, so the bind is not shared
+    either (pivot_root refuses shared mounts; rootfsPropagation=shared).
+    """
+    try:
+        _parent_mount_private(rootfs)
+    except OSError as e:
+        raise RuntimeFailure(f"make parent mount of {rootfs} private: {e.strerror}") from None
     libc.mount(rootfs, rootfs, None, libc.MS_BIND | libc.MS_REC)
 
 
@@ -300,6 +308,24 @@ def dev_symlinks(rootfs: str) -> None:
         raise RuntimeFailure(f"create /dev symlinks: {e.strerror}") from None
     finally:
         os.close(dev_fd)
+
+
+def _parent_mount_private(rootfs: str) -> None:
+    """pivot_root refuses a new root whose parent mount is shared: with
+    rootfsPropagation shared, make the mount holding the rootfs's parent
+    private (runc's rootfsParentMountPrivate)."""
+    parent = os.path.dirname(rootfs.rstrip("/")) or "/"
+    best = "/"
+    shared = False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mnt = fields[4].replace("\\040", " ")
+            if (parent == mnt or parent.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                best = mnt
+                shared = any(o.startswith("shared:") for o in fields[6:fields.index("-")])
+    if shared:
+        libc.mount(None, best, None, libc.MS_PRIVATE)
 
 
 def pivot(rootfs: str) -> None:

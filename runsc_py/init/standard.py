@@ -89,9 +89,13 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
     proc = spec["process"]
     in_userns = "user" in cfg.new_namespaces or _joined_userns(lx)
 
-    # 1. Die with the sandbox process, which mirrors our exit status.
-    _die_with_parent(parent_alive_fd)
+    # 1. A session of our own.  (Dying with the sandbox process is set up
+    #    once it is our parent: see step 4.)  Dumpable: in a new user
+    #    namespace the uid change cleared it, and the sentry (same uid, no
+    #    privilege over our inherited mm) must read /proc/<us>/root.
     os.setsid()
+    if in_userns:
+        libc.prctl(libc.PR_SET_DUMPABLE, 1)
     # The sandbox filter is built now, while the host's files (Python modules,
     # libseccomp) are still visible; it is installed right before execve.
     cfg.prepared_filter = prepare_filter(cfg.sandbox)
@@ -126,6 +130,9 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
     chan.send(Msg.HOOKS)
     msg, _ = chan.recv(Msg.HOOKS_DONE)
     cfg.hook_state["pid"] = msg["pid"]  # the sandbox pid, as `state` reports it
+    # Our forker has exited by now (the sandbox waited for it before
+    # reporting our pid), so the sandbox process is our parent: die with it.
+    _die_with_parent(parent_alive_fd)
 
     # 5. createContainer hooks: container namespaces, before pivot_root.
     hooks = spec.get("hooks") or {}
