@@ -211,8 +211,11 @@ def _exec(cfg: InitConfig, conn: socket.socket, sentry_sock: socket.socket) -> N
         process.set_no_new_privs()
     umask = (proc.get("user") or {}).get("umask")
     os.umask(0o022 if umask is None else umask)
-    # setuid cleared the parent-death signal: set it again.
+    # setuid cleared the parent-death signal (and, in a user namespace, the
+    # dumpable flag the sentry needs to open /proc/<us>/root): set them again.
     libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if "user" in cfg.new_namespaces or _joined_userns(spec.get("linux") or {}):
+        libc.prctl(libc.PR_SET_DUMPABLE, 1)
 
     # 15. No fd of the runtime survives execve (CVE-2024-21626).
     process.close_inherited_fds(2 + cfg.preserve_fds)
