@@ -202,15 +202,9 @@ def _exec_child(chan: Channel, proc: dict[str, Any], preserve_fds: int, prepared
         except OSError as e:
             raise RuntimeFailure(f"exec: chdir to cwd ({proc.get('cwd')!r}): {e.strerror}") from None
         env = process.environ(proc.get("env"))
+        process.default_home(env, (proc.get("user") or {}).get("uid", 0))
         argv0 = process.lookup(proc["args"][0], env)
-        caps = proc.get("capabilities")
-        process.drop_bounding(caps)
-        process.set_user(proc.get("user") or {})
-        process.apply_caps(caps)
-        if proc.get("noNewPrivileges"):
-            process.set_no_new_privs()
-        umask = (proc.get("user") or {}).get("umask")
-        os.umask(0o022 if umask is None else umask)
+        last_cap = process.last_cap()
         process.close_inherited_fds(2 + preserve_fds)
         for sig in range(1, signal.NSIG):
             if sig not in (signal.SIGKILL, signal.SIGSTOP):
@@ -219,7 +213,10 @@ def _exec_child(chan: Channel, proc: dict[str, Any], preserve_fds: int, prepared
                 except (OSError, ValueError):
                     pass
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        enter(prepared, sentry_conn)  # the sandbox hand-off, as for init
+        # The sandbox hand-off, as for init: while we still hold our
+        # capabilities; the user switch then runs under the sentry.
+        enter(prepared, sentry_conn)
+        process.become_user(proc, last_cap)
         os.execve(argv0, proc["args"], env)
     except RuntimeFailure as e:
         chan.error(str(e))

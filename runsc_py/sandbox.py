@@ -45,14 +45,15 @@ def prepare_filter(opts: SandboxOptions) -> Any:
     return _prepare(policy_options(opts))
 
 
-def enter(prepared: Any, sock: socket.socket) -> None:
+def enter(prepared: Any, sock: socket.socket, no_new_privs: bool = False) -> None:
     """Install the prepared filter and hand the listener to the sentry.
 
-    After this, only native-tier syscalls may run before execve (which the
-    sentry answers): see sentry/install.py.
+    Called while the process still holds CAP_SYS_ADMIN (in its user
+    namespace), so no_new_privs is set only when the spec asks for it.
+    Everything after this runs under the sentry.
     """
     from sentry.install import send_listener
-    fd = prepared.install()
+    fd = prepared.install(no_new_privs)
     send_listener(sock, fd)
 
 

@@ -78,9 +78,12 @@ class PreparedFilter:
                           ctypes.c_ulong(0), ctypes.c_ulong(0))
         self.flags_used = 0
 
-    def install(self) -> int:
-        """no_new_privs + seccomp(2); returns the listener fd (O_CLOEXEC)."""
-        if self._prctl(*self._args_nnp) != 0:
+    def install(self, no_new_privs: bool = True) -> int:
+        """[no_new_privs +] seccomp(2); returns the listener fd (O_CLOEXEC).
+
+        no_new_privs=False needs CAP_SYS_ADMIN in the caller's user namespace
+        (the container's init before it drops its capabilities)."""
+        if no_new_privs and self._prctl(*self._args_nnp) != 0:
             err = self._get_errno()
             raise OSError(err, f"install filter: prctl no_new_privs: {os.strerror(err)}")
         flags = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV

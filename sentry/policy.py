@@ -149,6 +149,12 @@ PRCTL_OPS = {
     "PR_SET_NO_NEW_PRIVS": 38, "PR_GET_NO_NEW_PRIVS": 39,
     "PR_GET_TID_ADDRESS": 40, "PR_SET_THP_DISABLE": 41, "PR_GET_THP_DISABLE": 42,
     "PR_SET_VMA": 0x53564D41,
+    # Privilege-lowering or kernel-checked capability controls (used by the
+    # container's init after it enters the sandbox, and by su/setpriv/libcap):
+    # they can only drop or keep what the caller already holds.
+    "PR_SET_DUMPABLE": 4, "PR_GET_KEEPCAPS": 7, "PR_SET_KEEPCAPS": 8,
+    "PR_CAPBSET_READ": 23, "PR_CAPBSET_DROP": 24, "PR_CAP_AMBIENT": 47,
+    "PR_GET_SECUREBITS": 27,
 }
 
 ARCH_PRCTL_OPS = {"ARCH_SET_GS": 0x1001, "ARCH_SET_FS": 0x1002,

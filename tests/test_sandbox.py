@@ -178,3 +178,13 @@ def test_strace_logs_intercepted_syscalls(runtime, bundle, workdir):
     lines = [ln for ln in log2.read_text().splitlines() if "sentry" in ln or "] " in ln]
     assert any("uname(" in ln for ln in lines)
     assert not any("execve(" in ln for ln in lines)
+
+
+def test_filter_without_no_new_privs_when_the_spec_says_so(runtime, bundle):
+    """The filter is installed while init still holds CAP_SYS_ADMIN, so the
+    sandbox does not force no_new_privs: setuid programs keep working."""
+    b = bundle("grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status", rootfs="shared",
+               config={"process": {"noNewPrivileges": False}})
+    res = runtime.run_container(b)
+    assert res.returncode == 0, res
+    assert "Seccomp:\t2" in res.stdout and "NoNewPrivs:\t0" in res.stdout, res

@@ -52,9 +52,9 @@ def _inf(v: int) -> int:
     return resource.RLIM_INFINITY if v >= (1 << 64) - 1 else v
 
 
-def drop_bounding(caps: dict[str, list[str]] | None) -> None:
+def drop_bounding(caps: dict[str, list[str]] | None, last: int | None = None) -> None:
     keep = cap_mask((caps or {}).get("bounding"))
-    for cap in range(last_cap() + 1):
+    for cap in range((last_cap() if last is None else last) + 1):
         if not keep & (1 << cap):
             try:
                 libc.prctl(libc.PR_CAPBSET_DROP, cap)
@@ -177,3 +177,17 @@ def default_home(env: dict[str, str], uid: int) -> None:
     except OSError:
         pass
     env["HOME"] = home
+
+
+def become_user(proc: dict[str, Any], last: int) -> None:
+    """The process's identity: bounding set, user and groups, the five
+    capability sets, no_new_privs if asked, umask.  Runs after the sandbox
+    hand-off, so the sentry sees (and the kernel checks) every change."""
+    caps = proc.get("capabilities")
+    drop_bounding(caps, last)
+    set_user(proc.get("user") or {})
+    apply_caps(caps)
+    if proc.get("noNewPrivileges"):
+        set_no_new_privs()
+    umask = (proc.get("user") or {}).get("umask")
+    os.umask(0o022 if umask is None else umask)

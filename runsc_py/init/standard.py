@@ -199,23 +199,11 @@ def _exec(cfg: InitConfig, conn: socket.socket, sentry_sock: socket.socket) -> N
     #     runc creates it when the image lacks it.
     process.enter_cwd(proc["cwd"], proc.get("user") or {})
 
-    # 14. Identity and capabilities.
+    # 14. The program and its environment, found as root.
     env = process.environ(proc.get("env"))
     process.default_home(env, (proc.get("user") or {}).get("uid", 0))
     argv0 = process.lookup(proc["args"][0], env)
-    caps = proc.get("capabilities")
-    process.drop_bounding(caps)
-    process.set_user(proc.get("user") or {})
-    process.apply_caps(caps)
-    if proc.get("noNewPrivileges"):
-        process.set_no_new_privs()
-    umask = (proc.get("user") or {}).get("umask")
-    os.umask(0o022 if umask is None else umask)
-    # setuid cleared the parent-death signal (and, in a user namespace, the
-    # dumpable flag the sentry needs to open /proc/<us>/root): set them again.
-    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
-    if "user" in cfg.new_namespaces or _joined_userns(spec.get("linux") or {}):
-        libc.prctl(libc.PR_SET_DUMPABLE, 1)
+    last_cap = process.last_cap()
 
     # 15. No fd of the runtime survives execve (CVE-2024-21626).
     process.close_inherited_fds(2 + cfg.preserve_fds)
@@ -227,8 +215,17 @@ def _exec(cfg: InitConfig, conn: socket.socket, sentry_sock: socket.socket) -> N
                 pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
-    # 16. Hand the workload to the supervisor, then become the program.
+    # 16. Hand the workload to the supervisor while we still hold
+    #     CAP_SYS_ADMIN, so no_new_privs is set only if the spec asks.
     _attach_sandbox(cfg, sentry_sock)
+
+    # 17. Under the sentry: identity and capabilities, then the program.
+    process.become_user(proc, last_cap)
+    # setuid cleared the parent-death signal (and, in a user namespace, the
+    # dumpable flag the sentry needs to open /proc/<us>/root): set them again.
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if "user" in cfg.new_namespaces or _joined_userns(spec.get("linux") or {}):
+        libc.prctl(libc.PR_SET_DUMPABLE, 1)
     try:
         os.execve(argv0, proc["args"], env)
     except OSError as e:
@@ -238,11 +235,12 @@ def _exec(cfg: InitConfig, conn: socket.socket, sentry_sock: socket.socket) -> N
 def _attach_sandbox(cfg: InitConfig, sentry_sock: socket.socket) -> None:
     """THE hand-off point: from here on the workload runs under the sentry.
 
-    Installs the seccomp filter built in step 1 (no_new_privs, NEW_LISTENER,
-    WAIT_KILLABLE_RECV) and sends the listener to the sandbox process, which
-    serves it from then on.  Only native-tier syscalls run between this and
-    execve; execve itself is notified and answered by the sentry.  Every
-    descendant of the program inherits the filter.
+    Installs the seccomp filter built in step 1 (NEW_LISTENER,
+    WAIT_KILLABLE_RECV; no_new_privs only if the spec asks: we still hold
+    CAP_SYS_ADMIN here) and sends the listener to the sandbox process, which
+    serves it from then on.  The user switch and execve that follow are
+    notified and answered by the sentry.  Every descendant of the program
+    inherits the filter.
     """
     enter(cfg.prepared_filter, sentry_sock)
 
