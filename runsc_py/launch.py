@@ -59,6 +59,7 @@ class CreateOptions:
     net_raw: bool = False
     strace: bool = False
     strace_syscalls: str = ""
+    file_access: str = "directfs"
 
 
 def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> ContainerState:
@@ -73,6 +74,10 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
     _check_rlimits(spec["process"].get("rlimits"))
     if spec["process"].get("terminal") and not opts.console_socket:
         raise RuntimeFailure("cannot allocate tty if runsc-py will detach without setting console socket")
+    if opts.file_access != "directfs":
+        raise RuntimeFailure(f"file access {opts.file_access}: not available yet: the sentry "
+                             "opens files itself, fd-relative inside the container root "
+                             "(directfs); the gofer process is not implemented")
     if opts.platform != "seccomp":
         raise RuntimeFailure(f"platform {opts.platform}: not available yet (use --platform=seccomp)")
     if opts.console_socket and not spec["process"].get("terminal"):

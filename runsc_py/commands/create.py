@@ -36,5 +36,6 @@ def create_from_args(g: Globals, a: argparse.Namespace):  # type: ignore[no-unty
                                 console_socket=a.console_socket, no_pivot=a.no_pivot,
                                 preserve_fds=a.preserve_fds, systemd_cgroup=g.systemd_cgroup,
                                 platform=g.platform, net_raw=g.net_raw,
-                                strace=g.strace, strace_syscalls=g.strace_syscalls)
+                                strace=g.strace, strace_syscalls=g.strace_syscalls,
+                                file_access=g.file_access)
     return store, launch.create(store, opts, cfg)
