@@ -32,6 +32,7 @@ from .init import console, process
 from .launch import JOIN_ORDER, NS_FLAGS, _send_console, connect, write_pid_file
 from .sandbox import SENTRY_SOCKET, SandboxOptions, enter, prepare_filter
 from .state import ContainerState, Status, Store
+from .signals import wait_forwarding
 from .sync import Channel, Msg
 
 _NS_FILES = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid",
@@ -117,7 +118,7 @@ def exec_process(store: Store, cid: str, opts: ExecOptions) -> int:
         write_pid_file(opts.pid_file, proc_pid)
     if opts.detach:
         return 0
-    return _wait(proc_pid)
+    return wait_forwarding(proc_pid, proc_pid)
 
 
 def _decode_error(data: bytes) -> str:
@@ -126,22 +127,6 @@ def _decode_error(data: bytes) -> str:
         return str(json.loads(data).get("msg", "exec failed"))
     except ValueError:
         return data.decode(errors="replace")
-
-
-def _wait(pid: int) -> int:
-    def forward(sig: int, _frame: object) -> None:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-                signal.SIGUSR2, signal.SIGWINCH):
-        signal.signal(sig, forward)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
 
 
 def _open_container_namespaces(st: ContainerState) -> dict[str, int]:
@@ -206,13 +191,7 @@ def _exec_child(chan: Channel, proc: dict[str, Any], preserve_fds: int, prepared
         argv0 = process.lookup(proc["args"][0], env)
         last_cap = process.last_cap()
         process.close_inherited_fds(2 + preserve_fds)
-        for sig in range(1, signal.NSIG):
-            if sig not in (signal.SIGKILL, signal.SIGSTOP):
-                try:
-                    signal.signal(sig, signal.SIG_DFL)
-                except (OSError, ValueError):
-                    pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        process.reset_signals()
         # The sandbox hand-off, as for init: while we still hold our
         # capabilities; the user switch then runs under the sentry.
         enter(prepared, sentry_conn)

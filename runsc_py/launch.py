@@ -30,7 +30,7 @@ from .hooks import run_hooks
 from .init import standard
 from .log import rfc3339
 from .spec import RLIMITS
-from .state import START_SOCKET, ContainerState, Status, Store, proc_start_time
+from .state import START_SOCKET, ContainerState, Store, proc_start_time
 from .sandbox import SENTRY_SOCKET, SandboxHost, SandboxOptions
 from .sync import Channel, Msg
 
@@ -197,8 +197,6 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
                 os.close(fd)
         to_init.recv(Msg.READY)
 
-    if "process" in spec and spec["process"].get("oomScoreAdj") is not None:
-        pass  # applied by init itself (inherited by the program)
     if opts.pid_file:
         write_pid_file(opts.pid_file, pid)
     store.save(st)
@@ -363,6 +361,7 @@ def _supervise(chan: Channel, init_pid: int, host: "SandboxHost", handoff: socke
             break
         except ChildProcessError:
             os._exit(1)
+    host.drain()
     _exit_like(status)
 
 
@@ -578,7 +577,3 @@ def _wait_gone(pid: int, start: int, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.005)
     return False
-
-
-def status_of(store: Store, st: ContainerState) -> Status:
-    return store.status(st)

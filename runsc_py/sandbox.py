@@ -79,6 +79,14 @@ class SandboxHost:
         from sentry import self_filter
         self_filter.install(log_only=os.environ.get("RUNSC_PY_SENTRY_FILTER") == "log")
 
+    def drain(self, timeout: float = 1.0) -> None:
+        """Let the supervisors finish (they stop when every target is gone),
+        so no answer or log line is cut off by our exit."""
+        import time
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
     def attach(self, sock: socket.socket, init_pid: int) -> None:
         """Receive one listener from SOCK and start serving it."""
         from sentry.call import Sandbox, SentryOptions

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 
 from .errors import RuntimeFailure
@@ -28,3 +29,24 @@ def parse_signal(text: str) -> int:
     except KeyError:
         raise RuntimeFailure(f"invalid signal: {text}") from None
     return int(sig)
+
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH)
+
+
+def wait_forwarding(child: int, target: int) -> int:
+    """Wait for our child CHILD, forwarding the signals we get to TARGET;
+    return its exit code the way a shell reports it (128+N for signal N)."""
+    def forward(sig: int, _frame: object) -> None:
+        try:
+            os.kill(target, sig)
+        except ProcessLookupError:
+            pass
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    _, status = os.waitpid(child, 0)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)

@@ -11,6 +11,7 @@ import errno
 import fcntl
 import os
 import resource
+import signal
 from typing import Any
 
 from .. import libc
@@ -191,3 +192,15 @@ def become_user(proc: dict[str, Any], last: int) -> None:
         set_no_new_privs()
     umask = (proc.get("user") or {}).get("umask")
     os.umask(0o022 if umask is None else umask)
+
+
+def reset_signals() -> None:
+    """Default dispositions and an empty mask for the program (Python
+    installed handlers and ignores SIGPIPE)."""
+    for sig in range(1, signal.NSIG):
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])

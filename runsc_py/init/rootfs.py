@@ -131,8 +131,8 @@ def mount_entry(rootfs: str, m: dict[str, Any], cgroup_mounts: list[tuple[str, s
         elif mtype == "mqueue" and in_userns:
             _try_mount("mqueue", target, "mqueue", flags, data, fallback_bind="/dev/mqueue")
         else:
-            _do_mount(source, target, mtype if not is_bind else None, flags & ~libc.MS_RDONLY
-                      if is_bind else flags, ",".join(data) or None, dest)
+            libc.mount(source, target, mtype if not is_bind else None,
+                       flags & ~libc.MS_RDONLY if is_bind else flags, ",".join(data) or None)
         remount = flags & ~(libc.MS_REC | libc.MS_REMOUNT)
         if (is_bind and remount & ~libc.MS_BIND) or prop:
             # The fd still names the directory under the new mount: reopen it
@@ -150,16 +150,6 @@ def mount_entry(rootfs: str, m: dict[str, Any], cgroup_mounts: list[tuple[str, s
         raise RuntimeFailure(f"mount {source} to {dest}: {e.strerror}") from None
     finally:
         os.close(target_fd)
-
-
-def _do_mount(source: str, target: str, fstype: str | None, flags: int, data: str | None,
-              dest: str) -> None:
-    try:
-        libc.mount(source, target, fstype, flags, data)
-    except OSError as e:
-        if e.errno == errno.EINVAL and data and "mode=" not in data and fstype == "tmpfs":
-            raise
-        raise
 
 
 def _try_mount(source: str, target: str, fstype: str, flags: int, data: list[str],

@@ -18,7 +18,6 @@ The order is the one runc uses, for the same reasons:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import select
@@ -207,13 +206,7 @@ def _exec(cfg: InitConfig, conn: socket.socket, sentry_sock: socket.socket) -> N
 
     # 15. No fd of the runtime survives execve (CVE-2024-21626).
     process.close_inherited_fds(2 + cfg.preserve_fds)
-    for sig in range(1, signal.NSIG):
-        if sig not in (signal.SIGKILL, signal.SIGSTOP):
-            try:
-                signal.signal(sig, signal.SIG_DFL)
-            except (OSError, ValueError):
-                pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    process.reset_signals()
 
     # 16. Hand the workload to the supervisor while we still hold
     #     CAP_SYS_ADMIN, so no_new_privs is set only if the spec asks.
@@ -283,7 +276,3 @@ def _write_sysctl(key: str, value: str) -> None:
             f.write(value)
     except OSError as e:
         raise RuntimeFailure(f"write sysctl {key}={value!r}: {e.strerror}") from None
-
-
-def hook_state_json(state: dict[str, Any]) -> str:
-    return json.dumps(state)
