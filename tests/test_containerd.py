@@ -1,0 +1,271 @@
+"""containerd + ctr drive runsc-py through the runc v2 shim (`--runc-binary`).
+
+A PRIVATE containerd per module: its own root, state, gRPC/ttrpc/debug
+sockets under a temp dir, the CRI plugin disabled, a unique namespace, the
+shim's runc root (`--runc-root`) and ctr's FIFOs (`--fifo-dir`) under the temp
+dir too.  The image is the busybox test rootfs turned into an OCI layout by
+umoci and imported with `ctr images import`.  Teardown (whatever happened):
+kill/delete every task and container, stop containerd and its shims by pid,
+unmount everything under the temp dir, remove the namespace's cgroup
+directories, remove the temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+import helpers
+
+pytestmark = [
+    pytest.mark.runsc_py_only,
+    pytest.mark.skipif(not (shutil.which("containerd") and shutil.which("ctr")
+                            and shutil.which("umoci")),
+                       reason="containerd, ctr and umoci are needed"),
+]
+
+IMAGE = "localhost/busybox:bb"
+TIMEOUT = 60
+
+
+@dataclass
+class Containerd:
+    dir: Path
+    sock: str
+    ns: str
+    runc_root: Path
+    fifo_dir: Path
+    binary: str
+
+    def ctr(self, *args: str, check: bool = True, timeout: float = TIMEOUT
+            ) -> subprocess.CompletedProcess[str]:
+        cmd = ["ctr", "-a", self.sock, "-n", self.ns, *args]
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(f"{cmd} -> {res.returncode}\nstdout: {res.stdout}\n"
+                                 f"stderr: {res.stderr}")
+        return res
+
+    def run_args(self) -> list[str]:
+        return ["--runc-binary", self.binary, "--runc-root", str(self.runc_root),
+                "--fifo-dir", str(self.fifo_dir)]
+
+    def task_pids(self, cid: str) -> list[int]:
+        out = self.ctr("task", "ps", cid).stdout.splitlines()
+        return [int(ln.split()[0]) for ln in out[1:] if ln.strip()]
+
+    def cleanup_containers(self) -> None:
+        """Kill and delete every task, remove every container (best effort)."""
+        res = self.ctr("containers", "ls", "-q", check=False)
+        for cid in res.stdout.split():
+            self.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
+            for _ in range(50):
+                st = self.ctr("task", "ls", check=False).stdout
+                if not any(ln.split()[:1] == [cid] and ("RUNNING" in ln or "PAUSED" in ln)
+                           for ln in st.splitlines()[1:]):
+                    break
+                time.sleep(0.1)
+            self.ctr("task", "delete", "--force", cid, check=False)
+            self.ctr("containers", "rm", cid, check=False)
+
+
+def _build_image(rootfs: Path, work: Path) -> Path:
+    layout, bundle = work / "layout", work / "unpacked"
+
+    def umoci(*args: str) -> None:
+        subprocess.run(["umoci", *args], check=True, capture_output=True, timeout=TIMEOUT)
+
+    umoci("init", "--layout", str(layout))
+    umoci("new", "--image", f"{layout}:bb")
+    umoci("unpack", "--image", f"{layout}:bb", str(bundle))
+    subprocess.run(["cp", "-a", f"{rootfs}/.", str(bundle / "rootfs")], check=True,
+                   timeout=TIMEOUT)
+    umoci("repack", "--image", f"{layout}:bb", str(bundle))
+    umoci("config", "--image", f"{layout}:bb", "--config.cmd", "sh")
+    shutil.rmtree(bundle)
+    tar = work / "image.tar"
+    subprocess.run(["tar", "-C", str(layout), "-cf", str(tar), "."], check=True,
+                   timeout=TIMEOUT)
+    return tar
+
+
+def _mounts_under(d: Path) -> list[str]:
+    prefix = str(d) + "/"
+    return [m.mountpoint for m in helpers.read_mounts()
+            if m.mountpoint.startswith(prefix) or m.mountpoint == str(d)]
+
+
+def _pids_naming(needle: str) -> list[int]:
+    pids = []
+    for e in os.listdir("/proc"):
+        if not e.isdigit() or int(e) == os.getpid():
+            continue
+        try:
+            cmd = Path(f"/proc/{e}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace")
+        except OSError:
+            continue
+        if needle in cmd:
+            pids.append(int(e))
+    return pids
+
+
+def _cgroup_dirs(ns: str) -> list[Path]:
+    root = Path("/sys/fs/cgroup")
+    out = []
+    for h in root.iterdir():
+        for cand in (h / ns, root / ns):
+            if cand.is_dir() and cand not in out:
+                out.append(cand)
+    return out
+
+
+def _rmdir_tree(d: Path) -> None:
+    for sub in sorted((p for p in d.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        try:
+            sub.rmdir()
+        except OSError:
+            pass
+    try:
+        d.rmdir()
+    except OSError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def containerd(rootfs_master: Path, runtime_binary: str) -> Iterator[Containerd]:
+    d = Path(tempfile.mkdtemp(prefix="rsp-ctrd-", dir="/tmp"))
+    ns = f"rsp-{uuid.uuid4().hex[:8]}"
+    cd = Containerd(dir=d, sock=str(d / "c.sock"), ns=ns, runc_root=d / "runc",
+                    fifo_dir=d / "fifo", binary=os.path.abspath(runtime_binary))
+    cd.fifo_dir.mkdir()
+    cfg = d / "config.toml"
+    cfg.write_text(
+        "version = 2\n"
+        f'root = "{d}/root"\n'
+        f'state = "{d}/state"\n'
+        'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+        f'[grpc]\n  address = "{d}/c.sock"\n'
+        f'[ttrpc]\n  address = "{d}/c.sock.ttrpc"\n'
+        f'[debug]\n  address = "{d}/debug.sock"\n')
+    log = open(d / "containerd.log", "wb")
+    proc = subprocess.Popen(["containerd", "--config", str(cfg)], stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=log, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"containerd exited: {(d / 'containerd.log').read_text()}")
+            if os.path.exists(cd.sock) and cd.ctr("version", check=False).returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError("containerd did not come up in 30 s")
+            time.sleep(0.1)
+        tar = _build_image(rootfs_master, d)
+        cd.ctr("images", "import", "--base-name", "localhost/busybox", str(tar))
+        yield cd
+    finally:
+        try:
+            cd.cleanup_containers()
+        except Exception:
+            pass
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+        # Shims outlive containerd: they name our socket on their command line.
+        for pid in _pids_naming(cd.sock):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for mp in sorted(_mounts_under(d), key=len, reverse=True):
+            subprocess.run(["umount", "-l", mp], capture_output=True, timeout=TIMEOUT)
+        for cg in _cgroup_dirs(ns):
+            _rmdir_tree(cg)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _ids(cd: Containerd) -> str:
+    return f"c-{uuid.uuid4().hex[:8]}"
+
+
+def _assert_gone(cd: Containerd, cid: str) -> None:
+    assert cid not in cd.ctr("containers", "ls", "-q").stdout.split()
+    runc_ns = cd.runc_root / cd.ns
+    assert not (runc_ns / cid).exists(), f"runtime state left: {runc_ns / cid}"
+    assert not [m for m in _mounts_under(cd.dir) if cid in m], "mounts left"
+    assert not [p for p in _cgroup_dirs(cd.ns) if (p / cid).exists()], "cgroup dirs left"
+    assert not _pids_naming(cid + " ") and not _pids_naming("/" + cid + "/"), "processes left"
+
+
+def test_run_echo(containerd: Containerd) -> None:
+    cid = _ids(containerd)
+    res = containerd.ctr("run", "--rm", *containerd.run_args(), IMAGE, cid, "echo", "hello")
+    assert res.stdout.strip() == "hello"
+    _assert_gone(containerd, cid)
+
+
+def test_run_exit_code(containerd: Containerd) -> None:
+    cid = _ids(containerd)
+    res = containerd.ctr("run", "--rm", *containerd.run_args(), IMAGE, cid,
+                         "sh", "-c", "exit 3", check=False)
+    assert res.returncode == 3, res
+    _assert_gone(containerd, cid)
+
+
+def test_detached_lifecycle(containerd: Containerd) -> None:
+    cd, cid = containerd, _ids(containerd)
+    try:
+        cd.ctr("run", "-d", *cd.run_args(), IMAGE, cid, "sleep", "30")
+        res = cd.ctr("task", "exec", "--fifo-dir", str(cd.fifo_dir), "--exec-id", "x", cid,
+                     "echo", "hi")
+        assert res.stdout.strip() == "hi"
+
+        pids = cd.task_pids(cid)
+        assert len(pids) >= 2, pids  # the sandbox and sleep
+        comms = {p: Path(f"/proc/{p}/comm").read_text().strip() for p in pids}
+        assert "runsc-sandbox" in comms.values(), comms
+        assert "sleep" in comms.values(), comms
+        for p in pids:  # every process, the sandbox included, is filtered
+            status = Path(f"/proc/{p}/status").read_text()
+            assert "Seccomp:\t2" in status, (p, comms[p], status)
+        assert (cd.runc_root / cd.ns / cid).is_dir()
+
+        cd.ctr("task", "pause", cid)
+        assert "PAUSED" in cd.ctr("task", "ls").stdout
+        cd.ctr("task", "resume", cid)
+        ls = [ln.split() for ln in cd.ctr("task", "ls").stdout.splitlines()[1:]]
+        assert any(ln[0] == cid and ln[2] == "RUNNING" for ln in ls), ls
+
+        cd.ctr("task", "kill", "-s", "SIGKILL", cid)
+        deadline = time.monotonic() + 15
+        while True:
+            ls = [ln.split() for ln in cd.ctr("task", "ls").stdout.splitlines()[1:]]
+            if any(ln[0] == cid and ln[2] == "STOPPED" for ln in ls):
+                break
+            assert time.monotonic() < deadline, ls
+            time.sleep(0.1)
+        cd.ctr("task", "delete", cid)
+        cd.ctr("containers", "rm", cid)
+        for p in pids:
+            assert not os.path.exists(f"/proc/{p}"), f"process {p} left"
+        _assert_gone(cd, cid)
+    finally:
+        cd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
+        cd.ctr("task", "delete", "--force", cid, check=False)
+        cd.ctr("containers", "rm", cid, check=False)
