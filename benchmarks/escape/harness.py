@@ -1,0 +1,342 @@
+"""Build bundles per capability profile, run every probe in its own container,
+check the host afterwards, and report a verdict matrix.
+
+Verdicts
+    BLOCKED  the attempt was refused (errno, masked file, missing interface)
+    ALLOWED  the call succeeded but stayed inside the sandbox (own namespaces,
+             own files) or only reached kernel attack surface (bpf, io_uring...)
+    ESCAPED  host data or host state was reached: the host marker was read,
+             a host-global knob was written, a permission check guarding host
+             state passed (modules, kexec), a host tty got input, the host
+             hostname changed, real host kernel addresses were printed
+    ERROR    the container did not run the probe (the runtime failed); not a verdict
+
+The probe prints its own view; the harness overrides it with ESCAPED when a
+host check fails (marker content seen in the output, hostname or core_pattern
+changed, bytes injected into the host-side pty).  Every container is deleted
+and every file removed, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import fcntl
+import json
+import os
+import pty
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks._runtimes import KNOWN
+from runsc_py.busybox import build_rootfs
+from runsc_py.spec import CAPABILITIES, default_spec
+
+HERE = Path(__file__).resolve().parent
+PROBE_DIR = HERE / "probes"
+
+DOCKER_CAPS = ["CAP_" + c for c in (
+    "CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID SETFCAP SETPCAP "
+    "NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE").split()]
+PROFILES = {
+    "runc-default": None,              # runc spec's capabilities, untouched
+    "docker-default": DOCKER_CAPS,
+    "all-caps": list(CAPABILITIES),    # and noNewPrivileges false
+}
+VERDICTS = ("BLOCKED", "ALLOWED", "ESCAPED", "ERROR")
+CORE_PATTERN = "/proc/sys/kernel/core_pattern"
+
+
+def build_probes(dest: Path) -> dict[str, str]:
+    """Compile every probes/*.c statically into DEST; return probe -> binary name."""
+    dest.mkdir(parents=True, exist_ok=True)
+    table: dict[str, str] = {}
+    for src in sorted(PROBE_DIR.glob("*.c")):
+        out = dest / f"escape-{src.stem}"
+        subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(src)], check=True,
+                       capture_output=True, text=True)
+        names = subprocess.run([str(out), "--list"], check=True, capture_output=True,
+                               text=True).stdout.split()
+        for n in names:
+            table[n] = out.name
+    return table
+
+
+def _mountpoint(path: str) -> str:
+    p = os.path.dirname(os.path.realpath(path))
+    while not os.path.ismount(p):
+        p = os.path.dirname(p)
+    return p
+
+
+def _blockdev_of(path: str) -> str:
+    st = os.stat(path)
+    return f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+
+
+class Host:
+    """The host markers: a secret file, the hostname, core_pattern."""
+
+    def __init__(self) -> None:
+        token = secrets.token_hex(8)
+        self.marker = f"/tmp/escape-marker-{token}"
+        self.content = f"host-secret-{secrets.token_hex(12)}"
+        fd = os.open(self.marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, self.content.encode() + b"\n")
+        os.close(fd)
+        self.hostname = socket.gethostname()
+        self.core_pattern = self._core()
+
+    @staticmethod
+    def _core() -> str | None:
+        try:
+            return Path(CORE_PATTERN).read_text()
+        except OSError:
+            return None
+
+    def env(self) -> list[str]:
+        mp = _mountpoint(self.marker)
+        return [f"ESCAPE_MARKER_PATH={self.marker}", f"ESCAPE_MARKER_CONTENT={self.content}",
+                f"ESCAPE_MARKER_FSREL={os.path.relpath(self.marker, mp)}",
+                f"ESCAPE_BLOCKDEV={_blockdev_of(self.marker)}"]
+
+    def check(self) -> list[str]:
+        """What changed on the host; restores it."""
+        bad = []
+        if socket.gethostname() != self.hostname:
+            bad.append(f"host hostname changed to {socket.gethostname()!r}")
+            socket.sethostname(self.hostname)
+        core = self._core()
+        if core != self.core_pattern:
+            bad.append(f"host core_pattern changed to {core!r}")
+            if self.core_pattern is not None:
+                Path(CORE_PATTERN).write_text(self.core_pattern)
+        if not os.path.exists(self.marker):
+            bad.append("host marker deleted")
+        return bad
+
+    def close(self) -> None:
+        try:
+            os.unlink(self.marker)
+        except OSError:
+            pass
+
+
+def make_bundle(work: Path, profile: str, rootfs: Path, env: list[str]) -> Path:
+    bundle = work / f"bundle-{profile}"
+    bundle.mkdir()
+    os.symlink(rootfs, bundle / "rootfs")
+    spec = default_spec()
+    proc = spec["process"]
+    proc["terminal"] = False
+    proc["env"] = proc["env"] + env
+    caps = PROFILES[profile]
+    if caps is not None:
+        proc["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted", "ambient")}
+    if profile == "all-caps":
+        proc["noNewPrivileges"] = False
+    spec["hostname"] = "escape-sandbox"
+    (bundle / "config.json").write_text(json.dumps(spec, indent=1))
+    return bundle
+
+
+def parse(name: str, out: str) -> tuple[str, str] | None:
+    for line in out.splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) >= 3 and parts[0] == "VERDICT" and parts[1] == name and parts[2] in VERDICTS:
+            return parts[2], (parts[3] if len(parts) > 3 else "")
+    return None
+
+
+class Runner:
+    def __init__(self, runtime: str, work: Path, timeout: float = 30) -> None:
+        if runtime not in KNOWN:
+            raise SystemExit(f"unknown runtime {runtime!r} (known: {', '.join(KNOWN)})")
+        self.name = runtime
+        self.argv = list(KNOWN[runtime])
+        self.root = work / f"root-{runtime}"
+        self.root.mkdir()
+        self.work = work
+        self.timeout = timeout
+        self.ids: list[str] = []
+        self.token = secrets.token_hex(3)
+
+    def call(self, *args: str, stdin: int | None = None, timeout: float = 60) -> tuple[int, str, str, bool]:
+        argv = [*self.argv, "--root", str(self.root), *args]
+        with tempfile.TemporaryFile("w+", dir=self.work) as out, \
+                tempfile.TemporaryFile("w+", dir=self.work) as err:
+            p = subprocess.Popen(argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                                 stdout=out, stderr=err, start_new_session=True)
+            timed_out = False
+            try:
+                rc = p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _killpg(p.pid)
+                rc = p.wait()
+            except BaseException:
+                _killpg(p.pid)
+                p.wait()
+                raise
+            out.seek(0)
+            err.seek(0)
+            return rc, out.read(), err.read(), timed_out
+
+    def run_probe(self, bundle: Path, binary: str, probe: str, host: Host) -> dict[str, str]:
+        cid = f"esc{self.token}-{probe.replace('_', '-')}-{secrets.token_hex(3)}"
+        self.ids.append(cid)
+        cfg = json.loads((bundle / "config.json").read_text())
+        cfg["process"]["args"] = [f"/escape/{binary}", probe]
+        cfg["process"]["env"].append(f"ESCAPE_PROBE_SELF=/escape/{binary}")
+        (bundle / "config.json").write_text(json.dumps(cfg))
+        master, slave = pty.openpty()       # stdin: a host-side tty (TIOCSTI probe)
+        try:
+            rc, out, err, timed_out = self.call("run", "--bundle", str(bundle), cid,
+                                                stdin=slave, timeout=self.timeout)
+            injected = _drain(slave)
+        finally:
+            os.close(master)
+            os.close(slave)
+            self.delete(cid)
+        got = parse(probe, out)
+        if got is None:
+            why = "timed out" if timed_out else f"exit {rc}"
+            last = (err.strip().splitlines() or out.strip().splitlines() or ["no output"])[-1]
+            verdict, detail = "ERROR", f"{why}: {last[:160]}"
+        else:
+            verdict, detail = got
+        alarms = host.check()
+        if host.content in out or host.content in err:
+            alarms.append("host marker content in the container's output")
+        if "escape-probe-injected" in injected:
+            alarms.append("TIOCSTI input reached the host-side pty")
+        if alarms:
+            verdict, detail = "ESCAPED", "; ".join(alarms) + f" (probe said: {detail})"
+        return {"verdict": verdict, "detail": detail, "stdout": out[-2000:], "stderr": err[-2000:]}
+
+    def delete(self, cid: str) -> None:
+        try:
+            self.call("delete", "--force", cid, timeout=60)
+        finally:
+            if cid in self.ids:
+                self.ids.remove(cid)
+
+    def cleanup(self) -> None:
+        for cid in list(self.ids):
+            try:
+                self.delete(cid)
+            except Exception as e:  # keep cleaning the rest
+                print(f"warning: delete {cid}: {e}", file=sys.stderr)
+
+
+def _killpg(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _drain(fd: int) -> str:
+    fl = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, fl | os.O_NONBLOCK)
+    data = b""
+    try:
+        while len(data) < 65536:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    return data.decode(errors="replace")
+
+
+def run_suite(runtime: str, profiles: list[str], probes: list[str] | None = None,
+              log=None) -> dict:
+    """Run PROBES (default all) under every profile; return the results dict."""
+    work = Path(tempfile.mkdtemp(prefix="escape-", dir="/var/tmp"))
+    host = None
+    runner = None
+    try:
+        os.chmod(work, 0o755)
+        host = Host()
+        rootfs = work / "rootfs"
+        build_rootfs(str(rootfs))
+        table = build_probes(rootfs / "escape")
+        names = probes or list(table)
+        unknown = [n for n in names if n not in table]
+        if unknown:
+            raise SystemExit(f"unknown probes: {', '.join(unknown)} (known: {', '.join(table)})")
+        runner = Runner(runtime, work)
+        results: dict = {"runtime": runtime, "profiles": profiles, "probes": names,
+                         "work": str(work), "marker": host.marker,
+                         "kernel": os.uname().release, "date": time.strftime("%Y-%m-%d %H:%M"),
+                         "results": {}}
+        for profile in profiles:
+            bundle = make_bundle(work, profile, rootfs, host.env())
+            row = results["results"].setdefault(profile, {})
+            for name in names:
+                r = runner.run_probe(bundle, table[name], name, host)
+                row[name] = r
+                if log:
+                    log(f"{runtime} {profile} {name}: {r['verdict']} {r['detail']}")
+        return results
+    finally:
+        if runner:
+            runner.cleanup()
+        if host:
+            host.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def markdown(results: dict) -> str:
+    profiles = results["profiles"]
+    lines = [f"### {results['runtime']} (kernel {results['kernel']}, {results['date']})", "",
+             "| probe | " + " | ".join(profiles) + " |", "|---" * (len(profiles) + 1) + "|"]
+    for name in results["probes"]:
+        cells = [results["results"][p][name]["verdict"] for p in profiles]
+        cells = [f"**{c}**" if c == "ESCAPED" else c for c in cells]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "<details><summary>details</summary>", ""]
+    for p in profiles:
+        for name in results["probes"]:
+            r = results["results"][p][name]
+            lines.append(f"- {p} / {name}: {r['verdict']} - {r['detail'].replace('|', '/')}")
+    lines += ["", "</details>", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.escape")
+    ap.add_argument("--runtime", required=True, choices=sorted(KNOWN))
+    ap.add_argument("--profile", default="all", choices=[*PROFILES, "all"])
+    ap.add_argument("--probes", default="", help="comma-separated subset (default: all)")
+    ap.add_argument("--out", help="directory for results.md and results.json")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        raise SystemExit("the runtimes need root")
+    # SIGTERM/SIGHUP unwind through the finally blocks (cleanup).
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, lambda n, f: sys.exit(128 + n))
+    profiles = list(PROFILES) if a.profile == "all" else [a.profile]
+    probes = [p for p in a.probes.split(",") if p] or None
+    log = None if a.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    res = run_suite(a.runtime, profiles, probes, log=log)
+    md = markdown(res)
+    if a.out:
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"results-{a.runtime}.md").write_text(md)
+        (out / f"results-{a.runtime}.json").write_text(json.dumps(res, indent=1))
+    print(md)
+    escaped = [(p, n) for p, row in res["results"].items() for n, r in row.items()
+               if r["verdict"] == "ESCAPED"]
+    return 0 if not escaped or not a.runtime.startswith("runsc-py") else 3
