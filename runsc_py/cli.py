@@ -34,6 +34,7 @@ COMMANDS = {
     "spec": "Write a default config.json",
     "features": "Print the features this runtime supports as JSON",
     "policy": "Print the sandbox's syscall policy table",
+    "install": "Register runsc-py with containerd, Docker or podman", "uninstall": "Remove it",
 }
 ALIASES = {"rm": "delete", "ls": "list"}
 _UNPRIVILEGED = {"spec", "features", "policy"}
