@@ -1,0 +1,108 @@
+"""podman (+ conmon) drives runsc-py: `podman --runtime runsc-py run --rm oci:DIR:TAG ...`.
+
+Private storage (--root, --runroot, --tmpdir under a temp dir, vfs driver),
+no network (--network none: no bridge on the host), cgroupfs under a private
+--cgroup-parent, the machine's limits (nofile/nproc 1024: the hard
+RLIMIT_NOFILE here is 20000).  The image is the busybox test rootfs as an OCI
+layout (umoci).  Teardown removes the containers, unmounts anything left under
+the temp dir, removes the cgroup parent and the temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from test_containerd import _build_image, _cgroup_dirs, _mounts_under, _pids_naming, _rmdir_tree
+
+pytestmark = [
+    pytest.mark.runsc_py_only,
+    pytest.mark.slow,
+    pytest.mark.skipif(not (shutil.which("podman") and shutil.which("conmon")
+                            and shutil.which("umoci")),
+                       reason="podman, conmon and umoci are needed"),
+]
+
+TIMEOUT = 120
+
+
+class Podman:
+    def __init__(self, d: Path, binary: str, cgroup_parent: str) -> None:
+        self.dir = d
+        self.image = f"oci:{d}/layout:bb"
+        self.cgroup_parent = cgroup_parent
+        self.base = ["podman", "--root", str(d / "root"), "--runroot", str(d / "runroot"),
+                     "--tmpdir", str(d / "tmp"), "--storage-driver=vfs",
+                     "--runtime", binary, "--cgroup-manager=cgroupfs",
+                     "--events-backend=file"]
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([*self.base, *args], stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=TIMEOUT)
+        if check and res.returncode != 0:
+            raise AssertionError(f"podman {args} -> {res.returncode}\nstdout: {res.stdout}\n"
+                                 f"stderr: {res.stderr}")
+        return res
+
+    def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self("run", "--rm", "--network", "none", "--cgroup-parent", self.cgroup_parent,
+                    "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+                    self.image, *cmd, check=check)
+
+
+@pytest.fixture(scope="module")
+def podman(rootfs_master: Path, runtime_binary: str) -> Iterator[Podman]:
+    d = Path(tempfile.mkdtemp(prefix="rsp-podman-", dir="/tmp"))
+    parent = f"rsp-podman-{uuid.uuid4().hex[:8]}"
+    pm = Podman(d, os.path.abspath(runtime_binary), "/" + parent)
+    try:
+        _build_image(rootfs_master, d)
+        yield pm
+    finally:
+        pm("rm", "--all", "--force", check=False)
+        for pid in _pids_naming(str(d)):  # conmon names our --root/--runroot
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        for mp in sorted(_mounts_under(d), key=len, reverse=True):
+            subprocess.run(["umount", "-l", mp], capture_output=True, timeout=TIMEOUT)
+        for cg in _cgroup_dirs(parent):
+            _rmdir_tree(cg)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _check_clean(pm: Podman) -> None:
+    assert pm("ps", "-a", "-q").stdout.strip() == ""
+    assert not _pids_naming(str(pm.dir)), "conmon or container processes left"
+    mounts = [m for m in _mounts_under(pm.dir) if "/overlay" in m or "/vfs-containers" in m]
+    assert not mounts, mounts
+    for cg in _cgroup_dirs(pm.cgroup_parent.lstrip("/")):
+        # <parent>/conmon is podman's own cgroup for every conmon; libpod-<id> is the container's
+        left = [p for p in cg.iterdir() if p.is_dir() and p.name != "conmon"]
+        assert not left, f"cgroups left in {cg}: {left}"
+
+
+def test_podman_run_echo(podman: Podman) -> None:
+    res = podman.run("echo", "hi")
+    assert res.stdout.strip() == "hi", res
+    _check_clean(podman)
+
+
+def test_podman_exit_code(podman: Podman) -> None:
+    res = podman.run("sh", "-c", "exit 3", check=False)
+    assert res.returncode == 3, res
+    _check_clean(podman)
+
+
+def test_podman_runs_under_the_sentry(podman: Podman) -> None:
+    res = podman.run("sh", "-c", "grep Seccomp: /proc/self/status")
+    assert res.stdout.split() == ["Seccomp:", "2"], res
+
