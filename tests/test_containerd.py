@@ -21,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -210,7 +210,16 @@ def _assert_gone(cd: Containerd, cid: str) -> None:
     assert not (runc_ns / cid).exists(), f"runtime state left: {runc_ns / cid}"
     assert not [m for m in _mounts_under(cd.dir) if cid in m], "mounts left"
     assert not [p for p in _cgroup_dirs(cd.ns) if (p / cid).exists()], "cgroup dirs left"
-    assert not _pids_naming(cid + " ") and not _pids_naming("/" + cid + "/"), "processes left"
+    _wait_until(lambda: not _pids_naming(cid + " ") and not _pids_naming("/" + cid + "/"),
+                f"processes naming {cid} left")
+
+
+def _wait_until(cond: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """The shim exits (and reaps) asynchronously after `task delete`: poll."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
 
 
 def test_run_echo(containerd: Containerd) -> None:
@@ -262,8 +271,8 @@ def test_detached_lifecycle(containerd: Containerd) -> None:
             time.sleep(0.1)
         cd.ctr("task", "delete", cid)
         cd.ctr("containers", "rm", cid)
-        for p in pids:
-            assert not os.path.exists(f"/proc/{p}"), f"process {p} left"
+        _wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids),
+                    f"processes {pids} left")
         _assert_gone(cd, cid)
     finally:
         cd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
