@@ -126,7 +126,7 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
                   "pid": 0, "bundle": st.bundle, "annotations": st.annotations}
     init_cfg = standard.InitConfig(spec=spec, rootfs=st.rootfs, hook_state=hook_state,
                                    new_namespaces=new_ns, cgroup_mounts=host_cgroup_mounts(),
-                                   cgroup_dirs=_cgroup_dirs(cg),
+                                   cgroup_dirs=_cgroup_dirs(cg), state_dir=state_dir,
                                    no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
                                    sandbox=SandboxOptions(platform=opts.platform, net_raw=opts.net_raw,
                                                           hostname=spec.get("hostname") or "",
@@ -251,6 +251,10 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
         if forker == 0:  # ------------------------------------ init's forker
             try:
                 os.close(pid_r)
+                # Init gets a mount namespace of its own from here (a copy of
+                # ours, with the host's view it needs to build the rootfs),
+                # so that we can then shrink ours (confine_fs below).
+                libc.unshare(libc.CLONE_NEWNS)
                 if pid_ns_fd >= 0:
                     libc.setns(pid_ns_fd, libc.CLONE_NEWPID)
                 elif "pid" in new_ns:
@@ -285,11 +289,11 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
     except BaseException as e:
         chan.error(f"sandbox: {getattr(e, 'strerror', None) or e}")
         os._exit(1)
-    _supervise(chan, init_pid, host, handoff_sentry, sentry_sock)
+    _supervise(chan, init_pid, host, handoff_sentry, sentry_sock, init_cfg.state_dir)
 
 
 def _supervise(chan: Channel, init_pid: int, host: "SandboxHost", handoff: socket.socket,
-               sentry_sock: socket.socket) -> NoReturn:
+               sentry_sock: socket.socket, state_dir: str) -> NoReturn:
     """Wait for init and exit as it did; meanwhile host the sentry.
 
     Events: the runtime's DONE (or its death, which aborts), init's listener
@@ -302,6 +306,10 @@ def _supervise(chan: Channel, init_pid: int, host: "SandboxHost", handoff: socke
         os.dup2(null, fd)
     os.close(null)
     libc.prctl(libc.PR_SET_DUMPABLE, 0)
+    # The sentry sees no file of the host or the container by path: its
+    # root becomes an empty read-only tmpfs holding only the host's /proc
+    # (container files are reached through the init's root fd).
+    host.confine_fs(state_dir)
 
     def forward(sig: int, _frame: object) -> None:
         try:

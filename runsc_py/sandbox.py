@@ -71,8 +71,27 @@ class SandboxHost:
         import sentry.strace  # noqa: F401
         import seccomp  # noqa: F401
         import sentry.handoff  # noqa: F401
-        import sentry.supervisor  # noqa: F401
+        import sentry.supervisor
+        # Import every handler module now (build_dispatch imports them): after
+        # confine_fs the sentry can no longer read the host's files.
+        sentry.supervisor.build_dispatch(policy_options(options))
         return cls(options)
+
+    def confine_fs(self, workdir: str) -> None:
+        """pivot_root into an empty read-only tmpfs with only /proc (a bind of
+        the host's, whose pids match the notifications).  Our mount namespace
+        is private; WORKDIR (any existing directory) is the mount point."""
+        from . import libc
+        libc.mount("tmpfs", workdir, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC,
+                   "size=16k,mode=0555")
+        os.mkdir(os.path.join(workdir, "proc"), 0o555)
+        libc.mount("/proc", os.path.join(workdir, "proc"), None, libc.MS_BIND | libc.MS_REC)
+        os.chdir(workdir)
+        libc.pivot_root(".", ".")
+        libc.umount2(".", libc.MNT_DETACH)
+        os.chdir("/")
+        libc.mount(None, "/", None, libc.MS_REMOUNT | libc.MS_BIND | libc.MS_RDONLY
+                   | libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
 
     def confine(self) -> None:
         """Install the sentry's own seccomp filter on this (single-threaded) process."""

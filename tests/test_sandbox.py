@@ -188,3 +188,14 @@ def test_filter_without_no_new_privs_when_the_spec_says_so(runtime, bundle):
     res = runtime.run_container(b)
     assert res.returncode == 0, res
     assert "Seccomp:\t2" in res.stdout and "NoNewPrivs:\t0" in res.stdout, res
+
+
+def test_sentry_sees_no_files_by_path(runtime, bundle):
+    """The sandbox process's root is an empty read-only tmpfs with only /proc:
+    neither the host's nor the container's files are reachable by path."""
+    b = bundle(["sleep", "30"], rootfs="shared")
+    with runtime.container(b) as c:
+        assert sorted(os.listdir(f"/proc/{c.pid}/root")) == ["proc"]
+        mounts = [ln.split() for ln in open(f"/proc/{c.pid}/mountinfo")]
+        assert [m[4] for m in mounts] == ["/", "/proc"], mounts
+        assert mounts[0][5].startswith("ro"), mounts[0]

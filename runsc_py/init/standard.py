@@ -44,6 +44,7 @@ class InitConfig:
     new_namespaces: set[str]            # namespace types created (not joined)
     cgroup_mounts: list[tuple[str, str]] = field(default_factory=list)
     cgroup_dirs: dict[str, str] = field(default_factory=dict)  # controller -> host dir
+    state_dir: str = ""
     no_pivot: bool = False
     preserve_fds: int = 0
     sandbox: SandboxOptions = field(default_factory=SandboxOptions)
@@ -103,8 +104,7 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
     if mount_ns_fd >= 0:
         libc.setns(mount_ns_fd, libc.CLONE_NEWNS)
         os.close(mount_ns_fd)
-    elif "mount" in cfg.new_namespaces:
-        libc.unshare(libc.CLONE_NEWNS)
+    # (Otherwise our forker already gave us a mount namespace of our own.)
 
     # 2. The root filesystem, still seen through the host's paths.
     if "mount" in cfg.new_namespaces:
