@@ -129,17 +129,31 @@ class Host:
             pass
 
 
+def held_caps() -> set[str]:
+    """The capabilities this process can grant (its bounding set): a profile
+    asking for more fails at capset in every runtime (this machine's own
+    sandbox withholds CAP_SYS_RESOURCE)."""
+    from runsc_py.spec import CAP_NUMBERS
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapBnd:"):
+            mask = int(line.split()[1], 16)
+            return {c for c, n in CAP_NUMBERS.items() if mask >> n & 1}
+    return set(CAPABILITIES)
+
+
 def make_bundle(work: Path, profile: str, rootfs: Path, env: list[str]) -> Path:
     bundle = work / f"bundle-{profile}"
     bundle.mkdir()
-    os.symlink(rootfs, bundle / "rootfs")
     spec = default_spec()
+    spec["root"]["path"] = str(rootfs)      # shared by the profiles (runc refuses a symlink)
     proc = spec["process"]
     proc["terminal"] = False
     proc["env"] = proc["env"] + env
     caps = PROFILES[profile]
     if caps is not None:
-        proc["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted", "ambient")}
+        caps = [c for c in caps if c in held_caps()]
+        # As Docker does: no ambient set (root needs none; ambient would need inheritable).
+        proc["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
     if profile == "all-caps":
         proc["noNewPrivileges"] = False
     spec["hostname"] = "escape-sandbox"
