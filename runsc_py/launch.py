@@ -72,6 +72,7 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
     if not os.path.isdir(rootfs):
         raise RuntimeFailure(f"rootfs ({rootfs}) does not exist")
     _check_rlimits(spec["process"].get("rlimits"))
+    _check_capabilities(spec["process"].get("capabilities"))
     if spec["process"].get("terminal") and not opts.console_socket:
         raise RuntimeFailure("cannot allocate tty if runsc-py will detach without setting console socket")
     if opts.file_access != "directfs":
@@ -509,6 +510,26 @@ def _check_rlimits(rlimits: list[dict[str, Any]] | None) -> None:
             raise RuntimeFailure(
                 f"process.rlimits: {r['type']} hard limit {r['hard']} is above this host's hard "
                 f"limit {hard} and CAP_SYS_RESOURCE is not available to raise it")
+
+
+def _check_capabilities(caps: dict[str, list[str]] | None) -> None:
+    """Capabilities outside our own bounding set cannot be granted: say which."""
+    if not caps:
+        return
+    from .spec import CAP_NUMBERS
+    bnd = _status_mask("CapBnd")
+    missing = sorted({c for lst in caps.values() for c in lst if not bnd & (1 << CAP_NUMBERS[c])})
+    if missing:
+        raise RuntimeFailure(f"process.capabilities: {', '.join(missing)} not in the runtime's "
+                             "bounding set: this host cannot grant them")
+
+
+def _status_mask(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1], 16)
+    return 0
 
 
 def _has_cap_sys_resource() -> bool:

@@ -41,6 +41,14 @@ _CAP_SYS_PTRACE = 19
 # pass the ptrace check for another uid's process: /proc paths must get
 # their own emulation before they reach openat2 (not done yet).
 _KEEP = 1 << _CAP_SYS_PTRACE
+# Never carried into host file operations, whatever the spec grants: the
+# sandbox, not the capability set, is the boundary.  CAP_SYSLOG makes the
+# kernel print real addresses in files opened with it (/proc/kallsyms,
+# /proc/modules, %pK in /proc and /sys: a KASLR leak); CAP_SYS_RAWIO opens
+# /proc/kcore and /dev/mem; CAP_SYS_ADMIN and CAP_SYS_MODULE widen what
+# /proc and /sys files allow.
+_CAP_SYS_MODULE, _CAP_SYS_RAWIO, _CAP_SYS_ADMIN, _CAP_SYSLOG = 16, 17, 21, 34
+_NEVER = (1 << _CAP_SYS_MODULE) | (1 << _CAP_SYS_RAWIO) | (1 << _CAP_SYS_ADMIN) | (1 << _CAP_SYSLOG)
 
 
 @dataclass(frozen=True)
@@ -114,7 +122,7 @@ class ThreadCreds:
         """
         uid = c.ruid if real else c.fsuid
         gid = c.rgid if real else c.fsgid
-        caps = 0 if self.userns else (c.cap_eff & self.own_perm)
+        caps = 0 if self.userns else (c.cap_eff & self.own_perm & ~_NEVER)
         if keep_ptrace:
             caps |= _KEEP
 
