@@ -26,35 +26,15 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CGROUP_ROOT, default_spec, umount_lazy, wait_until
+from helpers import CGROUP_ROOT, default_spec, kv, run_ok, umount_lazy, wait_ready, wait_until
 
 
 # -- helpers -------------------------------------------------------------------------
 
-def run_ok(runtime, b, **kw) -> str:
-    """`run` the bundle attached, assert exit status 0, return its stdout."""
-    res = runtime.run_container(b, **kw)
-    assert res.returncode == 0, res
-    return res.stdout
 
 
-def wait_ready(c, needle: str = "ready", timeout: float = 10.0) -> str:
-    """c.wait_output(NEEDLE), failing with the container's output and status."""
-    try:
-        return c.wait_output(needle, timeout)
-    except AssertionError as e:
-        raise AssertionError(f"{e}\n  status: {c.rt.status(c.id)}\n  stdout: {c.stdout()!r}"
-                             f"\n  stderr: {c.stderr()!r}") from None
 
 
-def kv(out: str) -> dict[str, str]:
-    """KEY=VALUE lines of the workload's output (later lines win)."""
-    d = {}
-    for ln in out.splitlines():
-        if "=" in ln:
-            k, v = ln.split("=", 1)
-            d[k.strip()] = v.strip()
-    return d
 
 
 def section(out: str, name: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import default_spec, read_until, wait_until
+from helpers import default_spec, kv, read_until, run_ok, wait_ready, wait_until
 
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -34,28 +34,10 @@ def mask(*names: str) -> int:
     return m
 
 
-def run_ok(runtime, b, **kw) -> str:
-    res = runtime.run_container(b, **kw)
-    assert res.returncode == 0, res
-    return res.stdout
 
 
-def wait_ready(c, needle: str = "ready", timeout: float = 10.0) -> str:
-    """c.wait_output(NEEDLE), failing with the container's output and status."""
-    try:
-        return c.wait_output(needle, timeout)
-    except AssertionError as e:
-        raise AssertionError(f"{e}\n  status: {c.rt.status(c.id)}\n  stdout: {c.stdout()!r}"
-                             f"\n  stderr: {c.stderr()!r}") from None
 
 
-def kv(out: str) -> dict[str, str]:
-    d = {}
-    for ln in out.splitlines():
-        if "=" in ln:
-            k, v = ln.split("=", 1)
-            d[k.strip()] = v.strip()
-    return d
 
 
 def status_fields(out: str) -> dict[str, str]:
