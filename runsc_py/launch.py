@@ -533,14 +533,7 @@ def _status_mask(field: str) -> int:
 
 
 def _has_cap_sys_resource() -> bool:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) & (1 << 24))
-    except OSError:
-        pass
-    return False
+    return bool(_status_mask("CapEff") & (1 << 24))
 
 
 def _owner() -> str:

@@ -60,6 +60,7 @@ def enter(prepared: Any, sock: socket.socket, no_new_privs: bool = False) -> Non
 @dataclass
 class SandboxHost:
     options: SandboxOptions
+    dispatch: list[Any] = field(default_factory=list)  # syscall number -> handler
     _sandbox: Any = None
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -72,10 +73,9 @@ class SandboxHost:
         import seccomp  # noqa: F401
         import sentry.handoff  # noqa: F401
         import sentry.supervisor
-        # Import every handler module now (build_dispatch imports them): after
-        # confine_fs the sentry can no longer read the host's files.
-        sentry.supervisor.build_dispatch(policy_options(options))
-        return cls(options)
+        # Build the dispatch table now (it imports every handler module):
+        # after confine_fs the sentry can no longer read the host's files.
+        return cls(options, sentry.supervisor.build_dispatch(policy_options(options)))
 
     def confine_fs(self, workdir: str) -> None:
         """pivot_root into an empty read-only tmpfs with only /proc (a bind of
@@ -126,7 +126,7 @@ class SandboxHost:
                                userns=self.options.userns,
                                policy=policy_options(self.options))
             self._sandbox = Sandbox(root_fd, so)
-        sup = Supervisor(fd, self._sandbox)
+        sup = Supervisor(fd, self._sandbox, dispatch=self.dispatch)
         if self.options.strace:
             from sentry import strace
             from sentry.policy import syscall_numbers

@@ -82,11 +82,13 @@ class Supervisor:
 
     def __init__(self, listener_fd: int, sandbox: Sandbox, *, threads: int = 1,
                  max_threads: int = 16, sync_wakeup: bool = True,
-                 stall_tick: float = 0.01) -> None:
+                 stall_tick: float = 0.01,
+                 dispatch: list[Handler | None] | None = None) -> None:
         self.listener = Listener(listener_fd)
         self.sandbox = sandbox
         self.sync_wakeup = self.listener.set_sync_wakeup() if sync_wakeup else False
-        self.dispatch = build_dispatch(sandbox.options.policy)
+        # A sandbox serving several listeners (init, every exec) builds it once.
+        self.dispatch = dispatch if dispatch is not None else build_dispatch(sandbox.options.policy)
         self.min_threads = max(1, threads)
         self.max_threads = max(self.min_threads, max_threads)
         self.stall_tick = stall_tick

@@ -1147,3 +1147,18 @@ def kv(out: str) -> dict[str, str]:
             k, v = ln.split("=", 1)
             d[k.strip()] = v.strip()
     return d
+
+def workload_pid(runtime, cid: str, needle: str) -> int:
+    """The host pid of the container process whose command line contains
+    NEEDLE (`ps` lists every process of the container; runsc-py's state pid
+    is the sandbox, not the workload)."""
+    def find():
+        for pid in runtime.ps(cid):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if needle in cmd:
+                return pid
+        return None
+    return wait_until(find, 10, f"a process of {cid} running {needle!r}")

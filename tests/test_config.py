@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CGROUP_ROOT, default_spec, kv, run_ok, umount_lazy, wait_ready, wait_until
+from helpers import CGROUP_ROOT, default_spec, kv, run_ok, umount_lazy, wait_ready, wait_until, workload_pid
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -89,20 +89,6 @@ def add_ns(spec, *entries):
     spec["linux"]["namespaces"].extend(entries)
 
 
-def workload_pid(runtime, cid: str, needle: str) -> int:
-    """The host pid of the container process whose command line contains
-    NEEDLE (`ps` lists every process of the container; runsc-py's state pid
-    is the sandbox, not the workload)."""
-    def find():
-        for pid in runtime.ps(cid):
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if needle in cmd:
-                return pid
-        return None
-    return wait_until(find, 10, f"a process of {cid} running {needle!r}")
 
 
 # -- namespaces ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import default_spec, kv, read_until, run_ok, wait_ready, wait_until
+from helpers import default_spec, kv, read_until, run_ok, wait_ready, workload_pid
 
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -50,17 +50,6 @@ def status_fields(out: str) -> dict[str, str]:
     return d
 
 
-def workload_pid(runtime, cid: str, needle: str) -> int:
-    def find():
-        for pid in runtime.ps(cid):
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if needle in cmd:
-                return pid
-        return None
-    return wait_until(find, 10, f"a process of {cid} running {needle!r}")
 
 
 # -- args, env, cwd ----------------------------------------------------------------

@@ -170,20 +170,16 @@ def readlinkat(call: Call) -> int:
 
 def statfs(call: Call) -> int:
     """Implements Linux syscall statfs(2)."""
-    fd = _lookup(call, None, 0, 0)
-    try:
-        r = call.scratch.fstatfs_into(fd)
-    finally:
-        os.close(fd)
-    if r < 0:
-        return r
-    call.mem.write_from(call.pid, call.args[1], call.scratch.stat, STATFS_SIZE)
-    return 0
+    return _statfs_of(call, _lookup(call, None, 0, 0))
 
 
 def fstatfs(call: Call) -> int:
     """Implements Linux syscall fstatfs(2)."""
-    fd = _open_target_fd(call, call.args[0])
+    return _statfs_of(call, _open_target_fd(call, call.args[0]))
+
+
+def _statfs_of(call: Call, fd: int) -> int:
+    """fstatfs our fd (closed here) and write the result to args[1]."""
     try:
         r = call.scratch.fstatfs_into(fd)
     finally:
