@@ -75,10 +75,6 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
     _check_capabilities(spec["process"].get("capabilities"))
     if spec["process"].get("terminal") and not opts.console_socket:
         raise RuntimeFailure("cannot allocate tty if runsc-py will detach without setting console socket")
-    if opts.file_access != "directfs":
-        raise RuntimeFailure(f"file access {opts.file_access}: not available yet: the sentry "
-                             "opens files itself, fd-relative inside the container root "
-                             "(directfs); the gofer process is not implemented")
     if opts.platform != "seccomp":
         raise RuntimeFailure(f"platform {opts.platform}: not available yet (use --platform=seccomp)")
     if opts.console_socket and not spec["process"].get("terminal"):
@@ -134,7 +130,8 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
                                                           domainname=spec.get("domainname") or "",
                                                           userns="user" in namespaces,
                                                           strace=opts.strace,
-                                                          strace_syscalls=opts.strace_syscalls))
+                                                          strace_syscalls=opts.strace_syscalls,
+                                                          file_access=opts.file_access))
 
     pid = os.fork()
     if pid == 0:  # ------------------------------------------------ sandbox
@@ -286,6 +283,10 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
             os.close(mount_ns_fd)
         init_chan.close()
         start_sock.close()
+        # The gofer: forked now (init has its own copy of every fd it needs
+        # already, so it never holds the gofer's socket), attached to the
+        # container's mount namespace when init hands itself over.
+        host.start_gofer()
         chan.send(Msg.INIT_PID, pid=init_pid)
     except BaseException as e:
         chan.error(f"sandbox: {getattr(e, 'strerror', None) or e}")
@@ -329,7 +330,7 @@ def _supervise(chan: Channel, init_pid: int, host: "SandboxHost", handoff: socke
     # (sentry/self_filter.py): no exec, mount, namespaces, ptrace, bpf...
     host.confine()
     poller = select.poll()
-    for fd in (chan.sock.fileno(), pidfd, handoff.fileno(), sentry_sock.fileno()):
+    for fd in (chan.sock.fileno(), pidfd, handoff.fileno(), sentry_sock.fileno(), host.gofer_pidfd):
         poller.register(fd, select.POLLIN)
     watching_chan = True
     while True:
@@ -343,6 +344,11 @@ def _supervise(chan: Channel, init_pid: int, host: "SandboxHost", handoff: socke
                 poller.unregister(fd)
         if pidfd in fds:
             break
+        if host.gofer_pidfd in fds:
+            # No half-working container: without its gofer the sandbox ends.
+            log.error("sandbox: the gofer exited; killing the container")
+            os.kill(init_pid, signal.SIGKILL)
+            poller.unregister(host.gofer_pidfd)
         if watching_chan and chan.sock.fileno() in fds:
             try:
                 chan.recv(Msg.DONE)
@@ -371,6 +377,7 @@ def _supervise(chan: Channel, init_pid: int, host: "SandboxHost", handoff: socke
         except ChildProcessError:
             os._exit(1)
     host.drain()
+    host.stop_gofer()
     _exit_like(status)
 
 

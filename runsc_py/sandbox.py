@@ -31,6 +31,7 @@ class SandboxOptions:
     userns: bool = False
     strace: bool = False
     strace_syscalls: str = ""      # comma-separated names; empty: all
+    file_access: str = "directfs"  # or "gofer": every file operation is a gofer request
 
 
 def policy_options(opts: SandboxOptions) -> Any:
@@ -63,6 +64,9 @@ class SandboxHost:
     dispatch: list[Any] = field(default_factory=list)  # syscall number -> handler
     _sandbox: Any = None
     _threads: list[threading.Thread] = field(default_factory=list)
+    _gofer: socket.socket | None = None
+    gofer_pid: int = -1
+    gofer_pidfd: int = -1
 
     @classmethod
     def prepare(cls, options: SandboxOptions) -> "SandboxHost":
@@ -73,9 +77,55 @@ class SandboxHost:
         import seccomp  # noqa: F401
         import sentry.handoff  # noqa: F401
         import sentry.supervisor
+        import gofer.client  # noqa: F401
+        import gofer.server  # noqa: F401
+        import gofer.filter  # noqa: F401
         # Build the dispatch table now (it imports every handler module):
         # after confine_fs the sentry can no longer read the host's files.
         return cls(options, sentry.supervisor.build_dispatch(policy_options(options)))
+
+    def start_gofer(self) -> None:
+        """Fork the gofer (gofer/server.py); it waits for `attach`."""
+        from . import libc
+        from gofer import server
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # Opened here: the gofer shares our mount namespace until it
+        # attaches, and we are about to pivot into an empty one.
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # --------------------------------------------- gofer
+            try:
+                _close_all_but({theirs.fileno(), null} | _log_fds())
+                server.main(theirs, null)
+            finally:
+                os._exit(1)
+        os.close(null)
+        theirs.close()
+        self._gofer = ours
+        self.gofer_pid = pid
+        self.gofer_pidfd = libc.pidfd_open(pid)
+
+    def stop_gofer(self) -> None:
+        """Close the control socket (the gofer exits on EOF) and reap it."""
+        import time
+        if self._gofer is None:
+            return
+        self._gofer.close()
+        self._gofer = None
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(self.gofer_pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid:
+                return
+            time.sleep(0.005)
+        os.kill(self.gofer_pid, 9)
+        try:
+            os.waitpid(self.gofer_pid, 0)
+        except ChildProcessError:
+            pass
 
     def confine_fs(self, workdir: str) -> None:
         """pivot_root into an empty read-only tmpfs with only /proc (a bind of
@@ -117,7 +167,7 @@ class SandboxHost:
             log.warning("sentry: refused a listener: %s", e)
             return
         if self._sandbox is None:
-            root_fd = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            files = self._attach_gofer(init_pid)
             # The sandbox process shares the container's UTS namespace: report
             # what the kernel holds there (the spec's hostname, or that of a
             # namespace joined by path), not a configured copy.
@@ -125,7 +175,7 @@ class SandboxHost:
                                domainname=_read("/proc/sys/kernel/domainname") or "(none)",
                                userns=self.options.userns,
                                policy=policy_options(self.options))
-            self._sandbox = Sandbox(root_fd, so)
+            self._sandbox = Sandbox(files, so)
         sup = Supervisor(fd, self._sandbox, dispatch=self.dispatch)
         if self.options.strace:
             from sentry import strace
@@ -138,6 +188,45 @@ class SandboxHost:
         t.start()
         self._threads.append(t)
         log.debug("sentry: serving listener %d (sync wake-up: %s)", fd, sup.sync_wakeup)
+
+
+    def _attach_gofer(self, init_pid: int) -> Any:
+        """The gofer joins init's mount namespace (final once init hands
+        itself over) and gives us the root: kept (directfs) or only its
+        identity (gofer mode)."""
+        from gofer import client
+        from sentry.files import DirectFS
+        assert self._gofer is not None, "attach before start_gofer"
+        ns = os.open(f"/proc/{init_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            root_fd = client.attach(self._gofer, ns)
+        finally:
+            os.close(ns)
+        if self.options.file_access == "gofer":
+            return client.GoferFS(self._gofer, root_fd)
+        return DirectFS(root_fd)
+
+
+def _log_fds() -> set[int]:
+    """Descriptors of the log files (the gofer logs where the sandbox does;
+    never the caller's stdio, whose EOF a shim waits for)."""
+    fds = set()
+    for h in logging.getLogger().handlers:
+        stream = getattr(h, "stream", None)
+        try:
+            if isinstance(h, logging.FileHandler) and stream is not None:
+                fds.add(stream.fileno())
+        except (OSError, ValueError):
+            pass
+    return fds
+
+
+def _close_all_but(keep: set[int]) -> None:
+    low = 3
+    for fd in sorted(k for k in keep if k >= 3):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
 
 
 def _read(path: str) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from .creds import Creds, CredsCache, ThreadCreds, read_creds
 from .errors import SysError
@@ -25,7 +25,13 @@ from .memory import Memory
 from .notify import Channel
 from .policy import PolicyOptions
 from . import procfs
-from .resolve import Resolver, open_start_dir, signed_fd
+from .files import FileOps
+from .resolve import open_start_dir, signed_fd
+
+if TYPE_CHECKING:
+    from gofer.client import GoferFS
+
+    from .files import DirectFS
 
 Result = Optional[int]
 
@@ -68,10 +74,10 @@ class SentryOptions:
 class Sandbox:
     """Container-wide state shared by the supervisor threads."""
 
-    def __init__(self, root_fd: int, options: SentryOptions | None = None) -> None:
+    def __init__(self, files: "DirectFS | GoferFS", options: SentryOptions | None = None) -> None:
+        """files: how container files are reached (sentry/files.py)."""
         self.options = options or SentryOptions()
-        self.root_fd = root_fd
-        self.resolver = Resolver(root_fd)
+        self.files = files
         self.creds_cache = CredsCache()
         self.proc_devs = procfs.ProcDevs()
 
@@ -81,7 +87,7 @@ class Gone(Exception):
 
 
 class Call:
-    __slots__ = ("chan", "mem", "scratch", "sb", "creds_state", "id", "pid", "nr", "args",
+    __slots__ = ("chan", "mem", "scratch", "sb", "creds_state", "fs", "id", "pid", "nr", "args",
                  "_creds", "on_proc")
 
     def __init__(self, chan: Channel, sb: Sandbox) -> None:
@@ -90,6 +96,7 @@ class Call:
         self.scratch = Scratch()
         self.sb = sb
         self.creds_state = ThreadCreds(sb.options.userns)
+        self.fs: FileOps = sb.files.for_thread(self.scratch, self.creds_state)
         self.id = 0
         self.pid = 0
         self.nr = 0
@@ -164,14 +171,12 @@ class Call:
             start = open_start_dir(self.pid, dfd)
         else:
             path = procfs.translate_abs(path, creds.ns_tgid, creds.ns_tid)
-        s = self.scratch
         try:
             self.check_valid()
             self.creds_state.become(creds, real_ids)
-            fd = self.sb.resolver.open(s, start, path, flags | os.O_CLOEXEC, mode)
+            fd = self.fs.resolve(start, path, flags, mode)
             if fd == -errno.ENOENT:
-                probe = self.sb.resolver.open(s, start, path, os.O_PATH | os.O_CLOEXEC, 0,
-                                              no_symlinks=True)
+                probe = self.fs.resolve(start, path, os.O_PATH, 0, no_symlinks=True)
                 if probe >= 0:
                     os.close(probe)
                 elif probe == -errno.ELOOP:

@@ -126,14 +126,21 @@ class ThreadCreds:
         if keep_ptrace:
             caps |= _KEEP
 
-        want = (uid, gid, c.groups, caps)
+        self.apply((uid, gid, c.groups, caps))
+
+    def apply(self, want: tuple[int, int, tuple[int, ...], int]) -> None:
+        """Switch to (fsuid, fsgid, groups, effective caps); caps beyond our
+        own permitted set are dropped (the gofer holds only file caps)."""
+        uid, gid, groups, caps = want
+        caps &= self.own_perm
+        want = (uid, gid, groups, caps)
         if want == self.current:
             return
         # Full caps first (setgroups needs CAP_SETGID), then ids, then caps.
         if self.current[3] != self.own_eff:
             hostcalls.capset_self(self.own_eff, self.own_perm, self.own_inh)
-        if self.current[2] != c.groups:
-            r = hostcalls.setgroups(c.groups)
+        if self.current[2] != groups:
+            r = hostcalls.setgroups(groups)
             if r < 0:
                 raise SysError(-r, "switch creds: setgroups")
         hostcalls.setfsgid(gid)

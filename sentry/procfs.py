@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING
 
 from . import hostcalls
 from .errors import SysError
+from .files import ROOT
 from .hostcalls import RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def container_view(call: Call, text: bytes) -> bytes:
     that do not start with it (not reachable from our root) are already
     relative to the container's mount namespace.  "pipe:[N]" and such stay.
     """
-    rl = call.sb.resolver.root_link
+    rl = call.sb.files.root_link
     if not text.startswith(b"/") or rl == b"/":
         return text
     if text == rl:
@@ -146,7 +147,7 @@ class _Walk:
     def __init__(self, call: Call) -> None:
         self.call = call
         self.s = call.scratch
-        self.root = call.sb.root_fd
+        self.fs = call.fs
         self.cur = -1
         self.proc_rel: list[bytes] | None = None  # components below the procfs root
         self.links = 0
@@ -161,20 +162,27 @@ class _Walk:
                 proc_rel = []
         self.proc_rel = proc_rel
 
+    def _open(self, dirfd: int, name: bytes, flags: int) -> int:
+        fd = self.fs.openat2(dirfd, name, flags, 0, 0)
+        if fd < 0:
+            raise SysError(-fd, "procfs walk")
+        return fd
+
     def _at_root(self) -> bool:
         st = os.fstat(self.cur)
-        return (st.st_dev, st.st_ino) == self.call.sb.resolver.root_id
+        return (st.st_dev, st.st_ino) == self.call.sb.files.root_id
 
     def run(self, start: int, path: bytes, flags: int, mode: int) -> int:
-        base = start if start >= 0 and path[:1] != b"/" else self.root
-        if base == start:
+        relative = start >= 0 and path[:1] != b"/"
+        base = start if relative else ROOT
+        if relative:
             st = os.fstat(start)
             if self.call.sb.proc_devs.is_proc(self.s, start, st.st_dev) and st.st_ino != PROC_ROOT_INO:
                 # A start inside a procfs (cwd /proc/N/...): which process it
                 # belongs to matters, so walk from the root along its path.
-                path = self.call.sb.resolver.path_of(self.s, start) + b"/" + path
-                base = self.root
-        self._set_cur(os.open(".", _O_PATH_DIR, dir_fd=base))
+                path = self.fs.path_of(start) + b"/" + path
+                base = ROOT
+        self._set_cur(self._open(base, b".", _O_PATH_DIR))
         try:
             return self._run(path, flags, mode)
         finally:
@@ -191,14 +199,14 @@ class _Walk:
                 comps.popleft()
             if not comps:
                 # Ends at a directory ("/", "a/..", "a/."): open it.
-                return self.s.openat2(self.cur, b".", flags, mode, BENEATH)
+                return self.fs.openat2(self.cur, b".", flags, mode, BENEATH)
             comp = comps.popleft()
             rest_is_dir = bool(comps)  # "x/" and "x/." name a directory
             last = all(c in (b"", b".") for c in comps)
             if comp == b"..":
                 if not self._at_root():
                     rel = self.proc_rel[:-1] if self.proc_rel else None
-                    self._set_cur(os.open(b"..", _O_PATH_DIR, dir_fd=self.cur), rel,
+                    self._set_cur(self._open(self.cur, b"..", _O_PATH_DIR), rel,
                                   check=rel is None)
                 continue
             if self.proc_rel == [] and comp in (b"self", b"thread-self") and creds.ns_tgid > 0:
@@ -207,10 +215,10 @@ class _Walk:
                     repl += [b"task", b"%d" % creds.ns_tid]
                 comps.extendleft(reversed(repl))
                 continue
-            lfd = self.s.openat2(self.cur, comp, _O_PATH_NOFOLLOW, 0, BENEATH)
+            lfd = self.fs.openat2(self.cur, comp, _O_PATH_NOFOLLOW, 0, BENEATH)
             if lfd < 0:
                 if lfd == -errno.ENOENT and last and not rest_is_dir and flags & os.O_CREAT:
-                    return self.s.openat2(self.cur, comp, flags, mode, BENEATH | RESOLVE_NO_SYMLINKS)
+                    return self.fs.openat2(self.cur, comp, flags, mode, BENEATH | RESOLVE_NO_SYMLINKS)
                 return lfd
             try:
                 st = os.fstat(lfd)
@@ -244,13 +252,13 @@ class _Walk:
                         return -errno.ENOENT
                     comps.extendleft(reversed(target.split(b"/")))
                     if target[:1] == b"/":
-                        self._set_cur(os.open(".", _O_PATH_DIR, dir_fd=self.root))
+                        self._set_cur(self._open(ROOT, b".", _O_PATH_DIR))
                     continue
                 if last:
                     oflags = flags
                     if rest_is_dir:
                         oflags |= os.O_DIRECTORY
-                    return self.s.openat2(self.cur, comp, oflags, mode, BENEATH | RESOLVE_NO_SYMLINKS
+                    return self.fs.openat2(self.cur, comp, oflags, mode, BENEATH | RESOLVE_NO_SYMLINKS
                                           if not _stat.S_ISLNK(st.st_mode) else BENEATH)
                 if not _stat.S_ISDIR(st.st_mode):
                     return -errno.ENOTDIR
@@ -351,7 +359,10 @@ def _magic(call: Call, rel: list[bytes]) -> tuple[int, bool]:
     if kind == b"fd" and len(rel) == 3 and rel[2].isdigit():
         obj = target_fd(call, int(rel[2]))
     elif kind == b"root" and len(rel) == 2:
-        return os.open(".", _O_PATH_DIR, dir_fd=call.sb.root_fd), False
+        fd = call.fs.openat2(ROOT, b".", _O_PATH_DIR, 0, 0)
+        if fd < 0:
+            raise SysError(-fd, "magic link: root")
+        return fd, False
     elif kind in (b"cwd", b"exe") and len(rel) == 2:
         cs = call.creds_state
         if cs.ptrace_dropped:

@@ -83,13 +83,18 @@ def open_start_dir(pid: int, dirfd: int) -> int:
 class Resolver:
     """Path resolution inside one container root (shared by all threads)."""
 
-    def __init__(self, root_fd: int) -> None:
+    def __init__(self, root_fd: int, root_link: bytes | None = None) -> None:
+        """root_link: the root's path as /proc/self/fd links print it (the
+        gofer, which has no procfs of its own, is its own root: b"/")."""
         self.root_fd = root_fd
         st = os.fstat(root_fd)
         if not _stat.S_ISDIR(st.st_mode):
             raise ValueError("resolver: root fd is not a directory")
         self.root_id = (st.st_dev, st.st_ino)
-        self.root_link = os.readlink(f"/proc/self/fd/{root_fd}").encode()
+        if root_link is None:
+            root_link = os.readlink(f"/proc/self/fd/{root_fd}").encode()
+        self.root_link = root_link
+        self.links_readable = True
 
     def open(self, s: Scratch, start: int, path: bytes, flags: int, mode: int,
              no_symlinks: bool = False) -> int:
@@ -118,10 +123,15 @@ class Resolver:
         want_id = (want.st_dev, want.st_ino)
         if want_id == self.root_id:
             return b""
-        link = os.readlink(f"/proc/self/fd/{dirfd}").encode()
+        try:
+            link = os.readlink(f"/proc/self/fd/{dirfd}").encode() if self.links_readable else b""
+        except OSError:
+            link = b""  # no procfs of our own (the gofer): walk up
         rl = self.root_link
         rel = None
-        if rl == b"/":
+        if not link:
+            pass
+        elif rl == b"/":
             rel = link
         elif link.startswith(rl + b"/"):
             rel = link[len(rl):]
@@ -139,7 +149,7 @@ class Resolver:
     def _walk_up(self, dirfd: int, want_id: tuple[int, int]) -> bytes:
         """Rebuild dirfd's path by walking ".." up to the root (slow path)."""
         names: list[bytes] = []
-        cur = os.open(f"/proc/self/fd/{dirfd}", _O_PATH_DIR)
+        cur = os.open(".", _O_PATH_DIR, dir_fd=dirfd)
         cur_id = want_id
         try:
             for _ in range(_MAX_DEPTH):

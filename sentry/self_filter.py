@@ -162,25 +162,34 @@ ALLOW: dict[str, str] = {
 # with namespace flags, socket for anything but AF_UNIX.
 
 
-def build(default_errno: int = errno.EPERM, log_only: bool = False) -> Any:
-    """A libseccomp filter object for the sandbox process."""
+def build_allowlist(allow: dict[str, str], default_errno: int = errno.EPERM,
+                    log_only: bool = False, sockets: bool = True) -> Any:
+    """An allowlist filter for one of our own processes (sentry, gofer):
+    ALLOW-style names plus the argument-checked entries every Python
+    process of ours needs."""
     import seccomp
     default = seccomp.LOG if log_only else seccomp.ERRNO(default_errno)
     f = seccomp.SyscallFilter(defaction=default)
     f.set_attr(seccomp.Attr.CTL_NNP, 1)
-    for name in ALLOW:
+    for name in allow:
         f.add_rule(seccomp.ALLOW, name)
     # clone3 carries its flags in memory a filter cannot read: ENOSYS makes
     # glibc fall back to clone, whose flags are checked here.
     f.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
     # clone: threads only (CLONE_THREAD set); fork/namespaces refused.
     f.add_rule(seccomp.ALLOW, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, CLONE_THREAD))
-    # socket: AF_UNIX only (Python's own socketpairs; no network from the sentry).
-    f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, AF_UNIX))
+    if sockets:
+        # socket: AF_UNIX only (socketpairs to the gofer; no network).
+        f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, AF_UNIX))
     # prctl: name, dumpable query, no_new_privs query, capability bounding reads.
     for opt in (15, 16, 3, 39, 23, 47):  # SET_NAME GET_NAME GET_DUMPABLE GET_NNP CAPBSET_READ CAP_AMBIENT
         f.add_rule(seccomp.ALLOW, "prctl", seccomp.Arg(0, seccomp.EQ, opt))
     return f
+
+
+def build(default_errno: int = errno.EPERM, log_only: bool = False) -> Any:
+    """A libseccomp filter object for the sandbox process."""
+    return build_allowlist(ALLOW, default_errno, log_only)
 
 
 def install(log_only: bool = False) -> None:

@@ -24,7 +24,6 @@ relative to the target's root: the kernel's answer is the right one.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import stat as _stat
@@ -34,8 +33,6 @@ from ..errors import SysError
 from ..hostcalls import AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW
 from ..resolve import signed_fd
 
-_libc = ctypes.CDLL("libc.so.6", use_errno=True)
-SYS_renameat2 = 316
 RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 
@@ -56,7 +53,7 @@ def _mkdir(call: Call, dirfd: int | None, path_idx: int, mode: int) -> int:
     try:
         if kind != LAST_NORM:
             return -errno.EEXIST
-        return _host(os.mkdir, name, mode, dir_fd=pfd)
+        return call.fs.mkdirat(pfd, name, mode)
     finally:
         os.close(pfd)
 
@@ -82,7 +79,7 @@ def _remove(call: Call, dirfd: int | None, path_idx: int, is_dir: bool) -> int:
     try:
         if kind != LAST_NORM:
             return -(_RMDIR_ERR[kind] if is_dir else errno.EISDIR)
-        return _host(os.rmdir if is_dir else os.unlink, name, dir_fd=pfd)
+        return call.fs.unlinkat(pfd, name, AT_REMOVEDIR if is_dir else 0)
     finally:
         os.close(pfd)
 
@@ -121,8 +118,7 @@ def _rename(call: Call, olddir: int | None, old_idx: int, newdir: int | None, ne
         try:
             if okind != LAST_NORM or nkind != LAST_NORM:
                 return -errno.EBUSY
-            r = _libc.syscall(SYS_renameat2, ofd, oname, nfd, nname, flags)
-            return 0 if r == 0 else -ctypes.get_errno()
+            return call.fs.renameat2(ofd, oname, nfd, nname, flags)
         finally:
             os.close(nfd)
     finally:
@@ -189,8 +185,7 @@ def _link(call: Call, olddir: int | None, old_idx: int, newdir: int | None, new_
                 # Link the object itself: follow our own magic link to it.
                 return _host(os.link, b"/proc/self/fd/%d" % ofd, nname, dst_dir_fd=nfd,
                              follow_symlinks=True)
-            return _host(os.link, oname, nname, src_dir_fd=ofd, dst_dir_fd=nfd,
-                         follow_symlinks=False)
+            return call.fs.linkat(ofd, oname, nfd, nname, 0)
         finally:
             os.close(nfd)
     finally:
@@ -218,7 +213,7 @@ def _symlink(call: Call, target_idx: int, newdir: int | None, new_idx: int) -> i
         if kind != LAST_NORM:
             return -errno.EEXIST
         # The text is stored, never followed by the sentry's host calls.
-        return _host(os.symlink, target, name, dir_fd=pfd)
+        return call.fs.symlinkat(target, pfd, name)
     finally:
         os.close(pfd)
 
@@ -254,7 +249,7 @@ def _mknod(call: Call, dirfd: int | None, path_idx: int, mode: int, dev: int) ->
             return -errno.EEXIST
         # Character devices: the kernel checks CAP_MKNOD (the target's) and
         # the container's device cgroup, which the sandbox process is in.
-        return _host(os.mknod, name, mode, dev if _stat.S_ISCHR(mode) else 0, dir_fd=pfd)
+        return call.fs.mknodat(pfd, name, mode, dev)
     finally:
         os.close(pfd)
 

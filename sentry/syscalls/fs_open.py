@@ -99,8 +99,7 @@ def openat2(call: Call) -> int | None:
         creds = call.creds()
         call.check_valid()
         call.creds_state.become(creds)
-        fd = call.scratch.openat2(start, path, flags | os.O_CLOEXEC, mode,
-                                  resolve | RESOLVE_NO_MAGICLINKS)
+        fd = call.fs.openat2(start, path, flags, mode, resolve | RESOLVE_NO_MAGICLINKS)
     finally:
         os.close(start)
     if fd < 0:

@@ -106,7 +106,7 @@ def _access(call: Call, dirfd_arg: int | None, path_idx: int, mode: int, flags: 
     try:
         if mode == 0:
             return 0
-        return call.scratch.faccess_fd(fd, mode)
+        return call.fs.access(fd, mode)
     finally:
         os.close(fd)
 

@@ -79,8 +79,8 @@ def _unix_path(addr: bytes) -> bytes | None:
 
 
 def _apply_umask(call: Call, pfd: int, name: bytes, umask: int) -> None:
-    fd = call.scratch.openat2(pfd, name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0,
-                              RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+    fd = call.fs.openat2(pfd, name, os.O_PATH | os.O_NOFOLLOW, 0,
+                         RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
     if fd < 0:
         return
     try:

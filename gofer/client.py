@@ -1,0 +1,183 @@
+"""The sentry's side of the wire: attach, per-thread channels, requests.
+
+`attach()` is called by the sandbox process once, when the container's
+init hands itself to the sentry (its rootfs is final then): it sends the
+container's mount namespace and gets back an O_PATH fd of the root.
+directfs keeps that fd (sentry.files.DirectFS); gofer mode keeps only the
+root's identity and talks to the gofer for everything (`GoferFS`).
+
+`GoferFS.for_thread()` gives each sentry worker thread its own channel (a
+SEQPACKET socketpair whose far end is sent to the gofer over the control
+socket): one request in flight per channel, so no demultiplexing, and a
+request that blocks in the gofer blocks only the thread that made it.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import socket
+import threading
+
+from sentry.errors import SysError
+from sentry.files import ROOT
+
+from . import protocol
+from .protocol import Op, ProtocolError, WireCreds
+
+
+class GoferGone(Exception):
+    """The gofer closed its end or sent garbage: the sandbox is torn down."""
+
+
+def _call(sock: socket.socket, op: Op, req_id: int, args: list[object],
+          fds: list[int]) -> tuple[int, bytes, list[int]]:
+    try:
+        protocol.send(sock, protocol.encode_request(op, req_id, args, len(fds)), fds)
+        data, rfds = protocol.recv(sock)
+    except OSError as e:
+        raise GoferGone(f"gofer: {op.name}: {e.strerror}") from None
+    if not data:
+        raise GoferGone(f"gofer: {op.name}: connection closed")
+    try:
+        return protocol.decode_reply(data, req_id, rfds)
+    except ProtocolError as e:
+        for fd in rfds:
+            os.close(fd)
+        raise GoferGone(str(e)) from None
+
+
+def attach(control: socket.socket, mntns_fd: int) -> int:
+    """ATTACH: the gofer joins the mount namespace; returns our root fd."""
+    result, _data, fds = _call(control, Op.ATTACH, 0, [0, 1], [mntns_fd])
+    if result < 0 or len(fds) != 1:
+        for fd in fds:
+            os.close(fd)
+        raise GoferGone(f"gofer: attach: {os.strerror(-result) if result < 0 else 'no root fd'}")
+    os.set_inheritable(fds[0], False)
+    return fds[0]
+
+
+class GoferFS:
+    """gofer mode: no root in the sentry; every file operation is a request."""
+
+    mode = "gofer"
+
+    def __init__(self, control: socket.socket, root_fd: int) -> None:
+        from sentry.resolve import Resolver
+        r = Resolver(root_fd)          # identity only: never walked from
+        self.root_id = r.root_id
+        self.root_link = r.root_link
+        os.close(root_fd)
+        self._control = control
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+
+    def for_thread(self, scratch: object, creds: object) -> "GoferOps":
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            with self._lock:
+                result, _d, fds = _call(self._control, Op.CHANNEL, next(self._ids), [0],
+                                        [theirs.fileno()])
+        finally:
+            theirs.close()
+        for fd in fds:
+            os.close(fd)
+        if result < 0:
+            mine.close()
+            raise GoferGone(f"gofer: new channel: {os.strerror(-result)}")
+        return GoferOps(mine, creds, self._ids)
+
+    def close(self) -> None:
+        self._control.close()
+
+
+class GoferOps:
+    """One worker thread's channel; the FileOps of sentry/files.py."""
+
+    def __init__(self, sock: socket.socket, creds: object, ids: "itertools.count[int]") -> None:
+        self.sock = sock
+        self.creds = creds  # sentry.creds.ThreadCreds: its .current is what we act as
+        self.ids = ids
+
+    def _wire_creds(self) -> WireCreds:
+        uid, gid, groups, caps = self.creds.current  # type: ignore[attr-defined]
+        return WireCreds(uid, gid, caps, groups)
+
+    def _req(self, op: Op, args: list[object], handles: tuple[int, ...]) -> tuple[int, bytes, list[int]]:
+        """Handles (ROOT or our fds) become wire handles in the args (placeholders -2)."""
+        fds: list[int] = []
+        wire = []
+        hi = iter(handles)
+        for a in args:
+            if a is _H:
+                h = next(hi)
+                if h == ROOT:
+                    wire.append(ROOT)
+                else:
+                    if h < 0:
+                        raise SysError(errno.EBADF, f"gofer: {op.name}: handle {h}")
+                    if h in fds:
+                        wire.append(fds.index(h))
+                    else:
+                        fds.append(h)
+                        wire.append(len(fds) - 1)
+            else:
+                wire.append(a)
+        return _call(self.sock, op, next(self.ids), [self._wire_creds()] + wire, fds)
+
+    def _fd(self, op: Op, args: list[object], handles: tuple[int, ...]) -> int:
+        result, _d, fds = self._req(op, args, handles)
+        if result < 0:
+            return result
+        if len(fds) != 1:
+            raise GoferGone(f"gofer: {op.name}: no fd in the reply")
+        os.set_inheritable(fds[0], False)
+        return fds[0]
+
+    def _int(self, op: Op, args: list[object], handles: tuple[int, ...]) -> int:
+        result, _d, fds = self._req(op, args, handles)
+        for fd in fds:
+            os.close(fd)
+        return result
+
+    def resolve(self, start: int, path: bytes, flags: int, mode: int,
+                no_symlinks: bool = False) -> int:
+        return self._fd(Op.RESOLVE, [_H, path, flags, mode, int(no_symlinks)],
+                        (start if start >= 0 else ROOT,))
+
+    def openat2(self, dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int:
+        return self._fd(Op.OPENAT2, [_H, path, flags, mode, resolve], (dirfd,))
+
+    def path_of(self, dirfd: int) -> bytes:
+        result, data, fds = self._req(Op.PATH_OF, [_H], (dirfd,))
+        for fd in fds:
+            os.close(fd)
+        if result < 0:
+            raise SysError(-result, "gofer: path_of")
+        return data
+
+    def mkdirat(self, dirfd: int, name: bytes, mode: int) -> int:
+        return self._int(Op.MKDIRAT, [_H, name, mode], (dirfd,))
+
+    def mknodat(self, dirfd: int, name: bytes, mode: int, dev: int) -> int:
+        return self._int(Op.MKNODAT, [_H, name, mode, dev], (dirfd,))
+
+    def unlinkat(self, dirfd: int, name: bytes, flags: int) -> int:
+        return self._int(Op.UNLINKAT, [_H, name, flags], (dirfd,))
+
+    def symlinkat(self, target: bytes, dirfd: int, name: bytes) -> int:
+        return self._int(Op.SYMLINKAT, [target, _H, name], (dirfd,))
+
+    def renameat2(self, odir: int, oname: bytes, ndir: int, nname: bytes, flags: int) -> int:
+        return self._int(Op.RENAMEAT2, [_H, oname, _H, nname, flags], (odir, ndir))
+
+    def linkat(self, odir: int, oname: bytes, ndir: int, nname: bytes, flags: int) -> int:
+        return self._int(Op.LINKAT, [_H, oname, _H, nname, flags], (odir, ndir))
+
+    def access(self, fd: int, mode: int) -> int:
+        return self._int(Op.ACCESS, [_H, mode], (fd,))
+
+
+_H = object()  # placeholder for a handle argument in GoferOps._req

@@ -1,0 +1,259 @@
+"""The gofer process: serves the container's files to the sentry.
+
+Life, in order (`main`):
+
+1. Forked by the sandbox process before it confines itself (launch.py);
+   named `runsc-gofer`; dies with the sandbox (PDEATHSIG); its stdio is
+   /dev/null; it leaves the container's network namespace for an empty one
+   (no network at all).
+2. Waits for ATTACH on the control socket: the container's mount namespace
+   (an fd), sent when init has finished the rootfs and hands itself to the
+   sentry.  setns() into it: the gofer's root is now the container root,
+   with exactly the spec's mounts (bind mounts with their ro/nosuid/nodev/
+   noexec flags, tmpfs, the read-only root, masked and read-only paths: the
+   mount table init built, the same one the kernel applies to the
+   workload's own execve).  Nothing of the host is reachable: ".." and
+   absolute symlinks stop at that root.
+3. Confines itself: capabilities cut to what serving files needs (bounding,
+   permitted, effective), no_new_privs, non-dumpable, its own seccomp
+   allowlist (gofer/filter.py), then answers ATTACH with an O_PATH fd of
+   the root (kept by the sentry in directfs mode, used only for its
+   identity in gofer mode).
+4. Serves: CHANNEL requests on the control socket give it one socket per
+   sentry worker thread; each gets a thread here running the same
+   operations the sentry runs in directfs mode (`sentry.files.LocalOps`),
+   with the credentials named in each request.
+
+Faults: a malformed request gets an error reply (protocol.ProtocolError's
+errno), a log line, and the channel keeps serving; a request whose
+operation fails gets -errno.  EOF on the control socket (the sandbox is
+gone) ends the process.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import threading
+from typing import NoReturn
+
+from . import protocol
+from .protocol import ROOT, Op, ProtocolError, Request, WireCreds
+
+log = logging.getLogger(__name__)
+
+# What serving files needs: ownership and mode changes, permission checks
+# overridden for a root workload, device nodes, acting as any uid/gid.
+CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID = 0, 1, 2, 3, 4
+CAP_SETGID, CAP_SETUID, CAP_LINUX_IMMUTABLE, CAP_MKNOD, CAP_SETFCAP = 6, 7, 9, 27, 31
+FILE_CAPS = sum(1 << c for c in (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,
+                                 CAP_FSETID, CAP_SETGID, CAP_SETUID, CAP_LINUX_IMMUTABLE,
+                                 CAP_MKNOD, CAP_SETFCAP))
+_LAST_CAP = 40
+
+
+class Gofer:
+    """The serving half, once attached: a root and one thread per channel."""
+
+    def __init__(self, root_fd: int) -> None:
+        from sentry.resolve import Resolver
+        # The gofer is its own root and has no procfs of its own: path_of
+        # walks "..", never reads /proc/self/fd links.
+        self.resolver = Resolver(root_fd, root_link=b"/")
+        self.resolver.links_readable = False
+        self.threads: list[threading.Thread] = []
+
+    def serve_channel(self, sock: socket.socket) -> None:
+        t = threading.Thread(target=self._channel, args=(sock,), name="gofer-channel", daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def _channel(self, sock: socket.socket) -> None:
+        from sentry.creds import ThreadCreds
+        from sentry.files import LocalOps
+        from sentry.hostcalls import Scratch
+        ops = LocalOps(self.resolver, Scratch())
+        creds = ThreadCreds()
+        with sock:
+            while True:
+                try:
+                    data, fds = protocol.recv(sock)
+                except ProtocolError as e:
+                    log.warning("gofer: %s", e)
+                    continue
+                except OSError:
+                    return
+                if not data and not fds:
+                    return  # the sentry closed this channel
+                reply, out_fd = self.handle(ops, creds, data, fds)
+                try:
+                    protocol.send(sock, reply, [out_fd] if out_fd >= 0 else [])
+                except OSError:
+                    return
+                finally:
+                    if out_fd >= 0:
+                        os.close(out_fd)
+
+    def handle(self, ops: object, creds: object, data: bytes, fds: list[int]) -> tuple[bytes, int]:
+        """One request -> (reply message, fd to send or -1).  Closes fds."""
+        req_id = int.from_bytes(data[8:16], "little") if len(data) >= 16 else 0
+        try:
+            req = protocol.decode_request(data, fds)
+        except ProtocolError as e:
+            for fd in fds:
+                os.close(fd)
+            log.warning("gofer: refused a request: %s", e)
+            return protocol.encode_reply(req_id, 0, -e.errno), -1
+        try:
+            result, payload = _perform(ops, creds, req)
+        except ProtocolError as e:
+            log.warning("gofer: refused %s: %s", req.op.name, e)
+            result, payload = -e.errno, b""
+        except Exception:  # a bug here must not take the gofer down
+            log.exception("gofer: %s failed", req.op.name)
+            result, payload = -errno.EIO, b""
+        finally:
+            for fd in req.fds:
+                os.close(fd)
+        if req.op in _RETURNS_FD and result >= 0:
+            return protocol.encode_reply(req.id, req.op, 0), result
+        return protocol.encode_reply(req.id, req.op, result, payload), -1
+
+
+_RETURNS_FD = {Op.RESOLVE, Op.OPENAT2}
+
+
+def _name(op: Op, name: object) -> bytes:
+    """A single directory entry (trailing slashes kept for the kernel's rules)."""
+    b = name if isinstance(name, bytes) else b""
+    if not b or b"/" in b.rstrip(b"/") or b.rstrip(b"/") in (b"", b".", b".."):
+        raise ProtocolError(errno.EINVAL, f"{op.name}: not a single name: {b[:64]!r}")
+    return b
+
+
+def _perform(ops, creds, req: Request) -> tuple[int, bytes]:  # type: ignore[no-untyped-def]
+    """Run one file operation with the request's credentials."""
+    op, a = req.op, req.args
+    if op in (Op.ATTACH, Op.CHANNEL):
+        raise ProtocolError(errno.EINVAL, f"{op.name} on a channel")
+    w: WireCreds = a[0]  # type: ignore[assignment]
+    creds.apply((w.uid, w.gid, w.groups, w.caps))
+    if op is Op.RESOLVE:
+        return ops.resolve(a[1], a[2], a[3], a[4], bool(a[5])), b""
+    if op is Op.OPENAT2:
+        return ops.openat2(a[1], a[2], a[3], a[4], a[5]), b""
+    if op is Op.PATH_OF:
+        from sentry.errors import SysError
+        try:
+            return 0, ops.path_of(a[1])
+        except SysError as e:
+            return -e.errno, b""
+    if op is Op.MKDIRAT:
+        return ops.mkdirat(a[1], _name(op, a[2]), a[3]), b""
+    if op is Op.MKNODAT:
+        return ops.mknodat(a[1], _name(op, a[2]), a[3], a[4]), b""
+    if op is Op.UNLINKAT:
+        return ops.unlinkat(a[1], _name(op, a[2]), a[3]), b""
+    if op is Op.SYMLINKAT:
+        return ops.symlinkat(a[1], a[2], _name(op, a[3])), b""
+    if op is Op.RENAMEAT2:
+        return ops.renameat2(a[1], _name(op, a[2]), a[3], _name(op, a[4]), a[5]), b""
+    if op is Op.LINKAT:
+        return ops.linkat(a[1], _name(op, a[2]), a[3], _name(op, a[4]), a[5]), b""
+    if op is Op.ACCESS:
+        if a[1] == ROOT:
+            raise ProtocolError(errno.EBADF, "ACCESS needs an object fd")
+        return ops.access(a[1], a[2]), b""
+    raise ProtocolError(errno.EINVAL, f"unhandled op {op.name}")
+
+
+# --- the process -------------------------------------------------------------------
+
+def main(control: socket.socket, null: int) -> NoReturn:
+    """The gofer process's whole life (see the module docstring)."""
+    from runsc_py import libc
+    code = 1
+    try:
+        libc.set_name("runsc-gofer")
+        libc.prctl(libc.PR_SET_PDEATHSIG, 9)
+        if os.getppid() == 1:
+            os._exit(1)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        libc.prctl(libc.PR_SET_DUMPABLE, 0)
+        libc.unshare(libc.CLONE_NEWNET)  # no network: an empty namespace
+        gofer = _attach(control)
+        while True:
+            try:
+                data, fds = protocol.recv(control)
+            except ProtocolError as e:
+                log.warning("gofer: control: %s", e)
+                continue
+            if not data and not fds:
+                code = 0
+                break  # the sandbox is gone
+            req_id = int.from_bytes(data[8:16], "little") if len(data) >= 16 else 0
+            try:
+                req = protocol.decode_request(data, fds)
+                if req.op is not Op.CHANNEL:
+                    raise ProtocolError(errno.EINVAL, f"{req.op.name} on the control socket")
+            except ProtocolError as e:
+                for fd in fds:
+                    os.close(fd)
+                log.warning("gofer: control: %s", e)
+                protocol.send(control, protocol.encode_reply(req_id, 0, -e.errno))
+                continue
+            sock = socket.socket(fileno=req.fds[0])
+            if sock.type != socket.SOCK_SEQPACKET:
+                sock.close()
+                protocol.send(control, protocol.encode_reply(req.id, req.op, -errno.EINVAL))
+                continue
+            gofer.serve_channel(sock)
+            protocol.send(control, protocol.encode_reply(req.id, req.op, 0))
+    except BaseException:
+        log.exception("gofer failed")
+    finally:
+        os._exit(code)
+
+
+def _attach(control: socket.socket) -> Gofer:
+    """Wait for ATTACH, join the container's mount namespace, confine, reply."""
+    from runsc_py import libc
+    data, fds = protocol.recv(control)
+    if not data:
+        os._exit(0)
+    req = protocol.decode_request(data, fds)
+    if req.op is not Op.ATTACH:
+        raise ProtocolError(errno.EINVAL, f"expected ATTACH, got {req.op.name}")
+    mntns = req.fds[0]
+    libc.setns(mntns, libc.CLONE_NEWNS)
+    os.close(mntns)
+    os.chdir("/")
+    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    _drop_capabilities()
+    from . import filter as gofer_filter
+    gofer_filter.install(log_only=os.environ.get("RUNSC_PY_GOFER_FILTER") == "log")
+    gofer = Gofer(root)
+    protocol.send(control, protocol.encode_reply(req.id, req.op, 0), [root])
+    log.debug("gofer: attached to the container root")
+    return gofer
+
+
+def _drop_capabilities() -> None:
+    """Bounding set, then permitted/effective/inheritable: FILE_CAPS only."""
+    from runsc_py import libc
+    from sentry import hostcalls
+    for cap in range(_LAST_CAP + 1):
+        if not FILE_CAPS >> cap & 1:
+            try:
+                libc.prctl(libc.PR_CAPBSET_DROP, cap)
+            except OSError as e:
+                if e.errno != errno.EINVAL:  # a cap this kernel does not know
+                    raise
+    r = hostcalls.capset_self(FILE_CAPS, FILE_CAPS, 0)
+    if r < 0:
+        raise OSError(-r, "gofer: capset")
+    libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
