@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import logging
 
+import seccomp  # noqa: F401  (loaded now: the host's files are gone after ATTACH)
+
+from sentry.self_filter import build_allowlist
+
 log = logging.getLogger(__name__)
 
 ALLOW: dict[str, str] = {
@@ -73,7 +77,6 @@ ALLOW: dict[str, str] = {
 
 def install(log_only: bool = False) -> None:
     """Load the filter on the calling (single-threaded) gofer."""
-    from sentry.self_filter import build_allowlist
     build_allowlist(ALLOW, log_only=log_only, sockets=False).load()
     log.debug("gofer: own seccomp filter installed (%d syscalls allowed)", len(ALLOW) + 2)
 

@@ -39,8 +39,20 @@ import socket
 import threading
 from typing import NoReturn
 
+from runsc_py import libc
+from sentry import hostcalls
+from sentry.creds import ThreadCreds
+from sentry.errors import SysError
+from sentry.files import LocalOps
+from sentry.hostcalls import Scratch
+from sentry.resolve import Resolver
+
+from . import filter as gofer_filter
 from . import protocol
 from .protocol import ROOT, Op, ProtocolError, Request, WireCreds
+
+# Everything is imported above, while the host's files are visible: after
+# ATTACH the gofer's root is the container's.
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +70,6 @@ class Gofer:
     """The serving half, once attached: a root and one thread per channel."""
 
     def __init__(self, root_fd: int) -> None:
-        from sentry.resolve import Resolver
         # The gofer is its own root and has no procfs of its own: path_of
         # walks "..", never reads /proc/self/fd links.
         self.resolver = Resolver(root_fd, root_link=b"/")
@@ -71,9 +82,6 @@ class Gofer:
         self.threads.append(t)
 
     def _channel(self, sock: socket.socket) -> None:
-        from sentry.creds import ThreadCreds
-        from sentry.files import LocalOps
-        from sentry.hostcalls import Scratch
         ops = LocalOps(self.resolver, Scratch())
         creds = ThreadCreds()
         with sock:
@@ -145,7 +153,6 @@ def _perform(ops, creds, req: Request) -> tuple[int, bytes]:  # type: ignore[no-
     if op is Op.OPENAT2:
         return ops.openat2(a[1], a[2], a[3], a[4], a[5]), b""
     if op is Op.PATH_OF:
-        from sentry.errors import SysError
         try:
             return 0, ops.path_of(a[1])
         except SysError as e:
@@ -173,7 +180,6 @@ def _perform(ops, creds, req: Request) -> tuple[int, bytes]:  # type: ignore[no-
 
 def main(control: socket.socket, null: int) -> NoReturn:
     """The gofer process's whole life (see the module docstring)."""
-    from runsc_py import libc
     code = 1
     try:
         libc.set_name("runsc-gofer")
@@ -221,7 +227,6 @@ def main(control: socket.socket, null: int) -> NoReturn:
 
 def _attach(control: socket.socket) -> Gofer:
     """Wait for ATTACH, join the container's mount namespace, confine, reply."""
-    from runsc_py import libc
     data, fds = protocol.recv(control)
     if not data:
         os._exit(0)
@@ -234,7 +239,6 @@ def _attach(control: socket.socket) -> Gofer:
     os.chdir("/")
     root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     _drop_capabilities()
-    from . import filter as gofer_filter
     gofer_filter.install(log_only=os.environ.get("RUNSC_PY_GOFER_FILTER") == "log")
     gofer = Gofer(root)
     protocol.send(control, protocol.encode_reply(req.id, req.op, 0), [root])
@@ -244,8 +248,6 @@ def _attach(control: socket.socket) -> Gofer:
 
 def _drop_capabilities() -> None:
     """Bounding set, then permitted/effective/inheritable: FILE_CAPS only."""
-    from runsc_py import libc
-    from sentry import hostcalls
     for cap in range(_LAST_CAP + 1):
         if not FILE_CAPS >> cap & 1:
             try:

@@ -4,6 +4,11 @@ fork -> child: dup2 stdout to a pipe, install the (prepared) filter, send the
 listener over a socketpair, close it, execv the probe.  Parent: receive the
 listener, run a Supervisor on it, collect the output.  The child is always
 killed and reaped, whatever happens.
+
+file_access="gofer": the production gofer (runsc_py.sandbox.SandboxHost.
+start_gofer) serves the files, attached to a mount namespace whose root is
+ROOT (held by a small child that pivot_root'ed there).  "directfs": the
+sentry works in an fd of ROOT itself.
 """
 
 from __future__ import annotations
@@ -14,9 +19,14 @@ import signal
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, Iterator
 
+from runsc_py import libc
+from runsc_py.sandbox import SandboxHost, SandboxOptions
 from sentry.call import Sandbox, SentryOptions
+from sentry.files import DirectFS
 from sentry.handoff import receive_listener
 from sentry.install import prepare_filter, send_listener
 from sentry.policy import PolicyOptions
@@ -46,16 +56,83 @@ class Run:
 def run_probe(probe: str, args: list[str], root: str, *, policy: PolicyOptions | None = None,
               hostname: str = "sandbox", sync_wakeup: bool = True, threads: int = 1,
               cwd: str | None = None, as_uid: int | None = None,
-              timeout: float = 60.0) -> Run:
+              timeout: float = 60.0, file_access: str = "directfs") -> Run:
+    with _files(root, file_access) as (files, holder):
+        return _run(probe, args, files, policy=policy, hostname=hostname, sync_wakeup=sync_wakeup,
+                    threads=threads, cwd=cwd, as_uid=as_uid, timeout=timeout,
+                    enter=(holder, root))
+
+
+@contextmanager
+def _files(root: str, file_access: str) -> Iterator[Any]:
+    if file_access == "directfs":
+        files = DirectFS(os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        try:
+            yield files, 0
+        finally:
+            files.close()
+        return
+    holder = _mount_ns_rooted_at(root)
+    host = SandboxHost(SandboxOptions(file_access=file_access))
+    try:
+        host.start_gofer()
+        files = host._attach_gofer(holder)
+        yield files, holder
+    finally:
+        host.stop_gofer()
+        if host.gofer_pidfd >= 0:
+            os.close(host.gofer_pidfd)
+        os.kill(holder, signal.SIGKILL)
+        os.waitpid(holder, 0)
+
+
+def _mount_ns_rooted_at(root: str) -> int:
+    """A child holding a mount namespace whose root is ROOT (for the gofer)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            libc.unshare(libc.CLONE_NEWNS)
+            libc.mount(None, "/", None, libc.MS_PRIVATE | libc.MS_REC)
+            libc.mount(root, root, None, libc.MS_BIND | libc.MS_REC)
+            os.chdir(root)
+            libc.pivot_root(".", ".")
+            libc.umount2(".", libc.MNT_DETACH)
+            os.write(w, b"1")
+            while True:
+                signal.pause()
+        finally:
+            os._exit(1)
+    os.close(w)
+    ok = os.read(r, 1)
+    os.close(r)
+    if not ok:
+        os.waitpid(pid, 0)
+        raise RuntimeError(f"could not build a mount namespace rooted at {root}")
+    return pid
+
+
+def _run(probe: str, args: list[str], files: Any, *, policy: PolicyOptions | None,
+         hostname: str, sync_wakeup: bool, threads: int, cwd: str | None,
+         as_uid: int | None, timeout: float, enter: tuple[int, str]) -> Run:
+    """enter: (pid, root): run the probe in pid's mount namespace (the one
+    the gofer serves, rooted at root), as a container's process would."""
     prepared = prepare_filter(policy)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     rpipe, wpipe = os.pipe()
-    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     argv = [probe, *args]
+    holder, root = enter
+    ns_fd = os.open(f"/proc/{holder}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC) if holder else -1
+    exe = os.open(probe, os.O_RDONLY | os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # child: no allocation-heavy work past this point
         try:
             os.dup2(wpipe, 1)
+            if ns_fd >= 0:
+                libc.setns(ns_fd, libc.CLONE_NEWNS)
+                if cwd:
+                    cwd = "/" + os.path.relpath(cwd, root)
             if cwd:
                 os.chdir(cwd)
             if as_uid is not None:
@@ -64,17 +141,22 @@ def run_probe(probe: str, args: list[str], root: str, *, policy: PolicyOptions |
                 os.setuid(as_uid)
             fd = prepared.install()
             send_listener(child_sock, fd)
-            os.execv(probe, argv)
+            if ns_fd >= 0 and probe.startswith(root.rstrip("/") + "/"):
+                os.execv("/" + os.path.relpath(probe, root), argv)  # as a container would
+            os.execve(exe, argv, os.environ)
         finally:
             os._exit(127)
     os.close(wpipe)
+    os.close(exe)
+    if ns_fd >= 0:
+        os.close(ns_fd)
     child_sock.close()
     sup = None
     try:
         parent_sock.settimeout(timeout)
         lfd = receive_listener(parent_sock)
         opts = SentryOptions(hostname=hostname, policy=policy or PolicyOptions())
-        sup = Supervisor(lfd, Sandbox(root_fd, opts), threads=threads, sync_wakeup=sync_wakeup)
+        sup = Supervisor(lfd, Sandbox(files, opts), threads=threads, sync_wakeup=sync_wakeup)
         sup.start()
         waiter = threading.Thread(target=sup.wait, daemon=True)  # stall monitor
         waiter.start()
@@ -102,5 +184,4 @@ def run_probe(probe: str, args: list[str], root: str, *, policy: PolicyOptions |
         if sup is not None:
             sup.close()
         os.close(rpipe)
-        os.close(root_fd)
         parent_sock.close()

@@ -36,6 +36,12 @@ def fsprobe() -> str:  # type: ignore[misc]
     shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.fixture(params=["directfs", "gofer"])
+def file_access(request: pytest.FixtureRequest) -> str:
+    """Both of the sentry's file-access modes must give the kernel's answers."""
+    return str(request.param)
+
+
 def _make_root(base: Path, probe: str) -> Path:
     r = base
     (r / "etc").mkdir(parents=True)
@@ -57,11 +63,11 @@ def _native(root: Path, args: list[str]) -> str:
     return p.stdout.decode()
 
 
-def test_file_semantics_match_native(fsprobe: str, tmp_path: Path) -> None:
+def test_file_semantics_match_native(fsprobe: str, tmp_path: Path, file_access: str) -> None:
     ra = _make_root(tmp_path / "a", fsprobe)
     rb = _make_root(tmp_path / "b", fsprobe)
     native = _native(ra, [])
-    r = run_probe(fsprobe, [], str(rb), cwd=str(rb / "work"))
+    r = run_probe(str(rb / "fsprobe"), [], str(rb), cwd=str(rb / "work"), file_access=file_access)
     assert r.status == 0, r.out
     nat, sbx = native.splitlines(), r.out.splitlines()
     diffs = [(n, s) for n, s in zip(nat, sbx) if n != s]
@@ -81,7 +87,7 @@ def test_file_semantics_match_native(fsprobe: str, tmp_path: Path) -> None:
     assert got["inotify-event"] == ["1", "newdir"]
 
 
-def test_block_devices_refused(probe: str, fsprobe: str, tmp_path: Path) -> None:
+def test_block_devices_refused(probe: str, fsprobe: str, tmp_path: Path, file_access: str) -> None:
     # Natively root may mknod a block device; the sentry refuses: EPERM.
     src = HERE / "blk.c"
     src_text = ('#include <stdio.h>\n#include <errno.h>\n#include <sys/stat.h>\n'
@@ -94,7 +100,7 @@ def test_block_devices_refused(probe: str, fsprobe: str, tmp_path: Path) -> None
     subprocess.run(["gcc", "-static", "-O2", "-o", str(exe), str(c)], check=True)
     os.chmod(tmp_path, 0o755)
     root = _make_root(tmp_path / "r", fsprobe)
-    r = run_probe(str(exe), [], str(root), cwd=str(root / "work"))
+    r = run_probe(str(exe), [], str(root), cwd=str(root / "work"), file_access=file_access)
     assert r.lines()["mknod-blk"] == ["-1", str(errno.EPERM)]
     assert not (root / "work" / "blk").exists()
     del src
@@ -103,7 +109,7 @@ def test_block_devices_refused(probe: str, fsprobe: str, tmp_path: Path) -> None
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def test_proc_self_is_the_target(fsprobe: str, tmp_path: Path) -> None:
+def test_proc_self_is_the_target(fsprobe: str, tmp_path: Path, file_access: str) -> None:
     root = _make_root(tmp_path / "r", fsprobe)
     (root / "proc").mkdir()
     (root / "etc" / "mtab").symlink_to("/proc/self/mounts")
@@ -113,7 +119,7 @@ def test_proc_self_is_the_target(fsprobe: str, tmp_path: Path) -> None:
     if _libc.mount(b"proc", proc.encode(), b"proc", 0, None) != 0:
         pytest.skip("cannot mount a procfs")
     try:
-        r = run_probe(fsprobe, ["proc"], str(root), cwd=str(root / "etc"))
+        r = run_probe(str(root / "fsprobe"), ["proc"], str(root), cwd=str(root / "etc"), file_access=file_access)
     finally:
         _libc.umount2(proc.encode(), 2)  # MNT_DETACH
     assert r.status == 0, r.out
@@ -138,3 +144,4 @@ def test_proc_self_is_the_target(fsprobe: str, tmp_path: Path) -> None:
     assert got["cat-one-root"] == ["-1", str(errno.EACCES)]
     assert got["cat-rel-self-status"][2:] == ["Name:", "fsprobe"]
     assert int(got["ls-self-fd"][0]) >= 3
+
