@@ -28,12 +28,35 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RUNSC_PY = str(REPO / ".venv" / "bin" / "runsc-py")
 
+
+
+def _crun_argv() -> list[str]:
+    """crun (1.8) refuses a hybrid cgroup host whose v2 hierarchy has any
+    controller bound ("cgroups in hybrid mode not supported, drop all
+    controllers from cgroupv2"; this machine binds hugetlb to cgroup2).  There
+    it runs in a private mount namespace without /sys/fs/cgroup/unified, where
+    it sees a v1-only host and uses the v1 hierarchies; the host is unchanged."""
+    try:
+        controllers = Path("/sys/fs/cgroup/unified/cgroup.controllers").read_text().strip()
+    except OSError:
+        return ["crun"]
+    if not controllers:
+        return ["crun"]
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'umount -l /sys/fs/cgroup/unified && exec crun "$@"', "crun"]
+
+
+def binary(argv: list[str]) -> str:
+    """The runtime binary of an argv prefix (the last word of a wrapper)."""
+    return argv[-1] if argv[0] == "unshare" else argv[0]
+
+
 # name -> argv prefix (before --root).  runsc is gVisor on the ptrace platform
 # (the KVM platform hangs on this machine kind); runsc-py variants differ by
 # platform / file access mode.
 KNOWN: dict[str, list[str]] = {
     "runc": ["runc"],
-    "crun": ["crun"],
+    "crun": _crun_argv(),
     "runsc": ["runsc", "--network=none"],
     "runsc-py": [RUNSC_PY],
     "runsc-py-gofer": [RUNSC_PY, "--file-access=gofer"],
@@ -78,7 +101,7 @@ class Runtime:
 
     def executables(self) -> set[str]:
         """Real paths of the binaries this runtime's processes run (memory case)."""
-        exe = shutil.which(self.argv[0]) or self.argv[0]
+        exe = shutil.which(binary(self.argv)) or binary(self.argv)
         paths = {os.path.realpath(exe)}
         try:
             with open(exe, "rb") as f:
@@ -92,7 +115,7 @@ class Runtime:
 
     def version(self) -> str:
         try:
-            out = subprocess.run([self.argv[0], "--version"], capture_output=True, text=True,
+            out = subprocess.run([binary(self.argv), "--version"], capture_output=True, text=True,
                                  timeout=20, stdin=subprocess.DEVNULL).stdout
         except (OSError, subprocess.TimeoutExpired) as e:
             return f"? ({e})"

@@ -1,0 +1,3 @@
+from benchmarks.posture.cli import main
+
+raise SystemExit(main())
