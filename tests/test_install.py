@@ -173,3 +173,58 @@ def test_malformed_file_is_an_error_and_untouched(cli, workdir: Path) -> None:
     assert bad.read_text() == "{not json"
     assert good.read_text() == PODMAN, "nothing is written when one file is malformed"
     assert not _backups(bad) and not _backups(good)
+
+
+# Debian's /etc/containerd/config.toml (containerd 1.6.20): a CRI section without runtimes.
+DEBIAN_CONTAINERD = """\
+version = 2
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "/etc/cni/net.d"
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "/var/lib/containerd/opt"
+"""
+
+
+def _runtimes(text: str) -> dict:
+    t = tomlkit.parse(text).unwrap()
+    for k in CRI:
+        t = t.get(k, {})
+    return t
+
+
+def test_containerd_default_runtime_stays_listed(cli, workdir: Path, runtime_binary: str) -> None:
+    """A runtimes table replaces containerd's built-in one: `runc` (the default
+    default_runtime_name) must be in it or the CRI plugin does not load."""
+    f = workdir / "config.toml"
+    f.write_text(DEBIAN_CONTAINERD)
+    cli("install", "--containerd-config", str(f))
+    rts = _runtimes(f.read_text())
+    assert rts["runc"] == {"runtime_type": "io.containerd.runc.v2"}, rts
+    assert rts["runsc-py"]["options"]["BinaryName"] == os.path.abspath(runtime_binary)
+    cli("uninstall", "--containerd-config", str(f))
+    assert f.read_text() == DEBIAN_CONTAINERD, "install + uninstall gives the file back"
+
+    # An added runc entry that the user changed since is theirs: uninstall keeps it.
+    cli("install", "--containerd-config", str(f))
+    doc = tomlkit.parse(f.read_text())
+    doc["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["runc"]["options"] = {
+        "SystemdCgroup": True}
+    f.write_text(tomlkit.dumps(doc))
+    cli("uninstall", "--containerd-config", str(f))
+    rts = _runtimes(f.read_text())
+    assert list(rts) == ["runc"] and rts["runc"]["options"] == {"SystemdCgroup": True}, rts
+
+
+def test_containerd_other_default_runtime_untouched(cli, workdir: Path) -> None:
+    f = workdir / "config.toml"
+    original = ('version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n'
+                'default_runtime_name = "runsc-py"\n')
+    f.write_text(original)
+    cli("install", "--containerd-config", str(f))
+    assert list(_runtimes(f.read_text())) == ["runsc-py"]
+    cli("uninstall", "--containerd-config", str(f))
+    assert tomlkit.parse(f.read_text()).unwrap() == tomlkit.parse(original).unwrap()

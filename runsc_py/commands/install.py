@@ -13,6 +13,15 @@ Each client keeps its runtimes in its own configuration file:
       [engine.runtimes]
       NAME = ["/abs/path/runsc-py"]
 
+containerd replaces its built-in runtimes table (which holds `runc`, the
+default `default_runtime_name`) by the file's as soon as the file has one: a
+table holding only NAME makes the CRI plugin refuse to load ("no corresponding
+runtime configured in `containerd.runtimes` for `containerd`
+`default_runtime_name = "runc"`").  So when the default runtime is `runc` and
+the table has no `runc`, install adds containerd's own default entry for it,
+marked with a comment; uninstall removes that entry again when it is unchanged
+and nothing else is left beside it.
+
 Only that entry is touched: comments, key order and every other setting are
 kept (tomlkit round-trips TOML; JSON keeps its key order).  A file is backed
 up to FILE.bak-<timestamp> before it changes; a run that changes nothing says
@@ -36,6 +45,10 @@ from ..errors import RuntimeFailure
 
 CRI = ("plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes")
 SHIM = "io.containerd.runc.v2"
+# containerd's default `default_runtime_name`, and the note on the entry we add for it.
+DEFAULT_RUNTIME = "runc"
+DEFAULT_NOTE = ("added by runsc-py install: containerd's default runtime must stay listed "
+                "once this table exists")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -194,6 +207,9 @@ def edit_containerd(old: str | None, name: str, binary: str, remove: bool) -> st
         if runtimes is None or name not in runtimes:
             return old or ""
         del runtimes[name]
+        if list(runtimes) == [DEFAULT_RUNTIME] and _is_our_default(runtimes[DEFAULT_RUNTIME]):
+            del runtimes[DEFAULT_RUNTIME]
+        _prune_empty(doc, CRI)
         return _toml_out(doc, old)
     if not (old or "").strip():
         doc.add("version", 2)
@@ -201,6 +217,13 @@ def edit_containerd(old: str | None, name: str, binary: str, remove: bool) -> st
         print("runsc-py: warning: containerd config has no `version = 2`: the "
               f"{CRI[1]} plugin section is read from version 2 files only", file=sys.stderr)
     runtimes = _walk(doc, CRI, create=True)
+    default = (_walk(doc, CRI[:-1], create=False) or {}).get("default_runtime_name",
+                                                            DEFAULT_RUNTIME)
+    if default == DEFAULT_RUNTIME != name and DEFAULT_RUNTIME not in runtimes:
+        entry = tomlkit.table()
+        entry.add(tomlkit.comment(DEFAULT_NOTE))
+        entry.add("runtime_type", SHIM)
+        runtimes.add(DEFAULT_RUNTIME, entry)
     if name not in runtimes:
         runtimes.add(name, tomlkit.table())
     entry = runtimes[name]
@@ -211,6 +234,25 @@ def edit_containerd(old: str | None, name: str, binary: str, remove: bool) -> st
     if entry["options"].get("BinaryName") != binary:
         entry["options"]["BinaryName"] = binary
     return _toml_out(doc, old)
+
+
+def _is_our_default(entry: Any) -> bool:
+    """Whether ENTRY is the default runtime entry install added, unchanged."""
+    from tomlkit.items import Comment
+    if not isinstance(entry, dict) or dict(entry) != {"runtime_type": SHIM}:
+        return False
+    return any(isinstance(item, Comment) and DEFAULT_NOTE in item.as_string()
+               for _, item in entry.value.body)
+
+
+def _prune_empty(doc: Any, keys: tuple[str, ...]) -> None:
+    """Remove the tables along KEYS that are left empty, innermost first."""
+    for depth in range(len(keys), 0, -1):
+        parent = _walk(doc, keys[:depth - 1], create=False)
+        leaf = parent.get(keys[depth - 1]) if parent is not None else None
+        if leaf is None or len(leaf) != 0:
+            return
+        del parent[keys[depth - 1]]
 
 
 def edit_podman(old: str | None, name: str, binary: str, remove: bool) -> str:
