@@ -8,6 +8,12 @@
   KILL_PROCESS.
 - native -> ALLOW (or the entry's argument rules), emulate -> NOTIFY,
   deny -> ERRNO(errno).
+- A native entry's `otherwise` errno (the answer for argument values no rule
+  matches) is one more rule, "arg >= 0" on the argument every rule compares
+  first.  libseccomp puts that comparison after the equality tests on the
+  same argument, and a value that fails a rule's later comparisons falls
+  through to it; tests/sentry/test_policy.py runs the exported BPF against
+  Entry.decide() to hold libseccomp to that.
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ import logging
 
 import seccomp
 
-from .policy import ALLOW, DENY, EMULATE, NATIVE, NOTIFY, ArgCmp, Entry, PolicyOptions, build_table
+from .policy import ALLOW, DENY, EMULATE, NATIVE, NOTIFY, ArgCmp, Entry, PolicyOptions, build_table, ge
 
 log = logging.getLogger(__name__)
 
-_OPS = {"eq": seccomp.EQ, "ne": seccomp.NE, "masked_eq": seccomp.MASKED_EQ}
+_OPS = {"eq": seccomp.EQ, "ne": seccomp.NE, "ge": seccomp.GE, "masked_eq": seccomp.MASKED_EQ}
 
 
 def _action(act: str | int) -> int:
@@ -39,6 +45,15 @@ def _arg(c: ArgCmp) -> seccomp.Arg:
     return seccomp.Arg(c.index, _OPS[c.op], c.value)
 
 
+def _first_arg(e: Entry) -> int:
+    """The argument every rule of e compares: libseccomp's first tree level,
+    where the catch-all for `otherwise` must sit to be tried last."""
+    first = min(c.index for r in e.rules for c in r.args)
+    if not all(any(c.index == first for c in r.args) for r in e.rules):
+        raise ValueError(f"otherwise needs every rule to compare arg{first}")
+    return first
+
+
 def _add(f: seccomp.SyscallFilter, e: Entry, nr: int | str) -> None:
     if e.tier == DENY:
         if e.errno == errno.ENOSYS:
@@ -51,8 +66,13 @@ def _add(f: seccomp.SyscallFilter, e: Entry, nr: int | str) -> None:
             f.add_rule_exactly(seccomp.ALLOW, nr)
         for r in e.rules:
             if r.action == errno.ENOSYS:
+                if e.otherwise != errno.ENOSYS:
+                    # libseccomp refuses a rule whose action is the default.
+                    raise ValueError("an ENOSYS rule needs otherwise=ENOSYS")
                 continue
             f.add_rule_exactly(_action(r.action), nr, *[_arg(a) for a in r.args])
+        if e.rules and e.otherwise != errno.ENOSYS:
+            f.add_rule_exactly(seccomp.ERRNO(e.otherwise), nr, _arg(ge(_first_arg(e), 0)))
     else:
         raise ValueError(f"filter: {e.name}: unknown tier {e.tier}")
 

@@ -4,9 +4,15 @@ Three tiers, as in gVisor's syscall table:
 
 - native: the host kernel runs the call for the workload, optionally only
   for some argument values (rules).  Small on purpose (<= 95 entries): this
-  is the host kernel surface the workload can reach.  A native call whose
-  arguments match none of its rules gets the filter's default, ENOSYS, unless
-  an explicit rule gives it another errno.
+  is the host kernel surface the workload can reach.  A refused argument
+  mode is answered with the errno Linux gives an unprivileged process for
+  it: explicit rules carry errnos (TIOCSTI -> EPERM, a raw socket without
+  net_raw -> EPERM), and `otherwise` answers the values no rule matches (an
+  ioctl command the file "does not support" -> ENOTTY, an unknown prctl
+  option -> EINVAL, a socket family "not compiled in" -> EAFNOSUPPORT).
+  The rules of one entry never overlap with different actions; `otherwise`
+  is checked last (Entry.decide() is the reference semantics, and
+  tests/sentry/test_policy.py runs the exported BPF against it).
 - emulate: the call is sent to the sentry (SECCOMP_RET_USER_NOTIF) and a
   handler in sentry/syscalls/<family>.py implements it; a handler that does
   not exist yet answers ENOSYS (fail closed).
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field, replace
-from typing import Iterable
+from typing import Iterable, Sequence
 
 NATIVE = "native"
 EMULATE = "emulate"
@@ -36,10 +42,14 @@ NOTIFY = "notify"
 
 NATIVE_LIMIT = 95
 
+_U64 = (1 << 64) - 1
+_ENOSYS = errno.ENOSYS
+_OP_TEXT = {"eq": "==", "ne": "!=", "ge": ">="}
+
 
 @dataclass(frozen=True)
 class ArgCmp:
-    """One comparison on a syscall argument: op is eq, ne or masked_eq."""
+    """One comparison on a syscall argument: op is eq, ne, ge or masked_eq."""
 
     index: int
     op: str
@@ -49,7 +59,20 @@ class ArgCmp:
     def describe(self) -> str:
         if self.op == "masked_eq":
             return f"arg{self.index}&{self.mask:#x}=={self.value:#x}"
-        return f"arg{self.index}{'==' if self.op == 'eq' else '!='}{self.value:#x}"
+        return f"arg{self.index}{_OP_TEXT[self.op]}{self.value:#x}"
+
+    def holds(self, args: Sequence[int]) -> bool:
+        """The comparison on 64-bit argument values, as the filter makes it."""
+        v = args[self.index] & _U64
+        if self.op == "eq":
+            return v == self.value
+        if self.op == "ne":
+            return v != self.value
+        if self.op == "ge":
+            return v >= self.value
+        if self.op == "masked_eq":
+            return v & self.mask == self.value
+        raise ValueError(f"policy: unknown comparison {self.op}")
 
 
 @dataclass(frozen=True)
@@ -60,25 +83,66 @@ class Rule:
     args: tuple[ArgCmp, ...] = ()
 
     def describe(self) -> str:
-        act = self.action if isinstance(self.action, str) else errno.errorcode[self.action]
-        return f"{act} if {' && '.join(a.describe() for a in self.args) or 'always'}"
+        return f"{_act_text(self.action)} if {' && '.join(a.describe() for a in self.args) or 'always'}"
+
+    def holds(self, args: Sequence[int]) -> bool:
+        return all(c.holds(args) for c in self.args)
+
+
+def _errname(err: int) -> str:
+    # Python names 95 ENOTSUP; Linux's socket code and man pages say EOPNOTSUPP.
+    return "EOPNOTSUPP" if err == errno.EOPNOTSUPP else errno.errorcode[err]
+
+
+def _act_text(action: str | int) -> str:
+    return action if isinstance(action, str) else _errname(action)
 
 
 @dataclass(frozen=True)
 class Entry:
+    """One syscall.  otherwise: a native entry's answer (an errno) for the
+    argument values none of its rules match."""
+
     name: str
     tier: str
     reason: str
     errno: int = 0
     handler: str = ""
     rules: tuple[Rule, ...] = field(default=())
+    otherwise: int = _ENOSYS  # (the field "errno" hides the module here)
 
     def rule_text(self) -> str:
         if self.tier == DENY:
-            return errno.errorcode[self.errno]
+            return _errname(self.errno)
         if self.tier == EMULATE:
             return f"notify -> {self.handler}"
-        return "; ".join(r.describe() for r in self.rules) or "always"
+        if not self.rules:
+            return "always"
+        return "; ".join([r.describe() for r in self.rules] + [f"else {_errname(self.otherwise)}"])
+
+    def rule_summary(self) -> str:
+        """rule_text() in a few words: how many values each action gets."""
+        if self.tier != NATIVE or not self.rules:
+            return self.rule_text()
+        counts: dict[str, int] = {}
+        for r in sorted(self.rules, key=lambda r: isinstance(r.action, int)):  # allow first
+            counts[_act_text(r.action)] = counts.get(_act_text(r.action), 0) + 1
+        parts = [f"{act} {n}" for act, n in counts.items()]
+        return f"{', '.join(parts)}; else {_errname(self.otherwise)}"
+
+    def decide(self, args: Sequence[int]) -> str | int:
+        """ALLOW, NOTIFY or an errno for these six argument values: the
+        reference semantics the filter must implement."""
+        if self.tier == DENY:
+            return self.errno
+        if self.tier == EMULATE:
+            return NOTIFY
+        if not self.rules:
+            return ALLOW
+        for r in self.rules:
+            if r.holds(args):
+                return r.action
+        return self.otherwise
 
 
 def eq(i: int, v: int) -> ArgCmp:
@@ -98,8 +162,12 @@ def masked(i: int, mask: int, v: int) -> ArgCmp:
     return ArgCmp(i, "masked_eq", v, mask)
 
 
-def _native(name: str, reason: str, *rules: Rule) -> Entry:
-    return Entry(name, NATIVE, reason, rules=tuple(rules))
+def ge(i: int, v: int) -> ArgCmp:
+    return ArgCmp(i, "ge", v)
+
+
+def _native(name: str, reason: str, *rules: Rule, otherwise: int = errno.ENOSYS) -> Entry:
+    return Entry(name, NATIVE, reason, rules=tuple(rules), otherwise=otherwise)
 
 
 def _allow_if(*args: ArgCmp) -> Rule:
@@ -131,7 +199,27 @@ TTY_IOCTLS = {
     "TIOCSWINSZ": 0x5414, "FIONREAD": 0x541B, "FIONBIO": 0x5421,
     "FIONCLEX": 0x5450, "FIOCLEX": 0x5451,
 }
-TIOCSTI = 0x5412  # fakes terminal input: never allowed
+# Refused ioctls that Linux refuses an unprivileged caller with EPERM: the
+# sandbox answers EPERM whatever the container's capabilities.  Any other
+# refused command gets ENOTTY, what Linux answers for a command the file does
+# not support.
+PRIVILEGED_IOCTLS = {
+    # Fakes terminal input: EPERM without CAP_SYS_ADMIN unless the tty is the
+    # caller's controlling one (EIO when dev.tty.legacy_tiocsti=0).
+    "TIOCSTI": 0x5412,
+    "TIOCCONS": 0x541D,  # redirects console output: CAP_SYS_ADMIN
+    "FIFREEZE": 0xC0045877, "FITHAW": 0xC0045878,  # freezes a filesystem: CAP_SYS_ADMIN
+    # Interface, route, ARP and bridge configuration: CAP_NET_ADMIN.
+    "SIOCADDRT": 0x890B, "SIOCDELRT": 0x890C, "SIOCSIFFLAGS": 0x8914,
+    "SIOCSIFADDR": 0x8916, "SIOCSIFDSTADDR": 0x8918, "SIOCSIFBRDADDR": 0x891A,
+    "SIOCSIFNETMASK": 0x891C, "SIOCSIFMETRIC": 0x891E, "SIOCSIFMTU": 0x8922,
+    "SIOCSIFNAME": 0x8923, "SIOCSIFHWADDR": 0x8924, "SIOCADDMULTI": 0x8931,
+    "SIOCDELMULTI": 0x8932, "SIOCDIFADDR": 0x8936, "SIOCSIFHWBROADCAST": 0x8937,
+    "SIOCSIFTXQLEN": 0x8943, "SIOCDARP": 0x8953, "SIOCSARP": 0x8955,
+    "SIOCSIFMAP": 0x8971, "SIOCBRADDBR": 0x89A0, "SIOCBRDELBR": 0x89A1,
+    "SIOCBRADDIF": 0x89A2, "SIOCBRDELIF": 0x89A3,
+}
+TIOCSTI = PRIVILEGED_IOCTLS["TIOCSTI"]
 
 # Read-only interface queries on the container's own network namespace
 # (ifconfig, `ip link show DEV`); nothing that configures an interface.
@@ -157,28 +245,73 @@ PRCTL_OPS = {
     "PR_GET_SECUREBITS": 27,
 }
 
+# Refused prctl options Linux refuses an unprivileged caller with EPERM; any
+# other refused option gets EINVAL, Linux's answer for an option it does not
+# know (or was built without: PR_SET_SECCOMP, PR_SET_PTRACER without Yama).
+PRCTL_PRIVILEGED = {
+    "PR_SET_SECUREBITS": 28,  # CAP_SETPCAP
+    "PR_SET_MM": 35,  # rewrites the mm's layout fields: CAP_SYS_RESOURCE
+    "PR_SET_IO_FLUSHER": 57, "PR_GET_IO_FLUSHER": 58,  # CAP_SYS_RESOURCE
+}
+
 ARCH_PRCTL_OPS = {"ARCH_SET_GS": 0x1001, "ARCH_SET_FS": 0x1002,
                   "ARCH_GET_FS": 0x1003, "ARCH_GET_GS": 0x1004}
 
-AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
+AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET = 1, 2, 10, 16, 17
 SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET, SOCK_PACKET = 1, 2, 3, 5, 10
 SOCK_TYPE_MASK = 0xF
+SOCK_MAX = 11  # types from here on: EINVAL before the family is asked
 NETLINK_ROUTE = 0
 
 
+def _socket_type_action(family: int, typ: int, net_raw: bool) -> str | int:
+    """What socket(family, typ) gets, as Linux answers an unprivileged caller
+    (no CAP_NET_RAW) for the modes the sandbox refuses."""
+    raw = ALLOW if net_raw else errno.EPERM  # no CAP_NET_RAW: EPERM
+    if typ >= SOCK_MAX:
+        return errno.EINVAL
+    if family == AF_UNIX:
+        # unix_create() makes SOCK_RAW a SOCK_DGRAM.
+        ok = (SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_RAW)
+        return ALLOW if typ in ok else errno.ESOCKTNOSUPPORT
+    if family in (AF_INET, AF_INET6):
+        if typ in (SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET):
+            return ALLOW
+        if typ == SOCK_RAW or (family == AF_INET and typ == SOCK_PACKET):
+            return raw  # (AF_INET, SOCK_PACKET) is a packet socket
+        return errno.ESOCKTNOSUPPORT
+    raise ValueError(f"policy: socket family {family} has no type table")
+
+
 def _socket_rules(net_raw: bool) -> tuple[Rule, ...]:
+    """Every (family, type & SOCK_TYPE_MASK) of the supported families gets
+    an explicit rule, so a refused type answers ESOCKTNOSUPPORT (or EINVAL,
+    EPERM) as Linux would, not the entry's EAFNOSUPPORT."""
     rules = []
     for dom in (AF_UNIX, AF_INET, AF_INET6):
-        for typ in (SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET):
-            rules.append(_allow_if(eq(0, dom), masked(1, SOCK_TYPE_MASK, typ)))
-    for dom in (AF_INET, AF_INET6):
-        # Without CAP_NET_RAW Linux answers EPERM.
-        rules.append(Rule(ALLOW if net_raw else errno.EPERM,
-                          (eq(0, dom), masked(1, SOCK_TYPE_MASK, SOCK_RAW))))
-    for typ in (SOCK_RAW, SOCK_DGRAM):
-        rules.append(_allow_if(eq(0, AF_NETLINK), masked(1, SOCK_TYPE_MASK, typ),
-                               eq(2, NETLINK_ROUTE)))
+        for typ in range(SOCK_TYPE_MASK + 1):
+            rules.append(Rule(_socket_type_action(dom, typ, net_raw),
+                              (eq(0, dom), masked(1, SOCK_TYPE_MASK, typ))))
+    for typ in range(SOCK_TYPE_MASK + 1):
+        on_type = (eq(0, AF_NETLINK), masked(1, SOCK_TYPE_MASK, typ))
+        if typ in (SOCK_RAW, SOCK_DGRAM):
+            rules.append(_allow_if(*on_type, eq(2, NETLINK_ROUTE)))
+            # Other netlink families: as if not built into this kernel.
+            rules.append(Rule(errno.EPROTONOSUPPORT, (*on_type, ne(2, NETLINK_ROUTE))))
+        else:
+            rules.append(Rule(errno.EINVAL if typ >= SOCK_MAX else errno.ESOCKTNOSUPPORT, on_type))
+    # Packet sockets: CAP_NET_RAW (EPERM without it), allowed with net_raw.
+    rules.append(Rule(ALLOW if net_raw else errno.EPERM, (eq(0, AF_PACKET),)))
     return tuple(rules)
+
+
+def _socketpair_rules() -> tuple[Rule, ...]:
+    # Linux creates the first socket, then asks the family for a pair:
+    # AF_PACKET fails the creation without CAP_NET_RAW; the other families
+    # the sandbox knows have no socketpair (EOPNOTSUPP).
+    return (_allow_if(eq(0, AF_UNIX)),
+            *(Rule(errno.EOPNOTSUPP, (eq(0, dom),)) for dom in (AF_INET, AF_INET6, AF_NETLINK)),
+            Rule(errno.EPERM, (eq(0, AF_PACKET),)))
 
 
 def _native_entries(net_raw: bool) -> list[Entry]:
@@ -273,21 +406,33 @@ def _native_entries(net_raw: bool) -> list[Entry]:
         _native("vfork", "posix_spawn and busybox use it"),
         # restricted by arguments
         _native("ioctl", "terminal, fd and read-only interface-query ioctls only, compared on "
-                         "the low 32 bits (no TIOCSTI)",
-                *(_allow_if(low32(1, v)) for v in (*TTY_IOCTLS.values(), *NET_QUERY_IOCTLS.values()))),
-        _native("prctl", "harmless per-process options only",
-                *(_allow_if(eq(0, v)) for v in PRCTL_OPS.values())),
-        _native("arch_prctl", "TLS set-up (FS/GS base) only",
-                *(_allow_if(eq(0, v)) for v in ARCH_PRCTL_OPS.values())),
+                         "the low 32 bits; capability-checked ones (TIOCSTI, SIOCSIF*...) EPERM, "
+                         "others ENOTTY (the file does not support the command)",
+                *(_allow_if(low32(1, v)) for v in (*TTY_IOCTLS.values(), *NET_QUERY_IOCTLS.values())),
+                *(Rule(errno.EPERM, (low32(1, v),)) for v in PRIVILEGED_IOCTLS.values()),
+                otherwise=errno.ENOTTY),
+        _native("prctl", "harmless per-process options only; capability-checked ones EPERM, "
+                         "others EINVAL (unknown option)",
+                *(_allow_if(eq(0, v)) for v in PRCTL_OPS.values()),
+                *(Rule(errno.EPERM, (eq(0, v),)) for v in PRCTL_PRIVILEGED.values()),
+                otherwise=errno.EINVAL),
+        _native("arch_prctl", "TLS set-up (FS/GS base) only; other codes EINVAL (unknown code)",
+                *(_allow_if(eq(0, v)) for v in ARCH_PRCTL_OPS.values()),
+                otherwise=errno.EINVAL),
         _native("getrlimit", "read own limits"),
         replace(_native("prlimit64", "read limits natively; setting them is emulated",
                         _allow_if(eq(2, 0)), Rule(NOTIFY, (ne(2, 0),))),
                 handler="sys_limits.prlimit64"),
         _native("getrandom", "randomness"),
         # sockets: data path native, addresses (bind/connect) emulated
-        _native("socket", "AF_UNIX/INET/INET6 stream, dgram, seqpacket; NETLINK_ROUTE; raw only with net_raw",
-                *_socket_rules(net_raw)),
-        _native("socketpair", "AF_UNIX pairs only", _allow_if(eq(0, AF_UNIX))),
+        _native("socket", "AF_UNIX/INET/INET6 stream, dgram, seqpacket; NETLINK_ROUTE; raw and packet "
+                          "only with net_raw (else EPERM, as without CAP_NET_RAW); other types "
+                          "ESOCKTNOSUPPORT, other netlink protocols EPROTONOSUPPORT, other families "
+                          "EAFNOSUPPORT (as if not built into the kernel)",
+                *_socket_rules(net_raw), otherwise=errno.EAFNOSUPPORT),
+        _native("socketpair", "AF_UNIX pairs only; INET/INET6/NETLINK EOPNOTSUPP (no pairs in Linux "
+                              "either), AF_PACKET EPERM, other families EAFNOSUPPORT",
+                *_socketpair_rules(), otherwise=errno.EAFNOSUPPORT),
         _native("listen", "socket data path"),
         _native("accept", "socket data path"),
         _native("accept4", "socket data path"),
@@ -395,6 +540,9 @@ _EMULATED: list[tuple[str, str, str]] = [
     ("getpgid", "proc_creds.getpgid", "process group of another process"),
     ("getsid", "proc_creds.getsid", "session of another process"),
     ("memfd_create", "fs_open.memfd_create", "anonymous files"),
+    # no pointer argument: the handler decides on the value, then continues
+    ("personality", "sys_info.personality", "query and PER_LINUX continued (native tier is full); "
+                    "other personas (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE...) EINVAL, as gVisor"),
 ]
 
 _DENIED: list[tuple[str, int, str]] = [
@@ -474,7 +622,6 @@ _DENIED: list[tuple[str, int, str]] = [
     ("move_pages", errno.EPERM, "NUMA: CAP_SYS_NICE"),
     ("ioprio_set", errno.EPERM, "host I/O scheduling"),
     ("chroot", errno.EPERM, "per-process roots are not tracked by the sentry's resolver yet"),
-    ("personality", errno.EPERM, "execution domains (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE)"),
     ("seccomp", errno.ENOSYS, "nested filters not supported yet (a second listener would be EBUSY)"),
     ("memfd_secret", errno.ENOSYS, "secret memory: not supported"),
     ("landlock_create_ruleset", errno.ENOSYS, "not supported in the sandbox"),
@@ -593,11 +740,14 @@ def print_table(fmt: str = "table", net_raw: bool = False) -> None:
                    for nr, n, t, r, why in rows], sys.stdout, indent=1)
         sys.stdout.write("\n")
         return
+    table = build_table(PolicyOptions(net_raw=net_raw))
     counts = {t: sum(1 for row in rows if row[2] == t) for t in (NATIVE, EMULATE, DENY)}
     out = [f"{'NR':>4}  {'SYSCALL':<24} {'TIER':<8} {'RULE':<40} REASON"]
     for nr, n, t, r, why in rows:
         if len(r) > 40:
-            r = r[:37] + "..."
+            # How many values each action gets and the answer for the rest
+            # (`--format json` has every rule).
+            r = table[n].rule_summary()
         out.append(f"{nr:>4}  {n:<24} {t:<8} {r:<40} {why}")
     out.append(f"# native {counts[NATIVE]}, emulate {counts[EMULATE]}, deny {counts[DENY]}")
     sys.stdout.write("\n".join(out) + "\n")

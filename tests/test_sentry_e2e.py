@@ -1,8 +1,22 @@
-"""A busybox script doing file and /proc work in a real container: under the
-sentry (runsc-py run) the output must equal runc's, line for line."""
+"""Real containers under the sentry (runsc-py run).
+
+- A busybox script doing file and /proc work: the output must equal runc's,
+  line for line.
+- A static probe (tests/sentry/probe.c) making refused calls: each answers
+  the errno Linux gives an unprivileged process, whatever the capabilities.
+"""
 
 from __future__ import annotations
 
+import errno
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from runsc_py.spec import CAPABILITIES
 
 SCRIPT = r"""
 cd /tmp
@@ -51,3 +65,98 @@ def test_busybox_file_script_matches_runc(runtime, bundle) -> None:  # type: ign
     # Checked against runc (RUNSC_PY_TEST_RUNTIME=/usr/sbin/runc).
     assert out == expected, str(r)
 
+
+
+# --- refused argument modes answer the errno Linux gives an unprivileged process ---
+
+PROBE_C = Path(__file__).parent / "sentry" / "probe.c"
+
+# label -> (syscall number, arguments, errno or 0 for success).  The probe runs
+# each as a raw syscall ("buf" is a pointer to a zeroed buffer).  Up to the
+# personality lines these answered ENOSYS (or EPERM for personality) before
+# the filter gave refused modes Linux's errnos.
+REFUSALS = {
+    "ioctl-unknown": (16, [1, 0x1234, "buf"], errno.ENOTTY),
+    "ioctl-tiocsti": (16, [0, 0x5412, "buf"], errno.EPERM),
+    "ioctl-tiocsti-high": (16, [0, 0x100005412, "buf"], errno.EPERM),
+    "ioctl-siocsifflags": (16, [1, 0x8914, "buf"], errno.EPERM),
+    "ioctl-fifreeze": (16, [1, 0xC0045877, "buf"], errno.EPERM),
+    "socket-bluetooth": (41, [31, 1, 0], errno.EAFNOSUPPORT),
+    "socket-packet": (41, [17, 3, 0x300], errno.EPERM),
+    "socket-inet-packet": (41, [2, 10, 0x300], errno.EPERM),
+    "socket-inet-rdm": (41, [2, 4, 0], errno.ESOCKTNOSUPPORT),
+    "socket-inet-type12": (41, [2, 12, 0], errno.EINVAL),
+    "socket-netlink-audit": (41, [16, 3, 9], errno.EPROTONOSUPPORT),
+    "socket-netlink-stream": (41, [16, 1, 0], errno.ESOCKTNOSUPPORT),
+    "socket-unix-raw": (41, [1, 3, 0], 0),
+    "socketpair-inet": (53, [2, 1, 0, "buf"], errno.EOPNOTSUPP),
+    "socketpair-bluetooth": (53, [31, 1, 0, "buf"], errno.EAFNOSUPPORT),
+    "prctl-set-mm": (157, [35, 1, 0x1000, 0, 0], errno.EPERM),
+    "prctl-securebits": (157, [28, 0], errno.EPERM),
+    "prctl-set-seccomp": (157, [22, 2, 0], errno.EINVAL),
+    "prctl-unknown": (157, [1000], errno.EINVAL),
+    "arch-prctl-get-cpuid": (158, [0x1011, 0], errno.EINVAL),
+    "personality-query": (135, [0xFFFFFFFF], 0),
+    "personality-no-aslr": (135, [0x0040000], errno.EINVAL),
+    # unchanged, for the whole picture
+    "socket-inet-raw": (41, [2, 3, 1], errno.EPERM),
+    "clone-newuser": (56, [0x10000011, 0, 0, 0, 0], errno.EPERM),
+    "unshare-newuser": (272, [0x10000000], errno.EPERM),
+    "setns": (308, [0, 0], errno.EPERM),
+}
+
+
+def _host_caps() -> list[str]:
+    """Every capability this host's root can grant (its bounding set)."""
+    bnd = int(next(ln for ln in open("/proc/self/status") if ln.startswith("CapBnd:")).split()[1], 16)
+    return [c for i, c in enumerate(CAPABILITIES) if bnd & (1 << i)]
+
+
+@pytest.fixture(scope="module")
+def probe_bin():  # type: ignore[no-untyped-def]
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not installed")
+    d = Path(tempfile.mkdtemp(prefix="sentry-e2e-probe-", dir="/tmp"))
+    try:
+        subprocess.run(["gcc", "-static", "-O2", "-o", str(d / "probe"), str(PROBE_C)], check=True)
+        yield (d / "probe").read_bytes()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _run_probe(runtime, bundle, probe_bin, cases, *, all_caps, global_args=()):  # type: ignore[no-untyped-def]
+    args = ["/probe"] + [",".join(["sys=" + label, str(nr), *(str(a) for a in argv)])
+                         for label, (nr, argv, _) in cases.items()]
+    config = {}
+    if all_caps:
+        caps = _host_caps()
+        config = {"process": {"capabilities": {k: caps for k in (
+            "bounding", "effective", "permitted", "inheritable")}}}
+    b = bundle(args, config=config)
+    b.write_file("probe", probe_bin, 0o755)
+    r = runtime.run_container(b, global_args=list(global_args))
+    assert r.returncode == 0, str(r)
+    got = {}
+    for line in r.stdout.splitlines():
+        label, ret, err = line.split()
+        got[label] = int(err) if int(ret) < 0 else 0
+    return got
+
+
+@pytest.mark.runsc_py_only
+@pytest.mark.parametrize("all_caps", [False, True], ids=["default-caps", "all-caps"])
+def test_refused_modes_get_linux_errnos(runtime, bundle, probe_bin, all_caps) -> None:  # type: ignore[no-untyped-def]
+    # The same answers with every capability: the filter answers, not the kernel.
+    got = _run_probe(runtime, bundle, probe_bin, REFUSALS, all_caps=all_caps)
+    want = {label: err for label, (_, _, err) in REFUSALS.items()}
+    assert {k: errno.errorcode.get(v, v) for k, v in got.items()} == \
+        {k: errno.errorcode.get(v, v) for k, v in want.items()}
+
+
+@pytest.mark.runsc_py_only
+def test_net_raw_allows_raw_and_packet_sockets(runtime, bundle, probe_bin) -> None:  # type: ignore[no-untyped-def]
+    cases = {k: REFUSALS[k][:2] + (0,) for k in ("socket-packet", "socket-inet-packet", "socket-inet-raw")}
+    cases["socket-inet6-raw"] = (41, [10, 3, 58], 0)
+    cases["socket-bluetooth"] = REFUSALS["socket-bluetooth"]
+    got = _run_probe(runtime, bundle, probe_bin, cases, all_caps=True, global_args=["--net-raw"])
+    assert got == {label: err for label, (_, _, err) in cases.items()}

@@ -1,8 +1,9 @@
-"""System information: uname(2), sysinfo(2), getrusage(2)."""
+"""System information: uname(2), sysinfo(2), getrusage(2), personality(2)."""
 
 from __future__ import annotations
 
 import ctypes
+import errno
 
 from ..call import Call
 
@@ -62,3 +63,24 @@ def getrusage(call: Call) -> None:
     nothing.
     """
     call.reply_continue()
+
+
+PER_LINUX = 0
+_PER_QUERY = 0xFFFFFFFF
+
+
+def personality(call: Call) -> int | None:
+    """Implements Linux syscall personality(2): query and PER_LINUX only.
+
+    Linux lets any process pick any persona; the sandbox refuses the
+    execution-domain flags (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, ...) with
+    EINVAL, the error personality(2) documents and gVisor returns.  The
+    argument is a value in the notification, not memory the workload could
+    change afterwards, so continuing the allowed values decides nothing the
+    kernel does not see too: the kernel reads the same low 32 bits.
+    """
+    persona = call.args[0] & 0xFFFFFFFF
+    if persona not in (PER_LINUX, _PER_QUERY):
+        return -errno.EINVAL
+    call.reply_continue()
+    return None

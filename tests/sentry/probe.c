@@ -27,11 +27,34 @@ static void show(const char *what, long ret) {
     fflush(stdout);
 }
 
+/* sys=LABEL,NR[,ARG...]: one raw syscall, up to six arguments (any base
+ * strtoull reads; "buf" is a pointer to a zeroed 4 KiB buffer); prints
+ * "LABEL ret errno".  Lets tests list their cases as data. */
+static char scratch[4096];
+
+static void raw_syscall(char *spec) {
+    char *label = strtok(spec, ",");
+    char *tok = strtok(NULL, ",");
+    if (!label || !tok) {
+        printf("bad-sys-spec\n");
+        return;
+    }
+    long nr = strtol(tok, NULL, 0);
+    unsigned long a[6] = {0};
+    for (int k = 0; k < 6 && (tok = strtok(NULL, ",")); k++)
+        a[k] = strcmp(tok, "buf") ? strtoull(tok, NULL, 0) : (unsigned long)scratch;
+    memset(scratch, 0, sizeof scratch);
+    errno = 0;
+    show(label, syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]));
+}
+
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         char *a = argv[i];
         errno = 0;
-        if (!strcmp(a, "getpid")) {
+        if (!strncmp(a, "sys=", 4)) {
+            raw_syscall(a + 4);
+        } else if (!strcmp(a, "getpid")) {
             show(a, syscall(SYS_getpid));
         } else if (!strncmp(a, "loop-getppid=", 13)) {
             long n = atol(a + 13);

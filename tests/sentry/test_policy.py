@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import errno
+import random
+import struct
 
 import pytest
 
 from sentry import policy
 from sentry.filter import build_bpf, build_pfc
-from sentry.policy import DANGEROUS, DENY, EMULATE, NATIVE, NATIVE_LIMIT, PolicyOptions
+from sentry.policy import (ALLOW, DANGEROUS, DENY, EMULATE, NATIVE, NATIVE_LIMIT, NOTIFY, Entry,
+                           PolicyOptions)
 from sentry.supervisor import build_dispatch
 
 
@@ -57,7 +60,9 @@ def test_ioctl_rules_low32_and_no_tiocsti() -> None:
     for r in e.rules:
         (cmp,) = r.args
         assert cmp.op == "masked_eq" and cmp.mask == 0xFFFFFFFF
-        assert cmp.value != policy.TIOCSTI
+        if r.action == policy.ALLOW:
+            assert cmp.value != policy.TIOCSTI
+    assert e.decide([0, policy.TIOCSTI | 1 << 32, 0, 0, 0, 0]) == errno.EPERM
 
 
 def test_clone_new_flags_never_allowed() -> None:
@@ -86,3 +91,165 @@ def test_every_notified_syscall_has_a_dispatch_entry() -> None:
     for e in policy.build_table().values():
         if e.tier == EMULATE:
             assert d[numbers[e.name]] is not None, e.name
+
+
+# --- refused argument modes: the errno Linux gives an unprivileged process ----
+
+AF_BLUETOOTH, IPPROTO_ICMP, NETLINK_AUDIT = 31, 1, 9
+PR_SET_SECCOMP, ARCH_GET_CPUID, ADDR_NO_RANDOMIZE = 22, 0x1011, 0x0040000
+
+# (syscall, args, without net_raw, with net_raw)
+REFUSALS = [
+    ("ioctl", [1, 0x1234], errno.ENOTTY, errno.ENOTTY),
+    ("ioctl", [1, 0x5409], errno.ENOTTY, errno.ENOTTY),  # TCSBRK: not in the set
+    ("ioctl", [0, policy.TIOCSTI], errno.EPERM, errno.EPERM),
+    ("ioctl", [0, policy.TIOCSTI | 1 << 32], errno.EPERM, errno.EPERM),
+    ("ioctl", [3, policy.PRIVILEGED_IOCTLS["SIOCSIFFLAGS"]], errno.EPERM, errno.EPERM),
+    ("ioctl", [3, policy.PRIVILEGED_IOCTLS["FIFREEZE"]], errno.EPERM, errno.EPERM),
+    ("ioctl", [0, 0x5401 | 1 << 32], ALLOW, ALLOW),  # TCGETS, high bits ignored
+    ("socket", [AF_BLUETOOTH, policy.SOCK_STREAM, 0], errno.EAFNOSUPPORT, errno.EAFNOSUPPORT),
+    ("socket", [999, policy.SOCK_STREAM, 0], errno.EAFNOSUPPORT, errno.EAFNOSUPPORT),
+    ("socket", [policy.AF_PACKET, policy.SOCK_RAW, 0x300], errno.EPERM, ALLOW),
+    ("socket", [policy.AF_INET, policy.SOCK_PACKET, 0x300], errno.EPERM, ALLOW),
+    ("socket", [policy.AF_INET6, policy.SOCK_PACKET, 0], errno.ESOCKTNOSUPPORT, errno.ESOCKTNOSUPPORT),
+    ("socket", [policy.AF_INET, policy.SOCK_RAW, IPPROTO_ICMP], errno.EPERM, ALLOW),
+    ("socket", [policy.AF_INET6, policy.SOCK_RAW | 0x80000, IPPROTO_ICMP], errno.EPERM, ALLOW),
+    ("socket", [policy.AF_INET, 4, 0], errno.ESOCKTNOSUPPORT, errno.ESOCKTNOSUPPORT),  # SOCK_RDM
+    ("socket", [policy.AF_INET, 12, 0], errno.EINVAL, errno.EINVAL),  # >= SOCK_MAX
+    ("socket", [policy.AF_UNIX, policy.SOCK_RAW, 0], ALLOW, ALLOW),  # a SOCK_DGRAM in Linux
+    ("socket", [policy.AF_UNIX, 0, 0], errno.ESOCKTNOSUPPORT, errno.ESOCKTNOSUPPORT),
+    ("socket", [policy.AF_NETLINK, policy.SOCK_RAW, NETLINK_AUDIT], errno.EPROTONOSUPPORT,
+     errno.EPROTONOSUPPORT),
+    ("socket", [policy.AF_NETLINK, policy.SOCK_STREAM, 0], errno.ESOCKTNOSUPPORT,
+     errno.ESOCKTNOSUPPORT),
+    ("socket", [policy.AF_NETLINK, policy.SOCK_DGRAM | 0x800, 0], ALLOW, ALLOW),
+    ("socketpair", [policy.AF_INET, policy.SOCK_STREAM, 0], errno.EOPNOTSUPP, errno.EOPNOTSUPP),
+    ("socketpair", [AF_BLUETOOTH, policy.SOCK_STREAM, 0], errno.EAFNOSUPPORT, errno.EAFNOSUPPORT),
+    ("socketpair", [policy.AF_PACKET, policy.SOCK_RAW, 0], errno.EPERM, errno.EPERM),
+    ("prctl", [policy.PRCTL_PRIVILEGED["PR_SET_MM"], 1], errno.EPERM, errno.EPERM),
+    ("prctl", [policy.PRCTL_PRIVILEGED["PR_SET_SECUREBITS"], 0], errno.EPERM, errno.EPERM),
+    ("prctl", [PR_SET_SECCOMP, 2], errno.EINVAL, errno.EINVAL),
+    ("prctl", [1000], errno.EINVAL, errno.EINVAL),
+    ("arch_prctl", [ARCH_GET_CPUID], errno.EINVAL, errno.EINVAL),
+    ("personality", [ADDR_NO_RANDOMIZE], NOTIFY, NOTIFY),  # the handler answers EINVAL
+    ("clone", [policy.CLONE_NEWUSER | 17], errno.EPERM, errno.EPERM),
+    ("unshare", [policy.CLONE_NEWUSER], errno.EPERM, errno.EPERM),
+    ("setns", [3, 0], errno.EPERM, errno.EPERM),
+]
+
+
+@pytest.mark.parametrize("net_raw", [False, True])
+def test_refused_modes_get_linux_errnos(net_raw: bool) -> None:
+    opts = PolicyOptions(net_raw=net_raw)
+    table, prog, numbers = policy.build_table(opts), build_bpf(opts), policy.syscall_numbers()
+    for name, args, without, with_raw in REFUSALS:
+        want = with_raw if net_raw else without
+        full = (args + [0] * 6)[:6]
+        assert table[name].decide(full) == want, (name, args)
+        assert _run_bpf(prog, numbers[name], full) == _ret(want), (name, args)
+
+
+def test_personality_handler_refuses_flags() -> None:
+    from sentry.syscalls import sys_info
+
+    class _Call:
+        def __init__(self, persona: int) -> None:
+            self.args = [persona, 0, 0, 0, 0, 0]
+            self.continued = False
+
+        def reply_continue(self) -> None:
+            self.continued = True
+
+    for persona, want in ((0xFFFFFFFF, None), (0, None), (ADDR_NO_RANDOMIZE, -errno.EINVAL),
+                          (0x8, -errno.EINVAL), (0x0400000, -errno.EINVAL)):
+        c = _Call(persona)
+        assert sys_info.personality(c) == want, hex(persona)  # type: ignore[arg-type]
+        assert c.continued == (want is None), hex(persona)
+
+
+# --- the exported BPF does what the table says ------------------------------
+# A classic-BPF interpreter runs the filter libseccomp built on sample
+# arguments and compares with Entry.decide(): this holds libseccomp to the
+# order the `otherwise` catch-all relies on, and catches overlapping rules.
+
+_ARCH_X86_64, _ARCH_I386 = 0xC000003E, 0x40000003
+_KILL_PROCESS = 0x80000000
+
+
+def _ret(action: str | int) -> int:
+    if action == ALLOW:
+        return 0x7FFF0000
+    if action == NOTIFY:
+        return 0x7FC00000
+    assert isinstance(action, int)
+    return 0x00050000 | action
+
+
+def _run_bpf(prog: bytes, nr: int, args: list[int], arch: int = _ARCH_X86_64) -> int:
+    """Run a seccomp BPF program on one seccomp_data; the return value."""
+    code = [struct.unpack_from("<HBBI", prog, i) for i in range(0, len(prog), 8)]
+    data = struct.pack("<iIQ6Q", nr, arch, 0, *[a & (1 << 64) - 1 for a in args])
+    acc, mem, pc = 0, [0] * 16, 0
+    while True:
+        op, jt, jf, k = code[pc]
+        pc += 1
+        if op == 0x20:  # ld [k]
+            acc = struct.unpack_from("<I", data, k)[0]
+        elif op == 0x00:  # ld #k
+            acc = k
+        elif op == 0x02:  # st M[k]
+            mem[k] = acc
+        elif op == 0x60:  # ld M[k]
+            acc = mem[k]
+        elif op == 0x54:  # and #k
+            acc &= k
+        elif op == 0x05:  # ja
+            pc += k
+        elif op in (0x15, 0x25, 0x35, 0x45):  # jeq, jgt, jge, jset #k
+            taken = {0x15: acc == k, 0x25: acc > k, 0x35: acc >= k, 0x45: bool(acc & k)}[op]
+            pc += jt if taken else jf
+        elif op == 0x06:  # ret #k
+            return k
+        else:
+            raise AssertionError(f"bpf: opcode {op:#x} at {pc - 1} not interpreted")
+
+
+def _samples(e: Entry, rng: random.Random) -> list[list[int]]:
+    """Argument vectors that hit every rule of e, its edges and the rest."""
+    out = [[0] * 6] + [[rng.getrandbits(64) for _ in range(6)] for _ in range(20)]
+    for r in e.rules:
+        hit = [0] * 6
+        for c in r.args:
+            hit[c.index] = c.value + 1 if c.op == "ne" else c.value
+        out.append(hit)
+        for c in r.args:
+            for v in (hit[c.index] + 1, hit[c.index] | 1 << 32, hit[c.index] ^ 0x8, 0,
+                      0xFFFFFFFF, 1 << 63, rng.getrandbits(32)):
+                out.append(hit[:c.index] + [v] + hit[c.index + 1:])
+    return out
+
+
+@pytest.mark.parametrize("net_raw", [False, True])
+def test_bpf_matches_the_table(net_raw: bool) -> None:
+    opts = PolicyOptions(net_raw=net_raw)
+    prog, numbers, rng = build_bpf(opts), policy.syscall_numbers(), random.Random(3)
+    table = policy.build_table(opts)
+    for name, nr in numbers.items():
+        e = table.get(name)
+        if e is None:  # unclassified: the filter's default
+            assert _run_bpf(prog, nr, [0] * 6) == _ret(errno.ENOSYS), name
+            continue
+        for args in _samples(e, rng):
+            assert _run_bpf(prog, nr, args) == _ret(e.decide(args)), (name, [hex(a) for a in args])
+    # Foreign ABIs are killed whatever the call.
+    assert _run_bpf(prog, 20, [0] * 6, arch=_ARCH_I386) == _KILL_PROCESS
+    assert _run_bpf(prog, 0x40000000 | numbers["getpid"], [0] * 6) == _KILL_PROCESS
+
+
+@pytest.mark.parametrize("net_raw", [False, True])
+def test_rules_never_overlap_with_different_actions(net_raw: bool) -> None:
+    rng = random.Random(5)
+    for e in policy.build_table(PolicyOptions(net_raw=net_raw)).values():
+        for args in _samples(e, rng):
+            actions = {r.action for r in e.rules if r.holds(args)}
+            assert len(actions) <= 1, (e.name, [hex(a) for a in args], actions)
