@@ -35,6 +35,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
 import socket
 import threading
 from typing import NoReturn
@@ -190,6 +191,14 @@ def main(control: socket.socket, null: int) -> NoReturn:
             os.dup2(null, fd)
         os.close(null)
         libc.prctl(libc.PR_SET_DUMPABLE, 0)
+        # `kill --all` signals every process of the container's cgroup, the
+        # gofer included: only SIGKILL (or the sandbox's end) stops it.
+        for sig in signal.valid_signals():
+            if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
+                try:
+                    signal.signal(sig, signal.SIG_IGN)
+                except (OSError, ValueError):
+                    pass
         libc.unshare(libc.CLONE_NEWNET)  # no network: an empty namespace
         gofer = _attach(control)
         while True:

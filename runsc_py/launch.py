@@ -175,6 +175,7 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
     to_sandbox.send(Msg.CGROUPS)
     msg, _ = to_sandbox.recv(Msg.INIT_PID)
     st.init_pid = int(msg["pid"])
+    st.gofer_pid = int(msg.get("gofer") or 0)
     st.pid_start = proc_start_time(pid) or 0
     st.init_start = proc_start_time(st.init_pid) or 0
     store.save(st)
@@ -287,7 +288,7 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
         # already, so it never holds the gofer's socket), attached to the
         # container's mount namespace when init hands itself over.
         host.start_gofer()
-        chan.send(Msg.INIT_PID, pid=init_pid)
+        chan.send(Msg.INIT_PID, pid=init_pid, gofer=host.gofer_pid)
     except BaseException as e:
         chan.error(f"sandbox: {getattr(e, 'strerror', None) or e}")
         os._exit(1)

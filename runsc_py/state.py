@@ -57,6 +57,7 @@ class ContainerState:
     pid_start: int = 0          # its start time in clock ticks (pid reuse guard)
     init_pid: int = 0           # the workload's init (pid 1 inside the container)
     init_start: int = 0
+    gofer_pid: int = 0          # the gofer (runsc-gofer): a runtime process, not listed by ps
     started: bool = False
     annotations: dict[str, str] = field(default_factory=dict)
     cgroup: dict[str, Any] = field(default_factory=dict)

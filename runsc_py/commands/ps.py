@@ -21,6 +21,9 @@ def run(g: Globals, a: argparse.Namespace) -> int:
     from ..state import Store
     st = Store(g.root).load(a.id)
     pids = CgroupManager.from_dict(st.cgroup).pids() if st.cgroup else []
+    # The gofer shares the container's cgroup (device rules apply to the
+    # nodes it creates) but is the runtime's, as runsc's gofer is.
+    pids = [p for p in pids if p != st.gofer_pid]
     if a.format == "json":
         print(json.dumps(pids))
         return 0
