@@ -141,8 +141,11 @@ def held_caps() -> set[str]:
     return set(CAPABILITIES)
 
 
-def make_bundle(work: Path, profile: str, rootfs: Path, env: list[str]) -> Path:
-    bundle = work / f"bundle-{profile}"
+def make_bundle(work: Path, profile: str, rootfs: Path, env: list[str],
+                known: set[str] | None = None, name: str | None = None) -> Path:
+    """A bundle for PROFILE in WORK; KNOWN limits the capabilities to those
+    the runtime accepts (see runtime_caps)."""
+    bundle = work / (name or f"bundle-{profile}")
     bundle.mkdir()
     spec = default_spec()
     spec["root"]["path"] = str(rootfs)      # shared by the profiles (runc refuses a symlink)
@@ -151,7 +154,7 @@ def make_bundle(work: Path, profile: str, rootfs: Path, env: list[str]) -> Path:
     proc["env"] = proc["env"] + env
     caps = PROFILES[profile]
     if caps is not None:
-        caps = [c for c in caps if c in held_caps()]
+        caps = [c for c in caps if c in held_caps() and (known is None or c in known)]
         # As Docker does: no ambient set (root needs none; ambient would need inheritable).
         proc["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
     if profile == "all-caps":
@@ -159,6 +162,48 @@ def make_bundle(work: Path, profile: str, rootfs: Path, env: list[str]) -> Path:
     spec["hostname"] = "escape-sandbox"
     (bundle / "config.json").write_text(json.dumps(spec, indent=1))
     return bundle
+
+
+# Linux 5.7's capabilities (CAP_PERFMON, CAP_BPF and CAP_CHECKPOINT_RESTORE came in 5.8/5.9).
+_PRE_5_8_CAPS = set(CAPABILITIES[:CAPABILITIES.index("CAP_AUDIT_READ") + 1])
+
+
+def runtime_caps(runner: "Runner", rootfs: Path) -> tuple[set[str], str]:
+    """The capabilities RUNNER's runtime accepts in a spec, and how that was found.
+
+    A spec naming a capability the runtime does not know makes it fail before
+    the probe runs (gVisor 2022-12-19: "creating loader: converting
+    capabilities: unknown capability \"CAP_PERFMON\"", reported only in its
+    debug log; the caller sees "cannot read client sync file: waiting for
+    sandbox to start: EOF").  Asked with `features` (OCI runtime features,
+    runc >= 1.1, runsc-py); runtimes without it get a trial container with
+    every held capability, then with Linux 5.7's set."""
+    rc, out, _, _ = runner.call("features", timeout=30)
+    if rc == 0:
+        try:
+            listed = set(json.loads(out)["linux"]["capabilities"])
+            if listed:
+                return listed, "listed by its `features`"
+        except (ValueError, KeyError, TypeError):
+            pass
+    held = held_caps()
+    for label, caps in (("every held capability", held),
+                        ("Linux 5.7's capabilities (up to CAP_AUDIT_READ)", held & _PRE_5_8_CAPS)):
+        name = f"bundle-capcheck-{len(caps)}"
+        bundle = make_bundle(runner.work, "all-caps", rootfs, [], known=caps, name=name)
+        cfg = json.loads((bundle / "config.json").read_text())
+        cfg["process"]["args"] = ["/bin/true"]
+        (bundle / "config.json").write_text(json.dumps(cfg))
+        cid = f"esc{runner.token}-capcheck-{secrets.token_hex(3)}"
+        runner.ids.append(cid)
+        try:
+            rc, _, _, _ = runner.call("run", "--bundle", str(bundle), cid, timeout=runner.timeout)
+        finally:
+            runner.delete(cid)
+            shutil.rmtree(bundle, ignore_errors=True)
+        if rc == 0:
+            return caps, f"no `features`; a trial container with {label} ran"
+    return held, "no `features` and no trial container ran: every held capability"
 
 
 def parse(name: str, out: str) -> tuple[str, str] | None:
@@ -241,6 +286,10 @@ class Runner:
         finally:
             if cid in self.ids:
                 self.ids.remove(cid)
+            for d in _remove_cgroups(cid):
+                # gVisor leaves the cgroups of a sandbox that failed to start.
+                print(f"warning: {self.name} left cgroup {d} after delete; removed",
+                      file=sys.stderr)
 
     def cleanup(self) -> None:
         for cid in list(self.ids):
@@ -248,6 +297,22 @@ class Runner:
                 self.delete(cid)
             except Exception as e:  # keep cleaning the rest
                 print(f"warning: delete {cid}: {e}", file=sys.stderr)
+
+
+def _remove_cgroups(cid: str) -> list[str]:
+    """rmdir the (empty) cgroup directories named CID, at most two levels
+    below a hierarchy's root; return the ones removed."""
+    removed = []
+    base = Path("/sys/fs/cgroup")
+    for top in (p for p in base.iterdir() if p.is_dir()) if base.is_dir() else ():
+        for d in (top / cid, *top.glob(f"*/{cid}")):
+            if d.is_dir():
+                try:
+                    os.rmdir(d)
+                    removed.append(str(d))
+                except OSError:
+                    pass
+    return removed
 
 
 def _killpg(pid: int) -> None:
@@ -292,9 +357,16 @@ def run_suite(runtime: str, profiles: list[str], probes: list[str] | None = None
         results: dict = {"runtime": runtime, "profiles": profiles, "probes": names,
                          "work": str(work), "marker": host.marker,
                          "kernel": os.uname().release, "date": time.strftime("%Y-%m-%d %H:%M"),
-                         "results": {}}
+                         "results": {}, "capabilities": {}}
+        known: set[str] | None = None
+        if "all-caps" in profiles:
+            known, how = runtime_caps(runner, rootfs)
+            left_out = [c for c in CAPABILITIES if c in held_caps() and c not in known]
+            results["capabilities"]["all-caps"] = {"known": how, "left_out": left_out}
+            if log and left_out:
+                log(f"{runtime}: all-caps leaves out {', '.join(left_out)} ({how})")
         for profile in profiles:
-            bundle = make_bundle(work, profile, rootfs, host.env())
+            bundle = make_bundle(work, profile, rootfs, host.env(), known=known)
             row = results["results"].setdefault(profile, {})
             for name in names:
                 r = runner.run_probe(bundle, table[name], name, host)
@@ -318,6 +390,10 @@ def markdown(results: dict) -> str:
         cells = [results["results"][p][name]["verdict"] for p in profiles]
         cells = [f"**{c}**" if c == "ESCAPED" else c for c in cells]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for profile, c in results.get("capabilities", {}).items():
+        if c["left_out"]:
+            lines += ["", f"{profile}: {', '.join(c['left_out'])} left out: unknown to this "
+                          f"runtime ({c['known']})."]
     lines += ["", "<details><summary>details</summary>", ""]
     for p in profiles:
         for name in results["probes"]:
