@@ -43,7 +43,7 @@ def summary(mask: int, full: int) -> str:
     present = names(mask)
     if len(missing) < len(present) and len(missing) <= 4:
         return "all but " + ", ".join(missing)
-    if len(present) <= 6:
+    if len(present) <= 10:
         return ", ".join(present)
     return f"{len(present)} caps"
 

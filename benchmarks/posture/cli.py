@@ -9,7 +9,8 @@ For every process of the sandbox (workload and the runtime's helpers, see
 discover.py) it reports seccomp mode and filter count, no_new_privs, the
 capability sets, namespaces shared with the host, dumpability (see
 dumpable.py for the method), open fds (see fds.py) and cgroups.  Output:
-Markdown on stdout; with --out, results-RUNTIME.{md,json} and summary.md.
+Markdown (a summary row per runtime, then a table per runtime with
+details) or --json on stdout; with --out DIR also DIR/results.{md,json}.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", help="the runtime's state root (with ID; default: its own default)")
     ap.add_argument("--profile", default="runc-default", choices=list(PROFILES),
                     help="capabilities of the tool's own container (default %(default)s)")
-    ap.add_argument("--out", help="directory for results-RUNTIME.{md,json} and summary.md")
+    ap.add_argument("--out", help="directory for results.md and results.json")
     ap.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("id", nargs="?", help="a live container to inspect (default: start one)")
@@ -180,20 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         r["dumpable_calibration"] = {"ok": ok, "detail": calib}
 
+    md = report.summary(results) + "\n\n" + "\n".join(report.markdown(r) for r in results)
     if a.out:
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
-        for r in results:
-            (out / f"results-{r['runtime']}.md").write_text(report.markdown(r))
-            (out / f"results-{r['runtime']}.json").write_text(json.dumps(r, indent=1))
-        (out / "summary.md").write_text(report.summary(results) + "\n")
-    if a.json:
-        print(json.dumps(results, indent=1))
-    else:
-        if len(results) > 1:
-            print(report.summary(results) + "\n")
-        for r in results:
-            print(report.markdown(r))
+        (out / "results.md").write_text(md)
+        (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    print(json.dumps(results, indent=1) if a.json else md)
     for e in errors:
         print(f"posture: {e}", file=sys.stderr)
     return 1 if errors else 0

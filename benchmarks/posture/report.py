@@ -40,8 +40,11 @@ def _cgroup(lines: list[str]) -> str:
 
 def _flagged(p: dict[str, Any]) -> str:
     """Flagged fds for a table cell; the caller's stdio (fds 0-2 on host files) in one item."""
-    stdio = [f for f in p["fds"] if f["flagged"] and f["note"] in STDIO]
     out = []
+    caller = [f for f in p["fds"] if f["flagged"] and f["note"] == "caller's stdio"]
+    if caller:
+        out.append(f"{','.join(str(f['fd']) for f in caller)}: the caller's stdio (host files)")
+    stdio = [f for f in p["fds"] if f["flagged"] and f["note"] == "stdio"]
     if stdio:
         targets = sorted({f["target"] for f in stdio})
         out.append(f"{','.join(str(f['fd']) for f in stdio)}: stdio on host {', '.join(targets)}")
