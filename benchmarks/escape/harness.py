@@ -20,7 +20,6 @@ and every file removed, whatever happens.
 from __future__ import annotations
 
 import argparse
-import copy
 import fcntl
 import json
 import os
@@ -168,7 +167,7 @@ def make_bundle(work: Path, profile: str, rootfs: Path, env: list[str],
 _PRE_5_8_CAPS = set(CAPABILITIES[:CAPABILITIES.index("CAP_AUDIT_READ") + 1])
 
 
-def runtime_caps(runner: "Runner", rootfs: Path) -> tuple[set[str], str]:
+def runtime_caps(runner: Runner, rootfs: Path) -> tuple[set[str], str]:
     """The capabilities RUNNER's runtime accepts in a spec, and how that was found.
 
     A spec naming a capability the runtime does not know makes it fail before

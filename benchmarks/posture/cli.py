@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._runtimes import KNOWN, Runtime, Session
+from benchmarks._runtimes import KNOWN, Runtime, Session, is_runsc_py
 from benchmarks.posture import dumpable, gather, procfs, report
 from benchmarks.posture.discover import Sandbox, discover
 
@@ -43,13 +43,13 @@ def _state(rt: Runtime, cid: str) -> dict[str, Any]:
     if not r.ok:
         raise RuntimeError(f"{rt.name} state {cid}: {r.error()}")
     try:
-        return dict(json.loads(r.stdout))
+        st = dict(json.loads(r.stdout))
     except ValueError as e:
         raise RuntimeError(f"{rt.name} state {cid}: not JSON: {e}") from None
-
-
-def _members(sb: Sandbox) -> set[int]:
-    return set(sb.pids())
+    if not isinstance(st.get("pid"), int) or st["pid"] <= 0 or st.get("status") == "stopped":
+        raise RuntimeError(f"{rt.name} state {cid}: no live process (status {st.get('status')!r}, "
+                           f"pid {st.get('pid')!r})")
+    return st
 
 
 def _settled(rt: Runtime, cid: str, host_pidns: int, timeout: float = 15) -> Sandbox:
@@ -61,13 +61,13 @@ def _settled(rt: Runtime, cid: str, host_pidns: int, timeout: float = 15) -> San
         sb = discover(cid, _state(rt, cid), host_pidns)
         sleeping = any(procfs.cmdline(p)[:1] == ["sleep"] for p in sb.pids("workload"))
         ready = sleeping or sb.init is None
-        if ready and prev == _members(sb):
+        if ready and prev == set(sb.pids()):
             return sb
         if time.monotonic() > deadline:
             log.warning("%s: process set still changing after %.0f s; reporting it as is",
                         rt.name, timeout)
             return sb
-        prev = _members(sb) if ready else None
+        prev = set(sb.pids()) if ready else None
         time.sleep(0.3)
 
 
@@ -161,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     for s in (signal.SIGTERM, signal.SIGHUP):    # unwind through the cleanup
         signal.signal(s, lambda n, f: sys.exit(128 + n))
 
-    ok, calib = dumpable.calibrate()
+    try:
+        ok, calib = dumpable.calibrate()
+    except (OSError, RuntimeError) as e:
+        ok, calib = False, f"could not run: {e}"
     log.info("dumpable method calibration: %s", calib)
     if not ok:
         log.warning("dumpable method calibration failed: its answers are not trustworthy")
@@ -172,9 +175,13 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="posture-") as tmp:
             session = Session(Path(tmp))
             session.io_dir.mkdir()
-            root = Path(a.root or DEFAULT_ROOTS[names[0].split("-gofer")[0].split("-ptrace")[0]])
-            rt = Runtime(names[0], list(KNOWN[names[0]]), root, session)
-            results = [assess(rt, a.id, "live container", settle=False)]
+            name = names[0]
+            root = Path(a.root or DEFAULT_ROOTS["runsc-py" if is_runsc_py(name) else name])
+            rt = Runtime(name, list(KNOWN[name]), root, session)
+            try:
+                results = [assess(rt, a.id, "live container", settle=False)]
+            except RuntimeError as e:
+                raise SystemExit(f"posture: {e}") from None
         errors: list[str] = []
     else:
         results, errors = run_own(names, a.profile)
@@ -188,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "results.md").write_text(md)
         (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results, indent=1) if a.json else md)
-    for e in errors:
-        print(f"posture: {e}", file=sys.stderr)
+    for err in errors:
+        print(f"posture: {err}", file=sys.stderr)
     return 1 if errors else 0
 

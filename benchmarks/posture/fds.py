@@ -68,7 +68,7 @@ class RootfsRef:
     fs_path: str
 
     @classmethod
-    def of(cls, rootfs: str) -> "RootfsRef | None":
+    def of(cls, rootfs: str) -> RootfsRef | None:
         try:
             st = os.stat(rootfs)
         except OSError:
@@ -128,7 +128,8 @@ def mount_table(pids: list[int]) -> dict[int, procfs.Mount]:
     (runsc-py's sandbox holds the container's root, gVisor's sandbox files the
     gofer opened), so its mount is looked up in every table."""
     table: dict[int, procfs.Mount] = {}
-    for pid in [*pids, "self"]:
+    sources: list[int | str] = [*pids, "self"]
+    for pid in sources:
         try:
             table.update(procfs.mounts(pid))
         except (OSError, procfs.Gone):

@@ -104,7 +104,7 @@ def _link_ipc(procs: list[Proc]) -> None:
     role = {p.pid: p.role for p in procs}
     names = {p.pid: p.name for p in procs}
     holders = fds.holders()
-    netns = {}
+    netns: dict[int, int] = {}
     for p in procs:
         if "net" in p.ns:
             netns.setdefault(p.ns["net"], p.pid)
@@ -161,7 +161,7 @@ def gather(sb: Sandbox, caller_stdio: tuple[str, ...] = ()) -> tuple[list[Proc],
         fds.classify_files(p.pid, p.fds, rootfs, host_devs, table, caller_stdio)
         procs.append(p)
     _link_ipc(procs)
-    ctx = {"host_namespaces_from": host_ns_from, "host_namespaces": host_ns,
+    ctx: dict[str, object] = {"host_namespaces_from": host_ns_from, "host_namespaces": host_ns,
            "rootfs": sb.rootfs, "rootfs_device": rootfs.dev if rootfs else None,
            "cap_last": caps.last_cap()}
     return procs, ctx
