@@ -4,18 +4,24 @@ A PRIVATE containerd per module: its own root, state, gRPC/ttrpc/debug
 sockets under a temp dir, the CRI plugin disabled, a unique namespace, the
 shim's runc root (`--runc-root`) and ctr's FIFOs (`--fifo-dir`) under the temp
 dir too.  The image is the busybox test rootfs turned into an OCI layout by
-umoci and imported with `ctr images import`.  Teardown (whatever happened):
-kill/delete every task and container, stop containerd and its shims by pid,
-unmount everything under the temp dir, remove the namespace's cgroup
-directories, remove the temp dir.
+umoci and imported with `ctr images import`.  Terminal tests run ctr on a
+pseudo-terminal of their own (class Pty), as a person at a shell would.
+Teardown (whatever happened): kill/delete every task and container, stop
+containerd and its shims by pid, unmount everything under the temp dir, remove
+the namespace's cgroup directories, remove the temp dir.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import select
 import shutil
 import signal
+import struct
 import subprocess
+import termios
 import tempfile
 import time
 import uuid
@@ -80,7 +86,65 @@ class Containerd:
             self.ctr("containers", "rm", cid, check=False)
 
 
-def _build_image(rootfs: Path, work: Path) -> Path:
+class Pty:
+    """A command run with a new pseudo-terminal as its stdin/stdout/stderr
+    (and controlling terminal), as when a person types `ctr run -t` in a shell."""
+
+    def __init__(self, argv: list[str], rows: int = 40, cols: int = 100) -> None:
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        try:
+            self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave,
+                                         start_new_session=True, preexec_fn=_take_ctty)
+        finally:
+            os.close(slave)
+        self.out = b""
+
+    def send(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def expect(self, needle: bytes, timeout: float = TIMEOUT) -> bytes:
+        """Read until NEEDLE has been printed; return everything read so far."""
+        deadline = time.monotonic() + timeout
+        while needle not in self.out:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{needle!r} not printed; got {self.out!r}"
+            if select.select([self.master], [], [], min(left, 1.0))[0]:
+                try:
+                    data = os.read(self.master, 4096)
+                except OSError:  # EIO: every slave fd is closed
+                    data = b""
+                assert data, f"EOF before {needle!r}; got {self.out!r}"
+                self.out += data
+        return self.out
+
+    def wait(self, timeout: float = TIMEOUT) -> int:
+        """Drain the terminal while the command exits; its exit code."""
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            assert time.monotonic() < deadline, f"still running; got {self.out!r}"
+            if select.select([self.master], [], [], 0.2)[0]:
+                try:
+                    self.out += os.read(self.master, 4096)
+                except OSError:
+                    pass
+        return self.proc.returncode
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        os.close(self.master)
+
+
+def _take_ctty() -> None:
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _build_image(rootfs: Path, work: Path, pause: bool = False) -> Path:
+    """The busybox rootfs as an OCI layout at WORK/layout, tag `bb` (cmd sh),
+    and with PAUSE a tag `pause` whose entrypoint sleeps forever (a CRI pod's
+    sandbox image); returns a tar of the layout for `ctr images import`."""
     layout, bundle = work / "layout", work / "unpacked"
 
     def umoci(*args: str) -> None:
@@ -92,7 +156,11 @@ def _build_image(rootfs: Path, work: Path) -> Path:
     subprocess.run(["cp", "-a", f"{rootfs}/.", str(bundle / "rootfs")], check=True,
                    timeout=TIMEOUT)
     umoci("repack", "--image", f"{layout}:bb", str(bundle))
-    umoci("config", "--image", f"{layout}:bb", "--config.cmd", "sh")
+    umoci("config", "--image", f"{layout}:bb", "--config.cmd", "sh",
+          "--config.env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if pause:
+        umoci("config", "--image", f"{layout}:bb", "--tag", "pause",
+              "--config.entrypoint", "sleep", "--config.cmd", "2147483647")
     shutil.rmtree(bundle)
     tar = work / "image.tar"
     subprocess.run(["tar", "-C", str(layout), "-cf", str(tar), "."], check=True,
@@ -278,3 +346,63 @@ def test_detached_lifecycle(containerd: Containerd) -> None:
         cd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
         cd.ctr("task", "delete", "--force", cid, check=False)
         cd.ctr("containers", "rm", cid, check=False)
+
+
+def test_run_tty(containerd: Containerd) -> None:
+    """`ctr run -t`: the runtime hands the shim the pty master over the console
+    socket; ctr copies its terminal to it and sets the window size on it."""
+    cd, cid = containerd, _ids(containerd)
+    term = Pty(["ctr", "-a", cd.sock, "-n", cd.ns, "run", "-t", "--rm", *cd.run_args(), IMAGE,
+                cid, "sh"])
+    try:
+        term.expect(b"# ")
+        term.send(b"echo MARK$((6*7)); tty; stty size\r")
+        out = term.expect(b"40 100").split(b"MARK42", 1)
+        assert len(out) == 2 and b"/dev/pts/" in out[1], out
+        assert b"not a tty" not in out[1], out
+        term.send(b"exit 7\r")
+        assert term.wait() == 7, term.out
+    finally:
+        term.close()
+        cd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
+        cd.ctr("task", "delete", "--force", cid, check=False)
+        cd.ctr("containers", "rm", cid, check=False)
+    _assert_gone(cd, cid)
+
+
+def test_exec_tty_and_metrics(containerd: Containerd) -> None:
+    """`ctr task exec -t` gets a terminal too; `ctr task metrics` reads the
+    container's cgroups through the pid runsc-py reports (the sandbox)."""
+    cd, cid = containerd, _ids(containerd)
+    limit = 64 << 20
+    try:
+        cd.ctr("run", "-d", "--memory-limit", str(limit), *cd.run_args(), IMAGE, cid,
+               "sleep", "30")
+        term = Pty(["ctr", "-a", cd.sock, "-n", cd.ns, "task", "exec", "-t", "--fifo-dir",
+                    str(cd.fifo_dir), "--exec-id", "t", cid, "sh"], rows=30, cols=90)
+        try:
+            term.expect(b"# ")
+            term.send(b"tty; stty size; grep Seccomp: /proc/self/status\r")
+            out = term.expect(b"Seccomp:\t2")
+            assert b"/dev/pts/" in out and b"30 90" in out, out
+            term.send(b"exit 5\r")
+            assert term.wait() == 5, term.out
+        finally:
+            term.close()
+
+        m = json.loads(cd.ctr("task", "metrics", "--format", "json", cid).stdout)
+        assert m["memory"]["usage"]["limit"] == limit, m["memory"]
+        assert m["memory"]["usage"]["usage"] > 0, m["memory"]
+        assert m["cpu"]["usage"]["total"] > 0, m["cpu"]
+        assert m["pids"]["current"] >= 2, m["pids"]  # the sandbox (and its threads), sleep
+        table = cd.ctr("task", "metrics", cid).stdout
+        for key in ("memory.usage_in_bytes", "cpuacct.usage", "pids.current"):
+            assert key in table, table
+    finally:
+        cd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
+        _wait_until(lambda: not any(ln.split()[:1] == [cid] and "RUNNING" in ln for ln in
+                                    cd.ctr("task", "ls", check=False).stdout.splitlines()),
+                    f"task {cid} still running")
+        cd.ctr("task", "delete", "--force", cid, check=False)
+        cd.ctr("containers", "rm", cid, check=False)
+    _assert_gone(cd, cid)
