@@ -1,4 +1,5 @@
-"""podman (+ conmon) drives runsc-py: `podman --runtime runsc-py run --rm oci:DIR:TAG ...`.
+"""podman (+ conmon) drives runsc-py: `podman --runtime runsc-py run --rm oci:DIR:TAG ...`,
+`run -d` + `exec` + `stop`, and the error naming the machine's limit without --ulimit.
 
 Private storage (--root, --runroot, --tmpdir under a temp dir, vfs driver),
 no network (--network none: no bridge on the host), cgroupfs under a private
@@ -11,6 +12,7 @@ the temp dir, removes the cgroup parent and the temp dir.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -106,3 +108,40 @@ def test_podman_runs_under_the_sentry(podman: Podman) -> None:
     res = podman.run("sh", "-c", "grep Seccomp: /proc/self/status")
     assert res.stdout.split() == ["Seccomp:", "2"], res
 
+
+
+def test_podman_exec_and_stop(podman: Podman) -> None:
+    name = f"pm-{uuid.uuid4().hex[:8]}"
+    try:
+        podman("run", "-d", "--name", name, "--network", "none", "--cgroup-parent",
+               podman.cgroup_parent, "--ulimit", "nofile=1024:1024", "--ulimit",
+               "nproc=1024:1024", podman.image, "sleep", "60")
+        assert podman("inspect", "--format", "{{.State.Status}}", name).stdout.strip() == "running"
+        res = podman("exec", name, "sh", "-c", "echo in-exec; grep Seccomp: /proc/self/status; "
+                     "exit 3", check=False)
+        assert res.returncode == 3, res
+        assert res.stdout.split() == ["in-exec", "Seccomp:", "2"], res
+        # sleep is the container's pid 1 and ignores SIGTERM: SIGKILL after 1 s.
+        podman("stop", "-t", "1", name)
+        state = podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}",
+                       name).stdout.split()
+        assert state == ["exited", "137"], state
+        podman("rm", name)
+    finally:
+        podman("rm", "--force", name, check=False)
+    _check_clean(podman)
+
+
+def test_podman_machine_limit_is_named(podman: Podman) -> None:
+    """Without --ulimit podman asks for RLIMIT_NOFILE 1048576; above this
+    machine's hard limit (and without CAP_SYS_RESOURCE) runsc-py names it."""
+    with open("/proc/self/status") as f:
+        cap_eff = int(next(ln for ln in f if ln.startswith("CapEff:")).split()[1], 16)
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] >= 1048576 or cap_eff & (1 << 24):
+        pytest.skip("this machine can grant podman's default RLIMIT_NOFILE")
+    res = podman("run", "--rm", "--network", "none", "--cgroup-parent", podman.cgroup_parent,
+                 podman.image, "true", check=False)
+    assert res.returncode != 0, res
+    assert "RLIMIT_NOFILE hard limit 1048576" in res.stderr, res.stderr
+    assert "CAP_SYS_RESOURCE" in res.stderr, res.stderr
+    _check_clean(podman)
