@@ -1,0 +1,300 @@
+"""The gofer around real containers, in both file-access modes.
+
+Checked from the host: the gofer is a process of its own (not in the
+container's pid or network namespace, in its mount namespace, with its own
+seccomp filter, no_new_privs, only file capabilities); the workload holds no
+fd of the gofer's sockets; the sandbox goes down when the gofer dies.
+Checked from inside, with --file-access=gofer and the default directfs: the
+read-only root and read-only bind mounts, masked paths, symlink and ".."
+escapes, and a renameat2(RENAME_EXCHANGE) race against path resolution.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from gofer.server import FILE_CAPS
+from helpers import run_ok, wait_ready, wait_until
+from test_sandbox import ALL_CAPS
+
+pytestmark = pytest.mark.runsc_py_only
+
+MODES = ["directfs", "gofer"]
+
+
+def _with_mounts(*mounts: dict) -> object:
+    """An edit= function appending MOUNTS to the spec's default mounts."""
+    def edit(spec: dict) -> None:
+        spec["mounts"] = list(spec.get("mounts") or []) + list(mounts)
+    return edit
+
+
+TMPFS_TMP = {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}
+
+
+def _status(pid: int) -> dict[str, str]:
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            kids += [int(x) for x in Path(f"/proc/{pid}/task/{t}/children").read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def _comm(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def _gofer_of(sandbox_pid: int) -> int:
+    gofers = [p for p in _children(sandbox_pid) if _comm(p) == "runsc-gofer"]
+    assert len(gofers) == 1, f"children of the sandbox: {[(p, _comm(p)) for p in _children(sandbox_pid)]}"
+    return gofers[0]
+
+
+def _ns(pid: int, kind: str) -> int:
+    return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            t = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if t.startswith("socket:"):
+            out.add(t)
+    return out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_workload_sentry_and_gofer_are_separate_processes(runtime, bundle, mode):
+    b = bundle(["sh", "-c", "echo ready; exec sleep 30"], rootfs="shared")
+    cid = runtime.new_id("gp")
+    res = runtime.run_container(b, cid, detach=True, pid_file=runtime.ctx.workdir / f"{cid}.pid",
+                                global_args=[f"--file-access={mode}"])
+    assert res.returncode == 0, res
+    try:
+        sandbox = int((runtime.ctx.workdir / f"{cid}.pid").read_text())
+        runtime.ctx.remember_pid(sandbox)
+        workload = [p for p in runtime.ps(cid) if p != sandbox]
+        assert len(workload) == 1, workload
+        init = workload[0]
+        gofer = _gofer_of(sandbox)
+        # Three processes, three roles.
+        assert _comm(sandbox) == "runsc-sandbox"
+        assert _comm(gofer) == "runsc-gofer"
+        assert _comm(init) == "sleep"
+        assert gofer not in runtime.ps(cid), "ps lists the container's processes, not the gofer"
+        # The gofer: outside the container's pid namespace, no network (an
+        # empty namespace of its own), in the container's mount namespace.
+        assert _ns(gofer, "pid") != _ns(init, "pid")
+        assert _ns(gofer, "net") not in (_ns(init, "net"), _ns(os.getpid(), "net"))
+        assert _ns(gofer, "mnt") == _ns(init, "mnt")
+        assert _ns(sandbox, "mnt") != _ns(init, "mnt")
+        g = _status(gofer)
+        assert g["Seccomp"] == "2" and g["NoNewPrivs"] == "1", g
+        assert int(g["CapEff"], 16) == FILE_CAPS, g["CapEff"]
+        assert int(g["CapBnd"], 16) == FILE_CAPS, g["CapBnd"]
+        assert Path(f"/proc/{gofer}/environ").stat().st_uid == 0  # non-dumpable: root-owned
+        # The workload holds no socket of the gofer's (nor of the sandbox's).
+        assert not _socket_inodes(init) & (_socket_inodes(gofer) | _socket_inodes(sandbox))
+        assert all(int(fd) <= 2 for fd in os.listdir(f"/proc/{init}/fd"))
+    finally:
+        runtime.run("delete", "--force", cid)
+
+
+def test_gofer_death_tears_down_the_sandbox(runtime, bundle):
+    b = bundle(["sh", "-c", "echo ready; exec sleep 60"], rootfs="shared")
+    with runtime.container(b) as c:
+        wait_ready(c)
+        gofer = _gofer_of(c.pid)
+        init = [p for p in c.ps() if p != c.pid][0]
+        os.kill(gofer, signal.SIGKILL)
+        c.wait_status("stopped", timeout=10)
+        wait_until(lambda: not os.path.exists(f"/proc/{init}") or _status(init)["State"].startswith("Z"),
+                   10, "the workload to die with its gofer")
+        c.delete()
+
+
+def test_delete_leaves_no_gofer(runtime, bundle):
+    b = bundle(["sh", "-c", "echo ready; exec sleep 60"], rootfs="shared")
+    with runtime.container(b) as c:
+        wait_ready(c)
+        gofer = _gofer_of(c.pid)
+        c.kill("KILL")
+        c.wait_status("stopped", timeout=10)
+        c.delete()
+        wait_until(lambda: not os.path.exists(f"/proc/{gofer}"), 10, "the gofer to be reaped")
+
+
+def test_kill_all_term_reaches_the_workload_not_the_gofer(runtime, bundle):
+    script = "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done"
+    b = bundle(["sh", "-c", script], rootfs="shared")
+    with runtime.container(b) as c:
+        wait_ready(c)
+        gofer = _gofer_of(c.pid)
+        c.kill("TERM", all=True)
+        c.wait_output("got-term")
+        c.wait_status("stopped", timeout=10)
+        assert "got-term" in c.stdout()
+        del gofer
+
+
+# --- inside the container, both modes ---------------------------------------------
+
+@pytest.fixture
+def host_dir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="rsp-gofer-src-", dir="/tmp"))
+    (d / "f").write_text("host-data\n")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_read_only_root_and_bind_mounts_with_every_capability(runtime, bundle, host_dir, mode):
+    script = ("for p in /newfile /data/newfile; do touch $p 2>&1 || true; done; "
+              "mkdir /data/d 2>&1 || true; rm /data/f 2>&1 || true; chmod 600 /data/f 2>&1 || true; "
+              "ln -s x /data/l 2>&1 || true; mknod /data/p p 2>&1 || true; "
+              "mv /data/f /data/g 2>&1 || true; echo rw > /tmp/rw && cat /tmp/rw; cat /data/f")
+    b = bundle(script, config={"root": {"readonly": True}, "process": {"capabilities": ALL_CAPS}},
+               edit=_with_mounts({"destination": "/data", "type": "bind", "source": str(host_dir),
+                                  "options": ["rbind", "ro"]}, TMPFS_TMP))
+    out = run_ok(runtime, b, global_args=[f"--file-access={mode}"])
+    assert out.count("Read-only file system") == 8, out
+    assert "rw\nhost-data" in out, out
+    assert sorted(os.listdir(host_dir)) == ["f"]
+    assert (host_dir / "f").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_masked_and_read_only_paths(runtime, bundle, mode):
+    # (This kernel has no /proc/kcore or /proc/sysrq-trigger: the spec's
+    # other masked paths stand in.)
+    script = ("wc -c < /proc/keys; (echo x > /proc/keys) 2>/dev/null; wc -c < /proc/keys; "
+              "wc -c < /proc/timer_list; ls /proc/acpi | wc -l; ls /sys/firmware | wc -l; "
+              "(echo 1 > /proc/sys/kernel/domainname) 2>&1; "
+              "(echo 1 > /proc/sys/vm/drop_caches) 2>&1; true")
+    b = bundle(script, config={"process": {"capabilities": ALL_CAPS}})
+    out = run_ok(runtime, b, global_args=[f"--file-access={mode}"]).splitlines()
+    assert [ln.strip() for ln in out[:5]] == ["0"] * 5, out   # masked: empty
+    assert "Read-only file system" in out[5], out
+    assert "Read-only file system" in out[6], out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_symlink_and_dotdot_escapes_stay_inside(runtime, bundle, mode):
+    marker = Path(tempfile.mkdtemp(prefix="rsp-marker-", dir="/tmp"))
+    name = f"escape-{uuid.uuid4().hex[:8]}"
+    (marker / name).write_text("HOST-SECRET\n")
+    try:
+        rel = os.path.relpath(marker / name, "/")
+        dots = "/".join([".."] * 40)
+        script = (f"cd /tmp; ln -s /{dots}/{rel} abs; ln -s {dots}/{rel} relative; "
+                  f"ln -s /proc/self/root/{dots}/{rel} viaroot; "
+                  f"for p in abs relative viaroot /{dots}/{rel} {dots}/{rel} "
+                  f"/proc/self/cwd/{dots}/{rel} /proc/1/root/{dots}/{rel} "
+                  f"/proc/self/fd/0/../{dots}/{rel} /dev/fd/../../{dots}/{rel}; do "
+                  f"cat $p 2>/dev/null; done; echo done")
+        b = bundle(script, config={"process": {"capabilities": ALL_CAPS}},
+                   edit=_with_mounts(TMPFS_TMP))
+        out = run_ok(runtime, b, global_args=[f"--file-access={mode}"])
+        assert "HOST-SECRET" not in out, out
+        assert out.strip().endswith("done"), out
+    finally:
+        shutil.rmtree(marker, ignore_errors=True)
+
+
+RACE_C = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+/* One thread swaps a directory and a symlink that points far above the
+   root (renameat2 RENAME_EXCHANGE); the main thread keeps opening a path
+   through that name.  Inside the sandbox the open may land in the directory
+   or in the container's own tree, never on the host. */
+static volatile int stop;
+static void *swap(void *a) {
+    (void)a;
+    while (!stop) syscall(SYS_renameat2, AT_FDCWD, "w/d", AT_FDCWD, "w/l", 2);
+    return 0;
+}
+int main(int argc, char **argv) {
+    const char *target = argv[1];
+    int iters = atoi(argv[2]);
+    mkdir("w", 0755); mkdir("w/d", 0755);
+    int fd = open("w/d/inside", O_CREAT | O_WRONLY, 0644); write(fd, "INSIDE\n", 7); close(fd);
+    char link[4096]; snprintf(link, sizeof link, "%s", target);
+    symlink(link, "w/l");
+    pthread_t t; pthread_create(&t, 0, swap, 0);
+    int opened = 0, host = 0;
+    char path[4200]; snprintf(path, sizeof path, "w/d/%s", argv[3]);
+    for (int i = 0; i < iters; i++) {
+        char buf[64] = {0};
+        int f = open(path, O_RDONLY);
+        if (f >= 0) { opened++; read(f, buf, 63); close(f); if (strstr(buf, "HOST-SECRET")) host++; }
+        f = open("w/d/inside", O_RDONLY);
+        if (f >= 0) { opened++; close(f); }
+    }
+    stop = 1; pthread_join(t, 0);
+    printf("opened %d host %d\n", opened, host);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def race_binary() -> Iterator[Path]:
+    if shutil.which("gcc") is None:
+        pytest.fail("gcc is missing: scripts/setup.sh installs it")
+    d = Path(tempfile.mkdtemp(prefix="rsp-race-", dir="/tmp"))
+    (d / "race.c").write_text(RACE_C)
+    subprocess.run(["gcc", "-static", "-O2", "-pthread", "-o", str(d / "race"), str(d / "race.c")],
+                   check=True, capture_output=True)
+    yield d / "race"
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_rename_exchange_race_stays_inside(runtime, bundle, race_binary, mode):
+    marker = Path(tempfile.mkdtemp(prefix="rsp-marker-", dir="/tmp"))
+    (marker / "secret").write_text("HOST-SECRET\n")
+    try:
+        dots = "/".join([".."] * 40)
+        target = f"{dots}{marker}"        # the symlink's text: far above the root
+        b = bundle(["/race", target, "3000", "secret"],
+                   files={"race": race_binary.read_bytes()},
+                   config={"process": {"cwd": "/tmp", "capabilities": ALL_CAPS}},
+                   edit=_with_mounts(TMPFS_TMP))
+        os.chmod(b.rootfs / "race", 0o755)
+        out = run_ok(runtime, b, global_args=[f"--file-access={mode}"], timeout=120)
+        opened, host = out.split()[1], out.split()[3]
+        assert host == "0", out
+        assert int(opened) > 0, out
+    finally:
+        shutil.rmtree(marker, ignore_errors=True)
