@@ -415,3 +415,23 @@ def test_exec_tty_and_metrics(containerd: Containerd) -> None:
         cd.ctr("task", "delete", "--force", cid, check=False)
         cd.ctr("containers", "rm", cid, check=False)
     _assert_gone(cd, cid)
+
+
+def test_kill_sigterm(containerd: Containerd) -> None:
+    """SIGTERM reaches the workload (its handler runs; the exit status comes back)."""
+    cd, cid = containerd, _ids(containerd)
+    try:
+        cd.ctr("run", "-d", *cd.run_args(), IMAGE, cid, "sh", "-c",
+               "trap 'exit 42' TERM; while :; do sleep 0.1; done")
+        cd.ctr("task", "kill", "-s", "SIGTERM", cid)
+        _wait_until(lambda: any(ln.split()[:1] == [cid] and "STOPPED" in ln for ln in
+                                cd.ctr("task", "ls").stdout.splitlines()),
+                    f"task {cid} did not stop on SIGTERM", timeout=TIMEOUT)
+        res = cd.ctr("task", "delete", cid)
+        assert "exit code 42" in res.stderr, res
+        cd.ctr("containers", "rm", cid)
+    finally:
+        cd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
+        cd.ctr("task", "delete", "--force", cid, check=False)
+        cd.ctr("containers", "rm", cid, check=False)
+    _assert_gone(cd, cid)
