@@ -145,3 +145,27 @@ def test_podman_machine_limit_is_named(podman: Podman) -> None:
     assert "RLIMIT_NOFILE hard limit 1048576" in res.stderr, res.stderr
     assert "CAP_SYS_RESOURCE" in res.stderr, res.stderr
     _check_clean(podman)
+
+
+def test_podman_runtime_registered_by_name(podman: Podman, runtime_binary: str) -> None:
+    """`install --podman-config` then `podman --runtime runsc-py` (the name)."""
+    conf = podman.dir / "containers.conf"
+    res = subprocess.run([runtime_binary, "install", "--podman-config", str(conf)],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         timeout=TIMEOUT)
+    assert res.returncode == 0, res
+    base = list(podman.base)
+    base[base.index("--runtime") + 1] = "runsc-py"
+    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+
+    def pm(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=TIMEOUT, env=env)
+
+    res = pm("info", "--format", "{{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Path}}")
+    assert res.stdout.split() == ["runsc-py", os.path.abspath(runtime_binary)], res
+    res = pm("run", "--rm", "--network", "none", "--cgroup-parent", podman.cgroup_parent,
+             "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", podman.image,
+             "sh", "-c", "grep Seccomp: /proc/self/status")
+    assert res.returncode == 0 and res.stdout.split() == ["Seccomp:", "2"], res
+    _check_clean(podman)
