@@ -251,6 +251,7 @@ def test_pod_lifecycle(cri: Cri) -> None:
     assert info["runtimeOptions"]["binary_name"] == cri.binary, info["runtimeOptions"]
     pause_pid = int(info["pid"])
     assert Path(f"/proc/{pause_pid}/comm").read_text().strip() == "runsc-sandbox"
+    assert (cri.dir / "runc" / K8S_NS / pod / "state.json").is_file()  # the options' Root
 
     limit = 64 << 20
     cid = cri.run_container(pod, config, "app", [
