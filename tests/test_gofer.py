@@ -298,3 +298,24 @@ def test_rename_exchange_race_stays_inside(runtime, bundle, race_binary, mode):
         assert int(opened) > 0, out
     finally:
         shutil.rmtree(marker, ignore_errors=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_execve_binary_and_interpreter_checked_in_the_root(runtime, bundle, mode):
+    """The sentry answers a refused exec itself (strace shows the errno, not
+    a CONTINUE), with the kernel's errno, through the file interface."""
+    script = ('printf "#!/nonexistent/sh\\n" > /tmp/s1; chmod +x /tmp/s1; /tmp/s1; '
+              'printf "#!/bin/sh\\necho script-ok\\n" > /tmp/s2; chmod +x /tmp/s2; /tmp/s2; '
+              'touch /tmp/plain; /tmp/plain; /tmp; /nope; true')
+    b = bundle(script, edit=_with_mounts(TMPFS_TMP))
+    log = runtime.ctx.workdir / f"strace-{mode}.log"
+    res = runtime.run_container(b, global_args=[f"--file-access={mode}", "--log", str(log),
+                                                "--strace", "--strace-syscalls=execve"])
+    assert res.returncode == 0, res
+    assert "script-ok" in res.stdout, res
+    lines = [ln for ln in log.read_text().splitlines() if "execve(" in ln]
+    want = {"/tmp/s1": "ENOENT", "/tmp/s2": "continued", "/tmp/plain": "EACCES", "/tmp'": "EACCES",
+            "/nope": "ENOENT"}
+    for path, outcome in want.items():
+        hit = [ln for ln in lines if f"execve('{path}" in ln]
+        assert hit and outcome in hit[0], (path, hit or lines)

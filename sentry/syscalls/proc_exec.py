@@ -1,38 +1,108 @@
-"""execve(2), execveat(2): observed, then run by the kernel.
+"""execve(2), execveat(2): checked by the sentry, then run by the kernel.
 
-CONTINUE here is not a security decision: the filter stays installed across
-execve, no_new_privs forbids privilege gain (setuid bits, file caps), and the
-kernel resolves the path in the target's own mount namespace (the container
-root).  The sentry only logs the event; it cannot run the exec itself.
+The sentry cannot replace a process image from outside, so after its own
+checks the call is CONTINUEd.  That is not a security decision resting on
+the pointer arguments: the filter stays installed across execve, and the
+kernel resolves the path again in the target's own mount namespace and
+root (the container's: the same mount table the gofer serves), with the
+target's credentials, so no binary outside the container can be named
+whatever the target writes into its memory after our check.  Privilege
+gain through setuid bits or file capabilities is the kernel's to allow
+inside the container (and refused when the spec sets noNewPrivileges).
+
+The checks (through the same file interface as every other path call,
+sentry/files.py: directfs or the gofer): the binary resolves in the root
+(ENOENT, ENOTDIR, ELOOP as the kernel would say), is a regular file
+(EACCES), is executable for the caller (EACCES); a "#!" script's
+interpreter resolves in the root (ENOENT).  A refusal is answered directly,
+without running the exec.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import stat as _stat
 
 from ..call import Call
 from ..errors import SysError
+from ..hostcalls import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW
 
 log = logging.getLogger(__name__)
+_O_PATH = os.O_PATH | os.O_CLOEXEC
 
 
-def execve(call: Call) -> None:
+def _interpreter(fd: int) -> bytes | None:
+    """The interpreter path of a "#!" file, if we may read its first line."""
+    try:
+        rfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None  # execute-only: the kernel reads it, we do not
+    try:
+        head = os.read(rfd, 256)
+    except OSError:
+        return None
+    finally:
+        os.close(rfd)
+    if not head.startswith(b"#!"):
+        return None
+    line = head[2:].split(b"\n", 1)[0].strip()
+    interp = line.split(None, 1)[0] if line else b""
+    return interp or None
+
+
+def _check(call: Call, dirfd: int | None, path: bytes, flags: int) -> int | None:
+    """-errno to refuse the exec, None to let the kernel run it."""
+    if not path:
+        return None if flags & AT_EMPTY_PATH else -errno.ENOENT
+    try:
+        fd = call.open_path(dirfd, path, _O_PATH | (os.O_NOFOLLOW if flags & AT_SYMLINK_NOFOLLOW else 0))
+    except SysError as e:
+        return -e.errno
+    try:
+        st = os.fstat(fd)
+        if _stat.S_ISLNK(st.st_mode):
+            return -errno.ELOOP
+        if not _stat.S_ISREG(st.st_mode):
+            return -errno.EACCES
+        r = call.fs.access(fd, os.X_OK)
+        if r < 0:
+            return r
+        interp = _interpreter(fd)
+    finally:
+        os.close(fd)
+    if interp is not None:
+        try:
+            os.close(call.open_path(None, interp, _O_PATH))
+        except SysError as e:
+            return -e.errno
+    return None
+
+
+def execve(call: Call) -> int | None:
     """Implements Linux syscall execve(2)."""
-    if log.isEnabledFor(logging.DEBUG):
-        try:
-            log.debug("execve pid=%d path=%r", call.pid, call.path(0))
-        except SysError:
-            pass
+    path = call.path(0)
+    log.debug("execve pid=%d path=%r", call.pid, path)
+    r = _check(call, None, path, 0)
+    if r is not None:
+        return r
     call.sb.creds_cache.clear()
     call.reply_continue()
+    return None
 
 
-def execveat(call: Call) -> None:
+def execveat(call: Call) -> int | None:
     """Implements Linux syscall execveat(2)."""
-    if log.isEnabledFor(logging.DEBUG):
-        try:
-            log.debug("execveat pid=%d path=%r", call.pid, call.path(1))
-        except SysError:
-            pass
+    a = call.args
+    path = call.path(1)
+    flags = a[4] & 0xFFFFFFFF
+    log.debug("execveat pid=%d path=%r", call.pid, path)
+    if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
+        return -errno.EINVAL
+    r = _check(call, a[0], path, flags)
+    if r is not None:
+        return r
     call.sb.creds_cache.clear()
     call.reply_continue()
+    return None

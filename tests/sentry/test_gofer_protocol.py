@@ -104,6 +104,7 @@ def test_paths_stay_in_the_root(gofer):
 
 def test_requests_run_with_the_callers_credentials(gofer):
     ops, root = gofer
+    os.chmod(root, 0o755)
     os.chmod(root / "etc" / "hello", 0o600)
     creds = ThreadCreds()
     creds.current = (1000, 1000, (), 0)  # what the sentry would send for uid 1000
