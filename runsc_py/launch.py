@@ -112,7 +112,7 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
     lx = spec.get("linux") or {}
     namespaces = {n["type"]: n.get("path") or "" for n in lx.get("namespaces") or []}
     new_ns = {t for t, p in namespaces.items() if not p}
-    joined = {t: p for t, p in namespaces.items() if p}
+    joined = {t: _container_namespace(store, t, p) for t, p in namespaces.items() if p}
     ns_fds = _open_namespaces(joined)
 
     start_sock = _listen(state_dir, START_SOCKET)
@@ -428,6 +428,32 @@ def host_cgroup_mounts() -> list[tuple[str, str]]:
             opts = [o for o in superopts.split(",") if o not in ("rw", "ro")]
             out.append((os.path.basename(mnt), "cgroup2" if fstype == "cgroup2" else ",".join(opts)))
     return out
+
+
+def _container_namespace(store: Store, kind: str, path: str) -> str:
+    """PATH, or the container's namespace when PATH names a sandbox's own.
+
+    Clients join a container's namespaces through the pid they were given:
+    CRI puts /proc/<sandbox container's pid>/ns/pid in every container of a
+    pod with shareProcessNamespace, podman does the same for pods.  Our pid is
+    the sandbox process, whose pid namespace is the host's and whose mount
+    namespace is its confined view; the container's are those of its init.
+    (Its ipc, uts, net, cgroup and user namespaces are the container's.)"""
+    parts = os.path.normpath(path).split("/")
+    if kind not in ("pid", "mount") or len(parts) != 5 or parts[:2] != ["", "proc"] \
+            or parts[3] != "ns" or not parts[2].isdigit():
+        return path
+    pid = int(parts[2])
+    for cid in store.ids():
+        try:
+            st = store.load(cid)
+        except RuntimeFailure:
+            continue
+        if st.pid == pid and st.init_pid and proc_start_time(pid) == st.pid_start:
+            if proc_start_time(st.init_pid) != st.init_start:
+                raise RuntimeFailure(f"namespace {kind} {path}: container {cid} is not running")
+            return f"/proc/{st.init_pid}/ns/{parts[4]}"
+    return path
 
 
 def _open_namespaces(joined: dict[str, str]) -> dict[str, int]:

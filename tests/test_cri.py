@@ -300,8 +300,6 @@ def test_pod_lifecycle(cri: Cri) -> None:
     assert pod not in left and cid not in left, left
 
 
-@pytest.mark.xfail(strict=True, reason="runsc-py: a namespace path /proc/SANDBOX/ns/pid names "
-                   "the sandbox process's (the host's) pid namespace, not the container's")
 def test_shared_pid_namespace(cri: Cri) -> None:
     """shareProcessNamespace: true: CRI has the app container join the pid
     namespace of the pod's sandbox container by /proc/<its pid>/ns/pid."""

@@ -110,7 +110,11 @@ def set_oom_score_adj(value: int | None) -> None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(value))
     except OSError as e:
-        raise RuntimeFailure(f"set oom_score_adj {value}: {e.strerror}") from None
+        hint = ""
+        if e.errno in (errno.EACCES, errno.EPERM):
+            hint = (" (lowering oom_score_adj needs CAP_SYS_RESOURCE, which this host does not "
+                    "grant; containerd CRI: restrict_oom_score_adj = true)")
+        raise RuntimeFailure(f"set oom_score_adj {value}: {e.strerror}{hint}") from None
 
 
 def environ(env: list[str] | None) -> dict[str, str]:
