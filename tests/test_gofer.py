@@ -319,3 +319,16 @@ def test_execve_binary_and_interpreter_checked_in_the_root(runtime, bundle, mode
     for path, outcome in want.items():
         hit = [ln for ln in lines if f"execve('{path}" in ln]
         assert hit and outcome in hit[0], (path, hit or lines)
+
+
+def test_policy_prints_the_gofers_own_allowlist(runtime):
+    res = runtime.run("policy", "--gofer", "--format", "json", root=False)
+    assert res.returncode == 0, res
+    import json
+    names = {row["name"] for row in json.loads(res.stdout)}
+    assert {"openat2", "mkdirat", "renameat2", "recvmsg", "sendmsg", "capset"} <= names
+    assert not names & {"execve", "socket", "bind", "connect", "process_vm_readv", "pidfd_getfd",
+                        "kill", "ptrace", "mount", "setns", "unshare"}
+    sentry = {row["name"] for row in json.loads(runtime.run("policy", "--sentry", "--format", "json",
+                                                             root=False).stdout)}
+    assert "process_vm_readv" in sentry and "execve" not in sentry

@@ -11,14 +11,19 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", "-f", default="table", choices=["table", "json"])
     p.add_argument("--sentry", action="store_true",
                    help="print the sentry's own allowlist instead of the workload's policy")
+    p.add_argument("--gofer", action="store_true",
+                   help="print the gofer's own allowlist instead of the workload's policy")
 
 
 def run(g: Globals, a: argparse.Namespace) -> int:
     from ..errors import RuntimeFailure
-    if a.sentry:
+    if a.sentry or a.gofer:
         import json
-        from sentry import self_filter
-        rows = self_filter.table()
+        if a.gofer:
+            from gofer import filter as own
+        else:
+            from sentry import self_filter as own  # type: ignore[no-redef]
+        rows = own.table()
         if a.format == "json":
             print(json.dumps([{"name": n, "reason": r} for n, r in rows], indent=1))
         else:
