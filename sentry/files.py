@@ -61,7 +61,7 @@ class FileOps(Protocol):
     def access(self, fd: int, mode: int) -> int: ...
 
 
-def _host(fn, *args, **kw) -> int:  # type: ignore[no-untyped-def]
+def host_call(fn, *args, **kw) -> int:  # type: ignore[no-untyped-def]
     try:
         fn(*args, **kw)
     except OSError as e:
@@ -94,17 +94,17 @@ class LocalOps:
         return self.resolver.path_of(self.s, self._dir(dirfd))
 
     def mkdirat(self, dirfd: int, name: bytes, mode: int) -> int:
-        return _host(os.mkdir, name, mode, dir_fd=self._dir(dirfd))
+        return host_call(os.mkdir, name, mode, dir_fd=self._dir(dirfd))
 
     def mknodat(self, dirfd: int, name: bytes, mode: int, dev: int) -> int:
-        return _host(os.mknod, name, mode, dev if _stat.S_ISCHR(mode) else 0, dir_fd=self._dir(dirfd))
+        return host_call(os.mknod, name, mode, dev if _stat.S_ISCHR(mode) else 0, dir_fd=self._dir(dirfd))
 
     def unlinkat(self, dirfd: int, name: bytes, flags: int) -> int:
         rm = os.rmdir if flags & 0x200 else os.unlink  # AT_REMOVEDIR
-        return _host(rm, name, dir_fd=self._dir(dirfd))
+        return host_call(rm, name, dir_fd=self._dir(dirfd))
 
     def symlinkat(self, target: bytes, dirfd: int, name: bytes) -> int:
-        return _host(os.symlink, target, name, dir_fd=self._dir(dirfd))
+        return host_call(os.symlink, target, name, dir_fd=self._dir(dirfd))
 
     def renameat2(self, odir: int, oname: bytes, ndir: int, nname: bytes, flags: int) -> int:
         r = _libc.syscall(SYS_renameat2, self._dir(odir), oname, self._dir(ndir), nname,
@@ -112,7 +112,7 @@ class LocalOps:
         return 0 if r == 0 else -ctypes.get_errno()
 
     def linkat(self, odir: int, oname: bytes, ndir: int, nname: bytes, flags: int) -> int:
-        return _host(os.link, oname, nname, src_dir_fd=self._dir(odir),
+        return host_call(os.link, oname, nname, src_dir_fd=self._dir(odir),
                      dst_dir_fd=self._dir(ndir), follow_symlinks=False)
 
     def access(self, fd: int, mode: int) -> int:

@@ -24,7 +24,7 @@ import pytest
 
 from gofer.server import FILE_CAPS
 from helpers import run_ok, wait_ready, wait_until
-from test_sandbox import ALL_CAPS
+from test_sandbox import ALL_CAPS, _status
 
 pytestmark = pytest.mark.runsc_py_only
 
@@ -39,15 +39,6 @@ def _with_mounts(*mounts: dict) -> object:
 
 
 TMPFS_TMP = {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}
-
-
-def _status(pid: int) -> dict[str, str]:
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            out[k] = v.strip()
-    return out
 
 
 def _children(pid: int) -> list[int]:

@@ -30,19 +30,12 @@ import stat as _stat
 
 from ..call import LAST_DOT, LAST_DOTDOT, LAST_NORM, LAST_ROOT, Call
 from ..errors import SysError
+from ..files import host_call
 from ..hostcalls import AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW
 from ..resolve import signed_fd
 
 RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 _O_PATH = os.O_PATH | os.O_CLOEXEC
-
-
-def _host(fn, *args, **kw) -> int:  # type: ignore[no-untyped-def]
-    try:
-        fn(*args, **kw)
-    except OSError as e:
-        return -(e.errno or errno.EIO)
-    return 0
 
 
 # --- mkdir -------------------------------------------------------------------
@@ -183,7 +176,7 @@ def _link(call: Call, olddir: int | None, old_idx: int, newdir: int | None, new_
                 return -errno.EEXIST
             if oname is None:
                 # Link the object itself: follow our own magic link to it.
-                return _host(os.link, b"/proc/self/fd/%d" % ofd, nname, dst_dir_fd=nfd,
+                return host_call(os.link, b"/proc/self/fd/%d" % ofd, nname, dst_dir_fd=nfd,
                              follow_symlinks=True)
             return call.fs.linkat(ofd, oname, nfd, nname, 0)
         finally:
