@@ -211,6 +211,23 @@ def _rmdir_tree(d: Path) -> None:
         pass
 
 
+def scrub(d: Path, needle: str, cgroup_parent: str) -> None:
+    """Teardown of a private client daemon's leftovers, whatever happened:
+    SIGKILL processes naming NEEDLE (shims and conmon outlive their daemon),
+    lazy-unmount everything under D, remove the cgroups under CGROUP_PARENT,
+    then D itself."""
+    for pid in _pids_naming(needle):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for mp in sorted(_mounts_under(d), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mp], capture_output=True, timeout=TIMEOUT)
+    for cg in _cgroup_dirs(cgroup_parent):
+        _rmdir_tree(cg)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def containerd(rootfs_master: Path, runtime_binary: str) -> Iterator[Containerd]:
     d = Path(tempfile.mkdtemp(prefix="rsp-ctrd-", dir="/tmp"))
@@ -255,17 +272,7 @@ def containerd(rootfs_master: Path, runtime_binary: str) -> Iterator[Containerd]
             proc.kill()
             proc.wait(10)
         log.close()
-        # Shims outlive containerd: they name our socket on their command line.
-        for pid in _pids_naming(cd.sock):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for mp in sorted(_mounts_under(d), key=len, reverse=True):
-            subprocess.run(["umount", "-l", mp], capture_output=True, timeout=TIMEOUT)
-        for cg in _cgroup_dirs(ns):
-            _rmdir_tree(cg)
-        shutil.rmtree(d, ignore_errors=True)
+        scrub(d, str(cd.sock), ns)  # shims name our socket on their command line
 
 
 def _ids(cd: Containerd) -> str:

@@ -37,7 +37,7 @@ import pytest
 import tomlkit
 
 from test_containerd import (IMAGE, TIMEOUT, _build_image, _cgroup_dirs, _mounts_under,
-                             _pids_naming, _rmdir_tree, _wait_until)
+                             _pids_naming, _wait_until, scrub)
 
 pytestmark = [
     pytest.mark.runsc_py_only,
@@ -214,16 +214,7 @@ def cri(rootfs_master: Path, runtime_binary: str) -> Iterator[Cri]:
             proc.kill()
             proc.wait(10)
         log.close()
-        for pid in _pids_naming(str(d)):  # shims name our socket or state dir
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-        for mp in sorted(_mounts_under(d), key=len, reverse=True):
-            subprocess.run(["umount", "-l", mp], capture_output=True, timeout=TIMEOUT)
-        for cg in _cgroup_dirs(parent):
-            _rmdir_tree(cg)
-        shutil.rmtree(d, ignore_errors=True)
+        scrub(d, str(d), parent)  # shims name our socket or state dir
 
 
 def test_cri_plugin_loads_the_installed_config(cri: Cri) -> None:

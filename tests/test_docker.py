@@ -28,7 +28,7 @@ from typing import Iterator
 
 import pytest
 
-from test_containerd import _cgroup_dirs, _mounts_under, _pids_naming, _rmdir_tree, _wait_until
+from test_containerd import _cgroup_dirs, _mounts_under, _pids_naming, _wait_until, scrub
 
 DOCKERD = shutil.which("dockerd")
 # Debian's CLI, next to its daemon (another `docker` may come first in PATH).
@@ -118,16 +118,7 @@ def docker(rootfs_master: Path, runtime_binary: str) -> Iterator[Docker]:
             proc.kill()
             proc.wait(10)
         log.close()
-        for pid in _pids_naming(str(d)):  # its containerd and shims, if any is left
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for mp in sorted(_mounts_under(d), key=len, reverse=True):
-            subprocess.run(["umount", "-l", mp], capture_output=True, timeout=TIMEOUT)
-        for cg in _cgroup_dirs(dk.cgroup_parent):
-            _rmdir_tree(cg)
-        shutil.rmtree(d, ignore_errors=True)
+        scrub(d, str(d), dk.cgroup_parent)  # its containerd and shims, if any is left
         for p in HOST_PATHS:  # files first, then the directories if empty
             if p not in existed and p.exists():
                 try:

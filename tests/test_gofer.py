@@ -157,6 +157,7 @@ def test_kill_all_term_reaches_the_workload_not_the_gofer(runtime, bundle):
 def host_dir() -> Iterator[Path]:
     d = Path(tempfile.mkdtemp(prefix="rsp-gofer-src-", dir="/tmp"))
     (d / "f").write_text("host-data\n")
+    os.chmod(d / "f", 0o644)  # explicit: an earlier test may have left umask 0
     os.chmod(d, 0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import pytest
 
-from test_containerd import _build_image, _cgroup_dirs, _mounts_under, _pids_naming, _rmdir_tree
+from test_containerd import _build_image, _cgroup_dirs, _mounts_under, _pids_naming, scrub
 
 pytestmark = [
     pytest.mark.runsc_py_only,
@@ -69,16 +69,7 @@ def podman(rootfs_master: Path, runtime_binary: str) -> Iterator[Podman]:
         yield pm
     finally:
         pm("rm", "--all", "--force", check=False)
-        for pid in _pids_naming(str(d)):  # conmon names our --root/--runroot
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-        for mp in sorted(_mounts_under(d), key=len, reverse=True):
-            subprocess.run(["umount", "-l", mp], capture_output=True, timeout=TIMEOUT)
-        for cg in _cgroup_dirs(parent):
-            _rmdir_tree(cg)
-        shutil.rmtree(d, ignore_errors=True)
+        scrub(d, str(d), parent)  # conmon names our --root/--runroot
 
 
 def _check_clean(pm: Podman) -> None:
