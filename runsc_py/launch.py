@@ -3,7 +3,8 @@
     runtime (this process, exits when create is done)
       `- sandbox  (the pid in the pid file; parent of init; mirrors its exit
          |         status; the sentry's home once the platform attaches)
-         `- init  (pid 1 of the container; becomes the user's program)
+         |- init  (pid 1 of the container; becomes the user's program)
+         `- gofer (runsc-gofer: serves the container's files, gofer/)
 
 The sandbox is what containerd's shim and conmon watch: it is reparented to
 them when the runtime exits, no runtime process stays their child's parent,
