@@ -250,7 +250,12 @@ int main(int argc, char **argv) {
         char buf[64] = {0};
         int f = open(path, O_RDONLY);
         if (f >= 0) { opened++; read(f, buf, 63); close(f); if (strstr(buf, "HOST-SECRET")) host++; }
+        /* Both names: one of them is the directory at any time (three opens
+           per round, so a strict alternation with the swapper still lands
+           on both states). */
         f = open("w/d/inside", O_RDONLY);
+        if (f >= 0) { opened++; close(f); }
+        f = open("w/l/inside", O_RDONLY);
         if (f >= 0) { opened++; close(f); }
     }
     stop = 1; pthread_join(t, 0);
