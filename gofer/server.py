@@ -107,14 +107,9 @@ class Gofer:
 
     def handle(self, ops: object, creds: object, data: bytes, fds: list[int]) -> tuple[bytes, int]:
         """One request -> (reply message, fd to send or -1).  Closes fds."""
-        req_id = int.from_bytes(data[8:16], "little") if len(data) >= 16 else 0
-        try:
-            req = protocol.decode_request(data, fds)
-        except ProtocolError as e:
-            for fd in fds:
-                os.close(fd)
-            log.warning("gofer: refused a request: %s", e)
-            return protocol.encode_reply(req_id, 0, -e.errno), -1
+        req = _decode(data, fds, "request")
+        if isinstance(req, bytes):
+            return req, -1
         try:
             result, payload = _perform(ops, creds, req)
         except ProtocolError as e:
@@ -132,6 +127,22 @@ class Gofer:
 
 
 _RETURNS_FD = {Op.RESOLVE, Op.OPENAT2}
+
+
+def _decode(data: bytes, fds: list[int], where: str, only: Op | None = None) -> Request | bytes:
+    """The request, or the error reply to send for a malformed one (its fds closed)."""
+    try:
+        req = protocol.decode_request(data, fds)
+        if only is None or req.op is only:
+            return req
+        err = ProtocolError(errno.EINVAL, f"{req.op.name} on the {where} socket")
+    except ProtocolError as e:
+        err = e
+    for fd in fds:
+        os.close(fd)
+    log.warning("gofer: refused a %s request: %s", where, err)
+    req_id = int.from_bytes(data[8:16], "little") if len(data) >= 16 else 0
+    return protocol.encode_reply(req_id, 0, -err.errno)
 
 
 def _name(op: Op, name: object) -> bytes:
@@ -210,16 +221,9 @@ def main(control: socket.socket, null: int) -> NoReturn:
             if not data and not fds:
                 code = 0
                 break  # the sandbox is gone
-            req_id = int.from_bytes(data[8:16], "little") if len(data) >= 16 else 0
-            try:
-                req = protocol.decode_request(data, fds)
-                if req.op is not Op.CHANNEL:
-                    raise ProtocolError(errno.EINVAL, f"{req.op.name} on the control socket")
-            except ProtocolError as e:
-                for fd in fds:
-                    os.close(fd)
-                log.warning("gofer: control: %s", e)
-                protocol.send(control, protocol.encode_reply(req_id, 0, -e.errno))
+            req = _decode(data, fds, "control", only=Op.CHANNEL)
+            if isinstance(req, bytes):
+                protocol.send(control, req)
                 continue
             sock = socket.socket(fileno=req.fds[0])
             if sock.type != socket.SOCK_SEQPACKET:
