@@ -16,6 +16,7 @@ import resource
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -74,6 +75,11 @@ def podman(rootfs_master: Path, runtime_binary: str) -> Iterator[Podman]:
 
 def _check_clean(pm: Podman) -> None:
     assert pm("ps", "-a", "-q").stdout.strip() == ""
+    # After a failed `run --rm`, conmon runs podman's `container cleanup` as its
+    # exit command once podman itself has returned: give that a moment.
+    deadline = time.monotonic() + 15
+    while _pids_naming(str(pm.dir)) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not _pids_naming(str(pm.dir)), "conmon or container processes left"
     mounts = [m for m in _mounts_under(pm.dir) if "/overlay" in m or "/vfs-containers" in m]
     assert not mounts, mounts

@@ -1,5 +1,8 @@
 """Round-trip cost of notified calls (run with -s to see the figures).
 
+A behaviour test: every loop completes with the right answers.  The figures
+are printed, never asserted (the machines are shared; benchmarks/ measures).
+
 getppid is moved to the emulate tier with a handler that answers 0 (the bare
 notification round trip); stat and openat go through the real handlers.
 """
@@ -32,6 +35,3 @@ def test_round_trip(probe: str, root: str, sync: bool, capsys: pytest.CaptureFix
     with capsys.disabled():
         print(f"\nsentry round trip ({'sync' if sync else 'no sync'}): "
               + ", ".join(f"{k} {v:.1f} us/op" for k, v in figures.items()))
-    # Generous bounds: a regression by an order of magnitude fails.
-    assert figures["loop-getppid"] < 200
-    assert figures["loop-stat"] < 1000
