@@ -15,7 +15,6 @@ import os
 import resource
 import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -62,7 +61,10 @@ class Podman:
 
 @pytest.fixture(scope="module")
 def podman(rootfs_master: Path, runtime_binary: str) -> Iterator[Podman]:
-    d = Path(tempfile.mkdtemp(prefix="rsp-podman-", dir="/tmp"))
+    # Not mkdtemp: its names may hold "_" next to "-" or at the end, which the
+    # image reference "oci:DIR:TAG" does not allow in a path component.
+    d = Path(f"/tmp/rsp-podman-{uuid.uuid4().hex[:12]}")
+    d.mkdir(mode=0o700)
     parent = f"rsp-podman-{uuid.uuid4().hex[:8]}"
     pm = Podman(d, os.path.abspath(runtime_binary), "/" + parent)
     try:
