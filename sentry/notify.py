@@ -19,6 +19,12 @@ kernel/seccomp.c):
   argument is the integer 1, not a pointer.  The target's wake-up of the
   supervisor then happens synchronously on the same CPU: ~7 us instead of
   ~50 us per round trip from Python on this machine kind.
+- ADDFD wakes the target with a plain complete(), not SYNC_WAKE_UP's
+  same-CPU path: the scheduler sees our CPU busy (we are running) and puts
+  the target on an idle one, and waking an idle vCPU costs ~100 us here
+  (~25 us for the whole open when both share a CPU).  So `reply_fd` pins the
+  target thread to the CPU we run on for the length of the ioctl (see
+  Channel._addfd_here).
 - When every task using the filter has exited, poll() reports POLLHUP.  A
   thread already blocked in RECV is not guaranteed to be woken, so the
   supervisor watches POLLHUP from one thread and treats it as "all targets
@@ -40,6 +46,16 @@ _libc = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library would fork ldco
 _ioctl = _libc.ioctl
 _ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
 _ioctl.restype = ctypes.c_int
+_getaffinity = _libc.sched_getaffinity
+_getaffinity.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_void_p]
+_getaffinity.restype = ctypes.c_int
+_setaffinity = _libc.sched_setaffinity
+_setaffinity.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_void_p]
+_setaffinity.restype = ctypes.c_int
+_getcpu = _libc.sched_getcpu  # vDSO getcpu: no system call
+_getcpu.argtypes = []
+_getcpu.restype = ctypes.c_int
+CPUSET_BYTES = 128  # glibc's cpu_set_t: 1024 CPUs
 
 
 def _ioc(direction: int, nr: int, size: int) -> int:
@@ -118,6 +134,9 @@ class Listener:
         self.fd = fd
         self._id_valid_req = IOCTL_NOTIF_ID_VALID
         self.sync_wakeup = False
+        # Pin the target to our CPU during ADDFD (only useful, and only
+        # turned on, with SYNC_WAKE_UP: then we run where the target slept).
+        self.inject_here = False
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -134,6 +153,7 @@ class Listener:
         """Ask for synchronous same-CPU wake-ups (6.6+); False if unsupported."""
         if _ioctl(self.fd, IOCTL_NOTIF_SET_FLAGS, USER_NOTIF_FD_SYNC_WAKE_UP) == 0:
             self.sync_wakeup = True
+            self.inject_here = (os.cpu_count() or 1) > 1
             return True
         err = ctypes.get_errno()
         if err in (errno.EINVAL, errno.ENOTTY):
@@ -170,7 +190,8 @@ class Channel:
     """One thread's preallocated buffers for RECV/SEND/ADDFD/ID_VALID."""
 
     __slots__ = ("listener", "fd", "notif", "resp", "addfd", "_id", "_notif_p",
-                 "_resp_p", "_addfd_p", "_id_p", "_notif_size", "args", "data")
+                 "_resp_p", "_addfd_p", "_id_p", "_notif_size", "args", "data",
+                 "_orig_cpus", "_one_cpu", "_orig_cpus_p", "_one_cpu_p")
 
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
@@ -186,6 +207,10 @@ class Channel:
         self._notif_size = ctypes.sizeof(SeccompNotif)
         self.data = self.notif.data
         self.args = self.notif.data.args
+        self._orig_cpus = (ctypes.c_uint8 * CPUSET_BYTES)()
+        self._one_cpu = (ctypes.c_uint8 * CPUSET_BYTES)()
+        self._orig_cpus_p = ctypes.addressof(self._orig_cpus)
+        self._one_cpu_p = ctypes.addressof(self._one_cpu)
 
     def recv(self) -> bool:
         """Receive one notification into self.notif.
@@ -253,10 +278,42 @@ class Channel:
         else:
             a.flags = ADDFD_FLAG_SEND
             a.newfd = 0
+        if self.listener.inject_here:
+            return self._addfd_here()
         ret = _ioctl(self.fd, IOCTL_NOTIF_ADDFD, self._addfd_p)
         if ret >= 0:
             return ret
         return -ctypes.get_errno()
+
+    def _addfd_here(self) -> int:
+        """ADDFD|SEND with the target thread pinned to our CPU meanwhile.
+
+        With SYNC_WAKE_UP the target's notification woke us on the CPU it
+        slept on.  ADDFD then wakes it with a plain completion while we are
+        running there, so the scheduler queues it on the idle CPU, which a
+        VM pays ~100 us to wake.  Pinned to our CPU, it is queued here and
+        runs the moment we block in the ioctl; its affinity is put back as
+        soon as the ioctl returns (the thread is still inside the call: only
+        another of its threads reading its affinity in that window sees the
+        difference).  Best effort: no pin when the affinity cannot be read
+        or set (EPERM for another uid), when our CPU is outside the target's
+        mask, or when the mask is exactly our CPU.  Not a security decision.
+        """
+        pid = self.notif.pid
+        pinned = False
+        cpu = _getcpu()
+        if 0 <= cpu < CPUSET_BYTES * 8 and _getaffinity(pid, CPUSET_BYTES, self._orig_cpus_p) == 0:
+            orig, one, bit = self._orig_cpus, self._one_cpu, 1 << (cpu & 7)
+            ctypes.memset(self._one_cpu_p, 0, CPUSET_BYTES)
+            one[cpu >> 3] = bit
+            # Only inside the target's own mask, and only if it is wider.
+            if orig[cpu >> 3] & bit and bytes(orig) != bytes(one):
+                pinned = _setaffinity(pid, CPUSET_BYTES, self._one_cpu_p) == 0
+        ret = _ioctl(self.fd, IOCTL_NOTIF_ADDFD, self._addfd_p)
+        err = ctypes.get_errno()
+        if pinned:
+            _setaffinity(pid, CPUSET_BYTES, self._orig_cpus_p)
+        return ret if ret >= 0 else -err
 
     def id_valid(self, nid: int) -> bool:
         """True while notification nid is still pending (the pid is its task)."""

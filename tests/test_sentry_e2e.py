@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import subprocess
 import tempfile
@@ -65,6 +66,31 @@ def test_busybox_file_script_matches_runc(runtime, bundle) -> None:  # type: ign
     # Checked against runc (RUNSC_PY_TEST_RUNTIME=/usr/sbin/runc).
     assert out == expected, str(r)
 
+
+
+AFFINITY_SCRIPT = r"""
+before=$(taskset -p $$)
+i=0
+while [ $i -lt 300 ]; do read x </etc/hostname; i=$((i+1)); done
+after=$(taskset -p $$)
+echo "${before##*: } ${after##*: }"
+"""
+
+
+@pytest.mark.parametrize("cpus", [None, "1"], ids=["all", "cpuset-1"])
+def test_injected_fds_leave_the_cpu_affinity_alone(runtime, bundle, cpus) -> None:  # type: ignore[no-untyped-def]
+    """Every `read x </etc/hostname` is an open whose fd the sentry injects
+    with ADDFD while it pins the caller to its own CPU (sentry/notify.py):
+    the caller's mask afterwards is the one it had, with or without a cpuset."""
+    ncpu = len(os.sched_getaffinity(0))
+    if cpus and ncpu < 2:
+        pytest.skip("one CPU: no cpuset narrower than the machine")
+    config = {"linux": {"resources": {"cpu": {"cpus": cpus}}}} if cpus else None
+    b = bundle(AFFINITY_SCRIPT, config=config)
+    r = runtime.run_container(b)
+    assert r.returncode == 0, str(r)
+    want = "2" if cpus else f"{(1 << ncpu) - 1:x}"
+    assert r.stdout.split() == [want, want], str(r)
 
 
 # --- refused argument modes answer the errno Linux gives an unprivileged process ---
