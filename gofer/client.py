@@ -20,6 +20,7 @@ import os
 import socket
 import threading
 
+from sentry.cpu import Placement, current_cpu
 from sentry.errors import SysError
 from sentry.files import ROOT
 
@@ -87,7 +88,7 @@ class GoferFS:
         if result < 0:
             mine.close()
             raise GoferGone(f"gofer: new channel: {os.strerror(-result)}")
-        return GoferOps(mine, creds, self._ids)
+        return GoferOps(mine, creds, self._ids, peer_tid=result)
 
     def close(self) -> None:
         self._control.close()
@@ -96,10 +97,16 @@ class GoferFS:
 class GoferOps:
     """One worker thread's channel; the FileOps of sentry/files.py."""
 
-    def __init__(self, sock: socket.socket, creds: object, ids: "itertools.count[int]") -> None:
+    def __init__(self, sock: socket.socket, creds: object, ids: "itertools.count[int]",
+                 peer_tid: int = 0) -> None:
         self.sock = sock
         self.creds = creds  # sentry.creds.ThreadCreds: its .current is what we act as
         self.ids = ids
+        # The gofer thread serving this channel: kept on our CPU, and we stay
+        # on it until the reply, so neither wake-up lands on an idle vCPU
+        # (sentry/cpu.py).  0: not known, no placement.
+        self.peer_tid = peer_tid
+        self.placement = Placement() if peer_tid > 0 and (os.cpu_count() or 1) > 1 else None
 
     def _wire_creds(self) -> WireCreds:
         uid, gid, groups, caps = self.creds.current  # type: ignore[attr-defined]
@@ -125,7 +132,18 @@ class GoferOps:
                         wire.append(len(fds) - 1)
             else:
                 wire.append(a)
-        return _call(self.sock, op, next(self.ids), [self._wire_creds()] + wire, fds)
+        args = [self._wire_creds()] + wire
+        pl = self.placement
+        if pl is None:
+            return _call(self.sock, op, next(self.ids), args, fds)
+        cpu = current_cpu()
+        pl.place_peer(self.peer_tid, cpu)
+        pinned = pl.pin_self(cpu)
+        try:
+            return _call(self.sock, op, next(self.ids), args, fds)
+        finally:
+            if pinned:
+                pl.unpin_self()
 
     def _fd(self, op: Op, args: list[object], handles: tuple[int, ...]) -> int:
         result, _d, fds = self._req(op, args, handles)

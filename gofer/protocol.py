@@ -53,7 +53,7 @@ ROOT = -1
 class Op(IntEnum):
     # control socket
     ATTACH = 1     # sandbox -> gofer: join the container's mount namespace (fd passed)
-    CHANNEL = 2    # sentry -> gofer: serve this socket (fd passed)
+    CHANNEL = 2    # sentry -> gofer: serve this socket (fd passed); result: serving thread's tid
     # file operations (channels)
     RESOLVE = 10   # path resolution as the target's kernel would (sentry/resolve.py)
     OPENAT2 = 11   # literal openat2 below a handle

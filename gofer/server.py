@@ -77,10 +77,12 @@ class Gofer:
         self.resolver.links_readable = False
         self.threads: list[threading.Thread] = []
 
-    def serve_channel(self, sock: socket.socket) -> None:
+    def serve_channel(self, sock: socket.socket) -> int:
+        """Serve sock on a new thread; its tid (the sentry keeps it on its CPU)."""
         t = threading.Thread(target=self._channel, args=(sock,), name="gofer-channel", daemon=True)
         t.start()
         self.threads.append(t)
+        return t.native_id or 0
 
     def _channel(self, sock: socket.socket) -> None:
         ops = LocalOps(self.resolver, Scratch())
@@ -230,8 +232,8 @@ def main(control: socket.socket, null: int) -> NoReturn:
                 sock.close()
                 protocol.send(control, protocol.encode_reply(req.id, req.op, -errno.EINVAL))
                 continue
-            gofer.serve_channel(sock)
-            protocol.send(control, protocol.encode_reply(req.id, req.op, 0))
+            tid = gofer.serve_channel(sock)
+            protocol.send(control, protocol.encode_reply(req.id, req.op, tid))
     except BaseException:
         log.exception("gofer failed")
     finally:

@@ -24,7 +24,7 @@ kernel/seccomp.c):
   the target on an idle one, and waking an idle vCPU costs ~100 us here
   (~25 us for the whole open when both share a CPU).  So `reply_fd` pins the
   target thread to the CPU we run on for the length of the ioctl (see
-  Channel._addfd_here).
+  Channel._addfd_here and sentry/cpu.py).
 - When every task using the filter has exited, poll() reports POLLHUP.  A
   thread already blocked in RECV is not guaranteed to be woken, so the
   supervisor watches POLLHUP from one thread and treats it as "all targets
@@ -42,20 +42,12 @@ import errno
 import os
 import select
 
+from .cpu import Placement, current_cpu
+
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library would fork ldconfig
 _ioctl = _libc.ioctl
 _ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
 _ioctl.restype = ctypes.c_int
-_getaffinity = _libc.sched_getaffinity
-_getaffinity.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_void_p]
-_getaffinity.restype = ctypes.c_int
-_setaffinity = _libc.sched_setaffinity
-_setaffinity.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_void_p]
-_setaffinity.restype = ctypes.c_int
-_getcpu = _libc.sched_getcpu  # vDSO getcpu: no system call
-_getcpu.argtypes = []
-_getcpu.restype = ctypes.c_int
-CPUSET_BYTES = 128  # glibc's cpu_set_t: 1024 CPUs
 
 
 def _ioc(direction: int, nr: int, size: int) -> int:
@@ -191,7 +183,7 @@ class Channel:
 
     __slots__ = ("listener", "fd", "notif", "resp", "addfd", "_id", "_notif_p",
                  "_resp_p", "_addfd_p", "_id_p", "_notif_size", "args", "data",
-                 "_orig_cpus", "_one_cpu", "_orig_cpus_p", "_one_cpu_p")
+                 "placement")
 
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
@@ -207,10 +199,7 @@ class Channel:
         self._notif_size = ctypes.sizeof(SeccompNotif)
         self.data = self.notif.data
         self.args = self.notif.data.args
-        self._orig_cpus = (ctypes.c_uint8 * CPUSET_BYTES)()
-        self._one_cpu = (ctypes.c_uint8 * CPUSET_BYTES)()
-        self._orig_cpus_p = ctypes.addressof(self._orig_cpus)
-        self._one_cpu_p = ctypes.addressof(self._one_cpu)
+        self.placement = Placement()
 
     def recv(self) -> bool:
         """Receive one notification into self.notif.
@@ -300,19 +289,11 @@ class Channel:
         mask, or when the mask is exactly our CPU.  Not a security decision.
         """
         pid = self.notif.pid
-        pinned = False
-        cpu = _getcpu()
-        if 0 <= cpu < CPUSET_BYTES * 8 and _getaffinity(pid, CPUSET_BYTES, self._orig_cpus_p) == 0:
-            orig, one, bit = self._orig_cpus, self._one_cpu, 1 << (cpu & 7)
-            ctypes.memset(self._one_cpu_p, 0, CPUSET_BYTES)
-            one[cpu >> 3] = bit
-            # Only inside the target's own mask, and only if it is wider.
-            if orig[cpu >> 3] & bit and bytes(orig) != bytes(one):
-                pinned = _setaffinity(pid, CPUSET_BYTES, self._one_cpu_p) == 0
+        pinned = self.placement.pin_target(pid, current_cpu())
         ret = _ioctl(self.fd, IOCTL_NOTIF_ADDFD, self._addfd_p)
         err = ctypes.get_errno()
         if pinned:
-            _setaffinity(pid, CPUSET_BYTES, self._orig_cpus_p)
+            self.placement.restore_target(pid)
         return ret if ret >= 0 else -err
 
     def id_valid(self, nid: int) -> bool:

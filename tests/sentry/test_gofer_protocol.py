@@ -111,3 +111,27 @@ def test_requests_run_with_the_callers_credentials(gofer):
     ops.creds = creds
     assert ops.resolve(ROOT, b"/etc/hello", os.O_RDONLY, 0) == -errno.EACCES
     assert ops.mkdirat(ROOT, b"x", 0o755) == -errno.EACCES  # root dir is 0755 root
+
+
+def test_channel_reply_names_the_serving_thread_which_follows_our_cpu(gofer):
+    """CHANNEL answers the tid of the gofer thread serving the channel; each
+    request keeps that thread on the requester's CPU (sentry/cpu.py), and
+    the requester's own mask is back to what it was after the reply."""
+    ops, _root = gofer
+    tid = ops.peer_tid
+    assert tid > 0
+    status = dict(ln.split(":\t", 1) for ln in Path(f"/proc/{tid}/status").read_text().splitlines()
+                  if ":\t" in ln)
+    assert status["Name"] == "runsc-gofer" and int(status["Tgid"]) != tid, status  # not the main thread
+    own = os.sched_getaffinity(0)
+    if len(own) < 2:
+        pytest.skip("one CPU: nothing to place")
+    for cpu in sorted(own)[:2]:
+        os.sched_setaffinity(0, {cpu})
+        try:
+            ops.placement = type(ops.placement)()  # our mask is now {cpu}
+            _still_serves(ops)
+            assert os.sched_getaffinity(tid) == {cpu}
+            assert os.sched_getaffinity(0) == {cpu}
+        finally:
+            os.sched_setaffinity(0, own)
