@@ -198,7 +198,16 @@ TTY_IOCTLS = {
     "TIOCGPGRP": 0x540F, "TIOCSPGRP": 0x5410, "TIOCGWINSZ": 0x5413,
     "TIOCSWINSZ": 0x5414, "FIONREAD": 0x541B, "FIONBIO": 0x5421,
     "FIONCLEX": 0x5450, "FIOCLEX": 0x5451,
+    # tcdrain/tcsendbreak, tcflow, tcflush, output queue, tcgetsid, giving up
+    # the controlling tty; ptsname/unlockpt/TIOCGPTPEER on the container's ptmx
+    "TCSBRK": 0x5409, "TCXONC": 0x540A, "TCFLSH": 0x540B, "TIOCOUTQ": 0x5411,
+    "TCSBRKP": 0x5425, "TIOCNOTTY": 0x5422, "TIOCGSID": 0x5429,
+    "TIOCGPTN": 0x80045430, "TIOCSPTLCK": 0x40045431, "TIOCGPTPEER": 0x5441,
 }
+# Acquiring a controlling terminal: allowed as a session leader would do it
+# (argument 0); "stealing" it from another session (argument 1) needs
+# CAP_SYS_ADMIN and gets EPERM here, as for an unprivileged caller.
+TIOCSCTTY = 0x540E
 # Refused ioctls that Linux refuses an unprivileged caller with EPERM: the
 # sandbox answers EPERM whatever the container's capabilities.  Any other
 # refused command gets ENOTTY, what Linux answers for a command the file does
@@ -409,6 +418,8 @@ def _native_entries(net_raw: bool) -> list[Entry]:
                          "the low 32 bits; capability-checked ones (TIOCSTI, SIOCSIF*...) EPERM, "
                          "others ENOTTY (the file does not support the command)",
                 *(_allow_if(low32(1, v)) for v in (*TTY_IOCTLS.values(), *NET_QUERY_IOCTLS.values())),
+                _allow_if(low32(1, TIOCSCTTY), eq(2, 0)),
+                Rule(errno.EPERM, (low32(1, TIOCSCTTY), ne(2, 0))),
                 *(Rule(errno.EPERM, (low32(1, v),)) for v in PRIVILEGED_IOCTLS.values()),
                 otherwise=errno.ENOTTY),
         _native("prctl", "harmless per-process options only; capability-checked ones EPERM, "
@@ -543,6 +554,8 @@ _EMULATED: list[tuple[str, str, str]] = [
     # no pointer argument: the handler decides on the value, then continues
     ("personality", "sys_info.personality", "query and PER_LINUX continued (native tier is full); "
                     "other personas (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE...) EINVAL, as gVisor"),
+    ("unshare", "proc_ns.unshare", "CLONE_FILES/CLONE_FS/CLONE_SYSVSEM continued (a value "
+                "argument; native tier is full); any CLONE_NEW* flag EPERM"),
 ]
 
 _DENIED: list[tuple[str, int, str]] = [
@@ -581,7 +594,6 @@ _DENIED: list[tuple[str, int, str]] = [
     ("fspick", errno.EPERM, "new mount API: CAP_SYS_ADMIN"),
     ("open_tree", errno.EPERM, "new mount API: CAP_SYS_ADMIN"),
     ("mount_setattr", errno.EPERM, "new mount API: CAP_SYS_ADMIN"),
-    ("unshare", errno.EPERM, "new namespaces: not in the sandbox"),
     ("setns", errno.EPERM, "joining namespaces: not in the sandbox"),
     ("clone3", errno.ENOSYS, "flags live in memory a filter cannot check; libc falls back to clone"),
     ("ptrace", errno.EPERM, "process inspection: CAP_SYS_PTRACE"),
@@ -646,7 +658,7 @@ DANGEROUS = (
     "io_uring_register", "kexec_load", "kexec_file_load", "init_module", "finit_module",
     "delete_module", "keyctl", "add_key", "request_key", "open_by_handle_at",
     "name_to_handle_at", "mount", "umount2", "pivot_root", "move_mount", "fsopen",
-    "fsmount", "fsconfig", "fspick", "open_tree", "mount_setattr", "unshare", "setns",
+    "fsmount", "fsconfig", "fspick", "open_tree", "mount_setattr", "setns",
     "ptrace", "process_vm_readv", "process_vm_writev", "swapon", "swapoff", "reboot",
     "acct", "quotactl", "syslog", "iopl", "ioperm", "modify_ldt", "settimeofday",
     "clock_settime", "adjtimex", "clock_adjtime", "lookup_dcookie", "nfsservctl", "clone3",

@@ -128,6 +128,11 @@ REFUSALS = {
     "socket-inet-raw": (41, [2, 3, 1], errno.EPERM),
     "clone-newuser": (56, [0x10000011, 0, 0, 0, 0], errno.EPERM),
     "unshare-newuser": (272, [0x10000000], errno.EPERM),
+    "unshare-newtime": (272, [0x80], errno.EPERM),
+    # allowed as Linux allows them (these answered EPERM / ENOTTY before)
+    "unshare-files-fs-sysvsem": (272, [0x400 | 0x200 | 0x40000], 0),
+    "unshare-nothing": (272, [0], 0),
+    "ioctl-tiocsctty-steal": (16, [0, 0x540E, 1], errno.EPERM),
     "setns": (308, [0, 0], errno.EPERM),
 }
 

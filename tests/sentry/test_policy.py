@@ -58,8 +58,9 @@ def test_table_covers_every_syscall() -> None:
 def test_ioctl_rules_low32_and_no_tiocsti() -> None:
     e = policy.build_table()["ioctl"]
     for r in e.rules:
-        (cmp,) = r.args
-        assert cmp.op == "masked_eq" and cmp.mask == 0xFFFFFFFF
+        cmp, *more = r.args  # the command first; TIOCSCTTY also checks its argument
+        assert cmp.index == 1 and cmp.op == "masked_eq" and cmp.mask == 0xFFFFFFFF
+        assert all(c.index == 2 for c in more) and (not more or cmp.value == policy.TIOCSCTTY)
         if r.action == policy.ALLOW:
             assert cmp.value != policy.TIOCSTI
     assert e.decide([0, policy.TIOCSTI | 1 << 32, 0, 0, 0, 0]) == errno.EPERM
@@ -101,7 +102,8 @@ PR_SET_SECCOMP, ARCH_GET_CPUID, ADDR_NO_RANDOMIZE = 22, 0x1011, 0x0040000
 # (syscall, args, without net_raw, with net_raw)
 REFUSALS = [
     ("ioctl", [1, 0x1234], errno.ENOTTY, errno.ENOTTY),
-    ("ioctl", [1, 0x5409], errno.ENOTTY, errno.ENOTTY),  # TCSBRK: not in the set
+    ("ioctl", [1, 0x5409], ALLOW, ALLOW),  # TCSBRK (tcdrain): in the set since issue 3 closed it
+    ("ioctl", [1, 0x5460], errno.ENOTTY, errno.ENOTTY),  # FIOQSIZE: not in the set
     ("ioctl", [0, policy.TIOCSTI], errno.EPERM, errno.EPERM),
     ("ioctl", [0, policy.TIOCSTI | 1 << 32], errno.EPERM, errno.EPERM),
     ("ioctl", [3, policy.PRIVILEGED_IOCTLS["SIOCSIFFLAGS"]], errno.EPERM, errno.EPERM),
@@ -133,7 +135,10 @@ REFUSALS = [
     ("arch_prctl", [ARCH_GET_CPUID], errno.EINVAL, errno.EINVAL),
     ("personality", [ADDR_NO_RANDOMIZE], NOTIFY, NOTIFY),  # the handler answers EINVAL
     ("clone", [policy.CLONE_NEWUSER | 17], errno.EPERM, errno.EPERM),
-    ("unshare", [policy.CLONE_NEWUSER], errno.EPERM, errno.EPERM),
+    ("unshare", [policy.CLONE_NEWUSER], NOTIFY, NOTIFY),  # the handler answers EPERM
+    ("ioctl", [0, policy.TIOCSCTTY, 1], errno.EPERM, errno.EPERM),
+    ("ioctl", [0, policy.TIOCSCTTY, 0], ALLOW, ALLOW),
+    ("ioctl", [0, policy.TTY_IOCTLS["TCFLSH"], 2], ALLOW, ALLOW),
     ("setns", [3, 0], errno.EPERM, errno.EPERM),
 ]
 
