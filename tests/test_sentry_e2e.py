@@ -69,11 +69,17 @@ def test_busybox_file_script_matches_runc(runtime, bundle) -> None:  # type: ign
 
 
 AFFINITY_SCRIPT = r"""
-before=$(taskset -p $$)
-i=0
-while [ $i -lt 300 ]; do read x </etc/hostname; i=$((i+1)); done
-after=$(taskset -p $$)
-echo "${before##*: } ${after##*: }"
+mask() { m=$(taskset -p $1); echo "${m##*: }"; }
+before=$(mask $$)
+i=0; odd=0
+while [ $i -lt 100 ]; do
+    read x </etc/hostname
+    # a child forked right after the open: it must not inherit a pin
+    child=$(sh -c 'm=$(taskset -p $$); echo "${m##*: }"')
+    [ "$child" = "$before" ] || odd=$((odd+1))
+    i=$((i+1))
+done
+echo "$before $(mask $$) $odd"
 """
 
 
@@ -81,7 +87,8 @@ echo "${before##*: } ${after##*: }"
 def test_injected_fds_leave_the_cpu_affinity_alone(runtime, bundle, cpus) -> None:  # type: ignore[no-untyped-def]
     """Every `read x </etc/hostname` is an open whose fd the sentry injects
     with ADDFD while it pins the caller to its own CPU (sentry/notify.py):
-    the caller's mask afterwards is the one it had, with or without a cpuset."""
+    the caller's mask afterwards is the one it had, with or without a cpuset,
+    and a child forked right after each open never inherits the pin."""
     ncpu = len(os.sched_getaffinity(0))
     if cpus and ncpu < 2:
         pytest.skip("one CPU: no cpuset narrower than the machine")
@@ -90,7 +97,7 @@ def test_injected_fds_leave_the_cpu_affinity_alone(runtime, bundle, cpus) -> Non
     r = runtime.run_container(b)
     assert r.returncode == 0, str(r)
     want = "2" if cpus else f"{(1 << ncpu) - 1:x}"
-    assert r.stdout.split() == [want, want], str(r)
+    assert r.stdout.split() == [want, want, "0"], str(r)
 
 
 # --- refused argument modes answer the errno Linux gives an unprivileged process ---
