@@ -22,6 +22,7 @@ allocation per call), like notify.Channel.
 from __future__ import annotations
 
 import ctypes
+import errno
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _getaffinity = _libc.sched_getaffinity
@@ -77,8 +78,14 @@ class Placement:
         return _setaffinity(tid, CPUSET_BYTES, self._one_p) == 0
 
     def restore_target(self, tid: int) -> None:
-        """Put back the mask pin_target() found (ESRCH: the task is gone)."""
-        _setaffinity(tid, CPUSET_BYTES, self._saved_p)
+        """Put back the mask pin_target() found (ESRCH: the task is gone).
+
+        If the cpuset changed meanwhile and no longer meets that mask
+        (EINVAL), every CPU: the kernel narrows it to the cpuset, and the
+        task is never left on the one CPU of the pin."""
+        if _setaffinity(tid, CPUSET_BYTES, self._saved_p) != 0 and ctypes.get_errno() == errno.EINVAL:
+            ctypes.memset(self._one_p, 0xFF, CPUSET_BYTES)
+            _setaffinity(tid, CPUSET_BYTES, self._one_p)
 
     def pin_self(self, cpu: int) -> bool:
         """Pin the calling thread to cpu until unpin_self()."""
