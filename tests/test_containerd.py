@@ -27,7 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import IO, Callable, Iterator
 
 import pytest
 
@@ -211,6 +211,18 @@ def _rmdir_tree(d: Path) -> None:
         pass
 
 
+def stop_daemon(proc: subprocess.Popen[bytes], log: IO[bytes], wait: float = 10) -> None:
+    """SIGTERM a private client daemon, SIGKILL it if it has not exited within
+    `wait` seconds, and close its log."""
+    proc.terminate()
+    try:
+        proc.wait(wait)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    log.close()
+
+
 def scrub(d: Path, needle: str, cgroup_parent: str) -> None:
     """Teardown of a private client daemon's leftovers, whatever happened:
     SIGKILL processes naming NEEDLE (shims and conmon outlive their daemon),
@@ -265,13 +277,7 @@ def containerd(rootfs_master: Path, runtime_binary: str) -> Iterator[Containerd]
             cd.cleanup_containers()
         except Exception:
             pass
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+        stop_daemon(proc, log)
         scrub(d, str(cd.sock), ns)  # shims name our socket on their command line
 
 

@@ -37,7 +37,7 @@ import pytest
 import tomlkit
 
 from test_containerd import (IMAGE, TIMEOUT, _build_image, _cgroup_dirs, _mounts_under,
-                             _pids_naming, _wait_until, scrub)
+                             _pids_naming, _wait_until, scrub, stop_daemon)
 
 pytestmark = [
     pytest.mark.runsc_py_only,
@@ -207,13 +207,7 @@ def cri(rootfs_master: Path, runtime_binary: str) -> Iterator[Cri]:
             except grpc.RpcError:
                 pass
         channel.close()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+        stop_daemon(proc, log)
         scrub(d, str(d), parent)  # shims name our socket or state dir
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -28,7 +27,8 @@ from typing import Iterator
 
 import pytest
 
-from test_containerd import _cgroup_dirs, _mounts_under, _pids_naming, _wait_until, scrub
+from test_containerd import (_cgroup_dirs, _mounts_under, _pids_naming, _wait_until, scrub,
+                             stop_daemon)
 
 DOCKERD = shutil.which("dockerd")
 # Debian's CLI, next to its daemon (another `docker` may come first in PATH).
@@ -111,13 +111,7 @@ def docker(rootfs_master: Path, runtime_binary: str) -> Iterator[Docker]:
                 dk("rm", "--force", *ids, check=False)
         except Exception:
             pass
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+        stop_daemon(proc, log, wait=30)
         scrub(d, str(d), dk.cgroup_parent)  # its containerd and shims, if any is left
         for p in HOST_PATHS:  # files first, then the directories if empty
             if p not in existed and p.exists():
