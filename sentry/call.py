@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
-from .creds import Creds, CredsCache, ThreadCreds, read_creds
+from .creds import Creds, CredsCache, CredsEpoch, ThreadCreds, read_creds
 from .errors import SysError
 from .hostcalls import Scratch
 from .memory import Memory
@@ -78,7 +78,7 @@ class Sandbox:
         """files: how container files are reached (sentry/files.py)."""
         self.options = options or SentryOptions()
         self.files = files
-        self.creds_cache = CredsCache()
+        self.creds_epoch = CredsEpoch()
         self.proc_devs = procfs.ProcDevs()
 
 
@@ -88,7 +88,7 @@ class Gone(Exception):
 
 class Call:
     __slots__ = ("chan", "mem", "scratch", "sb", "creds_state", "fs", "id", "pid", "nr", "args",
-                 "_creds", "on_proc")
+                 "_creds", "_memfd", "_hit", "creds_cache", "on_proc", "stat_of")
 
     def __init__(self, chan: Channel, sb: Sandbox) -> None:
         self.chan = chan
@@ -102,8 +102,18 @@ class Call:
         self.nr = 0
         self.args = chan.args
         self._creds: Creds | None = None
+        self._memfd = -1
+        self._hit = False
+        self.creds_cache = CredsCache(sb.creds_epoch)  # this thread's own
         self.on_proc = False  # the last open_path result is on a procfs
+        # scratch.stat holds fstat(stat_of): open_path's procfs check made it.
+        self.stat_of = -1
         self.mem.before_write = self._before_write
+        self.mem.mem_fd = self._mem_fd
+
+    def close(self) -> None:
+        """Close this thread's cached pidfds and mem fds."""
+        self.creds_cache.clear()
 
     def _before_write(self) -> None:
         if self.creds_state.ptrace_dropped:
@@ -116,7 +126,10 @@ class Call:
         self.pid = n.pid
         self.nr = n.data.nr
         self._creds = None
+        self._memfd = -1
+        self.mem.fd_pid = 0
         self.on_proc = False
+        self.stat_of = -1
         if self.creds_state.ptrace_dropped:
             # The last call worked in procfs: the sentry's reach into target
             # memory and /proc/TID/* comes back before anything else.
@@ -138,8 +151,19 @@ class Call:
     def creds(self) -> Creds:
         """The caller's credentials (cached per task; umask may be stale)."""
         if self._creds is None:
-            self._creds = self.sb.creds_cache.get(self.pid)
+            self._creds, self._memfd, self._hit = self.creds_cache.lookup(self.pid)
+            self.mem.fd = self._memfd
+            self.mem.fd_pid = self.pid
         return self._creds
+
+    def _mem_fd(self, pid: int) -> int:
+        """Memory's way to the caller's address space: its /proc/TID/mem fd
+        (cached with its credentials), or -1 (process_vm_readv/writev)."""
+        if pid != self.pid:
+            return -1
+        if self._creds is None:
+            self.creds()
+        return self._memfd
 
     def umask(self) -> int:
         """The caller's current umask (not cached: threads share it)."""
@@ -172,7 +196,13 @@ class Call:
         else:
             path = procfs.translate_abs(path, creds.ns_tgid, creds.ns_tid)
         try:
-            self.check_valid()
+            if start >= 0 or not self._hit or self._memfd < 0:
+                self.check_valid()
+            # else: nothing here was read by pid.  The creds and the mem fd
+            # come from this thread's cache, filled before the notification
+            # was received and checked alive (pidfd) after it: a task that
+            # held the tid before the caller would be dead, so they are the
+            # caller's, and the path was read from its address space.
             self.creds_state.become(creds, real_ids)
             fd = self.fs.resolve(start, path, flags, mode)
             if fd == -errno.ENOENT:
@@ -200,8 +230,14 @@ class Call:
         it), so the object could be the sentry's own /proc/<pid>/mem.  Redo
         it with the walk (sentry/procfs.py), with exactly the target's
         capabilities, which stay in force for the operation that follows."""
-        st = os.fstat(fd)
-        if not self.sb.proc_devs.is_proc(self.scratch, fd, st.st_dev):
+        self.stat_of = -1
+        s = self.scratch
+        r = s.fstat_into(fd)
+        if r < 0:
+            os.close(fd)
+            raise SysError(-r, "fstat")
+        if not self.sb.proc_devs.is_proc(s, fd, s.stat_dev.value):
+            self.stat_of = fd  # stat(2) and friends reuse it
             return fd
         os.close(fd)
         self.on_proc = True

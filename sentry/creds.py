@@ -111,6 +111,8 @@ class ThreadCreds:
         self.current: tuple[int, int, tuple[int, ...], int] = (
             os.geteuid(), os.getegid(), self.own_groups, eff)
         self.thread = threading.get_ident()
+        # The arguments of the last become() while still in force.
+        self._last: tuple[Creds, bool, bool] | None = None
 
     def become(self, c: Creds, real: bool = False, keep_ptrace: bool = True) -> None:
         """Take c's fs credentials (or its real ids, for access(2)).
@@ -120,6 +122,9 @@ class ThreadCreds:
         must see the target's privileges, not the sentry's CAP_SYS_PTRACE.
         Target memory can then not be written until `restore_ptrace()`.
         """
+        last = (c, real, keep_ptrace)
+        if last == self._last:
+            return
         uid = c.ruid if real else c.fsuid
         gid = c.rgid if real else c.fsgid
         caps = 0 if self.userns else (c.cap_eff & self.own_perm & ~_NEVER)
@@ -127,6 +132,7 @@ class ThreadCreds:
             caps |= _KEEP
 
         self.apply((uid, gid, c.groups, caps))
+        self._last = last
 
     def apply(self, want: tuple[int, int, tuple[int, ...], int]) -> None:
         """Switch to (fsuid, fsgid, groups, effective caps); caps beyond our
@@ -136,6 +142,7 @@ class ThreadCreds:
         want = (uid, gid, groups, caps)
         if want == self.current:
             return
+        self._last = None
         # Full caps first (setgroups needs CAP_SETGID), then ids, then caps.
         if self.current[3] != self.own_eff:
             hostcalls.capset_self(self.own_eff, self.own_perm, self.own_inh)
@@ -162,6 +169,7 @@ class ThreadCreds:
         if caps & _KEEP:
             return
         caps |= _KEEP
+        self._last = None
         r = hostcalls.capset_self(caps, self.own_perm, self.own_inh)
         if r < 0:
             raise SysError(-r, "switch creds: capset")
@@ -169,59 +177,100 @@ class ThreadCreds:
 
 
 _PIDFD_THREAD = os.O_EXCL  # 6.9+: a pidfd for one thread (not only leaders)
+_O_MEM = os.O_RDWR | os.O_CLOEXEC
+
+
+class CredsEpoch:
+    """Bumped whenever some task may have changed its credentials or its
+    memory (setuid family, capset, execve): every worker's cache is then
+    dropped before its next lookup.  Shared by the supervisor threads."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def bump(self) -> None:
+        with self._lock:
+            self.value += 1
 
 
 class CredsCache:
-    """tid -> Creds, each entry pinned by a pidfd of that exact task.
+    """tid -> (Creds, /proc/TID/mem fd), each entry pinned by a pidfd of
+    that exact task.  One per supervisor thread: only its owner uses or
+    closes the fds, so an fd number is never closed under another thread's
+    read or write.
 
     Reading /proc/TID/status costs ~45 us from Python, more than the rest of
     a stat.  An entry is valid while its pidfd's task lives (pidfd_send_signal
     with signal 0: one syscall), so a reused tid is never served another
-    task's credentials.  The pidfd is opened BEFORE the status is read and
-    the caller checks ID_VALID after: both then name the calling task.
-    A task changes its own credentials only through calls the sentry sees
-    (setuid family, capset, execve: notified, see proc_creds.py); those drop
-    the entry (execve drops all: a non-leader exec takes over the leader's
-    tid).  umask is not cached (fs_struct is shared between threads): read
-    it with `read_creds` when creating files.
+    task's credentials.  The pidfd is opened first, then the mem fd and the
+    status; the pidfd is checked again after them, so all three named the
+    same task.  A task changes its own credentials only through calls the
+    sentry sees (setuid family, capset, execve: notified, see proc_creds.py);
+    those bump the shared epoch, which drops every entry (execve must: a
+    non-leader exec takes over the leader's tid).  umask is not cached
+    (fs_struct is shared between threads): read it with `read_creds` when
+    creating files.
+
+    The mem fd (sentry/memory.py) is bound to the address space the task had
+    when it was opened, not to the tid.  The one way it can outlive that
+    address space's owner is an exec racing a call of another thread of the
+    same process: the entry is refilled between the execve notification and
+    the exec, so it names the old address space.  That space is then freed
+    (reads give 0: EFAULT) unless a CLONE_VM sibling still uses it, and such
+    a sibling is memory the workload's own old program shared: no other
+    domain's memory is reached.  -1 when the mem fd cannot be opened
+    (memory.py then uses process_vm_readv/writev).
     """
 
-    MAX = 1024
+    MAX = 512
 
-    def __init__(self) -> None:
-        self._d: dict[int, tuple[int, Creds]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, epoch: CredsEpoch) -> None:
+        self._epoch = epoch
+        self._seen = epoch.value
+        self._d: dict[int, tuple[int, Creds, int]] = {}
 
-    def get(self, tid: int) -> Creds:
+    def lookup(self, tid: int) -> tuple[Creds, int, bool]:
+        """(creds, mem fd or -1, whether the entry was there before)."""
+        if self._seen != self._epoch.value:
+            self.clear()
         e = self._d.get(tid)
         if e is not None:
             if hostcalls.pidfd_alive(e[0]):
-                return e[1]
-            self.invalidate(tid)
+                return e[1], e[2], True
+            self._drop(tid)
         pidfd = hostcalls.pidfd_open(tid, _PIDFD_THREAD)
-        c = read_creds(tid)
         if pidfd < 0:
-            return c
-        with self._lock:
-            if len(self._d) >= self.MAX:
-                self._clear_locked()
-            old = self._d.get(tid)
-            self._d[tid] = (pidfd, c)
-        if old is not None:
-            os.close(old[0])
-        return c
+            return read_creds(tid), -1, False
+        try:
+            memfd = os.open(f"/proc/{tid}/mem", _O_MEM)
+        except OSError:
+            memfd = -1
+        try:
+            c = read_creds(tid)
+            if not hostcalls.pidfd_alive(pidfd):
+                raise SysError(_ESRCH, f"read creds of {tid}: task exited")
+        except BaseException:
+            os.close(pidfd)
+            if memfd >= 0:
+                os.close(memfd)
+            raise
+        if len(self._d) >= self.MAX:
+            self.clear()
+        self._d[tid] = (pidfd, c, memfd)
+        return c, memfd, False
 
-    def invalidate(self, tid: int) -> None:
-        with self._lock:
-            e = self._d.pop(tid, None)
+    def get(self, tid: int) -> Creds:
+        return self.lookup(tid)[0]
+
+    def _drop(self, tid: int) -> None:
+        e = self._d.pop(tid, None)
         if e is not None:
             os.close(e[0])
+            if e[2] >= 0:
+                os.close(e[2])
 
     def clear(self) -> None:
-        with self._lock:
-            self._clear_locked()
-
-    def _clear_locked(self) -> None:
-        for pidfd, _c in self._d.values():
-            os.close(pidfd)
-        self._d.clear()
+        self._seen = self._epoch.value
+        for tid in list(self._d):
+            self._drop(tid)

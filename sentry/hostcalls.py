@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library would fork ldconfig
 _syscall = _libc.syscall
@@ -59,6 +60,8 @@ class Scratch:
         self.how = OpenHow()
         self.how_ref = ctypes.byref(self.how)
         self.stat = ctypes.create_string_buffer(STATX_SIZE)
+        self.stat_dev = ctypes.c_uint64.from_buffer(self.stat)  # st_dev of fstat_into
+        self.statfs = ctypes.create_string_buffer(STATFS_SIZE)
         self.link = ctypes.create_string_buffer(4096)
         self.empty = ctypes.c_char_p(b"")
 
@@ -81,7 +84,9 @@ class Scratch:
         return r if r >= 0 else -_get_errno()
 
     def fstatfs_into(self, fd: int) -> int:
-        r = _syscall(SYS_fstatfs, fd, self.stat)
+        """fstatfs(fd) into self.statfs (its own buffer: is_proc runs between
+        an fstat_into and the use of its result)."""
+        r = _syscall(SYS_fstatfs, fd, self.statfs)
         return r if r >= 0 else -_get_errno()
 
     def readlink_fd(self, fd: int) -> int:
@@ -154,5 +159,8 @@ def pidfd_open(pid: int, flags: int = 0) -> int:
 
 
 def pidfd_alive(pidfd: int) -> bool:
-    """True while the pidfd's task has not exited (signal 0: no signal sent)."""
-    return _syscall(SYS_pidfd_send_signal, pidfd, 0, None, 0) == 0
+    """True while the pidfd's task has not exited (signal 0: no signal sent).
+
+    EPERM means it exists: the permission check comes after the exit check,
+    and a thread acting as another uid holds no CAP_KILL."""
+    return _syscall(SYS_pidfd_send_signal, pidfd, 0, None, 0) == 0 or _get_errno() == errno.EPERM

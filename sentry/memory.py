@@ -1,4 +1,20 @@
-"""Bounded reads and writes of a target's memory (process_vm_readv/writev).
+"""Bounded reads and writes of a target's memory.
+
+Two ways in, the same rules for both:
+- pread/pwrite on the caller's /proc/TID/mem fd, opened once per task and
+  cached with its credentials (sentry/creds.py).  This is what the
+  seccomp_unotify(2) man page recommends, and it is the fast path: ~1.3 us
+  per transfer here, where process_vm_readv pays the task lookup and the
+  ptrace access check on every call (~4 us).  The fd is bound to the
+  address space it was opened on, not to the pid: once the task is gone
+  the transfer gives 0 bytes (EFAULT), never another process's memory.
+  Like ptrace(2) it uses FOLL_FORCE: the sentry can read PROT_NONE memory
+  and write read-only private pages of the caller (the kernel still refuses
+  shared mappings the caller could never write).  So an emulated call given
+  such a buffer succeeds where Linux gives EFAULT.  Nothing beyond the
+  caller's own address space is reached, which the caller can mprotect
+  anyway.
+- process_vm_readv/writev by pid, when no mem fd could be opened.
 
 Kernel facts:
 - process_vm_readv respects page protections (like the kernel's own
@@ -19,6 +35,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 from typing import Callable
 
 from .errors import EFAULT, ENAMETOOLONG, SysError
@@ -40,9 +57,41 @@ _readv.restype = ctypes.c_ssize_t
 _writev = _libc.process_vm_writev
 _writev.argtypes = _readv.argtypes
 _writev.restype = ctypes.c_ssize_t
+_pread = _libc.pread64
+_pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64]
+_pread.restype = ctypes.c_ssize_t
+_pwrite = _libc.pwrite64
+_pwrite.argtypes = _pread.argtypes
+_pwrite.restype = ctypes.c_ssize_t
+# File offsets are signed: no user address is above this one.
+_ADDR_MAX = (1 << 63) - 1
 _strnlen = _libc.strnlen
 _strnlen.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _strnlen.restype = ctypes.c_size_t
+
+
+def _pread_cstring(fd: int, addr: int, limit: int) -> bytes:
+    """read_cstring through a mem fd: page-bounded preads, same errors."""
+    parts: list[bytes] = []
+    got = 0
+    while got < limit:
+        cur = addr + got
+        chunk = min(PAGE_SIZE - (cur & (PAGE_SIZE - 1)), limit - got)
+        try:
+            b = os.pread(fd, chunk, cur) if cur <= _ADDR_MAX else b""
+        except OSError:
+            b = b""
+        if not b:
+            raise SysError(EFAULT, f"read string at {addr:#x}")
+        end = b.find(0)
+        if end >= 0:
+            parts.append(b[:end])
+            return b"".join(parts) if len(parts) > 1 else parts[0]
+        parts.append(b)
+        got += len(b)
+        if len(b) < chunk:
+            raise SysError(EFAULT, f"read string at {addr:#x}")
+    raise SysError(ENAMETOOLONG, f"read string at {addr:#x}")
 
 
 class Memory:
@@ -59,14 +108,39 @@ class Memory:
         # Called before each write (Call: restores CAP_SYS_PTRACE after a
         # procfs operation ran with exactly the target's capabilities).
         self.before_write: Callable[[], None] | None = None
+        # fd: the /proc/TID/mem fd of task fd_pid, or -1.  Set by the owner
+        # (Call: the caller's, with its credentials); mem_fd(pid) finds it
+        # when fd_pid is not pid (or -1: process_vm_readv/writev).
+        self.fd = -1
+        self.fd_pid = 0
+        self.mem_fd: Callable[[int], int] | None = None
 
-    def _read_raw(self, pid: int, addr: int, offset: int, size: int) -> int:
-        """Read up to size bytes at addr into buf[offset:]; bytes read or -1."""
-        self.local.base = self._buf_p + offset
+    def _fd(self, pid: int) -> int:
+        if pid == self.fd_pid:
+            return self.fd
+        return self.mem_fd(pid) if self.mem_fd is not None else -1
+
+    def _xfer(self, pid: int, local: int, addr: int, size: int, write: bool) -> int:
+        """Move size bytes between our address local and the target's addr;
+        bytes moved, or <= 0 (nothing: unmapped, or the task is gone).
+        A write by pid first calls before_write (CAP_SYS_PTRACE back); the
+        mem fd had its access checked when it was opened."""
+        fd = self.fd if pid == self.fd_pid else self._fd(pid)
+        if fd >= 0:
+            if addr > _ADDR_MAX:
+                return -1
+            return (_pwrite if write else _pread)(fd, local, size, addr)
+        if write and self.before_write is not None:
+            self.before_write()
+        self.local.base = local
         self.local.len = size
         self.remote.base = addr
         self.remote.len = size
-        return _readv(pid, self._local_p, 1, self._remote_p, 1, 0)
+        return (_writev if write else _readv)(pid, self._local_p, 1, self._remote_p, 1, 0)
+
+    def _read_raw(self, pid: int, addr: int, offset: int, size: int) -> int:
+        """Read up to size bytes at addr into buf[offset:]; bytes read or <= 0."""
+        return self._xfer(pid, self._buf_p + offset, addr, size, False)
 
     def read(self, pid: int, addr: int, size: int) -> bytes:
         """Exactly size bytes at addr, or SysError(EFAULT)."""
@@ -74,11 +148,7 @@ class Memory:
             return b""
         if size > self.size:
             out = ctypes.create_string_buffer(size)
-            self.local.base = ctypes.addressof(out)
-            self.local.len = size
-            self.remote.base = addr
-            self.remote.len = size
-            if _readv(pid, self._local_p, 1, self._remote_p, 1, 0) != size:
+            if addr == 0 or self._xfer(pid, ctypes.addressof(out), addr, size, False) != size:
                 raise SysError(EFAULT, f"read target memory {addr:#x}+{size}")
             return out.raw
         if addr == 0 or self._read_raw(pid, addr, 0, size) != size:
@@ -88,11 +158,7 @@ class Memory:
     def read_into(self, pid: int, addr: int, obj: ctypes.Structure | ctypes.Array) -> None:  # type: ignore[type-arg]
         """Fill a ctypes object from target memory, or SysError(EFAULT)."""
         size = ctypes.sizeof(obj)
-        self.local.base = ctypes.addressof(obj)
-        self.local.len = size
-        self.remote.base = addr
-        self.remote.len = size
-        if addr == 0 or _readv(pid, self._local_p, 1, self._remote_p, 1, 0) != size:
+        if addr == 0 or self._xfer(pid, ctypes.addressof(obj), addr, size, False) != size:
             raise SysError(EFAULT, f"read target memory {addr:#x}+{size}")
 
     def read_cstring(self, pid: int, addr: int, limit: int = PATH_MAX) -> bytes:
@@ -105,6 +171,9 @@ class Memory:
         """
         if addr == 0:
             raise SysError(EFAULT, "read string: NULL pointer")
+        fd = self.fd if pid == self.fd_pid else self._fd(pid)
+        if fd >= 0:
+            return _pread_cstring(fd, addr, limit)
         got = 0
         while got < limit:
             cur = addr + got
@@ -125,25 +194,14 @@ class Memory:
         size = len(data)
         if size == 0:
             return
-        if self.before_write is not None:
-            self.before_write()
         src = ctypes.c_char_p(data)
-        self.local.base = ctypes.cast(src, ctypes.c_void_p).value
-        self.local.len = size
-        self.remote.base = addr
-        self.remote.len = size
-        if addr == 0 or _writev(pid, self._local_p, 1, self._remote_p, 1, 0) != size:
+        local = ctypes.cast(src, ctypes.c_void_p).value or 0
+        if addr == 0 or self._xfer(pid, local, addr, size, True) != size:
             raise SysError(EFAULT, f"write target memory {addr:#x}+{size}")
 
     def write_from(self, pid: int, addr: int, obj: ctypes.Structure | ctypes.Array, size: int = -1) -> None:  # type: ignore[type-arg]
         """Write a ctypes object (its first size bytes) to target memory."""
         if size < 0:
             size = ctypes.sizeof(obj)
-        if self.before_write is not None:
-            self.before_write()
-        self.local.base = ctypes.addressof(obj)
-        self.local.len = size
-        self.remote.base = addr
-        self.remote.len = size
-        if addr == 0 or _writev(pid, self._local_p, 1, self._remote_p, 1, 0) != size:
+        if addr == 0 or self._xfer(pid, ctypes.addressof(obj), addr, size, True) != size:
             raise SysError(EFAULT, f"write target memory {addr:#x}+{size}")

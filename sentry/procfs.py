@@ -94,7 +94,7 @@ class ProcDevs:
         if v is None:
             if s.fstatfs_into(fd) < 0:
                 return False
-            v = int.from_bytes(s.stat.raw[:8], "little") == PROC_SUPER_MAGIC
+            v = int.from_bytes(s.statfs.raw[:8], "little") == PROC_SUPER_MAGIC
             if len(self._d) < 4096:
                 self._d[dev] = v
         return v

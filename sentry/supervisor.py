@@ -188,34 +188,37 @@ class Supervisor:
         done = self._done
         recv = chan.recv
         reply = chan.reply
-        while not done.is_set():
-            states[slot] = 0
-            try:
-                got = recv()
-            except ListenerClosed:
-                done.set()
-                break
-            if not got:
-                if self._hung_up():
+        try:
+            while not done.is_set():
+                states[slot] = 0
+                try:
+                    got = recv()
+                except ListenerClosed:
                     done.set()
-                continue
-            nid = notif.id
-            states[slot] = nid
-            nr = data.nr
-            handler = dispatch[nr] if 0 <= nr < size else None
-            if handler is None or data.arch != AUDIT_ARCH_X86_64:
-                reply(nid, -errno.ENOSYS)
-                continue
-            call.load()
-            try:
-                res = handler(call)
-            except SysError as e:
-                res = -e.errno
-            except Gone:
-                continue
-            except Exception:
-                log.exception("sentry: handler %s failed", getattr(handler, "__name__", "?"))
-                res = -errno.ENOSYS
-            if res is not None:
-                reply(nid, res)
-            self.handled += 1
+                    break
+                if not got:
+                    if self._hung_up():
+                        done.set()
+                    continue
+                nid = notif.id
+                states[slot] = nid
+                nr = data.nr
+                handler = dispatch[nr] if 0 <= nr < size else None
+                if handler is None or data.arch != AUDIT_ARCH_X86_64:
+                    reply(nid, -errno.ENOSYS)
+                    continue
+                call.load()
+                try:
+                    res = handler(call)
+                except SysError as e:
+                    res = -e.errno
+                except Gone:
+                    continue
+                except Exception:
+                    log.exception("sentry: handler %s failed", getattr(handler, "__name__", "?"))
+                    res = -errno.ENOSYS
+                if res is not None:
+                    reply(nid, res)
+                self.handled += 1
+        finally:
+            call.close()

@@ -47,8 +47,9 @@ def _lookup(call: Call, dirfd_arg: int | None, path_idx: int, flags: int,
 
 def _stat_out(call: Call, fd: int, buf: int) -> int:
     try:
-        r = call.scratch.fstat_into(fd)
+        r = 0 if call.stat_of == fd else call.scratch.fstat_into(fd)
     finally:
+        call.stat_of = -1
         os.close(fd)
     if r < 0:
         return r
@@ -186,5 +187,5 @@ def _statfs_of(call: Call, fd: int) -> int:
         os.close(fd)
     if r < 0:
         return r
-    call.mem.write_from(call.pid, call.args[1], call.scratch.stat, STATFS_SIZE)
+    call.mem.write_from(call.pid, call.args[1], call.scratch.statfs, STATFS_SIZE)
     return 0

@@ -17,7 +17,7 @@ def setuid(call: Call) -> None:
     """Implements Linux syscall setuid(2)."""
     # Drop the cached credentials first: this thread makes no other call
     # until the kernel has run this one.
-    call.sb.creds_cache.invalidate(call.pid)
+    call.sb.creds_epoch.bump()
     call.reply_continue()
 
 

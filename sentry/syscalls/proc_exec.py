@@ -87,7 +87,7 @@ def execve(call: Call) -> int | None:
     r = _check(call, None, path, 0)
     if r is not None:
         return r
-    call.sb.creds_cache.clear()
+    call.sb.creds_epoch.bump()
     call.reply_continue()
     return None
 
@@ -103,6 +103,6 @@ def execveat(call: Call) -> int | None:
     r = _check(call, a[0], path, flags)
     if r is not None:
         return r
-    call.sb.creds_cache.clear()
+    call.sb.creds_epoch.bump()
     call.reply_continue()
     return None
