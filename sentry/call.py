@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Optional
 from .creds import Creds, CredsCache, CredsEpoch, ThreadCreds, read_creds
 from .errors import SysError
 from .hostcalls import Scratch
-from .memory import Memory
+from .memory import PATH_MAX, Memory, read_cstring_fd
 from .notify import Channel
 from .policy import PolicyOptions
 from . import procfs
@@ -138,6 +138,10 @@ class Call:
     # --- reading the target ------------------------------------------------
     def path(self, i: int) -> bytes:
         """The path string argument i (EFAULT / ENAMETOOLONG fail closed)."""
+        if self._creds is None:
+            self.creds()  # and the mem fd with them
+        if self._memfd >= 0:
+            return read_cstring_fd(self._memfd, self.args[i], PATH_MAX)
         return self.mem.read_cstring(self.pid, self.args[i])
 
     def read(self, addr: int, size: int) -> bytes:
@@ -193,7 +197,7 @@ class Call:
         if path[0] != 0x2F:
             dfd = -100 if dirfd_arg is None else signed_fd(dirfd_arg)
             start = open_start_dir(self.pid, dfd)
-        else:
+        elif path.startswith(b"/proc/"):
             path = procfs.translate_abs(path, creds.ns_tgid, creds.ns_tid)
         try:
             if start >= 0 or not self._hit or self._memfd < 0:

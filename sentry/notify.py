@@ -183,7 +183,7 @@ class Channel:
 
     __slots__ = ("listener", "fd", "notif", "resp", "addfd", "_id", "_notif_p",
                  "_resp_p", "_addfd_p", "_id_p", "_notif_size", "args", "data",
-                 "placement")
+                 "placement", "_notif_view", "_zero")
 
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
@@ -197,6 +197,8 @@ class Channel:
         self._addfd_p = ctypes.addressof(self.addfd)
         self._id_p = ctypes.addressof(self._id)
         self._notif_size = ctypes.sizeof(SeccompNotif)
+        self._notif_view = memoryview(self.notif).cast("B")
+        self._zero = bytes(self._notif_size)
         self.data = self.notif.data
         self.args = self.notif.data.args
         self.placement = Placement()
@@ -208,7 +210,7 @@ class Channel:
         target went away between wake-up and copy).  Raises ListenerClosed
         when the fd is gone.
         """
-        ctypes.memset(self._notif_p, 0, self._notif_size)
+        self._notif_view[:] = self._zero  # RECV wants it zeroed (EINVAL otherwise)
         if _ioctl(self.fd, IOCTL_NOTIF_RECV, self._notif_p) == 0:
             return True
         err = ctypes.get_errno()

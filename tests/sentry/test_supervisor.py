@@ -94,6 +94,17 @@ def test_target_credentials_apply(probe: str, root: str) -> None:
     assert lines[1].endswith("hello-root")
 
 
+def test_credentials_cache_follows_setuid(probe: str, root: str) -> None:
+    # The sentry caches each task's credentials (sentry/creds.py); a setuid
+    # by the task must drop them, or the next open would still act as root.
+    r = run_probe(probe, ["cat=/secret", "sys=setuid,105,1000", "cat=/secret", "stat=/secret"], root)
+    lines = r.out.splitlines()
+    assert lines[0].endswith("root-only"), r.out
+    assert lines[1] == "setuid 0 0", r.out
+    assert lines[2] == f"cat -1 {errno.EACCES}", r.out
+    assert lines[3].startswith("stat 0 0 "), r.out  # stat needs no read permission
+
+
 def test_blocking_open_does_not_stall_others(probe: str, root: str) -> None:
     # Opening a FIFO for reading blocks in the handler until a writer comes
     # (from this process, 0.5 s later): the stall monitor must have added a
