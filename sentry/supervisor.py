@@ -178,6 +178,18 @@ class Supervisor:
         return False
 
     def _worker(self, slot: int) -> None:
+        """Serve notifications until the end.  A failure outside a handler
+        (a bug here) stops the whole supervisor: the listener is closed, and
+        the kernel fails every pending and later notified call with ENOSYS,
+        rather than leaving the workload blocked on a dead worker."""
+        try:
+            self._serve_notifications(slot)
+        except BaseException:
+            log.critical("sentry: worker %d failed; closing the listener", slot, exc_info=True)
+            self._done.set()
+            raise
+
+    def _serve_notifications(self, slot: int) -> None:
         chan = Channel(self.listener)
         call = Call(chan, self.sandbox)
         notif = chan.notif

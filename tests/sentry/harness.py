@@ -158,7 +158,11 @@ def _run(probe: str, args: list[str], files: Any, *, policy: PolicyOptions | Non
         opts = SentryOptions(hostname=hostname, policy=policy or PolicyOptions())
         sup = Supervisor(lfd, Sandbox(files, opts), threads=threads, sync_wakeup=sync_wakeup)
         sup.start()
-        waiter = threading.Thread(target=sup.wait, daemon=True)  # stall monitor
+        def watch() -> None:  # the stall monitor, then close, as Supervisor.serve does
+            assert sup is not None
+            if sup.wait():
+                sup.close()
+        waiter = threading.Thread(target=watch, daemon=True)
         waiter.start()
         out = b""
         deadline = time.monotonic() + timeout

@@ -129,3 +129,22 @@ def test_blocking_open_does_not_stall_others(probe: str, root: str) -> None:
     assert r.lines()["cat"][-1] == "through-fifo"
     assert r.lines()["uname"][0] == "0"
     assert r.workers >= 2
+
+
+def test_a_failing_worker_fails_closed(probe: str, root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A bug outside the handlers (here: taking in the probe's first open
+    # blows up) must not leave the workload blocked forever: the supervisor
+    # closes the listener and the kernel answers the pending call, and every
+    # later notified one, with ENOSYS.
+    from sentry import call as call_mod
+    load = call_mod.Call.load
+
+    def broken(self: call_mod.Call) -> None:
+        load(self)
+        if self.nr in (2, 257):  # open, openat
+            raise RuntimeError("injected")
+    monkeypatch.setattr(call_mod.Call, "load", broken)
+    r = run_probe(probe, ["cat=/etc/hello", "getpid"], root, timeout=20)
+    lines = r.out.splitlines()
+    assert lines[0] == f"cat -1 {errno.ENOSYS}", r.out
+    assert lines[1].startswith("getpid "), r.out  # native calls are unaffected
