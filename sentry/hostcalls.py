@@ -14,6 +14,9 @@ import errno
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library would fork ldconfig
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
+# Without releasing the GIL, for calls that never block (pidfd_send_signal).
+_syscall_nb = ctypes.PyDLL("libc.so.6", use_errno=True).syscall
+_syscall_nb.restype = ctypes.c_long
 _get_errno = ctypes.get_errno
 
 SYS_newfstatat = 262
@@ -163,4 +166,4 @@ def pidfd_alive(pidfd: int) -> bool:
 
     EPERM means it exists: the permission check comes after the exit check,
     and a thread acting as another uid holds no CAP_KILL."""
-    return _syscall(SYS_pidfd_send_signal, pidfd, 0, None, 0) == 0 or _get_errno() == errno.EPERM
+    return _syscall_nb(SYS_pidfd_send_signal, pidfd, 0, None, 0) == 0 or _get_errno() == errno.EPERM

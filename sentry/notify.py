@@ -48,6 +48,11 @@ _libc = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library would fork ldco
 _ioctl = _libc.ioctl
 _ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
 _ioctl.restype = ctypes.c_int
+# The same call without releasing the GIL (~0.1-0.4 us less per call): only
+# for ioctls that never block (SEND, ADDFD, ID_VALID).  RECV blocks: _ioctl.
+_ioctl_nb = ctypes.PyDLL("libc.so.6", use_errno=True).ioctl
+_ioctl_nb.argtypes = _ioctl.argtypes
+_ioctl_nb.restype = ctypes.c_int
 
 
 def _ioc(direction: int, nr: int, size: int) -> int:
@@ -221,7 +226,7 @@ class Channel:
         raise OSError(err, f"seccomp recv: {os.strerror(err)}")
 
     def _send(self) -> bool:
-        if _ioctl(self.fd, IOCTL_NOTIF_SEND, self._resp_p) == 0:
+        if _ioctl_nb(self.fd, IOCTL_NOTIF_SEND, self._resp_p) == 0:
             return True
         err = ctypes.get_errno()
         if err == errno.ENOENT:
@@ -271,7 +276,7 @@ class Channel:
             a.newfd = 0
         if self.listener.inject_here:
             return self._addfd_here()
-        ret = _ioctl(self.fd, IOCTL_NOTIF_ADDFD, self._addfd_p)
+        ret = _ioctl_nb(self.fd, IOCTL_NOTIF_ADDFD, self._addfd_p)
         if ret >= 0:
             return ret
         return -ctypes.get_errno()
@@ -299,10 +304,10 @@ class Channel:
         pl = self.placement
         cpu = current_cpu()
         if not pl.pin_target(pid, cpu):
-            ret = _ioctl(self.fd, IOCTL_NOTIF_ADDFD, self._addfd_p)
+            ret = _ioctl_nb(self.fd, IOCTL_NOTIF_ADDFD, self._addfd_p)
             return ret if ret >= 0 else -ctypes.get_errno()
         self.addfd.flags &= ~ADDFD_FLAG_SEND
-        ret = _ioctl(self.fd, IOCTL_NOTIF_ADDFD, self._addfd_p)
+        ret = _ioctl_nb(self.fd, IOCTL_NOTIF_ADDFD, self._addfd_p)
         err = ctypes.get_errno()
         pl.restore_target(pid)
         if ret < 0:
@@ -315,7 +320,7 @@ class Channel:
         """True while notification nid is still pending (the pid is its task)."""
         self._id.value = nid
         lst = self.listener
-        if _ioctl(self.fd, lst._id_valid_req, self._id_p) == 0:
+        if _ioctl_nb(self.fd, lst._id_valid_req, self._id_p) == 0:
             return True
         err = ctypes.get_errno()
         if err in (errno.ENOTTY, errno.EINVAL) and lst._id_valid_req == IOCTL_NOTIF_ID_VALID:

@@ -187,7 +187,6 @@ class Supervisor:
         except BaseException:
             log.critical("sentry: worker %d failed; closing the listener", slot, exc_info=True)
             self._done.set()
-            raise
 
     def _serve_notifications(self, slot: int) -> None:
         chan = Channel(self.listener)
