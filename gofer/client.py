@@ -25,7 +25,7 @@ from sentry.errors import SysError
 from sentry.files import ROOT
 
 from . import protocol
-from .protocol import Op, ProtocolError, WireCreds
+from .protocol import Op, ProtocolError, WireCreds, encode_creds
 
 
 class GoferGone(Exception):
@@ -106,11 +106,18 @@ class GoferOps:
         # on it until the reply, so neither wake-up lands on an idle vCPU
         # (sentry/cpu.py).  0: not known, no placement.
         self.peer_tid = peer_tid
+        self._creds_of: object = None
+        self._creds_wire = b""
         self.placement = Placement() if peer_tid > 0 and (os.cpu_count() or 1) > 1 else None
 
-    def _wire_creds(self) -> WireCreds:
-        uid, gid, groups, caps = self.creds.current  # type: ignore[attr-defined]
-        return WireCreds(uid, gid, caps, groups)
+    def _wire_creds(self) -> bytes:
+        """The credentials we act as, encoded (cached while they last)."""
+        cur = self.creds.current  # type: ignore[attr-defined]
+        if cur is not self._creds_of:
+            uid, gid, groups, caps = cur
+            self._creds_wire = encode_creds(WireCreds(uid, gid, caps, groups))
+            self._creds_of = cur
+        return self._creds_wire
 
     def _req(self, op: Op, args: list[object], handles: tuple[int, ...]) -> tuple[int, bytes, list[int]]:
         """Handles (ROOT or our fds) become wire handles in the args (placeholders -2)."""

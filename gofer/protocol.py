@@ -41,6 +41,7 @@ import socket
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import NamedTuple
 
 VERSION = 1
 HEADER = struct.Struct("<HHIQ")
@@ -84,6 +85,7 @@ OPS: dict[Op, str] = {
     Op.ACCESS: "chu",         # object, mode
 }
 
+_OP_OF = {int(o): o for o in Op}  # Op(n) is a slow call, and it raises
 _U64 = struct.Struct("<Q")
 _S64 = struct.Struct("<q")
 _U32 = struct.Struct("<I")
@@ -100,12 +102,18 @@ class ProtocolError(Exception):
         self.errno = err
 
 
-@dataclass(frozen=True)
-class WireCreds:
+class WireCreds(NamedTuple):
+    """Immutable; a NamedTuple because one is made for every request."""
     uid: int
     gid: int
     caps: int
     groups: tuple[int, ...] = ()
+
+
+def encode_creds(c: WireCreds) -> bytes:
+    """The "c" field (the client caches it: creds change rarely)."""
+    head = _CREDS.pack(c.uid & 0xFFFFFFFF, c.gid & 0xFFFFFFFF, c.caps, len(c.groups))
+    return head + struct.pack(f"<{len(c.groups)}I", *c.groups) if c.groups else head
 
 
 @dataclass
@@ -117,28 +125,27 @@ class Request:
 
 
 def encode_request(op: Op, req_id: int, args: list[object], nfds: int) -> bytes:
-    """Body fields in schema order; handles are ROOT or indexes into the fds sent."""
+    """Body fields in schema order; handles are ROOT or indexes into the fds
+    sent; credentials as WireCreds or already encoded (encode_creds)."""
     kinds = OPS[op]
     if len(args) != len(kinds):
         raise ValueError(f"{op.name}: {len(kinds)} fields, got {len(args)}")
     parts: list[bytes] = []
+    add = parts.append
     for kind, value in zip(kinds, args):
         if kind == "u":
-            parts.append(_U64.pack(int(value)))  # type: ignore[call-overload]
-        elif kind == "i":
-            parts.append(_S64.pack(int(value)))  # type: ignore[call-overload]
+            add(_U64.pack(value))  # type: ignore[arg-type]
         elif kind == "b":
-            b = bytes(value)  # type: ignore[call-overload]
-            parts.append(_U32.pack(len(b)) + b)
+            add(_U32.pack(len(value)))  # type: ignore[arg-type]
+            add(value)  # type: ignore[arg-type]
         elif kind == "h":
-            h = int(value)  # type: ignore[call-overload]
-            if h != ROOT and not 0 <= h < nfds:
-                raise ValueError(f"{op.name}: handle {h} with {nfds} fds")
-            parts.append(_S32.pack(h))
+            if value != ROOT and not 0 <= value < nfds:  # type: ignore[operator]
+                raise ValueError(f"{op.name}: handle {value} with {nfds} fds")
+            add(_S32.pack(value))  # type: ignore[arg-type]
         elif kind == "c":
-            c: WireCreds = value  # type: ignore[assignment]
-            parts.append(_CREDS.pack(c.uid & 0xFFFFFFFF, c.gid & 0xFFFFFFFF, c.caps, len(c.groups)))
-            parts.append(struct.pack(f"<{len(c.groups)}I", *c.groups))
+            add(value if isinstance(value, bytes) else encode_creds(value))  # type: ignore[arg-type]
+        else:  # "i"
+            add(_S64.pack(value))  # type: ignore[arg-type]
     body = b"".join(parts)
     return HEADER.pack(VERSION, op, len(body), req_id) + body
 
@@ -152,57 +159,55 @@ def decode_request(data: bytes, fds: list[int]) -> Request:
         raise ProtocolError(errno.EPROTONOSUPPORT, f"version {version}, want {VERSION}")
     if blen != len(data) - HEADER.size:
         raise ProtocolError(errno.EPROTO, f"body length {blen}, message has {len(data) - HEADER.size}")
-    try:
-        op = Op(op_n)
-    except ValueError:
-        raise ProtocolError(errno.EINVAL, f"unknown op {op_n}") from None
+    op = _OP_OF.get(op_n)
+    if op is None:
+        raise ProtocolError(errno.EINVAL, f"unknown op {op_n}")
     if len(fds) > MAX_FDS:
         raise ProtocolError(errno.EBADF, f"{len(fds)} fds")
     args: list[object] = []
+    add = args.append
     used: set[int] = set()
     off = HEADER.size
     end = len(data)
-    for kind in OPS[op]:
-        if kind in "ui":
-            if off + 8 > end:
-                raise ProtocolError(errno.EPROTO, f"{op.name}: truncated")
-            args.append((_U64 if kind == "u" else _S64).unpack_from(data, off)[0])
-            off += 8
-        elif kind == "b":
-            if off + 4 > end:
-                raise ProtocolError(errno.EPROTO, f"{op.name}: truncated")
-            n = _U32.unpack_from(data, off)[0]
-            off += 4
-            if n > PATH_MAX or off + n > end:
-                raise ProtocolError(errno.ENAMETOOLONG if n > PATH_MAX else errno.EPROTO,
-                                    f"{op.name}: string of {n} bytes")
-            s = data[off:off + n]
-            if b"\0" in s:
-                raise ProtocolError(errno.EINVAL, f"{op.name}: NUL in a string")
-            args.append(s)
-            off += n
-        elif kind == "h":
-            if off + 4 > end:
-                raise ProtocolError(errno.EPROTO, f"{op.name}: truncated")
-            h = _S32.unpack_from(data, off)[0]
-            off += 4
-            if h == ROOT:
-                args.append(ROOT)
-            elif 0 <= h < len(fds):
-                used.add(h)
-                args.append(fds[h])
-            else:
-                raise ProtocolError(errno.EBADF, f"{op.name}: handle {h} with {len(fds)} fds")
-        elif kind == "c":
-            if off + _CREDS.size > end:
-                raise ProtocolError(errno.EPROTO, f"{op.name}: truncated creds")
-            uid, gid, caps, n = _CREDS.unpack_from(data, off)
-            off += _CREDS.size
-            if n > MAX_GROUPS or off + 4 * n > end:
-                raise ProtocolError(errno.EPROTO, f"{op.name}: {n} groups")
-            groups = struct.unpack_from(f"<{n}I", data, off)
-            off += 4 * n
-            args.append(WireCreds(uid, gid, caps, tuple(groups)))
+    try:  # unpack_from raises struct.error past the end: truncated
+        for kind in OPS[op]:
+            if kind == "u":
+                add(_U64.unpack_from(data, off)[0])
+                off += 8
+            elif kind == "b":
+                n = _U32.unpack_from(data, off)[0]
+                off += 4
+                if n > PATH_MAX or off + n > end:
+                    raise ProtocolError(errno.ENAMETOOLONG if n > PATH_MAX else errno.EPROTO,
+                                        f"{op.name}: string of {n} bytes")
+                s = data[off:off + n]
+                if b"\0" in s:
+                    raise ProtocolError(errno.EINVAL, f"{op.name}: NUL in a string")
+                add(s)
+                off += n
+            elif kind == "h":
+                h = _S32.unpack_from(data, off)[0]
+                off += 4
+                if h == ROOT:
+                    add(ROOT)
+                elif 0 <= h < len(fds):
+                    used.add(h)
+                    add(fds[h])
+                else:
+                    raise ProtocolError(errno.EBADF, f"{op.name}: handle {h} with {len(fds)} fds")
+            elif kind == "c":
+                uid, gid, caps, n = _CREDS.unpack_from(data, off)
+                off += _CREDS.size
+                if n > MAX_GROUPS or off + 4 * n > end:
+                    raise ProtocolError(errno.EPROTO, f"{op.name}: {n} groups")
+                groups = struct.unpack_from(f"<{n}I", data, off) if n else ()
+                off += 4 * n
+                add(WireCreds(uid, gid, caps, groups))
+            else:  # "i"
+                add(_S64.unpack_from(data, off)[0])
+                off += 8
+    except struct.error:
+        raise ProtocolError(errno.EPROTO, f"{op.name}: truncated") from None
     if off != end:
         raise ProtocolError(errno.EPROTO, f"{op.name}: {end - off} trailing bytes")
     if len(used) != len(fds):
