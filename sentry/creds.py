@@ -260,9 +260,6 @@ class CredsCache:
         self._d[tid] = (pidfd, c, memfd)
         return c, memfd, False
 
-    def get(self, tid: int) -> Creds:
-        return self.lookup(tid)[0]
-
     def _drop(self, tid: int) -> None:
         e = self._d.pop(tid, None)
         if e is not None:

@@ -136,9 +136,9 @@ class Memory:
         self.fd_pid = 0
         self.mem_fd: Callable[[int], int] | None = None
 
-    def _fd(self, pid: int) -> int:
-        if pid == self.fd_pid:
-            return self.fd
+    def _find_fd(self, pid: int) -> int:
+        """The mem fd of pid when it is not fd_pid's (callers test that
+        first, inline: this is the per-syscall path)."""
         return self.mem_fd(pid) if self.mem_fd is not None else -1
 
     def _xfer(self, pid: int, obj: object, addr: int, size: int, write: bool) -> int:
@@ -147,7 +147,7 @@ class Memory:
         task is gone).  A write by pid first calls before_write
         (CAP_SYS_PTRACE back); the mem fd had its access checked when it was
         opened."""
-        fd = self.fd if pid == self.fd_pid else self._fd(pid)
+        fd = self.fd if pid == self.fd_pid else self._find_fd(pid)
         if fd >= 0:
             view = memoryview(obj).cast("B")  # type: ignore[arg-type]
             if write:
@@ -200,7 +200,7 @@ class Memory:
         """
         if addr == 0:
             raise SysError(EFAULT, "read string: NULL pointer")
-        fd = self.fd if pid == self.fd_pid else self._fd(pid)
+        fd = self.fd if pid == self.fd_pid else self._find_fd(pid)
         if fd >= 0:
             return read_cstring_fd(fd, addr, limit)
         got = 0
@@ -223,7 +223,7 @@ class Memory:
         size = len(data)
         if size == 0:
             return
-        fd = self.fd if pid == self.fd_pid else self._fd(pid)
+        fd = self.fd if pid == self.fd_pid else self._find_fd(pid)
         if fd >= 0:
             if addr == 0 or _fd_write(fd, data, addr) != size:
                 raise SysError(EFAULT, f"write target memory {addr:#x}+{size}")
