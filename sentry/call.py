@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Optional
 from .creds import Creds, CredsCache, CredsEpoch, ThreadCreds, read_creds
 from .errors import SysError
 from .hostcalls import Scratch
-from .memory import PATH_MAX, Memory, read_cstring_fd
+from .memory import Memory
 from .notify import Channel
 from .policy import PolicyOptions
 from . import procfs
@@ -88,7 +88,7 @@ class Gone(Exception):
 
 class Call:
     __slots__ = ("chan", "mem", "scratch", "sb", "creds_state", "fs", "id", "pid", "nr", "args",
-                 "_creds", "_memfd", "_hit", "creds_cache", "on_proc", "stat_of")
+                 "_creds", "_hit", "creds_cache", "on_proc", "stat_of")
 
     def __init__(self, chan: Channel, sb: Sandbox) -> None:
         self.chan = chan
@@ -102,7 +102,6 @@ class Call:
         self.nr = 0
         self.args = chan.args
         self._creds: Creds | None = None
-        self._memfd = -1
         self._hit = False
         self.creds_cache = CredsCache(sb.creds_epoch)  # this thread's own
         self.on_proc = False  # the last open_path result is on a procfs
@@ -126,7 +125,6 @@ class Call:
         self.pid = n.pid
         self.nr = n.data.nr
         self._creds = None
-        self._memfd = -1
         self.mem.fd_pid = 0
         self.on_proc = False
         self.stat_of = -1
@@ -138,10 +136,6 @@ class Call:
     # --- reading the target ------------------------------------------------
     def path(self, i: int) -> bytes:
         """The path string argument i (EFAULT / ENAMETOOLONG fail closed)."""
-        if self._creds is None:
-            self.creds()  # and the mem fd with them
-        if self._memfd >= 0:
-            return read_cstring_fd(self._memfd, self.args[i], PATH_MAX)
         return self.mem.read_cstring(self.pid, self.args[i])
 
     def read(self, addr: int, size: int) -> bytes:
@@ -155,8 +149,7 @@ class Call:
     def creds(self) -> Creds:
         """The caller's credentials (cached per task; umask may be stale)."""
         if self._creds is None:
-            self._creds, self._memfd, self._hit = self.creds_cache.lookup(self.pid)
-            self.mem.fd = self._memfd
+            self._creds, self.mem.fd, self._hit = self.creds_cache.lookup(self.pid)
             self.mem.fd_pid = self.pid
         return self._creds
 
@@ -167,7 +160,7 @@ class Call:
             return -1
         if self._creds is None:
             self.creds()
-        return self._memfd
+        return self.mem.fd
 
     def umask(self) -> int:
         """The caller's current umask (not cached: threads share it)."""
@@ -200,7 +193,7 @@ class Call:
         elif path.startswith(b"/proc/"):
             path = procfs.translate_abs(path, creds.ns_tgid, creds.ns_tid)
         try:
-            if start >= 0 or not self._hit or self._memfd < 0:
+            if start >= 0 or not self._hit or self.mem.fd < 0:
                 self.check_valid()
             # else: nothing here was read by pid.  The creds and the mem fd
             # come from this thread's cache, filled before the notification

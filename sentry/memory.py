@@ -85,7 +85,7 @@ def _fd_write(fd: int, data: bytes | memoryview, addr: int) -> int:
         return -1
 
 
-def read_cstring_fd(fd: int, addr: int, limit: int = PATH_MAX) -> bytes:
+def _read_cstring_fd(fd: int, addr: int, limit: int = PATH_MAX) -> bytes:
     """read_cstring through a mem fd: page-bounded preads, same errors."""
     # Most strings: one read of at most _FIRST bytes, within the page.
     room = PAGE_SIZE - (addr & (PAGE_SIZE - 1))
@@ -202,7 +202,7 @@ class Memory:
             raise SysError(EFAULT, "read string: NULL pointer")
         fd = self.fd if pid == self.fd_pid else self._find_fd(pid)
         if fd >= 0:
-            return read_cstring_fd(fd, addr, limit)
+            return _read_cstring_fd(fd, addr, limit)
         got = 0
         while got < limit:
             cur = addr + got
