@@ -192,13 +192,14 @@ def _perform(ops, creds, req: Request) -> tuple[int, bytes]:  # type: ignore[no-
 
 # --- the process -------------------------------------------------------------------
 
-def main(control: socket.socket, null: int) -> NoReturn:
-    """The gofer process's whole life (see the module docstring)."""
+def main(control: socket.socket, null: int, parent: int) -> NoReturn:
+    """The gofer process's whole life (see the module docstring).  PARENT:
+    the sandbox process's pid, to see whether it died before PDEATHSIG was set."""
     code = 1
     try:
         libc.set_name("runsc-gofer")
         libc.prctl(libc.PR_SET_PDEATHSIG, 9)
-        if os.getppid() == 1:
+        if os.getppid() != parent:
             os._exit(1)
         for fd in (0, 1, 2):
             os.dup2(null, fd)

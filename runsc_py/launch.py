@@ -32,7 +32,7 @@ from .init import standard
 from .log import rfc3339
 from .spec import RLIMITS
 from .state import START_SOCKET, ContainerState, Store, proc_start_time
-from .sandbox import SENTRY_SOCKET, SandboxHost, SandboxOptions
+from .sandbox import SENTRY_SOCKET, SandboxHost, SandboxOptions, stage_proc
 from .sync import Channel, Msg
 
 log = logging.getLogger(__name__)
@@ -134,17 +134,25 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
                                                           strace_syscalls=opts.strace_syscalls,
                                                           file_access=opts.file_access))
 
-    pid = os.fork()
-    if pid == 0:  # ------------------------------------------------ sandbox
-        # Nothing may unwind from here into the runtime's own cleanup code.
-        try:
-            to_sandbox.sock.close()
-            to_init.sock.close()
-            _sandbox_main(sandbox_end, init_end, start_sock, sentry_sock, init_cfg, ns_fds, new_ns)
-        except BaseException:
-            log.exception("sandbox process failed")
-        finally:
-            os._exit(1)
+    own_pid_ns = _sandbox_pid_namespace(ns_fds.get("pid"))
+    pid = -1
+    try:
+        pid = os.fork()
+        if pid == 0:  # ---------------------------------------------- sandbox
+            # Nothing may unwind from here into the runtime's own cleanup code.
+            try:
+                os.close(own_pid_ns)
+                to_sandbox.sock.close()
+                to_init.sock.close()
+                _sandbox_main(sandbox_end, init_end, start_sock, sentry_sock, init_cfg, ns_fds, new_ns)
+            except BaseException:
+                log.exception("sandbox process failed")
+            finally:
+                os._exit(1)
+    finally:
+        if pid != 0:
+            libc.setns(own_pid_ns, libc.CLONE_NEWPID)  # our later children are ours again
+            os.close(own_pid_ns)
     sandbox_end.close()
     init_end.close()
     start_sock.close()
@@ -174,9 +182,16 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
         msg, _ = to_sandbox.recv(Msg.HELLO)
     cg.apply(pid)
     to_sandbox.send(Msg.CGROUPS)
-    msg, _ = to_sandbox.recv(Msg.INIT_PID)
-    st.init_pid = int(msg["pid"])
-    st.gofer_pid = int(msg.get("gofer") or 0)
+    # Init and the gofer, as pidfds: the sandbox numbers them in its own
+    # pid namespace, the state file keeps the host's numbers.
+    _msg, fds = to_sandbox.recv(Msg.INIT_PID)
+    try:
+        if len(fds) != 2:
+            raise RuntimeFailure("sync with sandbox: init_pid: want 2 pidfds")
+        st.init_pid, st.gofer_pid = (_pidfd_pid(fd) for fd in fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
     st.pid_start = proc_start_time(pid) or 0
     st.init_start = proc_start_time(st.init_pid) or 0
     store.save(st)
@@ -211,6 +226,7 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
     try:
         libc.set_name("runsc-sandbox")
         os.setsid()
+        staged = stage_proc()
         # Join namespaces given by path, user first.  The pid namespace is
         # entered by the short-lived forker below, never by us: the kernel
         # refuses to create threads (the sentry's workers) in a process whose
@@ -225,7 +241,7 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         # Imports first: nothing may fork between unshare(CLONE_NEWPID) and init.
-        host = SandboxHost.prepare(init_cfg.sandbox)
+        host = SandboxHost.prepare(init_cfg.sandbox, staged)
         chan.send(Msg.HELLO, pid=os.getpid())
         chan.recv(Msg.CGROUPS)  # we are in the container's cgroups now
         # The sandbox keeps a mount namespace of its own (a private copy of
@@ -255,12 +271,17 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
                 # ours, with the host's view it needs to build the rootfs),
                 # so that we can then shrink ours (confine_fs below).
                 libc.unshare(libc.CLONE_NEWNS)
+                # A pid namespace for the container even when the spec asks
+                # for none: the host's is never shared, and ours (the
+                # sandbox's, with the sentry and the gofer in it) is never
+                # shown to the workload.  gVisor does the same.
                 if pid_ns_fd >= 0:
                     libc.setns(pid_ns_fd, libc.CLONE_NEWPID)
-                elif "pid" in new_ns:
+                else:
                     libc.unshare(libc.CLONE_NEWPID)
                 init_pid = os.fork()
                 if init_pid == 0:  # ------------------------------------ init
+                    os.close(host.proc_fd)
                     os.close(pid_w)
                     os.close(alive_w)
                     chan.sock.close()
@@ -289,14 +310,15 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
         # already, so it never holds the gofer's socket), attached to the
         # container's mount namespace when init hands itself over.
         host.start_gofer()
-        chan.send(Msg.INIT_PID, pid=init_pid, gofer=host.gofer_pid)
+        init_pidfd = libc.pidfd_open(init_pid)
+        chan.send(Msg.INIT_PID, fds=[init_pidfd, host.gofer_pidfd])
     except BaseException as e:
         chan.error(f"sandbox: {getattr(e, 'strerror', None) or e}")
         os._exit(1)
-    _supervise(chan, init_pid, host, handoff_sentry, sentry_sock, init_cfg.state_dir)
+    _supervise(chan, init_pid, init_pidfd, host, handoff_sentry, sentry_sock, init_cfg.state_dir)
 
 
-def _supervise(chan: Channel, init_pid: int, host: "SandboxHost", handoff: socket.socket,
+def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", handoff: socket.socket,
                sentry_sock: socket.socket, state_dir: str) -> NoReturn:
     """Wait for init and exit as it did; meanwhile host the sentry.
 
@@ -327,7 +349,6 @@ def _supervise(chan: Channel, init_pid: int, host: "SandboxHost", handoff: socke
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
     import select
-    pidfd = libc.pidfd_open(init_pid)
     # From here on the sandbox process runs under its own allowlist
     # (sentry/self_filter.py): no exec, mount, namespaces, ptrace, bpf...
     host.confine()
@@ -384,6 +405,10 @@ def _supervise(chan: Channel, init_pid: int, host: "SandboxHost", handoff: socke
 
 
 def _exit_like(status: int) -> NoReturn:
+    """Exit as init did.  A signal is re-raised on ourselves when we can
+    die of it; as the first process of our pid namespace we cannot (the
+    kernel ignores it), and exit with 128 + the signal, the status that
+    containerd, conmon and `runsc-py run` report for a signalled init."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -398,6 +423,52 @@ def _exit_like(status: int) -> NoReturn:
 
 
 # --- helpers --------------------------------------------------------------------
+
+def _sandbox_pid_namespace(joined: int | None) -> int:
+    """Make our next child (the sandbox process) start in a pid namespace
+    of its own; return an fd of ours, to go back to once it is forked.
+
+    The sandbox is then the first process of that namespace; the gofer and
+    the container's own pid namespace live inside it.  When it dies, the
+    kernel kills everything in it.  A container that joins another one's
+    pid namespace (a pod sharing pids) gets its sandbox started in the
+    namespace that contains the joined one: that of the other sandbox.
+    When that is the host's (the joined namespace was not made by runsc-py,
+    or is the host's own), the sandbox stays in the host's, and so does its
+    sentry's view of /proc; a warning says so.
+    """
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if joined is None:
+            libc.unshare(libc.CLONE_NEWPID)
+            return own
+        try:
+            parent = libc.ns_parent(joined)
+        except OSError:  # EPERM: the host's own namespace has no parent we may see
+            parent = os.dup(own)
+        try:
+            if os.fstat(parent).st_ino == os.fstat(own).st_ino:
+                log.warning("sandbox: the joined pid namespace is a child of the host's: "
+                            "the sandbox and its sentry stay in the host's pid namespace")
+            libc.setns(parent, libc.CLONE_NEWPID)
+        finally:
+            os.close(parent)
+        return own
+    except BaseException:
+        os.close(own)
+        raise
+
+
+def _pidfd_pid(pidfd: int) -> int:
+    """The pid of PIDFD's process in our pid namespace (its fdinfo)."""
+    with open(f"/proc/self/fdinfo/{pidfd}", "rb") as f:
+        for line in f:
+            if line.startswith(b"Pid:"):
+                pid = int(line.split()[1])
+                if pid > 0:
+                    return pid
+    raise RuntimeFailure(f"sync with sandbox: pidfd {pidfd}: process not found")
+
 
 def _cgroup_dirs(cg: CgroupManager) -> dict[str, str]:
     d = cg.to_dict()

@@ -68,6 +68,18 @@ SYS_capget = 125
 SYS_capset = 126
 SYS_pidfd_open = 434
 SYS_pidfd_send_signal = 424
+SYS_move_mount = 429
+SYS_fsopen = 430
+SYS_fsconfig = 431
+SYS_fsmount = 432
+
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+NS_GET_PARENT = 0xB702  # _IO(0xb7, 0x2)
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
@@ -145,3 +157,42 @@ def pidfd_open(pid: int) -> int:
 
 def pidfd_send_signal(pidfd: int, sig: int) -> None:
     _check(_libc.syscall(SYS_pidfd_send_signal, pidfd, sig, None, 0), "pidfd_send_signal")
+
+
+def fsmount_new(fstype: str, options: dict[str, str], attrs: int) -> int:
+    """A new, detached mount of FSTYPE (fsopen, fsconfig, fsmount): an fd
+    that move_mount() attaches later, in whatever mount namespace the caller
+    is in by then.  The superblock is made with the caller's rights now."""
+    fs = _check(_libc.syscall(SYS_fsopen, _b(fstype), 1), f"fsopen {fstype}")  # FSOPEN_CLOEXEC
+    try:
+        for key, value in options.items():
+            _check(_libc.syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, _b(key), _b(value), 0),
+                   f"fsconfig {fstype} {key}={value}")
+        _check(_libc.syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, None, None, 0),
+               f"fsconfig {fstype}: create")
+        return _check(_libc.syscall(SYS_fsmount, fs, 1, attrs), f"fsmount {fstype}")  # FSMOUNT_CLOEXEC
+    finally:
+        os.close(fs)
+
+
+def move_mount(fd: int, target: str) -> None:
+    """Attach the detached mount FD (fsmount_new) on TARGET."""
+    _check(_libc.syscall(SYS_move_mount, fd, b"", -100, _b(target), MOVE_MOUNT_F_EMPTY_PATH),
+           f"move_mount on {target}")
+
+
+def ns_parent(fd: int) -> int:
+    """An fd of the parent of the pid (or user) namespace FD (NS_GET_PARENT)."""
+    return _check(_libc.ioctl(fd, NS_GET_PARENT), "ioctl NS_GET_PARENT")
+
+
+class _Utsname(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_char * 65) for name in
+                ("sysname", "nodename", "release", "version", "machine", "domainname")]
+
+
+def domainname() -> str:
+    """The NIS domain name of our UTS namespace (os.uname() omits it)."""
+    u = _Utsname()
+    _check(_libc.uname(ctypes.byref(u)), "uname")
+    return u.domainname.decode(errors="replace")

@@ -1,8 +1,11 @@
 """The sandbox process's side of the sentry: receive listeners, serve them.
 
 The sandbox process (launch.py) is the parent of the container's init and
-lives in the host's pid namespace and a private mount namespace, so the pids
-in seccomp notifications and the host's /proc agree.  Each process that enters
+the first process of a pid namespace of its own, which holds the gofer and
+the container's pid namespace (the sandbox namespace).  Notifications carry
+pids as the receiving sentry sees them, so the sentry's /proc is a procfs of
+that namespace: it shows the sandbox's processes and nothing of the host's
+(no /proc/1/root of the host's init, no /proc/sys).  Each process that enters
 the sandbox (init right before it execs the user's program, every `exec`)
 installs the workload filter and sends its listener here; each listener gets
 a Supervisor (sentry/supervisor.py) with its own worker threads.
@@ -58,6 +61,26 @@ def enter(prepared: Any, sock: socket.socket, no_new_privs: bool = False) -> Non
     send_listener(sock, fd)
 
 
+def stage_proc() -> tuple[int, frozenset[int]]:
+    """Make the sentry's /proc now, while we still hold the host's rights:
+    (a detached procfs mount, the host's mount ids).
+
+    Called first thing in the sandbox process, before it enters a user
+    namespace: a procfs is owned by the user namespace of its pid namespace,
+    and ours was made by the (host's) runtime.  The mount stays detached
+    until SandboxHost.confine_fs attaches it.  `subset=pid` leaves out every
+    system-wide file (/proc/sys, /proc/kcore, sysrq-trigger): the sentry
+    reads only /proc/PID/* and /proc/self/*.  The host's mount ids are read
+    here too, while /proc is still the host's (sentry/procfs.py, _inside).
+    """
+    from sentry.procfs import mount_ids
+    from . import libc
+    host_mounts = frozenset(mount_ids("/proc/1/mountinfo"))
+    fd = libc.fsmount_new("proc", {"subset": "pid"},
+                          libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV | libc.MOUNT_ATTR_NOEXEC)
+    return fd, host_mounts
+
+
 @dataclass
 class SandboxHost:
     options: SandboxOptions
@@ -67,9 +90,12 @@ class SandboxHost:
     _gofer: socket.socket | None = None
     gofer_pid: int = -1
     gofer_pidfd: int = -1
+    proc_fd: int = -1                           # the sentry's /proc, detached (stage_proc)
+    host_mounts: frozenset[int] | None = None   # mount ids of the host's namespace
 
     @classmethod
-    def prepare(cls, options: SandboxOptions) -> "SandboxHost":
+    def prepare(cls, options: SandboxOptions, staged: tuple[int, frozenset[int]]) -> "SandboxHost":
+        """STAGED: what stage_proc() made."""
         # Import everything the sentry needs while the host's files are visible.
         import sentry.call  # noqa: F401
         import sentry.self_filter  # noqa: F401
@@ -82,7 +108,8 @@ class SandboxHost:
         import gofer.filter  # noqa: F401
         # Build the dispatch table now (it imports every handler module):
         # after confine_fs the sentry can no longer read the host's files.
-        return cls(options, sentry.supervisor.build_dispatch(policy_options(options)))
+        return cls(options, sentry.supervisor.build_dispatch(policy_options(options)),
+                   proc_fd=staged[0], host_mounts=staged[1])
 
     def start_gofer(self) -> None:
         """Fork the gofer (gofer/server.py); it waits for `attach`."""
@@ -92,11 +119,12 @@ class SandboxHost:
         # Opened here: the gofer shares our mount namespace until it
         # attaches, and we are about to pivot into an empty one.
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # --------------------------------------------- gofer
             try:
                 _close_all_but({theirs.fileno(), null} | _log_fds())
-                server.main(theirs, null)
+                server.main(theirs, null, parent)
             finally:
                 os._exit(1)
         os.close(null)
@@ -128,14 +156,17 @@ class SandboxHost:
             pass
 
     def confine_fs(self, workdir: str) -> None:
-        """pivot_root into an empty read-only tmpfs with only /proc (a bind of
-        the host's, whose pids match the notifications).  Our mount namespace
-        is private; WORKDIR (any existing directory) is the mount point."""
+        """pivot_root into an empty read-only tmpfs with only /proc (the
+        sandbox namespace's procfs from stage_proc, whose pids match the
+        notifications).  Our mount namespace is private; WORKDIR (any
+        existing directory) is the mount point."""
         from . import libc
         libc.mount("tmpfs", workdir, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC,
                    "size=16k,mode=0555")
         os.mkdir(os.path.join(workdir, "proc"), 0o555)
-        libc.mount("/proc", os.path.join(workdir, "proc"), None, libc.MS_BIND | libc.MS_REC)
+        libc.move_mount(self.proc_fd, os.path.join(workdir, "proc"))
+        os.close(self.proc_fd)
+        self.proc_fd = -1
         os.chdir(workdir)
         libc.pivot_root(".", ".")
         libc.umount2(".", libc.MNT_DETACH)
@@ -171,10 +202,12 @@ class SandboxHost:
             # The sandbox process shares the container's UTS namespace: report
             # what the kernel holds there (the spec's hostname, or that of a
             # namespace joined by path), not a configured copy.
+            from . import libc
             so = SentryOptions(hostname=os.uname().nodename,
-                               domainname=_read("/proc/sys/kernel/domainname") or "(none)",
+                               domainname=libc.domainname() or "(none)",
                                userns=self.options.userns,
-                               policy=policy_options(self.options))
+                               policy=policy_options(self.options),
+                               host_mounts=self.host_mounts)
             self._sandbox = Sandbox(files, so)
         sup = Supervisor(fd, self._sandbox, dispatch=self.dispatch)
         if self.options.strace:
@@ -227,11 +260,3 @@ def _close_all_but(keep: set[int]) -> None:
         os.closerange(low, fd)
         low = fd + 1
     os.closerange(low, 1 << 20)
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return ""

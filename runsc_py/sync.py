@@ -4,14 +4,16 @@ Three processes take part (compare runc's nsexec + `runc init`):
 
     runtime (P)              sandbox (S)                 init (I)
     ---------------------------------------------------------------------
-    fork S  ------------->   join/unshare user ns
+    fork S  ------------->   (S: first process of a new pid namespace)
+                             make the sentry's /proc (detached)
+                             join/unshare user ns
             <-- USERNS ---   (only with a new user ns)
     write uid/gid maps
             --- MAPPED -->
-            <-- HELLO ----   (S's pid)
+            <-- HELLO ----
     join S to cgroups
             --- CGROUPS ->   unshare the other namespaces, fork I
-            <-- INIT_PID -   (I's host pid)             prepare the rootfs
+            <-- INIT_PID -   (pidfds of I and the gofer) prepare the rootfs
             <-------------------------------- HOOKS ----  (before pivot_root)
     run prestart and createRuntime hooks
             --------------------------------- HOOKS_DONE ->

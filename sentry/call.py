@@ -61,6 +61,10 @@ class SentryOptions:
     hostname: what uname(2) reports.  release: the kernel release reported
     (gVisor reports 4.4.0).  userns: the container has its own user namespace
     (capabilities are then not carried over to host file operations).
+    host_mounts: the mount ids of the host's mount namespace, read before
+    the sentry's /proc stopped showing the host (procfs._inside); None: read
+    them from /proc/1/mountinfo at each check (an in-process sentry, whose
+    /proc is the host's).
     """
 
     hostname: str = "sandbox"
@@ -69,6 +73,7 @@ class SentryOptions:
     version: str = "#1 SMP Sun Jan 10 15:06:54 PST 2016"
     userns: bool = False
     policy: PolicyOptions = field(default_factory=PolicyOptions)
+    host_mounts: frozenset[int] | None = None
 
 
 class Sandbox:

@@ -6,8 +6,9 @@ Why it needs care (kernel facts, fs/proc/base.c, fs/proc/self.c):
   computes for the task WALKING the path, in the pid namespace of that
   procfs.  The sentry's worker is not in the container's pid namespace, so
   for it they resolve to nothing (ENOENT).  The target's own pids in its
-  namespace are the last fields of NStgid/NSpid in /proc/<host tid>/status
-  (cached with its credentials, sentry/creds.py).
+  namespace are the last fields of NStgid/NSpid in the sentry's
+  /proc/<tid>/status (a procfs of the sandbox's pid namespace, whose pids
+  the notifications carry; cached with its credentials, sentry/creds.py).
 - /proc/PID/{fd/N,cwd,root,exe,ns/*,map_files/*} are magic links: following
   them jumps to an object, not to a path, and the jump is not confined by
   RESOLVE_IN_ROOT (so the resolver refuses them: RESOLVE_NO_MAGICLINKS).
@@ -26,7 +27,7 @@ fast openat2 fails with ELOOP, or with ENOENT while a symlink is on the way):
   "<ns tgid>" and "<ns tgid>/task/<ns tid>";
 - a magic link of the CALLER'S OWN process is followed by taking the object
   from the target itself: fd/N with pidfd_getfd(2), cwd and exe through the
-  host's /proc/<host tid>/{cwd,exe}, root is the container root.  The object
+  sentry's /proc/<tid>/{cwd,exe}, root is the container root.  The object
   must then pass `_inside`: a directory or a file on a mount of the
   container's mount namespace, or a non-directory on a kernel-internal mount
   (pipes, sockets, anon inodes, memfds).  A last component is reopened
@@ -34,8 +35,8 @@ fast openat2 fails with ELOOP, or with ENOENT while a symlink is on the way):
   the kernel does for the target natively (permission checked on the inode
   with the target's credentials, not the original open mode);
 - magic links of OTHER processes (following them) and ns/*, map_files/*:
-  refused, EACCES and ELOOP (mapping a container pid to a host pid needs a
-  scan of the host's /proc: not done).  readlink(2) of any of them works
+  refused, EACCES and ELOOP (mapping a container pid to a sandbox pid needs
+  a scan of the sentry's /proc: not done).  readlink(2) of any of them works
   (text translated to the container's view, fs_stat.readlink).
 
 Every procfs operation is done with exactly the target's capabilities
@@ -263,7 +264,7 @@ class _Walk:
                 if not _stat.S_ISDIR(st.st_mode):
                     return -errno.ENOTDIR
                 rel = self.proc_rel + [comp] if self.proc_rel is not None else None
-                if rel is not None and len(rel) == 1 and _is_sentry(comp):
+                if rel is not None and len(rel) == 1 and _is_sentry(self.cur, comp):
                     return -errno.ENOENT
                 self._set_cur(lfd, rel, check=rel is None)
                 lfd = -1
@@ -272,19 +273,24 @@ class _Walk:
                     os.close(lfd)
 
 
-def _is_sentry(comp: bytes) -> bool:
-    """Is /proc/<comp> one of the sentry's own tasks?
+def _is_sentry(proc_root: int, comp: bytes) -> bool:
+    """Is /proc/<comp> of the procfs at PROC_ROOT one of the sentry's tasks?
 
-    Only a procfs of the sentry's own pid namespace (a container sharing
-    the host's, a bind mount of the host's /proc) can show it, and there its
-    numbers are ours.  The sentry's threads may open their own /proc/PID/mem
-    whatever their credentials: never on the target's behalf.  (A container
-    pid equal to one of our tids in another namespace is refused too: rare,
-    and failing closed.)
+    Only a procfs of a pid namespace that holds the sentry (a bind mount of
+    the host's /proc, of another sandbox's) can show it: there "self" names
+    us, and our threads are under it.  The sentry's threads may open their
+    own /proc/PID/mem whatever their credentials: never on the target's
+    behalf.  The container's own procfs cannot show us: "self" is dangling
+    there (ENOENT).
     """
     if not comp.isdigit():
         return False
-    return os.path.exists(b"/proc/self/task/" + comp)
+    try:
+        me = os.readlink("self", dir_fd=proc_root)
+        os.stat(f"{me}/task/{comp.decode()}", dir_fd=proc_root, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
 
 
 def _reopen(obj: int, flags: int, mode: int) -> int:
@@ -391,7 +397,8 @@ def _magic(call: Call, rel: list[bytes]) -> tuple[int, bool]:
     return obj, held_only
 
 
-def _mount_ids(path: str) -> set[int]:
+def mount_ids(path: str) -> set[int]:
+    """The mount ids listed in a mountinfo file (empty if unreadable)."""
     try:
         with open(path, "rb") as f:
             return {int(line.split(b" ", 1)[0]) for line in f if line.strip()}
@@ -420,10 +427,13 @@ def _inside(call: Call, fd: int) -> None:
     is refused.
     """
     mid = _mnt_id(call.scratch, fd)
-    if mid in _mount_ids(f"/proc/{call.pid}/mountinfo"):
+    if mid in mount_ids(f"/proc/{call.pid}/mountinfo"):
         return
     st = os.fstat(fd)
     if not _stat.S_ISDIR(st.st_mode):
-        if mid not in _mount_ids("/proc/self/mountinfo") and mid not in _mount_ids("/proc/1/mountinfo"):
+        host = call.sb.options.host_mounts
+        if host is None:
+            host = frozenset(mount_ids("/proc/1/mountinfo"))
+        if mid not in mount_ids("/proc/self/mountinfo") and mid not in host:
             return
     raise SysError(errno.EACCES, "magic link to an object outside the container")

@@ -52,13 +52,16 @@ def test_workload_is_under_the_sentry_filter(runtime, bundle):
             st = _status(pid)
             assert st["Seccomp"] == "2", st
             assert st["NoNewPrivs"] == "1", st
-        # The sandbox process itself: not dumpable, in the host pid namespace.
+        # The sandbox process itself: not dumpable, the first process of a
+        # pid namespace of its own, which holds the container's.
         sb = _status(c.pid)
         assert sb["Name"] == "runsc-sandbox"
         assert sb["Seccomp"] == "2", "the sentry runs under its own filter"
         assert sb["NoNewPrivs"] == "1"
-        assert os.readlink(f"/proc/{c.pid}/ns/pid") == os.readlink("/proc/self/ns/pid")
-        assert os.readlink(f"/proc/{pids[0]}/ns/pid") != os.readlink("/proc/self/ns/pid")
+        assert sb["NSpid"].split() == [str(c.pid), "1"], sb["NSpid"]
+        assert os.readlink(f"/proc/{c.pid}/ns/pid") != os.readlink("/proc/self/ns/pid")
+        # host, sandbox, container
+        assert len(_status(pids[0])["NSpid"].split()) == 3, _status(pids[0])["NSpid"]
 
 
 def test_exec_process_is_under_the_filter(runtime, bundle):
@@ -206,8 +209,45 @@ def test_sentry_sees_no_files_by_path(runtime, bundle):
     with runtime.container(b) as c:
         assert sorted(os.listdir(f"/proc/{c.pid}/root")) == ["proc"]
         mounts = [ln.split() for ln in open(f"/proc/{c.pid}/mountinfo")]
-        assert [m[4] for m in mounts] == ["/", "/proc"], mounts
-        assert mounts[0][5].startswith("ro"), mounts[0]
+        by_point = {m[4]: m for m in mounts}
+        assert sorted(by_point) == ["/", "/proc"], mounts
+        assert by_point["/"][5].startswith("ro"), mounts
+        proc = by_point["/proc"]
+        assert proc[proc.index("-") + 1] == "proc" and "subset=pid" in proc[-1], proc
+
+
+def test_sentry_proc_shows_only_the_sandbox(runtime, bundle):
+    """The sentry's /proc is a procfs of the sandbox's pid namespace with
+    only the per-process entries: no host process (no /proc/1/root of the
+    host's init to walk), no /proc/sys to write, no /proc/kcore."""
+    b = bundle(["sleep", "30"], rootfs="shared")
+    with runtime.container(b) as c:
+        proc = f"/proc/{c.pid}/root/proc"
+        names = set(os.listdir(proc))
+        pids = {n for n in names if n.isdigit()}
+        assert names - pids == {"self", "thread-self"}, names
+        comms = {open(f"{proc}/{p}/comm").read().strip() for p in pids}
+        assert comms == {"runsc-sandbox", "runsc-gofer", "sleep"}, comms
+        assert open(f"{proc}/1/comm").read().strip() == "runsc-sandbox"
+        # The pids the sentry sees are the workload's pids in the sandbox's
+        # namespace (what its notifications carry).
+        for pid in _workload_pids(c):
+            assert _status(pid)["NSpid"].split()[1] in pids
+
+
+def test_no_pid_namespace_in_the_spec_still_hides_the_host(runtime, bundle):
+    """Like gVisor, a spec without a pid namespace still gets one: the host's
+    is never shared, and the sandbox's (with the sentry) is never shown."""
+    b = bundle("echo pid=$$; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '",
+               rootfs="shared")
+    b.spec["linux"]["namespaces"] = [n for n in b.spec["linux"]["namespaces"]
+                                     if n["type"] != "pid"]
+    b.write_config()
+    res = runtime.run_container(b)
+    assert res.returncode == 0, res
+    lines = res.stdout.splitlines()
+    assert lines[0] == "pid=1", res
+    assert all(int(p) < 20 for p in lines[1].split()), res
 
 
 def test_no_kernel_addresses_even_with_all_capabilities(runtime, bundle):
