@@ -350,7 +350,7 @@ def all_cases(opts: Options) -> list[Case]:
     mib, n, c = opts.io_mib, opts.workload_size, opts.concurrent
     return [
         Case("start", case_start, 10, (Metric("start", "start-to-exit /bin/true", "ms"),)),
-        Case("microbench", case_microbench, 3,
+        Case("microbench", case_microbench, 5,
              tuple(Metric(k, label, "us/op") for k, label in MICRO_OPS)),
         Case("io-rootfs", case_io_rootfs, 3, (
             Metric("write", f"write {mib} MiB, rootfs (1 MiB writes)", "ms"),

@@ -448,8 +448,9 @@ def _sandbox_pid_namespace(joined: int | None) -> int:
             parent = os.dup(own)
         try:
             if os.fstat(parent).st_ino == os.fstat(own).st_ino:
-                log.warning("sandbox: the joined pid namespace is a child of the host's: "
-                            "the sandbox and its sentry stay in the host's pid namespace")
+                log.warning("sandbox: the joined pid namespace is not a runsc-py container's: "
+                            "the sandbox process and its sentry's /proc stay in the host's "
+                            "pid namespace")
             libc.setns(parent, libc.CLONE_NEWPID)
         finally:
             os.close(parent)

@@ -250,6 +250,27 @@ def test_no_pid_namespace_in_the_spec_still_hides_the_host(runtime, bundle):
     assert all(int(p) < 20 for p in lines[1].split()), res
 
 
+def test_joining_a_host_pid_namespace_works_and_says_what_it_costs(runtime, bundle, workdir):
+    """A pid namespace that is not a runsc-py container's (here the host's
+    own) can be joined; the sandbox then stays in the host's pid namespace,
+    and the log says so."""
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        b = bundle("grep NSpid /proc/self/status", rootfs="shared")
+        b.spec["linux"]["namespaces"] = [
+            n if n["type"] != "pid" else {"type": "pid", "path": f"/proc/{holder.pid}/ns/pid"}
+            for n in b.spec["linux"]["namespaces"]]
+        b.write_config()
+        log = workdir / "join.log"
+        res = runtime.run_container(b, global_args=["--log", str(log)])
+        assert res.returncode == 0, res
+        assert len(res.stdout.split()) == 2, res  # "NSpid: <host pid>": the host's namespace
+        assert "is not a runsc-py container's" in log.read_text()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_no_kernel_addresses_even_with_all_capabilities(runtime, bundle):
     """CAP_SYSLOG is never carried into the sentry's host opens: /proc/kallsyms
     shows zeroed addresses (no KASLR leak) whatever the spec grants."""
