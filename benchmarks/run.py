@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="comma-separated cases (default: all): "
                         + ", ".join(c.name for c in all_cases(Options())))
     p.add_argument("--repeat", type=int, default=None,
-                   help="repetitions of every case (default: 10 for start, 3 for the others)")
+                   help="repetitions of every case (default: 10 for start, 5 for microbench, 3 for the others)")
     p.add_argument("--out", default=None, help="output directory (default benchmarks/results/<date>/)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 3 starts, 1 repetition of the rest, 0.05 s per microbench op, "
