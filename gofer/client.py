@@ -22,7 +22,7 @@ import threading
 
 from sentry.cpu import Placement, current_cpu
 from sentry.errors import SysError
-from sentry.files import ROOT
+from sentry.files import ENOENT_VIA_LINK, ROOT
 
 from . import protocol
 from .protocol import Op, ProtocolError, WireCreds, encode_creds
@@ -171,6 +171,18 @@ class GoferOps:
                 no_symlinks: bool = False) -> int:
         return self._fd(Op.RESOLVE, [_H, path, flags, mode, int(no_symlinks)],
                         (start if start >= 0 else ROOT,))
+
+    def resolve_probed(self, start: int, path: bytes, flags: int, mode: int) -> int:
+        result, data, fds = self._req(Op.RESOLVE, [_H, path, flags, mode, protocol.RESOLVE_PROBE],
+                                      (start if start >= 0 else ROOT,))
+        if result < 0:
+            for fd in fds:
+                os.close(fd)
+            return ENOENT_VIA_LINK if result == -errno.ENOENT and data == protocol.VIA_LINK else result
+        if len(fds) != 1:
+            raise GoferGone("gofer: RESOLVE: no fd in the reply")
+        os.set_inheritable(fds[0], False)
+        return fds[0]
 
     def openat2(self, dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int:
         return self._fd(Op.OPENAT2, [_H, path, flags, mode, resolve], (dirfd,))

@@ -73,7 +73,7 @@ class Op(IntEnum):
 OPS: dict[Op, str] = {
     Op.ATTACH: "hu",          # mount namespace fd, donate root fd (directfs) 0/1
     Op.CHANNEL: "h",          # the channel socket
-    Op.RESOLVE: "chbuuu",     # start (ROOT: absolute), path, flags, mode, no_symlinks
+    Op.RESOLVE: "chbuuu",     # start (ROOT: absolute), path, flags, mode, how (RESOLVE_*)
     Op.OPENAT2: "chbuuu",     # dir, path, flags, mode, resolve
     Op.PATH_OF: "ch",         # dir
     Op.MKDIRAT: "chbu",       # dir, name, mode
@@ -84,6 +84,13 @@ OPS: dict[Op, str] = {
     Op.LINKAT: "chbhbu",      # old dir, old name, new dir, new name, flags
     Op.ACCESS: "chu",         # object, mode
 }
+
+# RESOLVE's last field.  PROBE: on ENOENT, also resolve refusing symlinks;
+# if that stops at one, the reply's data is VIA_LINK (sentry/files.py,
+# resolve_probed): one round trip where the sentry would need two.
+RESOLVE_NO_SYMLINKS = 1
+RESOLVE_PROBE = 2
+VIA_LINK = b"link"
 
 _OP_OF = {int(o): o for o in Op}  # Op(n) is a slow call, and it raises
 _U64 = struct.Struct("<Q")

@@ -44,7 +44,7 @@ from runsc_py import libc
 from sentry import hostcalls
 from sentry.creds import ThreadCreds
 from sentry.errors import SysError
-from sentry.files import LocalOps
+from sentry.files import ENOENT_VIA_LINK, LocalOps
 from sentry.hostcalls import Scratch
 from sentry.resolve import Resolver
 
@@ -163,7 +163,13 @@ def _perform(ops, creds, req: Request) -> tuple[int, bytes]:  # type: ignore[no-
     w: WireCreds = a[0]  # type: ignore[assignment]
     creds.apply((w.uid, w.gid, w.groups, w.caps))
     if op is Op.RESOLVE:
-        return ops.resolve(a[1], a[2], a[3], a[4], bool(a[5])), b""
+        how = a[5]
+        if how == protocol.RESOLVE_PROBE:
+            r = ops.resolve_probed(a[1], a[2], a[3], a[4])
+            return (-errno.ENOENT, protocol.VIA_LINK) if r == ENOENT_VIA_LINK else (r, b"")
+        if how & ~protocol.RESOLVE_NO_SYMLINKS:
+            raise ProtocolError(errno.EINVAL, f"RESOLVE: how {how:#x}")
+        return ops.resolve(a[1], a[2], a[3], a[4], bool(how)), b""
     if op is Op.OPENAT2:
         return ops.openat2(a[1], a[2], a[3], a[4], a[5]), b""
     if op is Op.PATH_OF:

@@ -242,11 +242,11 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
             os.setresuid(0, 0, 0)
         # Imports first: nothing may fork between unshare(CLONE_NEWPID) and init.
         host = SandboxHost.prepare(init_cfg.sandbox, staged)
-        chan.send(Msg.HELLO, pid=os.getpid())
+        chan.send(Msg.HELLO)
         chan.recv(Msg.CGROUPS)  # we are in the container's cgroups now
         # The sandbox keeps a mount namespace of its own (a private copy of
-        # the host's, with the host's /proc whose pids match the notifications
-        # it receives); init enters or creates the container's.
+        # the host's until confine_fs empties it, leaving only the procfs
+        # stage_proc made); init enters or creates the container's.
         flags = libc.CLONE_NEWNS
         for kind in new_ns - {"user", "mount", "pid"}:
             flags |= NS_FLAGS[kind]

@@ -25,7 +25,7 @@ from .memory import Memory
 from .notify import Channel
 from .policy import PolicyOptions
 from . import procfs
-from .files import FileOps
+from .files import ENOENT_VIA_LINK, FileOps
 from .resolve import open_start_dir, signed_fd
 
 if TYPE_CHECKING:
@@ -206,13 +206,9 @@ class Call:
             # held the tid before the caller would be dead, so they are the
             # caller's, and the path was read from its address space.
             self.creds_state.become(creds, real_ids)
-            fd = self.fs.resolve(start, path, flags, mode)
-            if fd == -errno.ENOENT:
-                probe = self.fs.resolve(start, path, os.O_PATH, 0, no_symlinks=True)
-                if probe >= 0:
-                    os.close(probe)
-                elif probe == -errno.ELOOP:
-                    fd = procfs.walk(self, start, path, flags | os.O_CLOEXEC, mode)
+            fd = self.fs.resolve_probed(start, path, flags, mode)
+            if fd == ENOENT_VIA_LINK:
+                fd = procfs.walk(self, start, path, flags | os.O_CLOEXEC, mode)
             elif fd == -errno.ELOOP or (fd == -errno.EACCES and self.sb.files.mode == "gofer"):
                 # (The gofer holds no CAP_SYS_PTRACE: the kernel's access
                 # check on a procfs magic link comes before the ELOOP of

@@ -39,6 +39,10 @@ from .hostcalls import Scratch
 from .resolve import Resolver
 
 ROOT = -1  # the container root as a handle (same value on the wire: gofer/protocol.py)
+# resolve_probed's "ENOENT, and a symlink lies on the way": the kernel may
+# have followed a procfs self link for the sentry, which resolves to nothing
+# there; the procfs walk (sentry/procfs.py) follows it for the target.
+ENOENT_VIA_LINK = -(1 << 20)
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -50,6 +54,7 @@ class FileOps(Protocol):
 
     def resolve(self, start: int, path: bytes, flags: int, mode: int,
                 no_symlinks: bool = False) -> int: ...
+    def resolve_probed(self, start: int, path: bytes, flags: int, mode: int) -> int: ...
     def openat2(self, dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int: ...
     def path_of(self, dirfd: int) -> bytes: ...
     def mkdirat(self, dirfd: int, name: bytes, mode: int) -> int: ...
@@ -86,6 +91,18 @@ class LocalOps:
     def resolve(self, start: int, path: bytes, flags: int, mode: int,
                 no_symlinks: bool = False) -> int:
         return self.resolver.open(self.s, start, path, flags | os.O_CLOEXEC, mode, no_symlinks)
+
+    def resolve_probed(self, start: int, path: bytes, flags: int, mode: int) -> int:
+        """resolve(), with ENOENT split: ENOENT_VIA_LINK when a resolution
+        that refuses symlinks stops at one (ELOOP) on the way."""
+        fd = self.resolver.open(self.s, start, path, flags | os.O_CLOEXEC, mode)
+        if fd == -errno.ENOENT:
+            probe = self.resolver.open(self.s, start, path, os.O_PATH | os.O_CLOEXEC, 0, True)
+            if probe >= 0:
+                os.close(probe)
+            elif probe == -errno.ELOOP:
+                return ENOENT_VIA_LINK
+        return fd
 
     def openat2(self, dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int:
         return self.s.openat2(self._dir(dirfd), path, flags | os.O_CLOEXEC, mode, resolve)

@@ -195,6 +195,23 @@ def test_masked_and_read_only_paths(runtime, bundle, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_links_to_proc_self_are_the_callers(runtime, bundle, mode):
+    """/dev/fd and /dev/stdin lead into /proc/self, which names nothing for
+    the sentry (it has no pid in the container's namespace): the kernel's
+    resolution ends in ENOENT behind a symlink, and the walk follows the
+    link for the caller.  In gofer mode that ENOENT and the probe for a
+    symlink on the way come back in one round trip."""
+    script = ("echo from-stdin | cat /dev/stdin; cat /dev/fd/0 </etc/hostname >/dev/null && "
+              "echo devfd-ok; ls /dev/fd/ | grep -c '^[0-9]'; "
+              "cat /dev/fd/9 2>&1 | grep -c 'No such file'; cat /no/such 2>&1 | grep -c 'No such file'")
+    b = bundle(script, rootfs="shared")
+    out = run_ok(runtime, b, global_args=[f"--file-access={mode}"]).split()
+    assert out[:2] == ["from-stdin", "devfd-ok"], out
+    assert int(out[2]) >= 3, out
+    assert out[3:] == ["1", "1"], out
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_symlink_and_dotdot_escapes_stay_inside(runtime, bundle, mode):
     marker = Path(tempfile.mkdtemp(prefix="rsp-marker-", dir="/tmp"))
     name = f"escape-{uuid.uuid4().hex[:8]}"

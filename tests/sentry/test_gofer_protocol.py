@@ -70,6 +70,10 @@ def test_malformed_requests_get_errors_and_the_gofer_keeps_serving(gofer):
                               [], errno.EINVAL),
         "dot-dot name": (protocol.encode_request(Op.UNLINKAT, 5, [creds, ROOT, b"..", 0], 0),
                          [], errno.EINVAL),
+        "unknown resolve bits": (protocol.encode_request(Op.RESOLVE, 8, [creds, ROOT, b"/", 0, 0, 4], 0),
+                                 [], errno.EINVAL),
+        "probe with no-symlinks": (protocol.encode_request(Op.RESOLVE, 9, [creds, ROOT, b"/", 0, 0, 3], 0),
+                                   [], errno.EINVAL),
     }
     for what, (msg, fds, want) in cases.items():
         assert _raw(ops, msg, fds) == -want, what
