@@ -149,6 +149,13 @@ class GoferOps:
         try:
             return _call(self.sock, op, next(self.ids), args, fds)
         finally:
+            # The gofer thread has sent its reply but not yet gone back to
+            # waiting, and its reply woke us first.  Let it finish now, on
+            # this CPU, rather than in the middle of what we do next: an
+            # ADDFD hands the CPU to the target, and the gofer thread run
+            # there first.  Measured: an open 230-310 us -> 135-155 us;
+            # a stat unchanged.  Placement only, like the pins.
+            os.sched_yield()
             if pinned:
                 pl.unpin_self()
 
