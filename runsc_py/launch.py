@@ -333,8 +333,8 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
     os.close(null)
     libc.prctl(libc.PR_SET_DUMPABLE, 0)
     # The sentry sees no file of the host or the container by path: its
-    # root becomes an empty read-only tmpfs holding only the host's /proc
-    # (container files are reached through the init's root fd).
+    # root becomes an empty read-only tmpfs holding only the sandbox
+    # namespace's procfs (container files are reached through the gofer).
     host.confine_fs(state_dir)
 
     def forward(sig: int, _frame: object) -> None:
@@ -343,8 +343,11 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
         except ProcessLookupError:
             pass
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-                signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT, signal.SIGALRM):
+    # Every signal sent to us goes to init.  As the first process of our pid
+    # namespace we would otherwise ignore the ones we do not handle; before,
+    # their default action killed us and so the container.  Not forwarded:
+    # those the kernel raises for a fault of our own, and SIGCHLD.
+    for sig in signal.valid_signals() - _NOT_FORWARDED:
         signal.signal(sig, forward)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
@@ -402,6 +405,11 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
     host.drain()
     host.stop_gofer()
     _exit_like(status)
+
+
+_NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE, signal.SIGSEGV,
+                  signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGSYS, signal.SIGTRAP,
+                  signal.SIGABRT}
 
 
 def _exit_like(status: int) -> NoReturn:

@@ -109,6 +109,18 @@ def test_killing_the_sandbox_kills_the_workload(runtime, bundle):
         c.wait_status("stopped")
 
 
+def test_any_signal_sent_to_the_sandbox_reaches_init(runtime, bundle):
+    """The sandbox process forwards what it is sent, not only the usual
+    few: SIGPWR (no default handler in the sandbox) reaches the workload."""
+    b = bundle("trap 'echo got-pwr; exit 3' PWR; echo ready; while :; do sleep 0.1; done",
+               rootfs="shared")
+    with runtime.container(b) as c:
+        c.wait_output("ready")
+        os.kill(c.pid, signal.SIGPWR)
+        c.wait_status("stopped")
+        assert "got-pwr" in c.wait_output("got-pwr")
+
+
 def test_exit_status_is_mirrored(runtime, bundle):
     """The sandbox process exits as the workload did: code, or signal."""
     b = bundle("sh -c 'exit 9'; exit 7", rootfs="shared")
