@@ -161,12 +161,7 @@ class GoferOps:
 
     def _fd(self, op: Op, args: list[object], handles: tuple[int, ...]) -> int:
         result, _d, fds = self._req(op, args, handles)
-        if result < 0:
-            return result
-        if len(fds) != 1:
-            raise GoferGone(f"gofer: {op.name}: no fd in the reply")
-        os.set_inheritable(fds[0], False)
-        return fds[0]
+        return result if result < 0 else _the_fd(op, fds)
 
     def _int(self, op: Op, args: list[object], handles: tuple[int, ...]) -> int:
         result, _d, fds = self._req(op, args, handles)
@@ -184,10 +179,7 @@ class GoferOps:
                                       (start if start >= 0 else ROOT,))
         if result < 0:  # (never with an fd: decode_reply refuses that)
             return ENOENT_VIA_LINK if result == -errno.ENOENT and data == protocol.VIA_LINK else result
-        if len(fds) != 1:
-            raise GoferGone("gofer: RESOLVE: no fd in the reply")
-        os.set_inheritable(fds[0], False)
-        return fds[0]
+        return _the_fd(Op.RESOLVE, fds)
 
     def openat2(self, dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int:
         return self._fd(Op.OPENAT2, [_H, path, flags, mode, resolve], (dirfd,))
@@ -223,3 +215,11 @@ class GoferOps:
 
 
 _H = object()  # placeholder for a handle argument in GoferOps._req
+
+
+def _the_fd(op: Op, fds: list[int]) -> int:
+    """The one fd of a successful reply (not inheritable), or GoferGone."""
+    if len(fds) != 1:
+        raise GoferGone(f"gofer: {op.name}: no fd in the reply")
+    os.set_inheritable(fds[0], False)
+    return fds[0]
