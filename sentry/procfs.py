@@ -281,15 +281,16 @@ def _is_sentry(proc_root: int, comp: bytes) -> bool:
     us, and our threads are under it.  The sentry's threads may open their
     own /proc/PID/mem whatever their credentials: never on the target's
     behalf.  The container's own procfs cannot show us: "self" is dangling
-    there (ENOENT).
+    there (ENOENT).  Any other error fails closed (taken for ours: ENOENT
+    to the target).
     """
     if not comp.isdigit():
         return False
     try:
         me = os.readlink("self", dir_fd=proc_root)
         os.stat(f"{me}/task/{comp.decode()}", dir_fd=proc_root, follow_symlinks=False)
-    except OSError:
-        return False
+    except OSError as e:
+        return e.errno != errno.ENOENT
     return True
 
 
