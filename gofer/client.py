@@ -19,24 +19,26 @@ import itertools
 import os
 import socket
 import threading
+from typing import Callable
 
 from sentry.cpu import Placement, current_cpu
 from sentry.errors import SysError
 from sentry.files import ENOENT_VIA_LINK, ROOT
 
 from . import protocol
-from .protocol import Op, ProtocolError, WireCreds, encode_creds
+from .protocol import Op, ProtocolError, WireCreds
 
 
 class GoferGone(Exception):
     """The gofer closed its end or sent garbage: the sandbox is torn down."""
 
 
-def _call(sock: socket.socket, op: Op, req_id: int, args: list[object],
-          fds: list[int]) -> tuple[int, bytes, list[int]]:
+def _call(sock: socket.socket, op: Op, req_id: int, args: list[object], fds: list[int],
+          wait: "Callable[[socket.socket], tuple[bytes, list[int]]]" = protocol.recv
+          ) -> tuple[int, bytes, list[int]]:
     try:
         protocol.send(sock, protocol.encode_request(op, req_id, args, len(fds)), fds)
-        data, rfds = protocol.recv(sock)
+        data, rfds = wait(sock)
     except OSError as e:
         raise GoferGone(f"gofer: {op.name}: {e.strerror}") from None
     if not data:
@@ -107,22 +109,23 @@ class GoferOps:
         # (sentry/cpu.py).  0: not known, no placement.
         self.peer_tid = peer_tid
         self._creds_of: object = None
-        self._creds_wire = b""
+        self._creds_wire = WireCreds(0, 0, 0)
         self.placement = Placement() if peer_tid > 0 and (os.cpu_count() or 1) > 1 else None
+        self._cpu = -1
 
-    def _wire_creds(self) -> bytes:
-        """The credentials we act as, encoded (cached while they last)."""
+    def _wire_creds(self) -> WireCreds:
+        """The credentials we act as (kept while they last)."""
         cur = self.creds.current  # type: ignore[attr-defined]
         if cur is not self._creds_of:
             uid, gid, groups, caps = cur
-            self._creds_wire = encode_creds(WireCreds(uid, gid, caps, groups))
+            self._creds_wire = WireCreds(uid, gid, caps, groups)
             self._creds_of = cur
         return self._creds_wire
 
     def _req(self, op: Op, args: list[object], handles: tuple[int, ...]) -> tuple[int, bytes, list[int]]:
         """Handles (ROOT or our fds) become wire handles in the args (placeholders -2)."""
         fds: list[int] = []
-        wire = []
+        wire: list[object] = [self._wire_creds()]
         hi = iter(handles)
         for a in args:
             if a is _H:
@@ -139,22 +142,36 @@ class GoferOps:
                         wire.append(len(fds) - 1)
             else:
                 wire.append(a)
-        args = [self._wire_creds()] + wire
         pl = self.placement
         if pl is None:
-            return _call(self.sock, op, next(self.ids), args, fds)
-        cpu = current_cpu()
+            return _call(self.sock, op, next(self.ids), wire, fds)
+        # The gofer thread stays on our CPU: our request wakes it there, and
+        # it runs as soon as we stop (usually before our receive below).
+        self._cpu = cpu = current_cpu()
         pl.place_peer(self.peer_tid, cpu)
-        pinned = pl.pin_self(cpu)
+        return _call(self.sock, op, next(self.ids), wire, fds, self._reply)
+
+    def _reply(self, sock: socket.socket) -> tuple[bytes, list[int]]:
+        """The reply: mostly there already; if not, wait for it pinned.
+
+        Usually the gofer thread ran on this CPU between our send and this
+        receive and the reply is queued.  Otherwise we sleep until its
+        reply wakes us, and that wake-up would land on the idle CPU (~100
+        us): pinned to this one, we are queued here instead.  Then we let
+        the gofer thread finish (it has sent its reply but not yet gone
+        back to waiting) before we go on: an ADDFD would hand it the CPU in
+        the middle of ours.  Placement only, like the pins (sentry/cpu.py).
+        """
         try:
-            return _call(self.sock, op, next(self.ids), args, fds)
+            return protocol.recv(sock, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
+        pl = self.placement
+        assert pl is not None
+        pinned = pl.pin_self(self._cpu)
+        try:
+            return protocol.recv(sock)
         finally:
-            # The gofer thread has sent its reply but not yet gone back to
-            # waiting, and its reply woke us first.  Let it finish now, on
-            # this CPU, rather than in the middle of what we do next: an
-            # ADDFD hands the CPU to the target, and the gofer thread would
-            # run there first.  Measured: an open 230-310 us -> 135-155 us;
-            # a stat unchanged.  Placement only, like the pins.
             os.sched_yield()
             if pinned:
                 pl.unpin_self()
