@@ -58,8 +58,7 @@ def attach(control: socket.socket, mntns_fd: int) -> int:
         for fd in fds:
             os.close(fd)
         raise GoferGone(f"gofer: attach: {os.strerror(-result) if result < 0 else 'no root fd'}")
-    os.set_inheritable(fds[0], False)
-    return fds[0]
+    return fds[0]  # close-on-exec (protocol.recv)
 
 
 class GoferFS:
@@ -235,8 +234,7 @@ _H = object()  # placeholder for a handle argument in GoferOps._req
 
 
 def _the_fd(op: Op, fds: list[int]) -> int:
-    """The one fd of a successful reply (not inheritable), or GoferGone."""
+    """The one fd of a successful reply (close-on-exec: protocol.recv), or GoferGone."""
     if len(fds) != 1:
         raise GoferGone(f"gofer: {op.name}: no fd in the reply")
-    os.set_inheritable(fds[0], False)
     return fds[0]

@@ -266,9 +266,11 @@ def send(sock: socket.socket, msg: bytes, fds: list[int] | tuple[int, ...] = ())
 
 
 def recv(sock: socket.socket, flags: int = 0) -> tuple[bytes, list[int]]:
-    """One message and the fds beside it; b"" at EOF.  Truncation is an
-    error.  BlockingIOError with MSG_DONTWAIT and nothing there."""
-    msg, ancillary, mflags, _addr = sock.recvmsg(MAX_MESSAGE, _ANCILLARY, flags)
+    """One message and the fds beside it, close-on-exec (MSG_CMSG_CLOEXEC:
+    no window in which a fork could inherit them); b"" at EOF.  Truncation
+    is an error.  BlockingIOError with MSG_DONTWAIT and nothing there."""
+    msg, ancillary, mflags, _addr = sock.recvmsg(MAX_MESSAGE, _ANCILLARY,
+                                                 flags | socket.MSG_CMSG_CLOEXEC)
     fds: list[int] = []
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:

@@ -331,8 +331,7 @@ def target_fd(call: Call, n: int) -> int:
         if r < 0:
             err = ctypes.get_errno()
             raise SysError(errno.EBADF if err == errno.EBADF else err, "pidfd_getfd")
-        os.set_inheritable(r, False)
-        return int(r)
+        return int(r)  # pidfd_getfd(2) sets close-on-exec itself
     finally:
         os.close(pidfd)
 

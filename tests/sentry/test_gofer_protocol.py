@@ -46,6 +46,7 @@ def _still_serves(ops) -> None:
     fd = ops.resolve(ROOT, b"/etc/hello", os.O_RDONLY, 0)
     assert fd >= 0, fd
     try:
+        assert not os.get_inheritable(fd)  # received close-on-exec (MSG_CMSG_CLOEXEC)
         assert os.read(fd, 100) == b"hello-root\n"
     finally:
         os.close(fd)
