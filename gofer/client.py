@@ -24,6 +24,7 @@ from typing import Callable
 from sentry.cpu import Placement, current_cpu
 from sentry.errors import SysError
 from sentry.files import ENOENT_VIA_LINK, ROOT
+from sentry.lookups import LookupCache
 
 from . import protocol
 from .protocol import Op, ProtocolError, WireCreds
@@ -66,12 +67,14 @@ class GoferFS:
 
     mode = "gofer"
 
-    def __init__(self, control: socket.socket, root_fd: int) -> None:
+    def __init__(self, control: socket.socket, root_fd: int, lookup_cache: bool = False) -> None:
         from sentry.resolve import Resolver
         r = Resolver(root_fd)          # identity only: never walked from
         self.root_id = r.root_id
         self.root_link = r.root_link
         os.close(root_fd)
+        # Lookups the gofer answered, kept until the tree changes (sentry/lookups.py).
+        self.lookups = LookupCache(self.root_id[0]) if lookup_cache else None
         self._control = control
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -92,6 +95,8 @@ class GoferFS:
         return GoferOps(mine, creds, self._ids, peer_tid=result)
 
     def close(self) -> None:
+        if self.lookups is not None:
+            self.lookups.close()
         self._control.close()
 
 
@@ -111,6 +116,9 @@ class GoferOps:
         self._creds_wire = WireCreds(0, 0, 0)
         self.placement = Placement() if peer_tid > 0 and (os.cpu_count() or 1) > 1 else None
         self._cpu = -1
+        # After resolve_probed's plain ENOENT of an absolute path: the st_dev
+        # of the directory that lacks the name, or -1 (sentry/lookups.py).
+        self.enoent_dev = -1
 
     def _wire_creds(self) -> WireCreds:
         """The credentials we act as (kept while they last)."""
@@ -194,7 +202,11 @@ class GoferOps:
         result, data, fds = self._req(Op.RESOLVE, [_H, path, flags, mode, protocol.RESOLVE_PROBE],
                                       (start if start >= 0 else ROOT,))
         if result < 0:  # (never with an fd: decode_reply refuses that)
-            return ENOENT_VIA_LINK if result == -errno.ENOENT and data == protocol.VIA_LINK else result
+            if result == -errno.ENOENT:
+                if data == protocol.VIA_LINK:
+                    return ENOENT_VIA_LINK
+                self.enoent_dev = int.from_bytes(data, "little") if len(data) == 8 else -1
+            return result
         return _the_fd(Op.RESOLVE, fds)
 
     def openat2(self, dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int:

@@ -97,7 +97,10 @@ OPS: dict[Op, str] = {
 
 # RESOLVE's last field.  PROBE: on ENOENT, also resolve refusing symlinks;
 # if that stops at one, the reply's data is VIA_LINK (sentry/files.py,
-# resolve_probed): one round trip where the sentry would need two.
+# resolve_probed): one round trip where the sentry would need two.  If it
+# does not (no symlink on the way) and the path is absolute, the data is
+# the u64 st_dev of the directory that lacks the name (sentry/lookups.py
+# keeps the ENOENT when that is the root's filesystem), or empty.
 RESOLVE_NO_SYMLINKS = 1
 RESOLVE_PROBE = 2
 VIA_LINK = b"link"

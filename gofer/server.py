@@ -166,7 +166,12 @@ def _perform(ops, creds, req: Request) -> tuple[int, bytes]:  # type: ignore[no-
         how = a[5]
         if how == protocol.RESOLVE_PROBE:
             r = ops.resolve_probed(a[1], a[2], a[3], a[4])
-            return (-errno.ENOENT, protocol.VIA_LINK) if r == ENOENT_VIA_LINK else (r, b"")
+            if r == ENOENT_VIA_LINK:
+                return -errno.ENOENT, protocol.VIA_LINK
+            if r == -errno.ENOENT and a[1] == ROOT and a[2].startswith(b"/"):
+                dev = ops.missing_in(a[2])
+                return r, (dev.to_bytes(8, "little") if dev >= 0 else b"")
+            return r, b""
         if how & ~protocol.RESOLVE_NO_SYMLINKS:
             raise ProtocolError(errno.EINVAL, f"RESOLVE: how {how:#x}")
         return ops.resolve(a[1], a[2], a[3], a[4], bool(how)), b""

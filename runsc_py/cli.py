@@ -57,6 +57,7 @@ class Globals:
     strace: bool
     strace_syscalls: str
     net_raw: bool
+    lookup_cache: bool = True
 
 
 def _bool(v: str) -> bool:
@@ -84,6 +85,12 @@ def global_parser() -> argparse.ArgumentParser:
     p.add_argument("--file-access", default="directfs", choices=["directfs", "gofer"],
                    help="how the sentry reaches files (default directfs)")
     p.add_argument("--directfs", action="store_const", const="directfs", dest="file_access")
+    p.add_argument("--lookup-cache", action="store_true", default=True,
+                   help="gofer mode: keep resolved lookups until the sandbox changes its files "
+                        "(default true; =false when something outside may change the root, "
+                        "like gVisor's --file-access=shared)")
+    p.add_argument("--no-lookup-cache", action="store_false", dest="lookup_cache",
+                   help=argparse.SUPPRESS)
     p.add_argument("--strace", action="store_true", help="log every intercepted syscall")
     p.add_argument("--strace-syscalls", default="", help="comma-separated syscalls to log")
     p.add_argument("--net-raw", action="store_true", help="allow raw and packet sockets")
@@ -92,7 +99,7 @@ def global_parser() -> argparse.ArgumentParser:
 
 
 _LONG = {"root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "platform", "network",
-         "file-access", "directfs", "strace", "strace-syscalls", "net-raw", "bundle", "pid-file",
+         "file-access", "directfs", "lookup-cache", "strace", "strace-syscalls", "net-raw", "bundle", "pid-file",
          "console-socket", "no-pivot", "no-new-keyring", "preserve-fds", "no-subreaper", "detach",
          "force", "all", "format", "process", "tty", "cwd", "env", "user", "resources", "stats",
          "interval", "keep", "additional-gids", "cap", "no-new-privs", "process-label", "apparmor",
@@ -100,7 +107,8 @@ _LONG = {"root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "pl
          "cpuset-mems", "help", "version", "criu"}
 
 
-_BOOL = {"debug", "systemd-cgroup", "net-raw", "strace", "directfs", "detach", "force", "all",
+_BOOL = {"debug", "systemd-cgroup", "net-raw", "strace", "directfs", "lookup-cache", "detach",
+         "force", "all",
          "tty", "no-pivot", "no-new-keyring", "no-subreaper", "keep", "stats", "no-new-privs"}
 
 
@@ -118,6 +126,8 @@ def normalize(argv: list[str]) -> list[str]:
                 a = name
             elif name == "--directfs":
                 a = "--file-access=gofer"
+            elif name == "--lookup-cache":
+                a = "--no-lookup-cache"
             else:
                 continue
         out.append(a)
@@ -159,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     g = Globals(root=gargs.root, log=gargs.log, log_format=gargs.log_format, debug=gargs.debug,
                 systemd_cgroup=gargs.systemd_cgroup, rootless=gargs.rootless,
                 platform=gargs.platform, network=gargs.network, file_access=gargs.file_access,
-                strace=gargs.strace, strace_syscalls=gargs.strace_syscalls, net_raw=gargs.net_raw)
+                strace=gargs.strace, strace_syscalls=gargs.strace_syscalls, net_raw=gargs.net_raw,
+                lookup_cache=gargs.lookup_cache)
     from . import log as logsetup
     logsetup.setup(g.log, g.log_format, g.debug)
     if cmd not in COMMANDS:

@@ -61,6 +61,20 @@ class CreateOptions:
     strace: bool = False
     strace_syscalls: str = ""
     file_access: str = "directfs"
+    lookup_cache: bool = True
+
+
+def _lookup_cache(opts: CreateOptions, spec: dict[str, Any]) -> bool:
+    """Gofer mode keeps lookups (sentry/lookups.py) unless told the root is
+    shared, or a directory is bind-mounted in (the host may change it)."""
+    if opts.file_access != "gofer" or not opts.lookup_cache:
+        return False
+    for m in spec.get("mounts") or []:
+        bind = m.get("type") == "bind" or {"bind", "rbind"} & set(m.get("options") or [])
+        if bind and not os.path.isfile(m.get("source") or ""):
+            log.info("lookup cache off: %s is a bind-mounted directory", m.get("destination"))
+            return False
+    return True
 
 
 def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> ContainerState:
@@ -132,7 +146,8 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
                                                           userns="user" in namespaces,
                                                           strace=opts.strace,
                                                           strace_syscalls=opts.strace_syscalls,
-                                                          file_access=opts.file_access))
+                                                          file_access=opts.file_access,
+                                                          lookup_cache=_lookup_cache(opts, spec)))
 
     own_pid_ns = _sandbox_pid_namespace(ns_fds.get("pid"))
     pid = -1

@@ -35,6 +35,7 @@ class SandboxOptions:
     strace: bool = False
     strace_syscalls: str = ""      # comma-separated names; empty: all
     file_access: str = "directfs"  # or "gofer": every file operation is a gofer request
+    lookup_cache: bool = False     # gofer mode: sentry/lookups.py
 
 
 def policy_options(opts: SandboxOptions) -> Any:
@@ -236,7 +237,7 @@ class SandboxHost:
         finally:
             os.close(ns)
         if self.options.file_access == "gofer":
-            return client.GoferFS(self._gofer, root_fd)
+            return client.GoferFS(self._gofer, root_fd, self.options.lookup_cache)
         return DirectFS(root_fd)
 
 

@@ -26,6 +26,7 @@ from .notify import Channel
 from .policy import PolicyOptions
 from . import procfs
 from .files import ENOENT_VIA_LINK, FileOps
+from .lookups import LookupCache
 from .resolve import open_start_dir, signed_fd
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class Gone(Exception):
 
 
 class Call:
-    __slots__ = ("chan", "mem", "scratch", "sb", "creds_state", "fs", "id", "pid", "nr", "args",
+    __slots__ = ("chan", "mem", "scratch", "sb", "creds_state", "fs", "lookups", "id", "pid", "nr", "args",
                  "_creds", "_hit", "creds_cache", "on_proc", "stat_of")
 
     def __init__(self, chan: Channel, sb: Sandbox) -> None:
@@ -102,6 +103,7 @@ class Call:
         self.sb = sb
         self.creds_state = ThreadCreds(sb.options.userns)
         self.fs: FileOps = sb.files.for_thread(self.scratch, self.creds_state)
+        self.lookups: LookupCache | None = sb.files.lookups
         self.id = 0
         self.pid = 0
         self.nr = 0
@@ -167,6 +169,12 @@ class Call:
             self.creds()
         return self.mem.fd
 
+    def tree_changed(self) -> None:
+        """This call changed names or permissions in the file tree: the
+        lookup cache's entries are stale (sentry/lookups.py)."""
+        if self.lookups is not None:
+            self.lookups.changed()
+
     def umask(self) -> int:
         """The caller's current umask (not cached: threads share it)."""
         return read_creds(self.pid).umask
@@ -206,20 +214,51 @@ class Call:
             # held the tid before the caller would be dead, so they are the
             # caller's, and the path was read from its address space.
             self.creds_state.become(creds, real_ids)
-            fd = self.fs.resolve_probed(start, path, flags, mode)
-            if fd == ENOENT_VIA_LINK:
-                fd = procfs.walk(self, start, path, flags | os.O_CLOEXEC, mode)
-            elif fd == -errno.ELOOP or (fd == -errno.EACCES and self.sb.files.mode == "gofer"):
-                # (The gofer holds no CAP_SYS_PTRACE: the kernel's access
-                # check on a procfs magic link comes before the ELOOP of
-                # RESOLVE_NO_MAGICLINKS, so there it reads EACCES.)
-                fd = procfs.walk(self, start, path, flags | os.O_CLOEXEC, mode)
+            lookups = self.lookups
+            if lookups is not None and start < 0 and flags & os.O_PATH:
+                return self._cached_lookup(lookups, path, flags, creds, real_ids)
+            fd = self._walk_if_needed(self.fs.resolve_probed(start, path, flags, mode),
+                                      start, path, flags, mode)
         finally:
             if start >= 0:
                 os.close(start)
         if fd < 0:
             raise SysError(-fd)
         return self._proc_guard(fd, creds, real_ids, dirfd_arg, path, flags, mode)
+
+    def _walk_if_needed(self, fd: int, start: int, path: bytes, flags: int, mode: int) -> int:
+        """The fast resolution's result, or the procfs walk's where the fast
+        one stopped at a procfs link (sentry/procfs.py)."""
+        if fd == ENOENT_VIA_LINK or fd == -errno.ELOOP or (
+                fd == -errno.EACCES and self.sb.files.mode == "gofer"):
+            # (The gofer holds no CAP_SYS_PTRACE: the kernel's access
+            # check on a procfs magic link comes before the ELOOP of
+            # RESOLVE_NO_MAGICLINKS, so there it reads EACCES.)
+            return procfs.walk(self, start, path, flags | os.O_CLOEXEC, mode)
+        return fd
+
+    def _cached_lookup(self, lookups: LookupCache, path: bytes, flags: int, creds: Creds,
+                       real_ids: bool) -> int:
+        """open_path of an absolute O_PATH lookup through the lookup cache
+        (gofer mode, sentry/lookups.py); creds are in force."""
+        key = (path, flags, self.creds_state.current)
+        hit = lookups.get(key)
+        if hit is not None:
+            if hit < 0:
+                raise SysError(-hit)
+            self.stat_of = -1
+            return hit
+        generation = lookups.generation
+        fd = self.fs.resolve_probed(-1, path, flags, 0)
+        if fd == -errno.ENOENT and getattr(self.fs, "enoent_dev", -1) == lookups.root_dev:
+            lookups.put(key, fd, generation)  # missing in a directory of the root's filesystem
+        fd = self._walk_if_needed(fd, -1, path, flags, 0)
+        if fd < 0:
+            raise SysError(-fd)
+        fd = self._proc_guard(fd, creds, real_ids, None, path, flags, 0)
+        if self.stat_of == fd and self.scratch.stat_dev.value == lookups.root_dev:
+            lookups.put(key, fd, generation)  # not on procfs, on the root's filesystem
+        return fd
 
     def _proc_guard(self, fd: int, creds: Creds, real_ids: bool, dirfd_arg: int | None,
                     path: bytes, flags: int, mode: int) -> int:

@@ -47,6 +47,7 @@ ENOENT_VIA_LINK = -(1 << 20)
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 SYS_renameat2 = 316
+_O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 class FileOps(Protocol):
@@ -104,6 +105,23 @@ class LocalOps:
                 return ENOENT_VIA_LINK
         return fd
 
+    def missing_in(self, path: bytes) -> int:
+        """After a plain ENOENT of absolute path (no symlink on the way): the
+        st_dev of the directory that lacks the name (its longest existing
+        prefix), or -1."""
+        parts = path.split(b"/")
+        for n in range(len(parts) - 1, 0, -1):
+            prefix = b"/".join(parts[:n]) or b"/"
+            fd = self.resolver.open(self.s, -1, prefix, _O_PATH_DIR, 0, True)
+            if fd >= 0:
+                try:
+                    return os.fstat(fd).st_dev
+                finally:
+                    os.close(fd)
+            if fd != -errno.ENOENT:
+                return -1
+        return -1
+
     def openat2(self, dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int:
         return self.s.openat2(self._dir(dirfd), path, flags | os.O_CLOEXEC, mode, resolve)
 
@@ -140,6 +158,7 @@ class DirectFS:
     """directfs: the sentry works in the root the gofer donated."""
 
     mode = "directfs"
+    lookups = None  # every resolution is the kernel's, from the root fd
 
     def __init__(self, root_fd: int, root_link: bytes | None = None) -> None:
         self.resolver = Resolver(root_fd, root_link)

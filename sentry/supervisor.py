@@ -36,6 +36,7 @@ from typing import Callable, Optional
 
 from .call import Call, Gone, Sandbox
 from .errors import SysError
+from .lookups import KEEPS_TREE
 from .notify import AUDIT_ARCH_X86_64, Channel, Listener, ListenerClosed
 from .policy import EMULATE, NATIVE, PolicyOptions, build_table, syscall_numbers
 
@@ -75,6 +76,13 @@ def build_dispatch(options: PolicyOptions | None = None) -> list[Handler | None]
         except (ImportError, AttributeError):
             table[nr] = _missing(e.name)
     return table
+
+
+def keeps_tree(dispatch: list[Handler | None]) -> frozenset[Handler]:
+    """The handlers of dispatch that change no name or permission
+    (lookups.KEEPS_TREE); every other one invalidates the lookup cache."""
+    return frozenset(h for h in dispatch if h is not None
+                     and f"{h.__module__.rpartition('.')[2]}.{h.__name__}" in KEEPS_TREE)
 
 
 class Supervisor:
@@ -199,6 +207,8 @@ class Supervisor:
         done = self._done
         recv = chan.recv
         reply = chan.reply
+        lookups = self.sandbox.files.lookups
+        keeps = keeps_tree(dispatch)
         try:
             while not done.is_set():
                 states[slot] = 0
@@ -228,6 +238,11 @@ class Supervisor:
                 except Exception:
                     log.exception("sentry: handler %s failed", getattr(handler, "__name__", "?"))
                     res = -errno.ENOSYS
+                finally:
+                    # Before the reply: once the call returns, no lookup
+                    # may answer from before it (sentry/lookups.py).
+                    if lookups is not None and handler not in keeps:
+                        lookups.changed()
                 if res is not None:
                     reply(nid, res)
                 self.handled += 1

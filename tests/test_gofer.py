@@ -393,3 +393,76 @@ def test_policy_prints_the_gofers_own_allowlist(runtime):
     sentry = {row["name"] for row in json.loads(runtime.run("policy", "--sentry", "--format", "json",
                                                              root=False).stdout)}
     assert "process_vm_readv" in sentry and "execve" not in sentry
+
+
+# --- the lookup cache of gofer mode (sentry/lookups.py) ----------------------------
+
+HOME = "/home/user"
+
+
+def test_lookup_cache_follows_the_sandboxs_own_changes(runtime, bundle):
+    """Lookups the cache answers (stat, test -e) see every change the
+    sandbox makes: creates (by an open alone, too), renames, unlinks, and a chmod that takes away
+    search permission (uid 1000, no capabilities: a cached answer from
+    before the chmod would still find the file)."""
+    script = ("cd ~ && mkdir d && touch d/f; stat -c ok1 ~/d/f; chmod 0 ~/d; "
+              "stat -c %n ~/d/f 2>&1 | grep -c 'Permission denied'; chmod 755 ~/d; "
+              "test -e ~/g || echo g-missing; touch ~/g; test -e ~/g && echo g-created; "
+              "test -e ~/n || echo n-missing; echo > ~/n; test -e ~/n && echo n-created; "
+              "mv ~/d ~/e; test -e ~/d/f || echo d-gone; test -e ~/e/f && echo e-there; "
+              "rm ~/e/f; test -e ~/e/f || echo f-removed; "
+              "ln -s e ~/l; test -e ~/l/h || echo h-missing; echo > ~/e/h; test -e ~/l/h && echo h-via-link; "
+              "rmdir ~/e 2>/dev/null || rm -r ~/e; test -e ~/l/h || echo h-gone")
+    b = bundle(script, config={"root": {"readonly": False},
+                               "process": {"user": {"uid": 1000, "gid": 1000},
+                                           "env": ["PATH=/bin:/usr/bin", f"HOME={HOME}"]}})
+    home = b.rootfs / HOME.lstrip("/")
+    home.mkdir(parents=True, exist_ok=True)
+    os.chown(home, 1000, 1000)
+    res = runtime.run_container(b, global_args=["--file-access=gofer"])
+    out = res.stdout.split()
+    assert out == ["ok1", "1", "g-missing", "g-created", "n-missing", "n-created", "d-gone", "e-there", "f-removed",
+                   "h-missing", "h-via-link", "h-gone"], (res.stdout, res.stderr)
+
+
+@pytest.mark.parametrize("setup", ["default", "no-cache", "dir-bind-mount"])
+def test_lookup_cache_keeps_answers_until_the_sandbox_changes_files(runtime, bundle, host_dir, setup):
+    """The cache assumes, like gVisor's exclusive file access, that nothing
+    outside the sandbox changes its root: a file removed and one created
+    behind its back are not seen until the sandbox changes something
+    itself (here a mkdir).  --lookup-cache=false, and a bind-mounted
+    directory in the spec (the host may change it), turn it off: then every
+    lookup is the gofer's."""
+    script = ("exec > /result; test -e /victim && echo v1; test -e /later || echo l0; echo ready; "
+              "read x < /sync; test -e /victim && echo v2 || echo v2-gone; "
+              "test -e /later && echo l2 || echo l2-missing; mkdir /made; "
+              "test -e /victim && echo v3 || echo v3-gone; test -e /later && echo l3; echo done")
+    edit = None
+    if setup == "dir-bind-mount":
+        edit = _with_mounts({"destination": "/data", "type": "bind", "source": str(host_dir),
+                             "options": ["rbind", "ro"]})
+    b = bundle(script, edit=edit, config={"root": {"readonly": False}})
+    (b.rootfs / "victim").write_text("x\n")
+    os.mkfifo(b.rootfs / "sync")
+    result = b.rootfs / "result"
+    cid = runtime.new_id("lc")
+    flags = ["--file-access=gofer"] + (["--lookup-cache=false"] if setup == "no-cache" else [])
+    res = runtime.run_container(b, cid, detach=True, pid_file=runtime.ctx.workdir / f"{cid}.pid",
+                                global_args=flags)
+    assert res.returncode == 0, res
+    try:
+        runtime.ctx.remember_pid(int((runtime.ctx.workdir / f"{cid}.pid").read_text()))
+        wait_until(lambda: result.exists() and "ready" in result.read_text(), 20, "ready")
+        (b.rootfs / "victim").unlink()
+        (b.rootfs / "later").write_text("y\n")
+        fd = os.open(b.rootfs / "sync", os.O_WRONLY)  # the container has it open for reading
+        os.write(fd, b"go\n")
+        os.close(fd)
+        wait_until(lambda: "done" in result.read_text(), 20, "done")
+    finally:
+        runtime.run("delete", "--force", cid)
+    out = result.read_text().split()
+    if setup == "default":
+        assert out == ["v1", "l0", "ready", "v2", "l2-missing", "v3-gone", "l3", "done"], out
+    else:
+        assert out == ["v1", "l0", "ready", "v2-gone", "l2", "v3-gone", "l3", "done"], out
