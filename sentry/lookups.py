@@ -56,7 +56,7 @@ KEEPS_TREE = frozenset({
     "sys_limits.setrlimit", "sys_limits.prlimit64",
 })
 
-MAX_ENTRIES = 512  # O_PATH fds held by the sentry at most
+MAX_ENTRIES = 256  # O_PATH fds held by the sentry at most
 
 
 class LookupCache:
