@@ -99,8 +99,8 @@ def global_parser() -> argparse.ArgumentParser:
 
 
 _LONG = {"root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "platform", "network",
-         "file-access", "directfs", "lookup-cache", "strace", "strace-syscalls", "net-raw", "bundle", "pid-file",
-         "console-socket", "no-pivot", "no-new-keyring", "preserve-fds", "no-subreaper", "detach",
+         "file-access", "directfs", "lookup-cache", "strace", "strace-syscalls", "net-raw", "bundle",
+         "pid-file", "console-socket", "no-pivot", "no-new-keyring", "preserve-fds", "no-subreaper", "detach",
          "force", "all", "format", "process", "tty", "cwd", "env", "user", "resources", "stats",
          "interval", "keep", "additional-gids", "cap", "no-new-privs", "process-label", "apparmor",
          "memory", "cpu-quota", "cpu-period", "cpu-shares", "pids-limit", "cpuset-cpus",
@@ -108,8 +108,7 @@ _LONG = {"root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "pl
 
 
 _BOOL = {"debug", "systemd-cgroup", "net-raw", "strace", "directfs", "lookup-cache", "detach",
-         "force", "all",
-         "tty", "no-pivot", "no-new-keyring", "no-subreaper", "keep", "stats", "no-new-privs"}
+         "force", "all", "tty", "no-pivot", "no-new-keyring", "no-subreaper", "keep", "stats", "no-new-privs"}
 
 
 def normalize(argv: list[str]) -> list[str]:
