@@ -93,8 +93,8 @@ class Gone(Exception):
 
 
 class Call:
-    __slots__ = ("chan", "mem", "scratch", "sb", "creds_state", "fs", "lookups", "id", "pid", "nr", "args",
-                 "_creds", "_hit", "creds_cache", "on_proc", "stat_of")
+    __slots__ = ("chan", "mem", "scratch", "sb", "creds_state", "fs", "lookups", "id", "pid", "nr",
+                 "args", "_creds", "_hit", "creds_cache", "on_proc", "stat_of")
 
     def __init__(self, chan: Channel, sb: Sandbox) -> None:
         self.chan = chan

@@ -97,6 +97,7 @@ class Supervisor:
         self.sync_wakeup = self.listener.set_sync_wakeup() if sync_wakeup else False
         # A sandbox serving several listeners (init, every exec) builds it once.
         self.dispatch = dispatch if dispatch is not None else build_dispatch(sandbox.options.policy)
+        self.keeps = keeps_tree(self.dispatch)
         self.min_threads = max(1, threads)
         self.max_threads = max(self.min_threads, max_threads)
         self.stall_tick = stall_tick
@@ -208,7 +209,7 @@ class Supervisor:
         recv = chan.recv
         reply = chan.reply
         lookups = self.sandbox.files.lookups
-        keeps = keeps_tree(dispatch)
+        keeps = self.keeps
         try:
             while not done.is_set():
                 states[slot] = 0
