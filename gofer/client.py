@@ -130,7 +130,7 @@ class GoferOps:
         return self._creds_wire
 
     def _req(self, op: Op, args: list[object], handles: tuple[int, ...]) -> tuple[int, bytes, list[int]]:
-        """Handles (ROOT or our fds) become wire handles in the args (placeholders -2)."""
+        """Handles (ROOT or our fds) become wire handles in the args (placeholders _H)."""
         fds: list[int] = []
         wire: list[object] = [self._wire_creds()]
         hi = iter(handles)
