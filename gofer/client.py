@@ -24,7 +24,6 @@ from typing import Callable
 from sentry.cpu import Placement, current_cpu
 from sentry.errors import SysError
 from sentry.files import ENOENT_VIA_LINK, ROOT
-from sentry.lookups import LookupCache
 
 from . import protocol
 from .protocol import Op, ProtocolError, WireCreds
@@ -74,7 +73,7 @@ class GoferFS:
         self.root_link = r.root_link
         os.close(root_fd)
         # Lookups the gofer answered, kept until the tree changes (sentry/lookups.py).
-        self.lookups = LookupCache(self.root_id[0]) if lookup_cache else None
+        self.lookup_cache = lookup_cache
         self._control = control
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -95,8 +94,6 @@ class GoferFS:
         return GoferOps(mine, creds, self._ids, peer_tid=result)
 
     def close(self) -> None:
-        if self.lookups is not None:
-            self.lookups.close()
         self._control.close()
 
 
@@ -208,6 +205,10 @@ class GoferOps:
                 self.enoent_dev = int.from_bytes(data, "little") if len(data) == 8 else -1
             return result
         return _the_fd(Op.RESOLVE, fds)
+
+    def missing_dev(self, path: bytes) -> int:
+        """The st_dev the gofer sent with the last plain ENOENT (sentry/files.py)."""
+        return self.enoent_dev
 
     def openat2(self, dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int:
         return self._fd(Op.OPENAT2, [_H, path, flags, mode, resolve], (dirfd,))

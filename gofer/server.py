@@ -169,7 +169,7 @@ def _perform(ops, creds, req: Request) -> tuple[int, bytes]:  # type: ignore[no-
             if r == ENOENT_VIA_LINK:
                 return -errno.ENOENT, protocol.VIA_LINK
             if r == -errno.ENOENT and a[1] == ROOT and a[2].startswith(b"/"):
-                dev = ops.missing_in(a[2])
+                dev = ops.missing_dev(a[2])
                 return r, (dev.to_bytes(8, "little") if dev >= 0 else b"")
             return r, b""
         if how & ~protocol.RESOLVE_NO_SYMLINKS:

@@ -86,7 +86,7 @@ def global_parser() -> argparse.ArgumentParser:
                    help="how the sentry reaches files (default directfs)")
     p.add_argument("--directfs", action="store_const", const="directfs", dest="file_access")
     p.add_argument("--lookup-cache", action="store_true", default=True,
-                   help="gofer mode: keep resolved lookups until the sandbox changes its files "
+                   help="keep resolved lookups until the sandbox changes its files "
                         "(default true; =false when something outside may change the root, "
                         "like gVisor's --file-access=shared)")
     p.add_argument("--no-lookup-cache", action="store_false", dest="lookup_cache",

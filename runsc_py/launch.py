@@ -65,9 +65,9 @@ class CreateOptions:
 
 
 def _lookup_cache(opts: CreateOptions, spec: dict[str, Any]) -> bool:
-    """Gofer mode keeps lookups (sentry/lookups.py) unless told the root is
+    """The sentry keeps lookups (sentry/lookups.py) unless told the root is
     shared, or a directory is bind-mounted in (the host may change it)."""
-    if opts.file_access != "gofer" or not opts.lookup_cache:
+    if not opts.lookup_cache:
         return False
     for m in spec.get("mounts") or []:
         bind = m.get("type") == "bind" or {"bind", "rbind"} & set(m.get("options") or [])

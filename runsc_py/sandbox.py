@@ -35,7 +35,7 @@ class SandboxOptions:
     strace: bool = False
     strace_syscalls: str = ""      # comma-separated names; empty: all
     file_access: str = "directfs"  # or "gofer": every file operation is a gofer request
-    lookup_cache: bool = False     # gofer mode: sentry/lookups.py
+    lookup_cache: bool = False     # sentry/lookups.py
 
 
 def policy_options(opts: SandboxOptions) -> Any:
@@ -238,7 +238,7 @@ class SandboxHost:
             os.close(ns)
         if self.options.file_access == "gofer":
             return client.GoferFS(self._gofer, root_fd, self.options.lookup_cache)
-        return DirectFS(root_fd)
+        return DirectFS(root_fd, lookup_cache=self.options.lookup_cache)
 
 
 def _log_fds() -> set[int]:

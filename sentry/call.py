@@ -26,7 +26,7 @@ from .notify import Channel
 from .policy import PolicyOptions
 from . import procfs
 from .files import ENOENT_VIA_LINK, FileOps
-from .lookups import LookupCache
+from .lookups import LookupCache, TreeEpoch
 from .resolve import open_start_dir, signed_fd
 
 if TYPE_CHECKING:
@@ -86,6 +86,9 @@ class Sandbox:
         self.files = files
         self.creds_epoch = CredsEpoch()
         self.proc_devs = procfs.ProcDevs()
+        # Bumped by every call that may change the file tree; None: no
+        # lookup cache (sentry/lookups.py).
+        self.tree: TreeEpoch | None = TreeEpoch() if files.lookup_cache else None
 
 
 class Gone(Exception):
@@ -94,7 +97,7 @@ class Gone(Exception):
 
 class Call:
     __slots__ = ("chan", "mem", "scratch", "sb", "creds_state", "fs", "lookups", "id", "pid", "nr",
-                 "args", "_creds", "_hit", "creds_cache", "on_proc", "stat_of")
+                 "args", "_creds", "_hit", "creds_cache", "on_proc", "stat_of", "_lent")
 
     def __init__(self, chan: Channel, sb: Sandbox) -> None:
         self.chan = chan
@@ -103,7 +106,9 @@ class Call:
         self.sb = sb
         self.creds_state = ThreadCreds(sb.options.userns)
         self.fs: FileOps = sb.files.for_thread(self.scratch, self.creds_state)
-        self.lookups: LookupCache | None = sb.files.lookups
+        # This thread's own lookup cache (sentry/lookups.py), or None.
+        self.lookups: LookupCache | None = (
+            LookupCache(sb.tree, sb.files.root_id[0]) if sb.tree is not None else None)
         self.id = 0
         self.pid = 0
         self.nr = 0
@@ -114,12 +119,16 @@ class Call:
         self.on_proc = False  # the last open_path result is on a procfs
         # scratch.stat holds fstat(stat_of): open_path's procfs check made it.
         self.stat_of = -1
+        # The fd lookup() lent from the lookup cache (release() keeps it).
+        self._lent = -1
         self.mem.before_write = self._before_write
         self.mem.mem_fd = self._mem_fd
 
     def close(self) -> None:
-        """Close this thread's cached pidfds and mem fds."""
+        """Close this thread's cached pidfds, mem fds and lookups."""
         self.creds_cache.clear()
+        if self.lookups is not None:
+            self.lookups.close()
 
     def _before_write(self) -> None:
         if self.creds_state.ptrace_dropped:
@@ -135,6 +144,7 @@ class Call:
         self.mem.fd_pid = 0
         self.on_proc = False
         self.stat_of = -1
+        self._lent = -1
         if self.creds_state.ptrace_dropped:
             # The last call worked in procfs: the sentry's reach into target
             # memory and /proc/TID/* comes back before anything else.
@@ -171,9 +181,9 @@ class Call:
 
     def tree_changed(self) -> None:
         """This call changed names or permissions in the file tree: the
-        lookup cache's entries are stale (sentry/lookups.py)."""
-        if self.lookups is not None:
-            self.lookups.changed()
+        lookup caches' entries are stale (sentry/lookups.py)."""
+        if self.sb.tree is not None:
+            self.sb.tree.bump()
 
     def umask(self) -> int:
         """The caller's current umask (not cached: threads share it)."""
@@ -185,8 +195,12 @@ class Call:
 
     # --- paths -------------------------------------------------------------
     def open_path(self, dirfd_arg: int | None, path: bytes, flags: int, mode: int = 0,
-                  real_ids: bool = False) -> int:
+                  real_ids: bool = False, lend: bool = False) -> int:
         """Resolve and open path for the target; returns our fd or raises.
+
+        An absolute O_PATH lookup goes through this thread's lookup cache
+        (sentry/lookups.py).  lend: the caller only reads the fd and gives
+        it back with release(), so a cached fd is lent, not duplicated.
 
         dirfd_arg None means AT_FDCWD.  Order: start dir from /proc (our
         creds), ID_VALID check, then switch creds and open.  A leading
@@ -216,7 +230,11 @@ class Call:
             self.creds_state.become(creds, real_ids)
             lookups = self.lookups
             if lookups is not None and start < 0 and flags & os.O_PATH:
-                return self._cached_lookup(lookups, path, flags, creds, real_ids)
+                fd = self._cached_lookup(lookups, path, flags, creds, real_ids)
+                if fd == self._lent and not lend:
+                    self._lent = -1
+                    fd = os.dup(fd)  # close-on-exec: os.dup makes it non-inheritable
+                return fd
             fd = self._walk_if_needed(self.fs.resolve_probed(start, path, flags, mode),
                                       start, path, flags, mode)
         finally:
@@ -240,25 +258,35 @@ class Call:
     def _cached_lookup(self, lookups: LookupCache, path: bytes, flags: int, creds: Creds,
                        real_ids: bool) -> int:
         """open_path of an absolute O_PATH lookup through the lookup cache
-        (gofer mode, sentry/lookups.py); creds are in force."""
+        (sentry/lookups.py); creds are in force.  A hit is lent (_lent)."""
         key = (path, flags, self.creds_state.current)
         hit = lookups.get(key)
         if hit is not None:
             if hit < 0:
                 raise SysError(-hit)
             self.stat_of = -1
+            self._lent = hit
             return hit
-        generation = lookups.generation
-        fd = self.fs.resolve_probed(-1, path, flags, 0)
-        if fd == -errno.ENOENT and getattr(self.fs, "enoent_dev", -1) == lookups.root_dev:
-            lookups.put(key, fd, generation)  # missing in a directory of the root's filesystem
+        since = lookups.epoch.value
+        fs = self.fs
+        fd = fs.resolve_probed(-1, path, flags, 0)
+        if fd == -errno.ENOENT and fs.missing_dev(path) == lookups.root_dev:
+            lookups.put(key, fd, since)  # missing in a directory of the root's filesystem
         fd = self._walk_if_needed(fd, -1, path, flags, 0)
         if fd < 0:
             raise SysError(-fd)
         fd = self._proc_guard(fd, creds, real_ids, None, path, flags, 0)
         if self.stat_of == fd and self.scratch.stat_dev.value == lookups.root_dev:
-            lookups.put(key, fd, generation)  # not on procfs, on the root's filesystem
+            lookups.put(key, fd, since)  # not on procfs, on the root's filesystem
         return fd
+
+    def release(self, fd: int) -> None:
+        """Give back an fd of open_path(..., lend=True): closed unless lent
+        (a lent fd stays the lookup cache's)."""
+        if fd == self._lent:
+            self._lent = -1
+        else:
+            os.close(fd)
 
     def _proc_guard(self, fd: int, creds: Creds, real_ids: bool, dirfd_arg: int | None,
                     path: bytes, flags: int, mode: int) -> int:

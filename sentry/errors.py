@@ -12,13 +12,20 @@ import os
 
 
 class SysError(Exception):
-    """A syscall failure with the errno the target will see."""
+    """A syscall failure with the errno the target will see.
 
-    __slots__ = ("errno",)
+    The message is only made when asked for (str(), a log line): most are
+    raised on a hot path (ENOENT of a stat) and never printed."""
+
+    __slots__ = ("errno", "context")
 
     def __init__(self, err: int, context: str = "") -> None:
-        super().__init__(f"{context}: {os.strerror(err)}" if context else os.strerror(err))
         self.errno = err
+        self.context = context
+
+    def __str__(self) -> str:
+        msg = os.strerror(self.errno)
+        return f"{self.context}: {msg}" if self.context else msg
 
 
 def from_oserror(err: OSError) -> int:

@@ -56,6 +56,7 @@ class FileOps(Protocol):
     def resolve(self, start: int, path: bytes, flags: int, mode: int,
                 no_symlinks: bool = False) -> int: ...
     def resolve_probed(self, start: int, path: bytes, flags: int, mode: int) -> int: ...
+    def missing_dev(self, path: bytes) -> int: ...
     def openat2(self, dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int: ...
     def path_of(self, dirfd: int) -> bytes: ...
     def mkdirat(self, dirfd: int, name: bytes, mode: int) -> int: ...
@@ -105,10 +106,10 @@ class LocalOps:
                 return ENOENT_VIA_LINK
         return fd
 
-    def missing_in(self, path: bytes) -> int:
-        """After a plain ENOENT of absolute path (no symlink on the way): the
-        st_dev of the directory that lacks the name (its longest existing
-        prefix), or -1."""
+    def missing_dev(self, path: bytes) -> int:
+        """After resolve_probed's plain ENOENT of absolute path (no symlink
+        on the way): the st_dev of the directory that lacks the name (its
+        longest existing prefix), or -1 (sentry/lookups.py)."""
         parts = path.split(b"/")
         for n in range(len(parts) - 1, 0, -1):
             prefix = b"/".join(parts[:n]) or b"/"
@@ -155,15 +156,19 @@ class LocalOps:
 
 
 class DirectFS:
-    """directfs: the sentry works in the root the gofer donated."""
+    """directfs: the sentry works in the root the gofer donated.
+
+    lookup_cache: the supervisor threads keep resolved lookups until the
+    sandbox changes its tree (sentry/lookups.py)."""
 
     mode = "directfs"
-    lookups = None  # every resolution is the kernel's, from the root fd
 
-    def __init__(self, root_fd: int, root_link: bytes | None = None) -> None:
+    def __init__(self, root_fd: int, root_link: bytes | None = None,
+                 lookup_cache: bool = False) -> None:
         self.resolver = Resolver(root_fd, root_link)
         self.root_id = self.resolver.root_id
         self.root_link = self.resolver.root_link
+        self.lookup_cache = lookup_cache
 
     def for_thread(self, scratch: Scratch, creds: object) -> FileOps:
         return LocalOps(self.resolver, scratch)

@@ -1,18 +1,21 @@
-"""The lookup cache of gofer mode: what the kernel resolved, kept until the
-sandbox changes its file tree (gVisor's dentry cache in its default
-"exclusive" file access).
+"""The lookup cache: what the kernel resolved, kept until the sandbox
+changes its file tree (gVisor's dentry cache in its default "exclusive"
+file access for the root).
 
-In gofer mode every resolution is a round trip to the gofer (two context
-switches and Python on both sides: most of a `stat`).  The cache keeps the
-result of an absolute O_PATH lookup (stat, lstat, access, readlink...) for
-exactly the path string, flags and credentials it was resolved with:
+A stat is mostly the resolution of its path: in directfs mode an openat2
+(RESOLVE_IN_ROOT) and the Python around it, in gofer mode a round trip to
+the gofer (two context switches and Python on both sides).  Each worker
+thread keeps the result of an absolute O_PATH lookup (stat, lstat, access,
+readlink...) for exactly the path string, flags and credentials it was
+resolved with:
 
-- a hit returns a duplicate of the O_PATH fd the gofer returned: the object
-  the kernel found by RESOLVE_IN_ROOT resolution, so a hit can only ever
-  name an object inside the root, and its attributes are read fresh
-  (fstat on the fd) every time; only the name -> object mapping and the
-  search permissions along the path are reused;
-- ENOENT is kept too, when the directory that lacks the name is known;
+- a hit is the O_PATH fd that resolution returned: the object the kernel
+  found by RESOLVE_IN_ROOT resolution, so a hit can only ever name an object
+  inside the root, and its attributes are read fresh (fstat on the fd)
+  every time; only the name -> object mapping and the search permissions
+  along the path are reused;
+- ENOENT is kept too, when no symlink lay on the way and the directory that
+  lacks the name is on the root's filesystem;
 - entries are only made for objects on the root's own filesystem (never
   procfs, sysfs, tmpfs or devices: those change by themselves), and the
   cache is off when the container has directory bind mounts (the host may
@@ -20,13 +23,20 @@ exactly the path string, flags and credentials it was resolved with:
   shared;
 - any system call of the sandbox that is not known to leave names and
   permissions alone (`KEEPS_TREE`, checked by the supervisor after each
-  handler and before the reply) makes every entry stale: renames, unlinks,
-  creates, chmod/chown/xattrs, binds of unix sockets, and anything new.
+  handler and before the reply) bumps the sandbox's `TreeEpoch`, which makes
+  every entry of every thread stale: renames, unlinks, creates,
+  chmod/chown/xattrs, binds of unix sockets, and anything new.  Every system
+  call that can change a name or a permission is emulated (sentry/policy.py),
+  so none of them escapes this.
 
-Invalidation is a generation counter: a lookup that was in flight when the
-tree changed does not enter its (possibly older) answer.  Like gVisor's
-exclusive mode, this assumes nothing outside the sandbox renames or
-re-permissions the container's root while it runs; the README says so.
+One cache per worker thread, like the credentials cache (sentry/creds.py):
+only its owner closes its fds, so a hit can be lent to the handler without a
+dup - no other thread can close that fd number under it.  A lookup that was
+in flight when the tree changed does not enter its (possibly older) answer:
+it is entered with the epoch it started in, and that entry is never a hit.
+Like gVisor's exclusive mode, this assumes nothing outside the sandbox
+renames or re-permissions the container's root while it runs; the README
+says so.
 """
 
 from __future__ import annotations
@@ -56,60 +66,60 @@ KEEPS_TREE = frozenset({
     "sys_limits.setrlimit", "sys_limits.prlimit64",
 })
 
-MAX_ENTRIES = 256  # O_PATH fds held by the sentry at most
+MAX_ENTRIES = 256  # O_PATH fds held per worker thread at most
+
+
+class TreeEpoch:
+    """Bumped whenever the sandbox may have changed its file tree; shared by
+    every worker thread of every listener of one sandbox."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()  # two bumps must give two values
+
+    def bump(self) -> None:
+        with self._lock:
+            self.value += 1
 
 
 class LookupCache:
-    """(path, flags, creds) -> O_PATH fd or -ENOENT, for one sandbox's root."""
+    """One worker thread's (path, flags, creds) -> O_PATH fd or -ENOENT."""
 
-    def __init__(self, root_dev: int) -> None:
+    def __init__(self, epoch: TreeEpoch, root_dev: int) -> None:
+        self.epoch = epoch
         self.root_dev = root_dev
-        self.generation = 0
-        self._lock = threading.Lock()
-        self._entries: dict[tuple[object, ...], tuple[int, int]] = {}  # key -> (gen, value)
+        self._seen = epoch.value
+        self._entries: dict[tuple[object, ...], int] = {}
 
     def get(self, key: tuple[object, ...]) -> int | None:
-        """A new fd of the cached object, -ENOENT, or None (not cached)."""
-        e = self._entries.get(key)
-        if e is None or e[0] != self.generation:
+        """The cached fd (still ours: lent until this thread's next get or
+        put), -ENOENT, or None (not cached)."""
+        if self._seen != self.epoch.value:
+            self._drop_all()
             return None
-        value = e[1]
-        if value < 0:
-            return value
-        with self._lock:
-            e = self._entries.get(key)
-            if e is None or e[0] != self.generation:
-                return None
-            return os.dup(e[1])  # close-on-exec: os.dup makes it non-inheritable
+        return self._entries.get(key)
 
-    def put(self, key: tuple[object, ...], value: int, generation: int) -> None:
-        """Enter value (our fd, duplicated here; or -ENOENT) resolved in generation."""
+    def put(self, key: tuple[object, ...], value: int, since: int) -> None:
+        """Enter value (our fd, duplicated here; or -ENOENT), resolved by a
+        lookup that started in epoch `since`."""
         if value < 0 and value != -errno.ENOENT:
             return
-        with self._lock:
-            if generation != self.generation:
-                return  # the tree changed while this lookup was in flight
-            if len(self._entries) >= MAX_ENTRIES:
-                self._drop_all()
-            old = self._entries.pop(key, None)
-            if old is not None and old[1] >= 0:
-                os.close(old[1])
-            self._entries[key] = (generation, os.dup(value) if value >= 0 else value)
-
-    def changed(self) -> None:
-        """The tree may have changed: every entry is stale (closed lazily)."""
-        with self._lock:
-            self.generation += 1
-            if len(self._entries) >= MAX_ENTRIES // 2:
-                self._drop_all()
+        if since != self.epoch.value:
+            return  # the tree changed while this lookup was in flight
+        if self._seen != since or len(self._entries) >= MAX_ENTRIES:
+            self._drop_all()
+        self._seen = since
+        old = self._entries.pop(key, None)
+        if old is not None and old >= 0:
+            os.close(old)
+        self._entries[key] = os.dup(value) if value >= 0 else value
 
     def close(self) -> None:
-        with self._lock:
-            self.generation += 1
-            self._drop_all()
+        self._drop_all()
 
     def _drop_all(self) -> None:
-        for _gen, value in self._entries.values():
+        self._seen = self.epoch.value
+        for value in self._entries.values():
             if value >= 0:
                 os.close(value)
         self._entries.clear()

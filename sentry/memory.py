@@ -218,7 +218,7 @@ class Memory:
                 raise SysError(EFAULT, f"read string at {addr:#x}")
         raise SysError(ENAMETOOLONG, f"read string at {addr:#x}")
 
-    def write(self, pid: int, addr: int, data: bytes) -> None:
+    def write(self, pid: int, addr: int, data: bytes | memoryview) -> None:
         """Write all of data at addr, or SysError(EFAULT)."""
         size = len(data)
         if size == 0:
@@ -228,7 +228,7 @@ class Memory:
             if addr == 0 or _fd_write(fd, data, addr) != size:
                 raise SysError(EFAULT, f"write target memory {addr:#x}+{size}")
             return
-        src = ctypes.create_string_buffer(data, size)
+        src = ctypes.create_string_buffer(bytes(data), size)
         if addr == 0 or self._xfer(pid, src, addr, size, True) != size:
             raise SysError(EFAULT, f"write target memory {addr:#x}+{size}")
 

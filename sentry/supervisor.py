@@ -208,7 +208,7 @@ class Supervisor:
         done = self._done
         recv = chan.recv
         reply = chan.reply
-        lookups = self.sandbox.files.lookups
+        tree = self.sandbox.tree
         keeps = self.keeps
         try:
             while not done.is_set():
@@ -242,8 +242,8 @@ class Supervisor:
                 finally:
                     # Before the reply: once the call returns, no lookup
                     # may answer from before it (sentry/lookups.py).
-                    if lookups is not None and handler not in keeps:
-                        lookups.changed()
+                    if tree is not None and handler not in keeps:
+                        tree.bump()
                 if res is not None:
                     reply(nid, res)
                 self.handled += 1

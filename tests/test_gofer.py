@@ -395,12 +395,13 @@ def test_policy_prints_the_gofers_own_allowlist(runtime):
     assert "process_vm_readv" in sentry and "execve" not in sentry
 
 
-# --- the lookup cache of gofer mode (sentry/lookups.py) ----------------------------
+# --- the lookup cache, in both modes (sentry/lookups.py) --------------------------
 
 HOME = "/home/user"
 
 
-def test_lookup_cache_follows_the_sandboxs_own_changes(runtime, bundle):
+@pytest.mark.parametrize("mode", ["directfs", "gofer"])
+def test_lookup_cache_follows_the_sandboxs_own_changes(runtime, bundle, mode):
     """Lookups the cache answers (stat, test -e) see every change the
     sandbox makes: creates (by an open alone, too), renames, unlinks, and a chmod that takes away
     search permission (uid 1000, no capabilities: a cached answer from
@@ -419,22 +420,26 @@ def test_lookup_cache_follows_the_sandboxs_own_changes(runtime, bundle):
     home = b.rootfs / HOME.lstrip("/")
     home.mkdir(parents=True, exist_ok=True)
     os.chown(home, 1000, 1000)
-    res = runtime.run_container(b, global_args=["--file-access=gofer"])
+    res = runtime.run_container(b, global_args=[f"--file-access={mode}"])
     out = res.stdout.split()
     assert out == ["ok1", "1", "g-missing", "g-created", "n-missing", "n-created", "d-gone", "e-there", "f-removed",
                    "h-missing", "h-via-link", "h-gone"], (res.stdout, res.stderr)
 
 
+@pytest.mark.parametrize("mode", ["directfs", "gofer"])
 @pytest.mark.parametrize("setup", ["default", "no-cache", "dir-bind-mount"])
-def test_lookup_cache_keeps_answers_until_the_sandbox_changes_files(runtime, bundle, host_dir, setup):
+def test_lookup_cache_keeps_answers_until_the_sandbox_changes_files(runtime, bundle, host_dir, setup,
+                                                                    mode):
     """The cache assumes, like gVisor's exclusive file access, that nothing
     outside the sandbox changes its root: a file removed and one created
     behind its back are not seen until the sandbox changes something
     itself (here a mkdir).  --lookup-cache=false, and a bind-mounted
     directory in the spec (the host may change it), turn it off: then every
-    lookup is the gofer's."""
-    script = ("exec > /result; test -e /victim && echo v1; test -e /later || echo l0; echo ready; "
-              "read x < /sync; test -e /victim && echo v2 || echo v2-gone; "
+    lookup is the kernel's.  (The FIFO is opened read-write, so that no
+    handler blocks: a blocked handler would start a second supervisor
+    thread, with a cache of its own.)"""
+    script = ("exec > /result 3<>/sync; test -e /victim && echo v1; test -e /later || echo l0; "
+              "echo ready; read x <&3; test -e /victim && echo v2 || echo v2-gone; "
               "test -e /later && echo l2 || echo l2-missing; mkdir /made; "
               "test -e /victim && echo v3 || echo v3-gone; test -e /later && echo l3; echo done")
     edit = None
@@ -446,7 +451,7 @@ def test_lookup_cache_keeps_answers_until_the_sandbox_changes_files(runtime, bun
     os.mkfifo(b.rootfs / "sync")
     result = b.rootfs / "result"
     cid = runtime.new_id("lc")
-    flags = ["--file-access=gofer"] + (["--lookup-cache=false"] if setup == "no-cache" else [])
+    flags = [f"--file-access={mode}"] + (["--lookup-cache=false"] if setup == "no-cache" else [])
     res = runtime.run_container(b, cid, detach=True, pid_file=runtime.ctx.workdir / f"{cid}.pid",
                                 global_args=flags)
     assert res.returncode == 0, res

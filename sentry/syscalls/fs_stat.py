@@ -1,6 +1,7 @@
 """stat(2) family, access(2) family, readlink(2), statfs(2): the path is
-resolved in the container root with O_PATH, the call made on that fd, and
-the result written back to the target with process_vm_writev."""
+resolved in the container root with O_PATH (through the lookup cache,
+sentry/lookups.py), the call made on that fd, and the result written back
+to the target's memory (sentry/memory.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from .. import procfs
 from ..call import Call
 from ..errors import SysError
 from ..hostcalls import (AT_EACCESS, AT_EMPTY_PATH, AT_NO_AUTOMOUNT, AT_STATX_SYNC_TYPE,
-                         AT_SYMLINK_NOFOLLOW, STAT_SIZE, STATFS_SIZE)
+                         AT_SYMLINK_NOFOLLOW, STATFS_SIZE)
 from ..resolve import AT_FDCWD, signed_fd
 
 _O_PATH = os.O_PATH | os.O_CLOEXEC
@@ -35,14 +36,15 @@ def _open_target_fd(call: Call, dirfd_arg: int) -> int:
 
 def _lookup(call: Call, dirfd_arg: int | None, path_idx: int, flags: int,
             real_ids: bool = False) -> int:
-    """O_PATH fd for a stat-like call: honours AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW."""
+    """O_PATH fd for a stat-like call: honours AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW.
+    The fd may be lent by the lookup cache: give it back with call.release()."""
     path = call.path(path_idx)
     if not path:
         if flags & AT_EMPTY_PATH and dirfd_arg is not None:
             return _open_target_fd(call, dirfd_arg)
         raise SysError(errno.ENOENT, "empty path")
     oflags = _O_PATH_NOFOLLOW if flags & AT_SYMLINK_NOFOLLOW else _O_PATH
-    return call.open_path(dirfd_arg, path, oflags, 0, real_ids)
+    return call.open_path(dirfd_arg, path, oflags, 0, real_ids, lend=True)
 
 
 def _stat_out(call: Call, fd: int, buf: int) -> int:
@@ -50,10 +52,10 @@ def _stat_out(call: Call, fd: int, buf: int) -> int:
         r = 0 if call.stat_of == fd else call.scratch.fstat_into(fd)
     finally:
         call.stat_of = -1
-        os.close(fd)
+        call.release(fd)
     if r < 0:
         return r
-    call.mem.write_from(call.pid, buf, call.scratch.stat, STAT_SIZE)
+    call.mem.write(call.pid, buf, call.scratch.stat_out)
     return 0
 
 
@@ -90,10 +92,10 @@ def statx(call: Call) -> int:
     try:
         r = call.scratch.fstatx_into(fd, flags, mask)
     finally:
-        os.close(fd)
+        call.release(fd)
     if r < 0:
         return r
-    call.mem.write_from(call.pid, buf, call.scratch.stat, 256)
+    call.mem.write(call.pid, buf, call.scratch.statx_out)
     return 0
 
 
@@ -109,7 +111,7 @@ def _access(call: Call, dirfd_arg: int | None, path_idx: int, mode: int, flags: 
             return 0
         return call.fs.access(fd, mode)
     finally:
-        os.close(fd)
+        call.release(fd)
 
 
 def access(call: Call) -> int:
@@ -180,11 +182,11 @@ def fstatfs(call: Call) -> int:
 
 
 def _statfs_of(call: Call, fd: int) -> int:
-    """fstatfs our fd (closed here) and write the result to args[1]."""
+    """fstatfs our fd (released here) and write the result to args[1]."""
     try:
         r = call.scratch.fstatfs_into(fd)
     finally:
-        os.close(fd)
+        call.release(fd)
     if r < 0:
         return r
     call.mem.write_from(call.pid, call.args[1], call.scratch.statfs, STATFS_SIZE)

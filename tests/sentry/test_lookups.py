@@ -1,0 +1,82 @@
+"""The lookup cache's own rules (sentry/lookups.py), on real fds.
+
+The containers' view (the sandbox's changes seen, the host's not) is in
+tests/test_gofer.py; here: what an entry is, when it stops being one, and
+that only its owner thread's calls close its fds.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from sentry.lookups import MAX_ENTRIES, LookupCache, TreeEpoch
+
+
+def _fd_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError as e:
+        assert e.errno == errno.EBADF
+        return False
+    return True
+
+
+def _o_path(p: Path) -> int:
+    return os.open(p, os.O_PATH | os.O_CLOEXEC)
+
+
+def test_a_hit_is_the_cached_fd_itself_until_the_tree_changes(tmp_path: Path) -> None:
+    epoch = TreeEpoch()
+    cache = LookupCache(epoch, os.stat(tmp_path).st_dev)
+    key = (b"/f", os.O_PATH, ("creds",))
+    (tmp_path / "f").write_text("x")
+    fd = _o_path(tmp_path / "f")
+    cache.put(key, fd, epoch.value)
+    os.close(fd)  # the cache holds its own copy
+    hit = cache.get(key)
+    assert hit is not None and hit >= 0 and _fd_open(hit)
+    assert os.fstat(hit).st_ino == os.stat(tmp_path / "f").st_ino
+    assert cache.get(key) == hit  # lent again, never duplicated
+    assert not os.get_inheritable(hit)
+    assert cache.get((b"/f", os.O_PATH, ("other creds",))) is None
+
+    epoch.bump()  # another thread's rename, say
+    assert cache.get(key) is None
+    assert not _fd_open(hit)  # closed by its owner, at its own next lookup
+
+
+def test_enoent_is_kept_and_other_errors_are_not(tmp_path: Path) -> None:
+    epoch = TreeEpoch()
+    cache = LookupCache(epoch, 0)
+    cache.put((b"/missing",), -errno.ENOENT, epoch.value)
+    cache.put((b"/denied",), -errno.EACCES, epoch.value)
+    assert cache.get((b"/missing",)) == -errno.ENOENT
+    assert cache.get((b"/denied",)) is None
+
+
+def test_a_lookup_in_flight_when_the_tree_changed_is_not_entered(tmp_path: Path) -> None:
+    epoch = TreeEpoch()
+    cache = LookupCache(epoch, 0)
+    since = epoch.value
+    fd = _o_path(tmp_path)
+    epoch.bump()  # the tree changed while the lookup was resolving
+    cache.put((b"/",), fd, since)
+    cache.put((b"/gone",), -errno.ENOENT, since)
+    assert cache.get((b"/",)) is None
+    assert cache.get((b"/gone",)) is None
+    os.close(fd)
+
+
+def test_the_cache_holds_at_most_max_entries_fds(tmp_path: Path) -> None:
+    epoch = TreeEpoch()
+    cache = LookupCache(epoch, 0)
+    fd = _o_path(tmp_path)
+    before = len(os.listdir("/proc/self/fd"))
+    for i in range(MAX_ENTRIES * 2 + 3):
+        cache.put((b"/%d" % i,), fd, epoch.value)
+    assert len(os.listdir("/proc/self/fd")) - before <= MAX_ENTRIES
+    cache.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+    os.close(fd)
