@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
-from .creds import Creds, CredsCache, CredsEpoch, ThreadCreds, read_creds
+from .creds import Creds, CredsCache, CredsEpoch, ThreadCreds, read_umask
 from .errors import SysError
 from .hostcalls import Scratch
 from .memory import Memory
@@ -187,7 +187,7 @@ class Call:
 
     def umask(self) -> int:
         """The caller's current umask (not cached: threads share it)."""
-        return read_creds(self.pid).umask
+        return read_umask(self.pid)
 
     def act_as_target(self, real: bool = False) -> None:
         """Switch this thread's fs credentials to the caller's."""

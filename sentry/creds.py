@@ -64,40 +64,42 @@ class Creds:
     ns_tid: int = 0
 
 
-def read_creds(tid: int) -> Creds:
-    """The credentials of task tid (a TID in the supervisor's pid namespace)."""
+def _status(tid: int) -> bytes:
+    """/proc/TID/status, with a newline in front (every field is b"\\nName:")."""
     try:
         fd = os.open(f"/proc/{tid}/status", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         raise SysError(_ESRCH, f"read creds of {tid}: {e.strerror}") from None
     try:
-        data = os.read(fd, 8192)
+        return b"\n" + os.read(fd, 8192)
     finally:
         os.close(fd)
-    uid = gid = None
-    groups: tuple[int, ...] = ()
-    cap_eff = 0
-    umask = 0o022
-    ns_tgid = ns_tid = 0
-    for line in data.split(b"\n"):
-        if line.startswith(b"Uid:"):
-            uid = line.split()[1:]
-        elif line.startswith(b"Gid:"):
-            gid = line.split()[1:]
-        elif line.startswith(b"Groups:"):
-            groups = tuple(int(g) for g in line.split()[1:])
-        elif line.startswith(b"CapEff:"):
-            cap_eff = int(line.split()[1], 16)
-        elif line.startswith(b"Umask:"):
-            umask = int(line.split()[1], 8)
-        elif line.startswith(b"NStgid:"):
-            ns_tgid = int(line.split()[-1])
-        elif line.startswith(b"NSpid:"):
-            ns_tid = int(line.split()[-1])
-    if uid is None or gid is None:
-        raise SysError(_ESRCH, f"read creds of {tid}: no Uid/Gid in status")
-    return Creds(int(uid[0]), int(gid[0]), int(uid[3]), int(gid[3]), groups, cap_eff, umask,
-                 ns_tgid, ns_tid)
+
+
+def _field(data: bytes, name: bytes, tid: int) -> list[bytes]:
+    """The values of field name (b"\\nUid:") of a status text."""
+    i = data.find(name)
+    if i < 0:
+        raise SysError(_ESRCH, f"read creds of {tid}: no {name[1:-1].decode()} in status")
+    i += len(name)
+    return data[i:data.find(b"\n", i)].split()
+
+
+def read_creds(tid: int) -> Creds:
+    """The credentials of task tid (a TID in the supervisor's pid namespace)."""
+    data = _status(tid)
+    uid = _field(data, b"\nUid:", tid)
+    gid = _field(data, b"\nGid:", tid)
+    return Creds(int(uid[0]), int(gid[0]), int(uid[3]), int(gid[3]),
+                 tuple(int(g) for g in _field(data, b"\nGroups:", tid)),
+                 int(_field(data, b"\nCapEff:", tid)[0], 16),
+                 int(_field(data, b"\nUmask:", tid)[0], 8),
+                 int(_field(data, b"\nNStgid:", tid)[-1]), int(_field(data, b"\nNSpid:", tid)[-1]))
+
+
+def read_umask(tid: int) -> int:
+    """The umask of task tid now (threads share it: never cached)."""
+    return int(_field(_status(tid), b"\nUmask:", tid)[0], 8)
 
 
 class ThreadCreds:
