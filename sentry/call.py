@@ -185,6 +185,12 @@ class Call:
         if self.sb.tree is not None:
             self.sb.tree.bump()
 
+    def names_added(self) -> None:
+        """This call only added a name (O_CREAT): the lookup caches' kept
+        ENOENTs are stale, nothing else (sentry/lookups.py)."""
+        if self.sb.tree is not None:
+            self.sb.tree.names_added()
+
     def umask(self) -> int:
         """The caller's current umask (not cached: threads share it)."""
         return read_umask(self.pid)
@@ -267,7 +273,7 @@ class Call:
             self.stat_of = -1
             self._lent = hit
             return hit
-        since = lookups.epoch.value
+        since = lookups.since()
         fs = self.fs
         fd = fs.resolve_probed(-1, path, flags, 0)
         if fd == -errno.ENOENT and fs.missing_dev(path) == lookups.root_dev:

@@ -24,10 +24,14 @@ resolved with:
 - any system call of the sandbox that is not known to leave names and
   permissions alone (`KEEPS_TREE`, checked by the supervisor after each
   handler and before the reply) bumps the sandbox's `TreeEpoch`, which makes
-  every entry of every thread stale: renames, unlinks, creates,
-  chmod/chown/xattrs, binds of unix sockets, and anything new.  Every system
-  call that can change a name or a permission is emulated (sentry/policy.py),
-  so none of them escapes this.
+  every entry of every thread stale: renames, unlinks, chmod/chown/xattrs,
+  and anything new.  Every system call that can change a name or a
+  permission is emulated (sentry/policy.py), so none of them escapes this;
+- a call that can only add a name (`ADDS_NAMES`: mkdir, mknod, symlink,
+  link, a unix-socket bind, an open or creat with O_CREAT) makes only the
+  kept ENOENTs stale: it fails rather than replace an existing name, so
+  every lookup that succeeded still finds the same objects with the same
+  permissions on the way, while a missing name may now exist.
 
 One cache per worker thread, like the credentials cache (sentry/creds.py):
 only its owner closes its fds, so a hit can be lent to the handler without a
@@ -66,20 +70,35 @@ KEEPS_TREE = frozenset({
     "sys_limits.setrlimit", "sys_limits.prlimit64",
 })
 
+# Handlers that change the tree only by adding a name where there was none
+# (they fail with EEXIST rather than replace one); opens with O_CREAT report
+# themselves (fs_open).
+ADDS_NAMES = frozenset({
+    "fs_dir.mkdir", "fs_dir.mkdirat", "fs_dir.mknod", "fs_dir.mknodat",
+    "fs_dir.symlink", "fs_dir.symlinkat", "fs_dir.link", "fs_dir.linkat",
+    "fs_open.creat", "net_socket.bind",
+})
+
 MAX_ENTRIES = 256  # O_PATH fds held per worker thread at most
 
 
 class TreeEpoch:
-    """Bumped whenever the sandbox may have changed its file tree; shared by
-    every worker thread of every listener of one sandbox."""
+    """Counts the sandbox's changes to its file tree: `value` any change,
+    `added` names added (ADDS_NAMES).  Shared by every worker thread of
+    every listener of one sandbox."""
 
     def __init__(self) -> None:
         self.value = 0
+        self.added = 0
         self._lock = threading.Lock()  # two bumps must give two values
 
     def bump(self) -> None:
         with self._lock:
             self.value += 1
+
+    def names_added(self) -> None:
+        with self._lock:
+            self.added += 1
 
 
 class LookupCache:
@@ -89,37 +108,60 @@ class LookupCache:
         self.epoch = epoch
         self.root_dev = root_dev
         self._seen = epoch.value
-        self._entries: dict[tuple[object, ...], int] = {}
+        self._seen_added = epoch.added
+        self._found: dict[tuple[object, ...], int] = {}    # key -> our fd
+        self._missing: set[tuple[object, ...]] = set()     # keys that were ENOENT
+
+    def since(self) -> tuple[int, int]:
+        """The epoch a lookup starts in (for put)."""
+        return self.epoch.value, self.epoch.added
 
     def get(self, key: tuple[object, ...]) -> int | None:
         """The cached fd (still ours: lent until this thread's next get or
         put), -ENOENT, or None (not cached)."""
-        if self._seen != self.epoch.value:
+        epoch = self.epoch
+        if self._seen != epoch.value:
             self._drop_all()
             return None
-        return self._entries.get(key)
+        fd = self._found.get(key)
+        if fd is not None:
+            return fd
+        if self._seen_added != epoch.added:
+            self._missing.clear()
+            self._seen_added = epoch.added
+            return None
+        return -errno.ENOENT if key in self._missing else None
 
-    def put(self, key: tuple[object, ...], value: int, since: int) -> None:
+    def put(self, key: tuple[object, ...], value: int, since: tuple[int, int]) -> None:
         """Enter value (our fd, duplicated here; or -ENOENT), resolved by a
         lookup that started in epoch `since`."""
         if value < 0 and value != -errno.ENOENT:
             return
-        if since != self.epoch.value:
+        if since[0] != self.epoch.value:
             return  # the tree changed while this lookup was in flight
-        if self._seen != since or len(self._entries) >= MAX_ENTRIES:
+        if value < 0 and since[1] != self.epoch.added:
+            return  # a name was added meanwhile: maybe this one
+        if self._seen != since[0] or len(self._found) + len(self._missing) >= MAX_ENTRIES:
             self._drop_all()
-        self._seen = since
-        old = self._entries.pop(key, None)
-        if old is not None and old >= 0:
+            self._seen = since[0]
+        if value < 0:
+            if self._seen_added != since[1]:
+                self._missing.clear()
+                self._seen_added = since[1]
+            self._missing.add(key)
+            return
+        old = self._found.pop(key, None)
+        if old is not None:
             os.close(old)
-        self._entries[key] = os.dup(value) if value >= 0 else value
+        self._found[key] = os.dup(value)
 
     def close(self) -> None:
         self._drop_all()
 
     def _drop_all(self) -> None:
         self._seen = self.epoch.value
-        for value in self._entries.values():
-            if value >= 0:
-                os.close(value)
-        self._entries.clear()
+        self._seen_added = self.epoch.added
+        for fd in self._found.values():
+            os.close(fd)
+        self._found.clear()
+        self._missing.clear()

@@ -36,7 +36,7 @@ from typing import Callable, Optional
 
 from .call import Call, Gone, Sandbox
 from .errors import SysError
-from .lookups import KEEPS_TREE
+from .lookups import ADDS_NAMES, KEEPS_TREE
 from .notify import AUDIT_ARCH_X86_64, Channel, Listener, ListenerClosed
 from .policy import EMULATE, NATIVE, PolicyOptions, build_table, syscall_numbers
 
@@ -78,11 +78,11 @@ def build_dispatch(options: PolicyOptions | None = None) -> list[Handler | None]
     return table
 
 
-def keeps_tree(dispatch: list[Handler | None]) -> frozenset[Handler]:
-    """The handlers of dispatch that change no name or permission
-    (lookups.KEEPS_TREE); every other one invalidates the lookup cache."""
+def handlers_in(dispatch: list[Handler | None], names: frozenset[str]) -> frozenset[Handler]:
+    """The handlers of dispatch listed in names ("module.function"):
+    lookups.KEEPS_TREE, lookups.ADDS_NAMES."""
     return frozenset(h for h in dispatch if h is not None
-                     and f"{h.__module__.rpartition('.')[2]}.{h.__name__}" in KEEPS_TREE)
+                     and f"{h.__module__.rpartition('.')[2]}.{h.__name__}" in names)
 
 
 class Supervisor:
@@ -97,7 +97,10 @@ class Supervisor:
         self.sync_wakeup = self.listener.set_sync_wakeup() if sync_wakeup else False
         # A sandbox serving several listeners (init, every exec) builds it once.
         self.dispatch = dispatch if dispatch is not None else build_dispatch(sandbox.options.policy)
-        self.keeps = keeps_tree(self.dispatch)
+        # What a handler's call did to the file tree, for the lookup caches
+        # (sentry/lookups.py): nothing, only added names, or anything.
+        self.keeps = handlers_in(self.dispatch, KEEPS_TREE)
+        self.adds = handlers_in(self.dispatch, ADDS_NAMES)
         self.min_threads = max(1, threads)
         self.max_threads = max(self.min_threads, max_threads)
         self.stall_tick = stall_tick
@@ -210,6 +213,7 @@ class Supervisor:
         reply = chan.reply
         tree = self.sandbox.tree
         keeps = self.keeps
+        adds = self.adds
         try:
             while not done.is_set():
                 states[slot] = 0
@@ -243,7 +247,10 @@ class Supervisor:
                     # Before the reply: once the call returns, no lookup
                     # may answer from before it (sentry/lookups.py).
                     if tree is not None and handler not in keeps:
-                        tree.bump()
+                        if handler in adds:
+                            tree.names_added()
+                        else:
+                            tree.bump()
                 if res is not None:
                     reply(nid, res)
                 self.handled += 1

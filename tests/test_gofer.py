@@ -433,7 +433,8 @@ def test_lookup_cache_keeps_answers_until_the_sandbox_changes_files(runtime, bun
     """The cache assumes, like gVisor's exclusive file access, that nothing
     outside the sandbox changes its root: a file removed and one created
     behind its back are not seen until the sandbox changes something
-    itself (here a mkdir).  --lookup-cache=false, and a bind-mounted
+    itself.  A mkdir only adds a name: then the created file is seen, the
+    removed one not yet; an rmdir removes one: then both.  --lookup-cache=false, and a bind-mounted
     directory in the spec (the host may change it), turn it off: then every
     lookup is the kernel's.  (The FIFO is opened read-write, so that no
     handler blocks: a blocked handler would start a second supervisor
@@ -441,7 +442,8 @@ def test_lookup_cache_keeps_answers_until_the_sandbox_changes_files(runtime, bun
     script = ("exec > /result 3<>/sync; test -e /victim && echo v1; test -e /later || echo l0; "
               "echo ready; read x <&3; test -e /victim && echo v2 || echo v2-gone; "
               "test -e /later && echo l2 || echo l2-missing; mkdir /made; "
-              "test -e /victim && echo v3 || echo v3-gone; test -e /later && echo l3; echo done")
+              "test -e /victim && echo v3 || echo v3-gone; test -e /later && echo l3; rmdir /made; "
+              "test -e /victim && echo v4 || echo v4-gone; echo done")
     edit = None
     if setup == "dir-bind-mount":
         edit = _with_mounts({"destination": "/data", "type": "bind", "source": str(host_dir),
@@ -468,6 +470,6 @@ def test_lookup_cache_keeps_answers_until_the_sandbox_changes_files(runtime, bun
         runtime.run("delete", "--force", cid)
     out = result.read_text().split()
     if setup == "default":
-        assert out == ["v1", "l0", "ready", "v2", "l2-missing", "v3-gone", "l3", "done"], out
+        assert out == ["v1", "l0", "ready", "v2", "l2-missing", "v3", "l3", "v4-gone", "done"], out
     else:
-        assert out == ["v1", "l0", "ready", "v2-gone", "l2", "v3-gone", "l3", "done"], out
+        assert out == ["v1", "l0", "ready", "v2-gone", "l2", "v3-gone", "l3", "v4-gone", "done"], out

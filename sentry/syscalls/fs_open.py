@@ -41,7 +41,7 @@ def _do_open(call: Call, dirfd: int | None, path_arg: int, flags: int, mode: int
     flags, mode = _flags_mode(call, flags, mode)
     fd = call.open_path(dirfd, path, flags, mode)
     if flags & os.O_CREAT:
-        call.tree_changed()  # before the caller can see the new name
+        call.names_added()  # before the caller can see the new name
     call.reply_fd(fd, bool(flags & os.O_CLOEXEC))
 
 
@@ -107,7 +107,7 @@ def openat2(call: Call) -> int | None:
     if fd < 0:
         raise SysError(-fd, "openat2")
     if flags & os.O_CREAT:
-        call.tree_changed()
+        call.names_added()
     call.reply_fd(fd, bool(flags & os.O_CLOEXEC))
     return None
 

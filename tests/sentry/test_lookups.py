@@ -11,7 +11,8 @@ import errno
 import os
 from pathlib import Path
 
-from sentry.lookups import MAX_ENTRIES, LookupCache, TreeEpoch
+from sentry.lookups import ADDS_NAMES, KEEPS_TREE, MAX_ENTRIES, LookupCache, TreeEpoch
+from sentry.supervisor import build_dispatch, handlers_in
 
 
 def _fd_open(fd: int) -> bool:
@@ -33,7 +34,7 @@ def test_a_hit_is_the_cached_fd_itself_until_the_tree_changes(tmp_path: Path) ->
     key = (b"/f", os.O_PATH, ("creds",))
     (tmp_path / "f").write_text("x")
     fd = _o_path(tmp_path / "f")
-    cache.put(key, fd, epoch.value)
+    cache.put(key, fd, cache.since())
     os.close(fd)  # the cache holds its own copy
     hit = cache.get(key)
     assert hit is not None and hit >= 0 and _fd_open(hit)
@@ -50,8 +51,8 @@ def test_a_hit_is_the_cached_fd_itself_until_the_tree_changes(tmp_path: Path) ->
 def test_enoent_is_kept_and_other_errors_are_not(tmp_path: Path) -> None:
     epoch = TreeEpoch()
     cache = LookupCache(epoch, 0)
-    cache.put((b"/missing",), -errno.ENOENT, epoch.value)
-    cache.put((b"/denied",), -errno.EACCES, epoch.value)
+    cache.put((b"/missing",), -errno.ENOENT, cache.since())
+    cache.put((b"/denied",), -errno.EACCES, cache.since())
     assert cache.get((b"/missing",)) == -errno.ENOENT
     assert cache.get((b"/denied",)) is None
 
@@ -59,7 +60,7 @@ def test_enoent_is_kept_and_other_errors_are_not(tmp_path: Path) -> None:
 def test_a_lookup_in_flight_when_the_tree_changed_is_not_entered(tmp_path: Path) -> None:
     epoch = TreeEpoch()
     cache = LookupCache(epoch, 0)
-    since = epoch.value
+    since = cache.since()
     fd = _o_path(tmp_path)
     epoch.bump()  # the tree changed while the lookup was resolving
     cache.put((b"/",), fd, since)
@@ -75,8 +76,40 @@ def test_the_cache_holds_at_most_max_entries_fds(tmp_path: Path) -> None:
     fd = _o_path(tmp_path)
     before = len(os.listdir("/proc/self/fd"))
     for i in range(MAX_ENTRIES * 2 + 3):
-        cache.put((b"/%d" % i,), fd, epoch.value)
+        cache.put((b"/%d" % i,), fd, cache.since())
     assert len(os.listdir("/proc/self/fd")) - before <= MAX_ENTRIES
     cache.close()
     assert len(os.listdir("/proc/self/fd")) == before
     os.close(fd)
+
+
+def test_a_name_added_makes_only_the_kept_enoents_stale(tmp_path: Path) -> None:
+    """mkdir, creates, links... fail rather than replace a name: what was
+    found is still found, only what was missing may now exist."""
+    epoch = TreeEpoch()
+    cache = LookupCache(epoch, 0)
+    fd = _o_path(tmp_path)
+    cache.put((b"/found",), fd, cache.since())
+    cache.put((b"/missing",), -errno.ENOENT, cache.since())
+    in_flight = cache.since()
+    epoch.names_added()
+    cache.put((b"/late",), -errno.ENOENT, in_flight)  # resolved before the add: not kept
+    cache.put((b"/late-found",), fd, in_flight)       # a found object stays found
+    assert cache.get((b"/missing",)) is None
+    assert cache.get((b"/late",)) is None
+    assert cache.get((b"/found",)) is not None
+    assert cache.get((b"/late-found",)) is not None
+    epoch.bump()  # a rename, an unlink, a chmod: everything goes
+    assert cache.get((b"/found",)) is None
+    os.close(fd)
+
+
+def test_every_listed_handler_exists() -> None:
+    """A misspelt name would silently bump the epoch (KEEPS_TREE) or, worse,
+    not be treated as adding names: every entry must name a real handler."""
+    dispatch = build_dispatch()
+    named = {f"{h.__module__.rpartition('.')[2]}.{h.__name__}" for h in dispatch if h}
+    assert KEEPS_TREE <= named, KEEPS_TREE - named
+    assert ADDS_NAMES <= named, ADDS_NAMES - named
+    assert not KEEPS_TREE & ADDS_NAMES
+    assert len(handlers_in(dispatch, ADDS_NAMES)) >= len(ADDS_NAMES)
