@@ -116,6 +116,9 @@ class GoferOps:
         # After resolve_probed's plain ENOENT of an absolute path: the st_dev
         # of the directory that lacks the name, or -1 (sentry/lookups.py).
         self.enoent_dev = -1
+        # After a successful unlinkat: the st_mode of what the gofer removed,
+        # or 0 (sentry/lookups.py).
+        self.unlinked_mode = 0
 
     def _wire_creds(self) -> WireCreds:
         """The credentials we act as (kept while they last)."""
@@ -228,7 +231,11 @@ class GoferOps:
         return self._int(Op.MKNODAT, [_H, name, mode, dev], (dirfd,))
 
     def unlinkat(self, dirfd: int, name: bytes, flags: int) -> int:
-        return self._int(Op.UNLINKAT, [_H, name, flags], (dirfd,))
+        result, data, fds = self._req(Op.UNLINKAT, [_H, name, flags], (dirfd,))
+        for fd in fds:
+            os.close(fd)
+        self.unlinked_mode = int.from_bytes(data, "little") if len(data) == 4 else 0
+        return result
 
     def symlinkat(self, target: bytes, dirfd: int, name: bytes) -> int:
         return self._int(Op.SYMLINKAT, [target, _H, name], (dirfd,))

@@ -104,6 +104,10 @@ OPS: dict[Op, str] = {
 RESOLVE_NO_SYMLINKS = 1
 RESOLVE_PROBE = 2
 VIA_LINK = b"link"
+# UNLINKAT's reply, on success: the u32 st_mode of what it removed (an
+# lstat of the name just before), or empty if that failed (sentry/lookups.py:
+# removing a file that is neither a directory nor a symlink leaves every
+# lookup of a directory as it was).
 
 _REPLY = struct.Struct("<HHIQqI")  # header + result + data length
 MAX_GROUPS = 65536

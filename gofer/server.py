@@ -187,7 +187,9 @@ def _perform(ops, creds, req: Request) -> tuple[int, bytes]:  # type: ignore[no-
     if op is Op.MKNODAT:
         return ops.mknodat(a[1], _name(op, a[2]), a[3], a[4]), b""
     if op is Op.UNLINKAT:
-        return ops.unlinkat(a[1], _name(op, a[2]), a[3]), b""
+        r = ops.unlinkat(a[1], _name(op, a[2]), a[3])
+        mode = ops.unlinked_mode
+        return r, (mode.to_bytes(4, "little") if r == 0 and mode else b"")
     if op is Op.SYMLINKAT:
         return ops.symlinkat(a[1], a[2], _name(op, a[3])), b""
     if op is Op.RENAMEAT2:

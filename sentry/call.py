@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat as _stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
@@ -191,6 +192,24 @@ class Call:
         if self.sb.tree is not None:
             self.sb.tree.names_added()
 
+    def tree_mark(self) -> tuple[int, int] | None:
+        """Before a change this (REPORTS_ITSELF) call will report: a mark
+        if no other tree-changing call is in progress (sentry/lookups.py)."""
+        return self.sb.tree.alone() if self.sb.tree is not None else None
+
+    def name_removed(self, mode: int, mark: tuple[int, int] | None) -> None:
+        """This call removed one name, which had st_mode mode (0: not known)
+        when it was looked at after tree_mark(): a file that is neither a
+        directory nor a symlink, with no other tree-changing call since,
+        makes only lookups of non-directories stale; anything else, all."""
+        tree = self.sb.tree
+        if tree is None:
+            return
+        if mode and not _stat.S_ISDIR(mode) and not _stat.S_ISLNK(mode):
+            tree.file_removed(mark)
+        else:
+            tree.bump()
+
     def umask(self) -> int:
         """The caller's current umask (not cached: threads share it)."""
         return read_umask(self.pid)
@@ -282,8 +301,10 @@ class Call:
         if fd < 0:
             raise SysError(-fd)
         fd = self._proc_guard(fd, creds, real_ids, None, path, flags, 0)
-        if self.stat_of == fd and self.scratch.stat_dev.value == lookups.root_dev:
-            lookups.put(key, fd, since)  # not on procfs, on the root's filesystem
+        s = self.scratch
+        if self.stat_of == fd and s.stat_dev.value == lookups.root_dev:
+            # not on procfs, on the root's filesystem
+            lookups.put(key, fd, since, _stat.S_ISDIR(s.stat_mode.value))
         return fd
 
     def release(self, fd: int) -> None:

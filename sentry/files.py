@@ -62,6 +62,7 @@ class FileOps(Protocol):
     def mkdirat(self, dirfd: int, name: bytes, mode: int) -> int: ...
     def mknodat(self, dirfd: int, name: bytes, mode: int, dev: int) -> int: ...
     def unlinkat(self, dirfd: int, name: bytes, flags: int) -> int: ...
+    unlinked_mode: int  # after a successful unlinkat: the st_mode removed, or 0
     def symlinkat(self, target: bytes, dirfd: int, name: bytes) -> int: ...
     def renameat2(self, odir: int, oname: bytes, ndir: int, nname: bytes, flags: int) -> int: ...
     def linkat(self, odir: int, oname: bytes, ndir: int, nname: bytes, flags: int) -> int: ...
@@ -86,6 +87,7 @@ class LocalOps:
         self.resolver = resolver
         self.root_fd = resolver.root_fd
         self.s = scratch
+        self.unlinked_mode = 0  # of the last unlinkat (sentry/lookups.py)
 
     def _dir(self, h: int) -> int:
         return self.root_fd if h == ROOT else h
@@ -136,8 +138,15 @@ class LocalOps:
         return host_call(os.mknod, name, mode, dev if _stat.S_ISCHR(mode) else 0, dir_fd=self._dir(dirfd))
 
     def unlinkat(self, dirfd: int, name: bytes, flags: int) -> int:
+        """unlinkat; on success unlinked_mode is the st_mode the name had
+        just before (0: not known)."""
+        d = self._dir(dirfd)
+        try:
+            self.unlinked_mode = os.stat(name, dir_fd=d, follow_symlinks=False).st_mode
+        except OSError:
+            self.unlinked_mode = 0
         rm = os.rmdir if flags & 0x200 else os.unlink  # AT_REMOVEDIR
-        return host_call(rm, name, dir_fd=self._dir(dirfd))
+        return host_call(rm, name, dir_fd=d)
 
     def symlinkat(self, target: bytes, dirfd: int, name: bytes) -> int:
         return host_call(os.symlink, target, name, dir_fd=self._dir(dirfd))

@@ -31,7 +31,16 @@ resolved with:
   link, a unix-socket bind, an open or creat with O_CREAT) makes only the
   kept ENOENTs stale: it fails rather than replace an existing name, so
   every lookup that succeeded still finds the same objects with the same
-  permissions on the way, while a missing name may now exist.
+  permissions on the way, while a missing name may now exist;
+- an unlink reports what it removed (`REPORTS_ITSELF`, fs_dir): a name that
+  was neither a directory nor a symlink makes only the kept lookups of
+  non-directories stale.  Such a name can only ever be the last step of a
+  resolution, so no lookup of a directory went through it, and removing a
+  name never makes a missing one exist.  Anything else counts as any
+  change: a directory, a symlink, an lstat that failed, and any other
+  tree-changing call in progress at any time between the lstat and the
+  unlink (it could have put something else at that name: TreeEpoch counts
+  the calls in progress and started, sandbox-wide).
 
 One cache per worker thread, like the credentials cache (sentry/creds.py):
 only its owner closes its fds, so a hit can be lent to the handler without a
@@ -79,17 +88,45 @@ ADDS_NAMES = frozenset({
     "fs_open.creat", "net_socket.bind",
 })
 
+# Handlers that report their change themselves (Call.name_removed), as
+# precisely as they know it; the supervisor leaves them alone.
+REPORTS_ITSELF = frozenset({"fs_dir.unlink", "fs_dir.unlinkat", "fs_dir.rmdir"})
+
 MAX_ENTRIES = 256  # O_PATH fds held per worker thread at most
+
+
+# What a handler's call may do to the tree (Supervisor: after the call,
+# before its answer).
+KEEPS, ADDS, CHANGES, REPORTS = range(4)
+
+
+def tree_kinds(names: dict[object, str]) -> dict[object, int]:
+    """handler -> KEEPS/ADDS/REPORTS for the handlers listed above (names:
+    handler -> "module.function"); any other handler is CHANGES."""
+    kinds = {}
+    for h, name in names.items():
+        if name in KEEPS_TREE:
+            kinds[h] = KEEPS
+        elif name in ADDS_NAMES:
+            kinds[h] = ADDS
+        elif name in REPORTS_ITSELF:
+            kinds[h] = REPORTS
+    return kinds
 
 
 class TreeEpoch:
     """Counts the sandbox's changes to its file tree: `value` any change,
-    `added` names added (ADDS_NAMES).  Shared by every worker thread of
-    every listener of one sandbox."""
+    `added` names added (ADDS_NAMES), `removed` names of non-directories
+    removed; and the tree-changing calls in progress (`changing`) and
+    started.  Shared by every worker thread of every listener of one
+    sandbox."""
 
     def __init__(self) -> None:
         self.value = 0
         self.added = 0
+        self.removed = 0
+        self.changing = 0
+        self._started = 0
         self._lock = threading.Lock()  # two bumps must give two values
 
     def bump(self) -> None:
@@ -100,6 +137,41 @@ class TreeEpoch:
         with self._lock:
             self.added += 1
 
+    def begin(self) -> None:
+        """A call that may change the tree (not KEEPS) starts."""
+        with self._lock:
+            self.changing += 1
+            self._started += 1
+
+    def end(self, kind: int) -> None:
+        """That call is over: count what it did (REPORTS: it said so)."""
+        with self._lock:
+            if kind == ADDS:
+                self.added += 1
+            elif kind != REPORTS:
+                self.value += 1
+            self.changing -= 1
+
+    def alone(self) -> tuple[int, int] | None:
+        """From a REPORTS call in progress: a mark if it is the only
+        tree-changing call in progress, else None."""
+        with self._lock:
+            return (self.value, self._started) if self.changing == 1 else None
+
+    def file_removed(self, mark: tuple[int, int] | None) -> None:
+        """The REPORTS call that took mark removed a name that was neither
+        a directory nor a symlink: precise if no other tree-changing call
+        ran meanwhile, else any change."""
+        with self._lock:
+            if mark is not None and mark == (self.value, self._started):
+                self.removed += 1
+            else:
+                self.value += 1
+
+    def since(self) -> tuple[int, int, int]:
+        """Where a lookup starts: (value, added, removed)."""
+        return self.value, self.added, self.removed
+
 
 class LookupCache:
     """One worker thread's (path, flags, creds) -> O_PATH fd or -ENOENT."""
@@ -107,14 +179,14 @@ class LookupCache:
     def __init__(self, epoch: TreeEpoch, root_dev: int) -> None:
         self.epoch = epoch
         self.root_dev = root_dev
-        self._seen = epoch.value
-        self._seen_added = epoch.added
+        self._seen, self._seen_added, self._seen_removed = epoch.since()
         self._found: dict[tuple[object, ...], int] = {}    # key -> our fd
+        self._dirs: set[tuple[object, ...]] = set()        # found keys naming a directory
         self._missing: set[tuple[object, ...]] = set()     # keys that were ENOENT
 
-    def since(self) -> tuple[int, int]:
+    def since(self) -> tuple[int, int, int]:
         """The epoch a lookup starts in (for put)."""
-        return self.epoch.value, self.epoch.added
+        return self.epoch.since()
 
     def get(self, key: tuple[object, ...]) -> int | None:
         """The cached fd (still ours: lent until this thread's next get or
@@ -123,6 +195,8 @@ class LookupCache:
         if self._seen != epoch.value:
             self._drop_all()
             return None
+        if self._seen_removed != epoch.removed:
+            self._drop_files()
         fd = self._found.get(key)
         if fd is not None:
             return fd
@@ -132,15 +206,19 @@ class LookupCache:
             return None
         return -errno.ENOENT if key in self._missing else None
 
-    def put(self, key: tuple[object, ...], value: int, since: tuple[int, int]) -> None:
-        """Enter value (our fd, duplicated here; or -ENOENT), resolved by a
-        lookup that started in epoch `since`."""
+    def put(self, key: tuple[object, ...], value: int, since: tuple[int, int, int],
+            is_dir: bool = False) -> None:
+        """Enter value (our fd, duplicated here, of a directory or not; or
+        -ENOENT), resolved by a lookup that started in epoch `since`."""
         if value < 0 and value != -errno.ENOENT:
             return
-        if since[0] != self.epoch.value:
+        epoch = self.epoch
+        if since[0] != epoch.value:
             return  # the tree changed while this lookup was in flight
-        if value < 0 and since[1] != self.epoch.added:
+        if value < 0 and since[1] != epoch.added:
             return  # a name was added meanwhile: maybe this one
+        if value >= 0 and not is_dir and since[2] != epoch.removed:
+            return  # a file was removed meanwhile: maybe this one
         if self._seen != since[0] or len(self._found) + len(self._missing) >= MAX_ENTRIES:
             self._drop_all()
             self._seen = since[0]
@@ -154,14 +232,25 @@ class LookupCache:
         if old is not None:
             os.close(old)
         self._found[key] = os.dup(value)
+        if is_dir:
+            self._dirs.add(key)
+        else:
+            self._dirs.discard(key)
 
     def close(self) -> None:
         self._drop_all()
 
+    def _drop_files(self) -> None:
+        """Drop the found entries that are not directories."""
+        self._seen_removed = self.epoch.removed
+        found, dirs = self._found, self._dirs
+        for key in [k for k in found if k not in dirs]:
+            os.close(found.pop(key))
+
     def _drop_all(self) -> None:
-        self._seen = self.epoch.value
-        self._seen_added = self.epoch.added
+        self._seen, self._seen_added, self._seen_removed = self.epoch.since()
         for fd in self._found.values():
             os.close(fd)
         self._found.clear()
+        self._dirs.clear()
         self._missing.clear()

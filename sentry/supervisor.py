@@ -36,7 +36,7 @@ from typing import Callable, Optional
 
 from .call import Call, Gone, Sandbox
 from .errors import SysError
-from .lookups import ADDS_NAMES, KEEPS_TREE
+from .lookups import CHANGES, KEEPS, tree_kinds
 from .notify import AUDIT_ARCH_X86_64, Channel, Listener, ListenerClosed
 from .policy import EMULATE, NATIVE, PolicyOptions, build_table, syscall_numbers
 
@@ -78,11 +78,9 @@ def build_dispatch(options: PolicyOptions | None = None) -> list[Handler | None]
     return table
 
 
-def handlers_in(dispatch: list[Handler | None], names: frozenset[str]) -> frozenset[Handler]:
-    """The handlers of dispatch listed in names ("module.function"):
-    lookups.KEEPS_TREE, lookups.ADDS_NAMES."""
-    return frozenset(h for h in dispatch if h is not None
-                     and f"{h.__module__.rpartition('.')[2]}.{h.__name__}" in names)
+def handler_names(dispatch: list[Handler | None]) -> dict[Handler, str]:
+    """handler -> "module.function" (its name in sentry/lookups.py's lists)."""
+    return {h: f"{h.__module__.rpartition('.')[2]}.{h.__name__}" for h in dispatch if h is not None}
 
 
 class Supervisor:
@@ -97,10 +95,9 @@ class Supervisor:
         self.sync_wakeup = self.listener.set_sync_wakeup() if sync_wakeup else False
         # A sandbox serving several listeners (init, every exec) builds it once.
         self.dispatch = dispatch if dispatch is not None else build_dispatch(sandbox.options.policy)
-        # What a handler's call did to the file tree, for the lookup caches
-        # (sentry/lookups.py): nothing, only added names, or anything.
-        self.keeps = handlers_in(self.dispatch, KEEPS_TREE)
-        self.adds = handlers_in(self.dispatch, ADDS_NAMES)
+        # What a handler's call may do to the file tree, for the lookup
+        # caches (sentry/lookups.py): KEEPS, ADDS, REPORTS, or CHANGES.
+        self.tree_kinds = tree_kinds(handler_names(self.dispatch))
         self.min_threads = max(1, threads)
         self.max_threads = max(self.min_threads, max_threads)
         self.stall_tick = stall_tick
@@ -212,8 +209,7 @@ class Supervisor:
         recv = chan.recv
         reply = chan.reply
         tree = self.sandbox.tree
-        keeps = self.keeps
-        adds = self.adds
+        kinds = self.tree_kinds
         try:
             while not done.is_set():
                 states[slot] = 0
@@ -233,6 +229,9 @@ class Supervisor:
                 if handler is None or data.arch != AUDIT_ARCH_X86_64:
                     reply(nid, -errno.ENOSYS)
                     continue
+                kind = KEEPS if tree is None else kinds.get(handler, CHANGES)
+                if kind != KEEPS:
+                    tree.begin()
                 call.load()
                 try:
                     res = handler(call)
@@ -246,11 +245,8 @@ class Supervisor:
                 finally:
                     # Before the reply: once the call returns, no lookup
                     # may answer from before it (sentry/lookups.py).
-                    if tree is not None and handler not in keeps:
-                        if handler in adds:
-                            tree.names_added()
-                        else:
-                            tree.bump()
+                    if kind != KEEPS:
+                        tree.end(kind)
                 if res is not None:
                     reply(nid, res)
                 self.handled += 1

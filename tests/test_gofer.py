@@ -473,3 +473,45 @@ def test_lookup_cache_keeps_answers_until_the_sandbox_changes_files(runtime, bun
         assert out == ["v1", "l0", "ready", "v2", "l2-missing", "v3", "l3", "v4-gone", "done"], out
     else:
         assert out == ["v1", "l0", "ready", "v2-gone", "l2", "v3-gone", "l3", "v4-gone", "done"], out
+
+
+@pytest.mark.parametrize("mode", ["directfs", "gofer"])
+@pytest.mark.parametrize("setup", ["default", "no-cache"])
+def test_lookup_cache_an_unlinked_file_keeps_directory_lookups(runtime, bundle, mode, setup):
+    """Unlinking a file (not a directory, not a symlink) can only change
+    lookups that end at it: the sandbox's rm drops what it knew of files
+    (the host's removal of /victim is seen) and keeps what it knew of
+    directories (the host's removal of /keepdir is not, until a change
+    that may touch directories).  Without the cache both are seen."""
+    script = ("exec > /result 3<>/sync; test -d /keepdir && echo d1; test -e /victim && echo v1; "
+              "echo > /mine; echo ready; read x <&3; rm /mine; "
+              "test -d /keepdir && echo d2 || echo d2-gone; "
+              "test -e /victim && echo v2 || echo v2-gone; mv /result /result2; "
+              "test -d /keepdir && echo d3 || echo d3-gone; echo done")
+    b = bundle(script, config={"root": {"readonly": False}})
+    (b.rootfs / "victim").write_text("x\n")
+    (b.rootfs / "keepdir").mkdir()
+    os.mkfifo(b.rootfs / "sync")
+    cid = runtime.new_id("lcu")
+    flags = [f"--file-access={mode}"] + (["--lookup-cache=false"] if setup == "no-cache" else [])
+    res = runtime.run_container(b, cid, detach=True, pid_file=runtime.ctx.workdir / f"{cid}.pid",
+                                global_args=flags)
+    assert res.returncode == 0, res
+    result = b.rootfs / "result"
+    try:
+        runtime.ctx.remember_pid(int((runtime.ctx.workdir / f"{cid}.pid").read_text()))
+        wait_until(lambda: result.exists() and "ready" in result.read_text(), 20, "ready")
+        (b.rootfs / "victim").unlink()
+        (b.rootfs / "keepdir").rmdir()
+        fd = os.open(b.rootfs / "sync", os.O_WRONLY)
+        os.write(fd, b"go\n")
+        os.close(fd)
+        wait_until(lambda: (b.rootfs / "result2").exists()
+                   and "done" in (b.rootfs / "result2").read_text(), 20, "done")
+    finally:
+        runtime.run("delete", "--force", cid)
+    out = (b.rootfs / "result2").read_text().split()
+    if setup == "default":
+        assert out == ["d1", "v1", "ready", "d2", "v2-gone", "d3-gone", "done"], out
+    else:
+        assert out == ["d1", "v1", "ready", "d2-gone", "v2-gone", "d3-gone", "done"], out

@@ -67,12 +67,22 @@ _RMDIR_ERR = {LAST_DOT: errno.EINVAL, LAST_DOTDOT: errno.ENOTEMPTY, LAST_ROOT: e
 
 
 def _remove(call: Call, dirfd: int | None, path_idx: int, is_dir: bool) -> int:
+    """rmdir/unlink.  Reports what it removed to the lookup caches itself
+    (lookups.REPORTS_ITSELF): an unlinked file keeps directory lookups."""
     path = call.path(path_idx)
     pfd, name, kind = call.open_parent(dirfd, path)
     try:
         if kind != LAST_NORM:
             return -(_RMDIR_ERR[kind] if is_dir else errno.EISDIR)
-        return call.fs.unlinkat(pfd, name, AT_REMOVEDIR if is_dir else 0)
+        mark = call.tree_mark()
+        removed: bool | None = None  # None: not known (the call raised)
+        try:
+            r = call.fs.unlinkat(pfd, name, AT_REMOVEDIR if is_dir else 0)
+            removed = r == 0
+            return r
+        finally:
+            if removed is not False:
+                call.name_removed(call.fs.unlinked_mode if removed and not is_dir else 0, mark)
     finally:
         os.close(pfd)
 

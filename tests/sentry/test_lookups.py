@@ -11,8 +11,10 @@ import errno
 import os
 from pathlib import Path
 
-from sentry.lookups import ADDS_NAMES, KEEPS_TREE, MAX_ENTRIES, LookupCache, TreeEpoch
-from sentry.supervisor import build_dispatch, handlers_in
+from sentry.lookups import (ADDS_NAMES, KEEPS_TREE, MAX_ENTRIES, REPORTS_ITSELF, LookupCache,
+                            TreeEpoch)
+from sentry.lookups import ADDS, CHANGES, REPORTS
+from sentry.supervisor import build_dispatch, handler_names
 
 
 def _fd_open(fd: int) -> bool:
@@ -107,9 +109,64 @@ def test_a_name_added_makes_only_the_kept_enoents_stale(tmp_path: Path) -> None:
 def test_every_listed_handler_exists() -> None:
     """A misspelt name would silently bump the epoch (KEEPS_TREE) or, worse,
     not be treated as adding names: every entry must name a real handler."""
-    dispatch = build_dispatch()
-    named = {f"{h.__module__.rpartition('.')[2]}.{h.__name__}" for h in dispatch if h}
+    named = set(handler_names(build_dispatch()).values())
     assert KEEPS_TREE <= named, KEEPS_TREE - named
     assert ADDS_NAMES <= named, ADDS_NAMES - named
-    assert not KEEPS_TREE & ADDS_NAMES
-    assert len(handlers_in(dispatch, ADDS_NAMES)) >= len(ADDS_NAMES)
+    assert REPORTS_ITSELF <= named, REPORTS_ITSELF - named
+    assert not KEEPS_TREE & ADDS_NAMES and not REPORTS_ITSELF & (KEEPS_TREE | ADDS_NAMES)
+
+
+def test_a_file_removed_makes_only_lookups_of_non_directories_stale(tmp_path: Path) -> None:
+    """A name that is neither a directory nor a symlink can only be the last
+    step of a resolution: directory lookups and missing names stay."""
+    epoch = TreeEpoch()
+    cache = LookupCache(epoch, 0)
+    (tmp_path / "f").write_text("x")
+    dfd, ffd = _o_path(tmp_path), _o_path(tmp_path / "f")
+    cache.put((b"/d",), dfd, cache.since(), is_dir=True)
+    cache.put((b"/f",), ffd, cache.since())
+    cache.put((b"/missing",), -errno.ENOENT, cache.since())
+    in_flight = cache.since()
+    epoch.begin()  # the unlink's call
+    epoch.file_removed(epoch.alone())
+    epoch.end(REPORTS)
+    cache.put((b"/late-f",), ffd, in_flight)                # maybe the removed one: not kept
+    cache.put((b"/late-d",), dfd, in_flight, is_dir=True)   # a directory is kept
+    assert cache.get((b"/f",)) is None
+    assert cache.get((b"/late-f",)) is None
+    assert cache.get((b"/d",)) is not None
+    assert cache.get((b"/late-d",)) is not None
+    assert cache.get((b"/missing",)) == -errno.ENOENT
+    os.close(dfd)
+    os.close(ffd)
+
+
+def test_a_file_removed_while_another_change_ran_counts_as_any_change() -> None:
+    """Another tree-changing call in progress between the unlink's lstat and
+    the unlink may have put a symlink or a directory at that name."""
+    epoch = TreeEpoch()
+    epoch.begin()               # the unlink
+    mark = epoch.alone()
+    epoch.begin()               # a rename starts meanwhile...
+    epoch.file_removed(mark)
+    epoch.end(REPORTS)
+    assert epoch.removed == 0 and epoch.value == 1
+    epoch.end(CHANGES)          # ...and counts itself when it ends
+    assert epoch.value == 2
+
+    epoch.begin()               # a rename in progress when the unlink starts
+    epoch.begin()
+    mark = epoch.alone()
+    assert mark is None
+    epoch.file_removed(mark)
+    epoch.end(REPORTS)
+    epoch.end(ADDS)
+    assert epoch.removed == 0 and epoch.value == 3 and epoch.added == 1
+
+    epoch.begin()               # a rename that started and ended in between
+    mark = epoch.alone()
+    epoch.begin()
+    epoch.end(CHANGES)
+    epoch.file_removed(mark)
+    epoch.end(REPORTS)
+    assert epoch.removed == 0 and epoch.value == 5
