@@ -225,7 +225,9 @@ class Call:
 
         An absolute O_PATH lookup goes through this thread's lookup cache
         (sentry/lookups.py).  lend: the caller only reads the fd and gives
-        it back with release(), so a cached fd is lent, not duplicated.
+        it back with release(), so a cached fd is lent, not duplicated, and
+        a kept ENOENT comes back as -ENOENT, not raised (stat's hot path:
+        the exception cost more than the rest of the answer).
 
         dirfd_arg None means AT_FDCWD.  Order: start dir from /proc (our
         creds), ID_VALID check, then switch creds and open.  A leading
@@ -256,6 +258,10 @@ class Call:
             lookups = self.lookups
             if lookups is not None and start < 0 and flags & os.O_PATH:
                 fd = self._cached_lookup(lookups, path, flags, creds, real_ids)
+                if fd < 0:
+                    if lend:
+                        return fd
+                    raise SysError(-fd)
                 if fd == self._lent and not lend:
                     self._lent = -1
                     fd = os.dup(fd)  # close-on-exec: os.dup makes it non-inheritable
@@ -283,12 +289,13 @@ class Call:
     def _cached_lookup(self, lookups: LookupCache, path: bytes, flags: int, creds: Creds,
                        real_ids: bool) -> int:
         """open_path of an absolute O_PATH lookup through the lookup cache
-        (sentry/lookups.py); creds are in force.  A hit is lent (_lent)."""
+        (sentry/lookups.py); creds are in force.  A hit is lent (_lent); a
+        kept ENOENT is returned as -ENOENT."""
         key = (path, flags, self.creds_state.current)
         hit = lookups.get(key)
         if hit is not None:
             if hit < 0:
-                raise SysError(-hit)
+                return hit
             self.stat_of = -1
             self._lent = hit
             return hit

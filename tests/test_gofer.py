@@ -515,3 +515,45 @@ def test_lookup_cache_an_unlinked_file_keeps_directory_lookups(runtime, bundle, 
         assert out == ["d1", "v1", "ready", "d2", "v2-gone", "d3-gone", "done"], out
     else:
         assert out == ["d1", "v1", "ready", "d2-gone", "v2-gone", "d3-gone", "done"], out
+
+
+ATTRS_C = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+/* stat, then change the same path's attributes by path, three times over:
+   the lookups of utimensat/fchownat/fchmodat2 share the stat's cache key. */
+int main(void) {
+    struct stat st;
+    struct timespec ts[2] = {{5, 0}, {5, 0}};
+    close(open("/f", O_CREAT | O_WRONLY, 0644));
+    for (int i = 0; i < 3; i++) {
+        if (stat("/f", &st)) { perror("stat"); return 1; }
+        if (utimensat(AT_FDCWD, "/f", ts, 0)) { perror("utimensat"); return 1; }
+        if (stat("/f", &st) || st.st_mtime != 5) { perror("stat after utimensat"); return 1; }
+        if (fchownat(AT_FDCWD, "/f", 0, 0, 0)) { perror("fchownat"); return 1; }
+        if (stat("/f", &st)) { perror("stat after fchownat"); return 1; }
+        if (syscall(452, AT_FDCWD, "/f", 0600, 0)) { perror("fchmodat2"); return 1; }
+        if (stat("/f", &st) || (st.st_mode & 0777) != 0600) { perror("stat after fchmodat2"); return 1; }
+    }
+    puts("ok");
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("mode", ["directfs", "gofer"])
+def test_lookup_cache_changing_a_cached_object_by_path(runtime, bundle, mode, tmp_path):
+    """stat, then change the same path's attributes by path (utimensat,
+    fchownat, fchmodat2), then stat again, all following the name (one key
+    in the cache): the changing calls' own lookups must never close the
+    cache's fd under it (they take their own)."""
+    (tmp_path / "attrs.c").write_text(ATTRS_C)
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(tmp_path / "attrs"), str(tmp_path / "attrs.c")],
+                   check=True, capture_output=True)
+    b = bundle("/attrs", config={"root": {"readonly": False}})
+    shutil.copy(tmp_path / "attrs", b.rootfs / "attrs")
+    res = runtime.run_container(b, global_args=[f"--file-access={mode}"])
+    assert res.stdout.split() == ["ok"], (res.stdout, res.stderr)

@@ -35,19 +35,23 @@ def _open_target_fd(call: Call, dirfd_arg: int) -> int:
 
 
 def _lookup(call: Call, dirfd_arg: int | None, path_idx: int, flags: int,
-            real_ids: bool = False) -> int:
+            real_ids: bool = False, lend: bool = False) -> int:
     """O_PATH fd for a stat-like call: honours AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW.
-    The fd may be lent by the lookup cache: give it back with call.release()."""
+    Ours to close; with lend (calls that only read the object), maybe the
+    lookup cache's: give it back with call.release(), and a kept ENOENT
+    comes back as -ENOENT (other failures raise)."""
     path = call.path(path_idx)
     if not path:
         if flags & AT_EMPTY_PATH and dirfd_arg is not None:
             return _open_target_fd(call, dirfd_arg)
         raise SysError(errno.ENOENT, "empty path")
     oflags = _O_PATH_NOFOLLOW if flags & AT_SYMLINK_NOFOLLOW else _O_PATH
-    return call.open_path(dirfd_arg, path, oflags, 0, real_ids, lend=True)
+    return call.open_path(dirfd_arg, path, oflags, 0, real_ids, lend)
 
 
 def _stat_out(call: Call, fd: int, buf: int) -> int:
+    if fd < 0:
+        return fd
     try:
         r = 0 if call.stat_of == fd else call.scratch.fstat_into(fd)
     finally:
@@ -61,12 +65,12 @@ def _stat_out(call: Call, fd: int, buf: int) -> int:
 
 def stat(call: Call) -> int:
     """Implements Linux syscall stat(2)."""
-    return _stat_out(call, _lookup(call, None, 0, 0), call.args[1])
+    return _stat_out(call, _lookup(call, None, 0, 0, lend=True), call.args[1])
 
 
 def lstat(call: Call) -> int:
     """Implements Linux syscall lstat(2)."""
-    return _stat_out(call, _lookup(call, None, 0, AT_SYMLINK_NOFOLLOW), call.args[1])
+    return _stat_out(call, _lookup(call, None, 0, AT_SYMLINK_NOFOLLOW, lend=True), call.args[1])
 
 
 def newfstatat(call: Call) -> int:
@@ -75,7 +79,7 @@ def newfstatat(call: Call) -> int:
     flags = a[3] & 0xFFFFFFFF
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT):
         return -errno.EINVAL
-    return _stat_out(call, _lookup(call, a[0], 1, flags), a[2])
+    return _stat_out(call, _lookup(call, a[0], 1, flags, lend=True), a[2])
 
 
 STATX_RESERVED = 0x80000000
@@ -88,7 +92,9 @@ def statx(call: Call) -> int:
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) \
             or mask & STATX_RESERVED or flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE:
         return -errno.EINVAL
-    fd = _lookup(call, a[0], 1, flags)
+    fd = _lookup(call, a[0], 1, flags, lend=True)
+    if fd < 0:
+        return fd
     try:
         r = call.scratch.fstatx_into(fd, flags, mask)
     finally:
@@ -105,7 +111,9 @@ def _access(call: Call, dirfd_arg: int | None, path_idx: int, mode: int, flags: 
     if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         return -errno.EINVAL
     # access(2) checks with the real ids unless AT_EACCESS (walk included).
-    fd = _lookup(call, dirfd_arg, path_idx, flags, real_ids=not flags & AT_EACCESS)
+    fd = _lookup(call, dirfd_arg, path_idx, flags, real_ids=not flags & AT_EACCESS, lend=True)
+    if fd < 0:
+        return fd
     try:
         if mode == 0:
             return 0
@@ -173,7 +181,7 @@ def readlinkat(call: Call) -> int:
 
 def statfs(call: Call) -> int:
     """Implements Linux syscall statfs(2)."""
-    return _statfs_of(call, _lookup(call, None, 0, 0))
+    return _statfs_of(call, _lookup(call, None, 0, 0, lend=True))
 
 
 def fstatfs(call: Call) -> int:
@@ -183,6 +191,8 @@ def fstatfs(call: Call) -> int:
 
 def _statfs_of(call: Call, fd: int) -> int:
     """fstatfs our fd (released here) and write the result to args[1]."""
+    if fd < 0:
+        return fd
     try:
         r = call.scratch.fstatfs_into(fd)
     finally:
