@@ -120,7 +120,7 @@ class Call:
         self.on_proc = False  # the last open_path result is on a procfs
         # scratch.stat holds fstat(stat_of): open_path's procfs check made it.
         self.stat_of = -1
-        # The fd lookup() lent from the lookup cache (release() keeps it).
+        # The fd open_path(lend=True) lent from the lookup cache (release() keeps it).
         self._lent = -1
         self.mem.before_write = self._before_write
         self.mem.mem_fd = self._mem_fd
@@ -179,12 +179,6 @@ class Call:
         if self._creds is None:
             self.creds()
         return self.mem.fd
-
-    def tree_changed(self) -> None:
-        """This call changed names or permissions in the file tree: the
-        lookup caches' entries are stale (sentry/lookups.py)."""
-        if self.sb.tree is not None:
-            self.sb.tree.bump()
 
     def names_added(self) -> None:
         """This call only added a name (O_CREAT): the lookup caches' kept
