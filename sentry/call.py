@@ -250,7 +250,8 @@ class Call:
             # caller's, and the path was read from its address space.
             self.creds_state.become(creds, real_ids)
             lookups = self.lookups
-            if lookups is not None and start < 0 and flags & os.O_PATH:
+            if lookups is not None and start < 0 and flags & os.O_PATH \
+                    and not path.startswith(b"/proc/"):
                 fd = self._cached_lookup(lookups, path, flags, creds, real_ids)
                 if fd < 0:
                     if lend:
@@ -298,13 +299,17 @@ class Call:
         fd = fs.resolve_probed(-1, path, flags, 0)
         if fd == -errno.ENOENT and fs.missing_dev(path) == lookups.root_dev:
             lookups.put(key, fd, since)  # missing in a directory of the root's filesystem
-        fd = self._walk_if_needed(fd, -1, path, flags, 0)
         if fd < 0:
-            raise SysError(-fd)
+            # The procfs walk's answers are never kept: they depend on the
+            # calling process (its pid, cwd, fds, exe), which the key is not.
+            fd = self._walk_if_needed(fd, -1, path, flags, 0)
+            if fd < 0:
+                raise SysError(-fd)
+            return self._proc_guard(fd, creds, real_ids, None, path, flags, 0)
         fd = self._proc_guard(fd, creds, real_ids, None, path, flags, 0)
         s = self.scratch
         if self.stat_of == fd and s.stat_dev.value == lookups.root_dev:
-            # not on procfs, on the root's filesystem
+            # the kernel's own resolution, not on procfs, on the root's filesystem
             lookups.put(key, fd, since, _stat.S_ISDIR(s.stat_mode.value))
         return fd
 

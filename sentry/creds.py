@@ -71,18 +71,33 @@ def _status(tid: int) -> bytes:
     except OSError as e:
         raise SysError(_ESRCH, f"read creds of {tid}: {e.strerror}") from None
     try:
-        return b"\n" + os.read(fd, 8192)
+        parts = [b"\n"]
+        while chunk := os.read(fd, 8192):  # all of it: a long Groups line runs past 8 KiB
+            parts.append(chunk)
+        return b"".join(parts)
     finally:
         os.close(fd)
 
 
-def _field(data: bytes, name: bytes, tid: int) -> list[bytes]:
-    """The values of field name (b"\\nUid:") of a status text."""
+def _field(data: bytes, name: bytes, tid: int, default: list[bytes] | None = None) -> list[bytes]:
+    """The values of field name (b"\\nUid:") of a status text; default (if
+    given) when the kernel has no such field.  A field must end its line."""
     i = data.find(name)
     if i < 0:
+        if default is not None:
+            return default
         raise SysError(_ESRCH, f"read creds of {tid}: no {name[1:-1].decode()} in status")
     i += len(name)
-    return data[i:data.find(b"\n", i)].split()
+    end = data.find(b"\n", i)
+    if end < 0:
+        raise SysError(_ESRCH, f"read creds of {tid}: {name[1:-1].decode()} cut short")
+    return data[i:end].split()
+
+
+# Fields older kernels (and other procfs implementations) do not have:
+# Umask before 4.7, NStgid/NSpid before 4.1.
+_UMASK_DEFAULT = [b"0022"]
+_NS_DEFAULT = [b"0"]
 
 
 def read_creds(tid: int) -> Creds:
@@ -93,13 +108,14 @@ def read_creds(tid: int) -> Creds:
     return Creds(int(uid[0]), int(gid[0]), int(uid[3]), int(gid[3]),
                  tuple(int(g) for g in _field(data, b"\nGroups:", tid)),
                  int(_field(data, b"\nCapEff:", tid)[0], 16),
-                 int(_field(data, b"\nUmask:", tid)[0], 8),
-                 int(_field(data, b"\nNStgid:", tid)[-1]), int(_field(data, b"\nNSpid:", tid)[-1]))
+                 int(_field(data, b"\nUmask:", tid, _UMASK_DEFAULT)[0], 8),
+                 int(_field(data, b"\nNStgid:", tid, _NS_DEFAULT)[-1]),
+                 int(_field(data, b"\nNSpid:", tid, _NS_DEFAULT)[-1]))
 
 
 def read_umask(tid: int) -> int:
     """The umask of task tid now (threads share it: never cached)."""
-    return int(_field(_status(tid), b"\nUmask:", tid)[0], 8)
+    return int(_field(_status(tid), b"\nUmask:", tid, _UMASK_DEFAULT)[0], 8)
 
 
 class ThreadCreds:

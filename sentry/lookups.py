@@ -221,7 +221,9 @@ class LookupCache:
             return  # a file was removed meanwhile: maybe this one
         if self._seen != since[0] or len(self._found) + len(self._missing) >= MAX_ENTRIES:
             self._drop_all()
-            self._seen = since[0]
+            # What was seen is what this lookup saw (drop_all read the epoch
+            # again: a change since then must still be applied by get).
+            self._seen, self._seen_added, self._seen_removed = since
         if value < 0:
             if self._seen_added != since[1]:
                 self._missing.clear()
@@ -231,7 +233,11 @@ class LookupCache:
         old = self._found.pop(key, None)
         if old is not None:
             os.close(old)
-        self._found[key] = os.dup(value)
+        try:
+            self._found[key] = os.dup(value)  # close-on-exec
+        except OSError:
+            self._dirs.discard(key)  # out of fds (EMFILE): not kept
+            return
         if is_dir:
             self._dirs.add(key)
         else:

@@ -229,10 +229,10 @@ class Supervisor:
                 if handler is None or data.arch != AUDIT_ARCH_X86_64:
                     reply(nid, -errno.ENOSYS)
                     continue
+                call.load()
                 kind = KEEPS if tree is None else kinds.get(handler, CHANGES)
                 if kind != KEEPS:
                     tree.begin()
-                call.load()
                 try:
                     res = handler(call)
                 except SysError as e:

@@ -557,3 +557,16 @@ def test_lookup_cache_changing_a_cached_object_by_path(runtime, bundle, mode, tm
     shutil.copy(tmp_path / "attrs", b.rootfs / "attrs")
     res = runtime.run_container(b, global_args=[f"--file-access={mode}"])
     assert res.stdout.split() == ["ok"], (res.stdout, res.stderr)
+
+
+@pytest.mark.parametrize("mode", ["directfs", "gofer"])
+def test_lookup_cache_keeps_nothing_that_depends_on_the_caller(runtime, bundle, mode):
+    """What /proc/self/cwd (or /dev/fd/N, /proc/self/exe) leads to depends
+    on the calling process and its state, which the cache's key is not:
+    the same path after a chdir names the new cwd's file."""
+    script = ("mkdir /a /b; touch /a/f; cd /a; test -e /proc/self/cwd/f && echo a-f; "
+              "cd /b; test -e /proc/self/cwd/f && echo stale || echo b-none; "
+              "touch /b/f; test -e /proc/self/cwd/f && echo b-f")
+    b = bundle(script, config={"root": {"readonly": False}})
+    res = runtime.run_container(b, global_args=[f"--file-access={mode}"])
+    assert res.stdout.split() == ["a-f", "b-none", "b-f"], (res.stdout, res.stderr)

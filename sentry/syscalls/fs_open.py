@@ -39,9 +39,13 @@ def _flags_mode(call: Call, flags: int, mode: int) -> tuple[int, int]:
 def _do_open(call: Call, dirfd: int | None, path_arg: int, flags: int, mode: int) -> None:
     path = call.path(path_arg)
     flags, mode = _flags_mode(call, flags, mode)
-    fd = call.open_path(dirfd, path, flags, mode)
-    if flags & os.O_CREAT:
-        call.names_added()  # before the caller can see the new name
+    try:
+        fd = call.open_path(dirfd, path, flags, mode)
+    finally:
+        if flags & os.O_CREAT:
+            # Before the caller can see the new name; also when the open
+            # failed after creating it (O_DIRECTORY on some kernels, an LSM).
+            call.names_added()
     call.reply_fd(fd, bool(flags & os.O_CLOEXEC))
 
 
@@ -104,10 +108,10 @@ def openat2(call: Call) -> int | None:
         fd = call.fs.openat2(start, path, flags, mode, resolve | RESOLVE_NO_MAGICLINKS)
     finally:
         os.close(start)
+        if flags & os.O_CREAT:
+            call.names_added()  # also when it failed after creating
     if fd < 0:
         raise SysError(-fd, "openat2")
-    if flags & os.O_CREAT:
-        call.names_added()
     call.reply_fd(fd, bool(flags & os.O_CLOEXEC))
     return None
 

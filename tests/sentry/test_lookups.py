@@ -170,3 +170,43 @@ def test_a_file_removed_while_another_change_ran_counts_as_any_change() -> None:
     epoch.file_removed(mark)
     epoch.end(REPORTS)
     assert epoch.removed == 0 and epoch.value == 5
+
+
+def test_a_removal_during_a_put_that_empties_the_cache_is_still_applied(tmp_path: Path) -> None:
+    """put() may drop everything (full cache) and read the epoch again: a
+    file removed in between must still drop the entry it is entering."""
+    epoch = TreeEpoch()
+    cache = LookupCache(epoch, 0)
+    fd = _o_path(tmp_path)
+    for i in range(MAX_ENTRIES):
+        cache.put((b"/%d" % i,), fd, cache.since())
+    since = cache.since()
+    drop_all = cache._drop_all
+
+    def removal_meanwhile() -> None:
+        epoch.begin()
+        epoch.file_removed(epoch.alone())  # another thread's unlink lands here
+        epoch.end(REPORTS)
+        drop_all()
+
+    cache._drop_all = removal_meanwhile  # type: ignore[method-assign]
+    cache.put((b"/f",), fd, since)       # a file resolved before that unlink
+    cache._drop_all = drop_all           # type: ignore[method-assign]
+    assert cache.get((b"/f",)) is None
+    cache.close()
+    os.close(fd)
+
+
+def test_out_of_fds_is_not_kept_and_not_an_error(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    epoch = TreeEpoch()
+    cache = LookupCache(epoch, 0)
+    fd = _o_path(tmp_path)
+
+    def emfile(_fd: int) -> int:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr("sentry.lookups.os.dup", emfile)
+    cache.put((b"/d",), fd, cache.since(), is_dir=True)
+    monkeypatch.undo()
+    assert cache.get((b"/d",)) is None
+    os.close(fd)
