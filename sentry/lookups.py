@@ -16,6 +16,9 @@ resolved with:
   along the path are reused;
 - ENOENT is kept too, when no symlink lay on the way and the directory that
   lacks the name is on the root's filesystem;
+- only the kernel's own resolution is kept, never what the procfs walk
+  answered (sentry/procfs.py: /proc/self/cwd/..., /dev/fd/N depend on the
+  calling process, which the key is not), and nothing under /proc/;
 - entries are only made for objects on the root's own filesystem (never
   procfs, sysfs, tmpfs or devices: those change by themselves), and the
   cache is off when the container has directory bind mounts (the host may
