@@ -31,8 +31,8 @@ resolved with:
   and anything new.  Every system call that can change a name or a
   permission is emulated (sentry/policy.py), so none of them escapes this;
 - a call that can only add a name (`ADDS_NAMES`: mkdir, mknod, symlink,
-  link, a unix-socket bind, an open or creat with O_CREAT) makes only the
-  kept ENOENTs stale: it fails rather than replace an existing name, so
+  link, a unix-socket bind; opens and creat with O_CREAT report the same
+  themselves, fs_open) makes only the kept ENOENTs stale: it fails rather than replace an existing name, so
   every lookup that succeeded still finds the same objects with the same
   permissions on the way, while a missing name may now exist;
 - an unlink reports what it removed (`REPORTS_ITSELF`, fs_dir): a name that
@@ -72,7 +72,7 @@ KEEPS_TREE = frozenset({
     "fs_stat.access", "fs_stat.faccessat", "fs_stat.faccessat2",
     "fs_stat.readlink", "fs_stat.readlinkat", "fs_stat.statfs", "fs_stat.fstatfs",
     "fs_dir.getcwd", "fs_dir.chdir", "fs_dir.fchdir",
-    "fs_open.open_", "fs_open.openat", "fs_open.openat2",
+    "fs_open.open_", "fs_open.openat", "fs_open.openat2", "fs_open.creat",
     "fs_attr.getxattr", "fs_attr.lgetxattr", "fs_attr.listxattr", "fs_attr.llistxattr",
     "fs_attr.inotify_init1", "fs_attr.inotify_add_watch",
     "net_socket.connect",
@@ -88,7 +88,7 @@ KEEPS_TREE = frozenset({
 ADDS_NAMES = frozenset({
     "fs_dir.mkdir", "fs_dir.mkdirat", "fs_dir.mknod", "fs_dir.mknodat",
     "fs_dir.symlink", "fs_dir.symlinkat", "fs_dir.link", "fs_dir.linkat",
-    "fs_open.creat", "net_socket.bind",
+    "net_socket.bind",
 })
 
 # Handlers that report their change themselves (Call.name_removed), as
