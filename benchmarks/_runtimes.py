@@ -53,7 +53,8 @@ def binary(argv: list[str]) -> str:
 
 # name -> argv prefix (before --root).  runsc is gVisor on the ptrace platform
 # (the KVM platform hangs on this machine kind); runsc-py variants differ by
-# platform / file access mode.
+# platform / file access mode (the -nocache ones: every lookup walks, as
+# under gVisor's --file-access=shared; measured on request, not by default).
 KNOWN: dict[str, list[str]] = {
     "runc": ["runc"],
     "crun": _crun_argv(),
@@ -61,6 +62,8 @@ KNOWN: dict[str, list[str]] = {
     "runsc-py": [RUNSC_PY],
     "runsc-py-gofer": [RUNSC_PY, "--file-access=gofer"],
     "runsc-py-ptrace": [RUNSC_PY, "--platform=ptrace"],
+    "runsc-py-nocache": [RUNSC_PY, "--lookup-cache=false"],
+    "runsc-py-gofer-nocache": [RUNSC_PY, "--file-access=gofer", "--lookup-cache=false"],
 }
 DEFAULT_RUNTIMES = ["runc", "runsc", "runsc-py", "runsc-py-gofer", "runsc-py-ptrace"]
 REFERENCES = ("runc", "runsc")
