@@ -37,7 +37,11 @@ def _call(sock: socket.socket, op: Op, req_id: int, args: list[object], fds: lis
           wait: "Callable[[socket.socket], tuple[bytes, list[int]]]" = protocol.recv
           ) -> tuple[int, bytes, list[int]]:
     try:
-        protocol.send(sock, protocol.encode_request(op, req_id, args, len(fds)), fds)
+        msg = protocol.encode_request(op, req_id, args, len(fds))
+    except ProtocolError as e:
+        raise SysError(e.errno, str(e)) from None
+    try:
+        protocol.send(sock, msg, fds)
         data, rfds = wait(sock)
     except OSError as e:
         raise GoferGone(f"gofer: {op.name}: {e.strerror}") from None

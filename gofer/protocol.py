@@ -55,7 +55,9 @@ from typing import NamedTuple
 
 VERSION = 2
 HEADER = struct.Struct("<HHIQ")
-MAX_MESSAGE = 16384
+# A recvmsg of up to 64 KiB costs what one of 16 KiB does (a larger buffer
+# is an mmap per message, and the default socket buffer refuses it).
+MAX_MESSAGE = 65536
 MAX_FDS = 4
 PATH_MAX = 4096
 ROOT = -1
@@ -115,11 +117,14 @@ _FIXED = {"u": "Q", "i": "q", "h": "i", "b": "I", "c": "IIQI"}  # kind -> its he
 
 
 class ProtocolError(Exception):
-    """A malformed message: errno says what the peer gets back."""
+    """A malformed message: errno says what the peer gets back.  partial:
+    what arrived of a message cut short (its header names the request to
+    answer)."""
 
-    def __init__(self, err: int, what: str) -> None:
+    def __init__(self, err: int, what: str, partial: bytes = b"") -> None:
         super().__init__(f"gofer protocol: {what}")
         self.errno = err
+        self.partial = partial
 
 
 class WireCreds(NamedTuple):
@@ -177,6 +182,11 @@ def encode_request(op: Op, req_id: int, args: list[object], nfds: int) -> bytes:
     body = sch.head.pack(*head)
     if tail:
         body += b"".join(tail)
+    if HEADER.size + len(body) > MAX_MESSAGE:
+        # Only a caller with thousands of supplementary groups gets here
+        # (MAX_MESSAGE holds two PATH_MAX paths and ~14,000 groups).
+        raise ProtocolError(errno.ENOMEM, f"{op.name}: request of {HEADER.size + len(body)} bytes, "
+                                          f"over the {MAX_MESSAGE}-byte limit")
     return HEADER.pack(VERSION, op, len(body), req_id) + body
 
 
@@ -285,5 +295,5 @@ def recv(sock: socket.socket, flags: int = 0) -> tuple[bytes, list[int]]:
     if mflags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
         for fd in fds:
             os.close(fd)
-        raise ProtocolError(errno.EMSGSIZE, "message or fds truncated")
+        raise ProtocolError(errno.EMSGSIZE, "message or fds truncated", msg)
     return msg, fds

@@ -92,7 +92,15 @@ class Gofer:
                 try:
                     data, fds = protocol.recv(sock)
                 except ProtocolError as e:
+                    # A request cut short still gets its answer: the sentry
+                    # thread that sent it waits for one.
                     log.warning("gofer: %s", e)
+                    if len(e.partial) >= protocol.HEADER.size:
+                        req_id = protocol.HEADER.unpack_from(e.partial)[3]
+                        try:
+                            protocol.send(sock, protocol.encode_reply(req_id, 0, -e.errno))
+                        except OSError:
+                            return
                     continue
                 except OSError:
                     return

@@ -16,6 +16,7 @@ from harness import _files
 from gofer import protocol
 from gofer.protocol import HEADER, ROOT, VERSION, Op, WireCreds
 from sentry.creds import ThreadCreds
+from sentry.errors import SysError
 from sentry.hostcalls import Scratch
 
 O_PATH = os.O_PATH | os.O_CLOEXEC
@@ -79,6 +80,13 @@ def test_malformed_requests_get_errors_and_the_gofer_keeps_serving(gofer):
     for what, (msg, fds, want) in cases.items():
         assert _raw(ops, msg, fds) == -want, what
         _still_serves(ops)
+    # Over the size limit: cut short by the socket, still answered (the
+    # sender waits for its reply), and the next request is served.
+    big = HEADER.pack(VERSION, Op.MKDIRAT, protocol.MAX_MESSAGE, 11) + bytes(protocol.MAX_MESSAGE)
+    protocol.send(ops.sock, big)
+    data, rfds = protocol.recv(ops.sock)
+    assert not rfds and protocol.decode_reply(data, 11, [])[0] == -errno.EMSGSIZE
+    _still_serves(ops)
     # An fd passed but not named by any handle: refused, and closed.
     r, w = os.pipe()
     try:
@@ -116,6 +124,28 @@ def test_requests_run_with_the_callers_credentials(gofer):
     ops.creds = creds
     assert ops.resolve(ROOT, b"/etc/hello", os.O_RDONLY, 0) == -errno.EACCES
     assert ops.mkdirat(ROOT, b"x", 0o755) == -errno.EACCES  # root dir is 0755 root
+
+
+def test_thousands_of_supplementary_groups(gofer):
+    """A caller's groups travel with each request: 5,000 of them (more than
+    the first protocol's 16 KiB messages held) are served; more than a
+    message holds (~14,000) is an error, not a request cut short and a
+    sentry thread waiting forever for its answer."""
+    ops, root = gofer
+    os.chmod(root / "etc" / "hello", 0o640)
+    os.chown(root / "etc" / "hello", 0, 4999)
+    creds = ThreadCreds()
+    creds.current = (1000, 1000, tuple(range(100, 5100)), 0)
+    ops.creds = creds
+    fd = ops.resolve(ROOT, b"/etc/hello", os.O_RDONLY, 0)
+    assert fd >= 0, fd
+    os.close(fd)
+    creds.current = (1000, 1000, tuple(range(100, 20100)), 0)
+    with pytest.raises(SysError) as e:
+        ops.resolve(ROOT, b"/etc/hello", os.O_RDONLY, 0)
+    assert e.value.errno == errno.ENOMEM
+    creds.current = (0, 0, (), 0)
+    _still_serves(ops)
 
 
 def test_channel_reply_names_the_serving_thread_which_follows_our_cpu(gofer):
