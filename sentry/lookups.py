@@ -74,6 +74,7 @@ KEEPS_TREE = frozenset({
     "fs_dir.getcwd", "fs_dir.chdir", "fs_dir.fchdir",
     "fs_open.open_", "fs_open.openat", "fs_open.openat2", "fs_open.creat",
     "fs_attr.getxattr", "fs_attr.lgetxattr", "fs_attr.listxattr", "fs_attr.llistxattr",
+    "fs_attr.fgetxattr", "fs_attr.flistxattr",
     "fs_attr.inotify_init1", "fs_attr.inotify_add_watch",
     "net_socket.connect",
     "proc_exec.execve", "proc_exec.execveat", "proc_creds.setuid", "proc_creds.getresuid",

@@ -11,7 +11,7 @@ object with the target's credentials, never by path:
   O_PATH|O_NOFOLLOW fd of a symlink it lands on the symlink itself, which
   is what the l* variants act on.
 
-The fd-taking variants (fchmod, fchown, futimens) act on our pidfd_getfd(2)
+The fd-taking variants (fchmod, fchown, futimens, f*xattr) act on our pidfd_getfd(2)
 copy of the target's fd: the same open file, so the kernel's own answers
 (EBADF for O_PATH fds...) are the target's.
 """
@@ -246,7 +246,8 @@ XATTR_SIZE_MAX = 65536
 XATTR_LIST_MAX = 65536
 XATTR_CREATE, XATTR_REPLACE = 1, 2
 for _n in ("getxattr", "setxattr", "listxattr", "removexattr"):
-    getattr(_libc, _n).restype = ctypes.c_ssize_t if _n in ("getxattr", "listxattr") else ctypes.c_int
+    for _f in (_n, "f" + _n):
+        getattr(_libc, _f).restype = ctypes.c_ssize_t if _n in ("getxattr", "listxattr") else ctypes.c_int
 
 
 def _xname(call: Call, idx: int) -> bytes:
@@ -256,14 +257,18 @@ def _xname(call: Call, idx: int) -> bytes:
     return name
 
 
-def _getxattr(call: Call, follow: bool) -> int:
+def _getxattr(call: Call, follow: bool | None) -> int:
+    """follow None: fgetxattr, on our copy of the target's fd."""
     a = call.args
     name = _xname(call, 1)
     size = min(a[3], XATTR_SIZE_MAX)
-    fd = _obj(call, None, 0, follow)
+    fd = _held(call) if follow is None else _obj(call, None, 0, follow)
     buf = ctypes.create_string_buffer(max(size, 1))
     try:
-        r = _libc.getxattr(_proc_self(fd), name, buf if size else None, ctypes.c_size_t(size))
+        if follow is None:
+            r = _libc.fgetxattr(fd, name, buf if size else None, ctypes.c_size_t(size))
+        else:
+            r = _libc.getxattr(_proc_self(fd), name, buf if size else None, ctypes.c_size_t(size))
         if r < 0:
             err = ctypes.get_errno()
             return -(errno.E2BIG if err == errno.ERANGE and size == XATTR_SIZE_MAX else err)
@@ -272,6 +277,15 @@ def _getxattr(call: Call, follow: bool) -> int:
     if size and r:
         call.mem.write(call.pid, a[2], buf.raw[:r])
     return r
+
+
+def _held(call: Call) -> int:
+    """Our copy of the target's fd argument 0, acting as the target: the
+    same open file, so the kernel's answers (EBADF for an O_PATH fd...) are
+    the target's own."""
+    fd = target_fd(call, signed_fd(call.args[0]))
+    call.act_as_target()
+    return fd
 
 
 def getxattr(call: Call) -> int:
@@ -284,7 +298,12 @@ def lgetxattr(call: Call) -> int:
     return _getxattr(call, False)
 
 
-def _setxattr(call: Call, follow: bool) -> int:
+def fgetxattr(call: Call) -> int:
+    """Implements Linux syscall fgetxattr(2)."""
+    return _getxattr(call, None)
+
+
+def _setxattr(call: Call, follow: bool | None) -> int:
     a = call.args
     size, flags = a[3], a[4] & 0xFFFFFFFF
     if flags & ~(XATTR_CREATE | XATTR_REPLACE):
@@ -293,6 +312,12 @@ def _setxattr(call: Call, follow: bool) -> int:
     if size > XATTR_SIZE_MAX:
         return -errno.E2BIG
     value = call.read(a[2], size) if size else b""
+    if follow is None:
+        fd = _held(call)
+        try:
+            return _ret(_libc.fsetxattr(fd, name, value, ctypes.c_size_t(size), flags))
+        finally:
+            os.close(fd)
     fd = _obj(call, None, 0, follow)
     try:
         return _ret(_libc.setxattr(_proc_self(fd), name, value, ctypes.c_size_t(size), flags))
@@ -310,13 +335,21 @@ def lsetxattr(call: Call) -> int:
     return _setxattr(call, False)
 
 
-def _listxattr(call: Call, follow: bool) -> int:
+def fsetxattr(call: Call) -> int:
+    """Implements Linux syscall fsetxattr(2)."""
+    return _setxattr(call, None)
+
+
+def _listxattr(call: Call, follow: bool | None) -> int:
     a = call.args
     size = min(a[2], XATTR_LIST_MAX)
-    fd = _obj(call, None, 0, follow)
+    fd = _held(call) if follow is None else _obj(call, None, 0, follow)
     buf = ctypes.create_string_buffer(max(size, 1))
     try:
-        r = _libc.listxattr(_proc_self(fd), buf if size else None, ctypes.c_size_t(size))
+        if follow is None:
+            r = _libc.flistxattr(fd, buf if size else None, ctypes.c_size_t(size))
+        else:
+            r = _libc.listxattr(_proc_self(fd), buf if size else None, ctypes.c_size_t(size))
         if r < 0:
             err = ctypes.get_errno()
             return -(errno.E2BIG if err == errno.ERANGE and size == XATTR_LIST_MAX else err)
@@ -337,8 +370,19 @@ def llistxattr(call: Call) -> int:
     return _listxattr(call, False)
 
 
-def _removexattr(call: Call, follow: bool) -> int:
+def flistxattr(call: Call) -> int:
+    """Implements Linux syscall flistxattr(2)."""
+    return _listxattr(call, None)
+
+
+def _removexattr(call: Call, follow: bool | None) -> int:
     name = _xname(call, 1)
+    if follow is None:
+        fd = _held(call)
+        try:
+            return _ret(_libc.fremovexattr(fd, name))
+        finally:
+            os.close(fd)
     fd = _obj(call, None, 0, follow)
     try:
         return _ret(_libc.removexattr(_proc_self(fd), name))
@@ -354,6 +398,11 @@ def removexattr(call: Call) -> int:
 def lremovexattr(call: Call) -> int:
     """Implements Linux syscall lremovexattr(2)."""
     return _removexattr(call, False)
+
+
+def fremovexattr(call: Call) -> int:
+    """Implements Linux syscall fremovexattr(2)."""
+    return _removexattr(call, None)
 
 
 # --- inotify -----------------------------------------------------------------------

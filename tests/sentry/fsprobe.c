@@ -200,6 +200,25 @@ static void files(void) {
     show("llistxattr", syscall(SYS_llistxattr, "s", NULL, 0));
     show("removexattr", syscall(SYS_removexattr, "g", "user.k"));
     show("removexattr-again", syscall(SYS_removexattr, "g", "user.k"));
+    /* The fd variants (cp -a, tar and rsync use them). */
+    int xfd = open("g", O_RDONLY | O_CLOEXEC);
+    show("fsetxattr", syscall(SYS_fsetxattr, xfd, "user.f", "fval", 4, 0));
+    show("fsetxattr-create-exists", syscall(SYS_fsetxattr, xfd, "user.f", "v", 1, XATTR_CREATE));
+    memset(xb, 0, sizeof xb);
+    r = syscall(SYS_fgetxattr, xfd, "user.f", xb, sizeof xb);
+    printf("fgetxattr %ld %d %s\n", r, r < 0 ? errno : 0, r > 0 ? xb : "-");
+    show("fgetxattr-small", syscall(SYS_fgetxattr, xfd, "user.f", xb, 2));
+    show("fgetxattr-missing", syscall(SYS_fgetxattr, xfd, "user.nope", xb, sizeof xb));
+    memset(xb, 0, sizeof xb);
+    r = syscall(SYS_flistxattr, xfd, xb, sizeof xb);
+    printf("flistxattr %ld %d %s\n", r, r < 0 ? errno : 0, r > 0 ? xb : "-");
+    show("fremovexattr", syscall(SYS_fremovexattr, xfd, "user.f"));
+    show("fremovexattr-again", syscall(SYS_fremovexattr, xfd, "user.f"));
+    show("fgetxattr-badfd", syscall(SYS_fgetxattr, 999, "user.f", xb, sizeof xb));
+    close(xfd);
+    int xpath = open("g", O_PATH | O_CLOEXEC);
+    show("fgetxattr-opath", syscall(SYS_fgetxattr, xpath, "user.f", xb, sizeof xb));
+    close(xpath);
     show("mknod-fifo", syscall(SYS_mknod, "p", S_IFIFO | 0666, 0));
     st("mknod-fifo-stat", "p", 0);
     show("mknod-reg", syscall(SYS_mknod, "r", 0644, 0));
