@@ -24,7 +24,10 @@ but no "start at D with root R".  So:
    reachable from ours), the path is rebuilt by walking ".." from D up to
    the root and looking up each name by inode; a walk that reaches the
    filesystem's top without meeting the root means D is outside the
-   container: ENOENT.
+   container: ENOENT.  The walk reads directories the caller may only
+   search (a 0711 parent), so it runs with CAP_DAC_READ_SEARCH: it only
+   names D, which the caller already holds, and the joined path is then
+   resolved with the caller's own credentials.
 
 Why not RESOLVE_IN_ROOT from D: it would make D the root (".." at D would
 stay at D, "/x" would mean D/x): wrong for a cwd.  Why not rewrite relative
@@ -48,13 +51,15 @@ import os
 import stat as _stat
 
 from .errors import SysError
-from .hostcalls import RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, Scratch
+from .hostcalls import (RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
+                        Scratch, capget_self, capset_self)
 
 AT_FDCWD = -100
 IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
 BENEATH = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
 _O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 _MAX_DEPTH = 512
+_CAP_DAC_READ_SEARCH = 1 << 2
 
 
 def signed_fd(arg: int) -> int:
@@ -147,7 +152,23 @@ class Resolver:
         return self._walk_up(dirfd, want_id)
 
     def _walk_up(self, dirfd: int, want_id: tuple[int, int]) -> bytes:
-        """Rebuild dirfd's path by walking ".." up to the root (slow path)."""
+        """Rebuild dirfd's path by walking ".." up to the root (slow path),
+        able to read every directory on the way (module docstring, 3)."""
+        eff, perm, inh = capget_self()
+        lift = not eff & _CAP_DAC_READ_SEARCH and perm & _CAP_DAC_READ_SEARCH
+        if lift and capset_self(eff | _CAP_DAC_READ_SEARCH, perm, inh) < 0:
+            lift = False
+        try:
+            return self._walk_up_names(dirfd, want_id)
+        except OSError as e:
+            raise SysError(e.errno or errno.EIO, "resolve: walk up") from None
+        finally:
+            if lift:
+                r = capset_self(eff, perm, inh)
+                if r < 0:  # never seen: the thread would keep a capability
+                    raise SysError(-r, "resolve: walk up: capset back")
+
+    def _walk_up_names(self, dirfd: int, want_id: tuple[int, int]) -> bytes:
         names: list[bytes] = []
         cur = os.open(".", _O_PATH_DIR, dir_fd=dirfd)
         cur_id = want_id

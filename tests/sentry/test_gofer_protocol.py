@@ -126,6 +126,36 @@ def test_requests_run_with_the_callers_credentials(gofer):
     assert ops.mkdirat(ROOT, b"x", 0o755) == -errno.EACCES  # root dir is 0755 root
 
 
+def test_dotdot_above_the_start_needs_only_search_permission(gofer):
+    """"../x" from a directory whose parent the caller may search but not
+    read: the gofer names the start directory by walking up with "..", and
+    that walk must not need read permission the caller lacks (it answered
+    EIO)."""
+    ops, root = gofer
+    sub = root / "etc" / "sub"
+    sub.mkdir()
+    os.chmod(root / "etc", 0o711)
+    os.chmod(root / "etc" / "hello", 0o644)
+    creds = ThreadCreds()
+    creds.current = (1000, 1000, (), 0)
+    ops.creds = creds
+    start = os.open(sub, O_PATH | os.O_DIRECTORY)
+    try:
+        fd = ops.resolve(start, b"../hello", os.O_RDONLY, 0)
+        assert fd >= 0, fd
+        assert os.read(fd, 100) == b"hello-root\n"
+        os.close(fd)
+        assert ops.resolve(start, b"../missing", O_PATH, 0) == -errno.ENOENT
+    finally:
+        os.close(start)
+    os.chmod(root / "etc", 0o700)  # no search permission either: EACCES, as natively
+    start = os.open(sub, O_PATH | os.O_DIRECTORY)
+    try:
+        assert ops.resolve(start, b"../hello", os.O_RDONLY, 0) == -errno.EACCES
+    finally:
+        os.close(start)
+
+
 def test_thousands_of_supplementary_groups(gofer):
     """A caller's groups travel with each request: 5,000 of them (more than
     the first protocol's 16 KiB messages held) are served; more than a
