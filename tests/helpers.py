@@ -649,13 +649,14 @@ class Runtime:
     def container(self, bundle: Bundle | Path | str, cid: str | None = None, *,
                   start: bool = True, pid_file: Path | str | bool = True,
                   console_socket: Path | str | None = None,
-                  extra: Sequence[str] = ()) -> Iterator["Container"]:
+                  extra: Sequence[str] = (), global_args: Sequence[str] = ()) -> Iterator["Container"]:
         """create (+ start unless start=False) a container; always
-        `delete --force` it on exit, even if the body failed."""
+        `delete --force` it on exit, even if the body failed.  global_args:
+        for create only (the sandbox keeps what they chose)."""
         cid = cid or self.new_id()
         try:
             res = self.create(cid, bundle, pid_file=pid_file, console_socket=console_socket,
-                              extra=extra)
+                              extra=extra, global_args=global_args)
             c = Container(self, cid, bundle, res)
             if start:
                 self.start(cid)

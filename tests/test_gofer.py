@@ -114,9 +114,11 @@ def test_workload_sentry_and_gofer_are_separate_processes(runtime, bundle, mode)
         runtime.run("delete", "--force", cid)
 
 
-def test_gofer_death_tears_down_the_sandbox(runtime, bundle):
-    b = bundle(["sh", "-c", "echo ready; exec sleep 60"], rootfs="shared")
-    with runtime.container(b) as c:
+@pytest.mark.parametrize("mode", MODES)
+def test_gofer_death_tears_down_the_sandbox(runtime, bundle, mode):
+    # In gofer mode the workload keeps asking for files while the gofer dies.
+    b = bundle(["sh", "-c", "echo ready; while :; do cat /etc/passwd >/dev/null; done"], rootfs="shared")
+    with runtime.container(b, global_args=[f"--file-access={mode}"]) as c:
         wait_ready(c)
         gofer = _gofer_of(c.pid)
         init = [p for p in c.ps() if p != c.pid][0]
@@ -187,11 +189,25 @@ def test_masked_and_read_only_paths(runtime, bundle, mode):
               "wc -c < /proc/timer_list; ls /proc/acpi | wc -l; ls /sys/firmware | wc -l; "
               "(echo 1 > /proc/sys/kernel/domainname) 2>&1; "
               "(echo 1 > /proc/sys/vm/drop_caches) 2>&1; true")
-    b = bundle(script, config={"process": {"capabilities": ALL_CAPS}})
+    # Masked paths of the container's own files, which exist and are not
+    # empty: a file reads as empty (runc binds /dev/null: a write is
+    # discarded), a directory lists as empty and takes no new file.
+    script += ("; wc -c < /etc/secret; (echo x > /etc/secret) 2>/dev/null; wc -c < /etc/secret; "
+               "ls /etc/private | wc -l; (echo x > /etc/private/new) 2>&1; "
+               "cat /etc/private/key 2>&1; cat /etc/visible")
+    b = bundle(script, config={"process": {"capabilities": ALL_CAPS}},
+               files={"etc/secret": "secret\n", "etc/private/key": "key\n", "etc/visible": "visible\n"},
+               edit=lambda spec: spec["linux"]["maskedPaths"].extend(["/etc/secret", "/etc/private"]))
     out = run_ok(runtime, b, global_args=[f"--file-access={mode}"]).splitlines()
     assert [ln.strip() for ln in out[:5]] == ["0"] * 5, out   # masked: empty
     assert "Read-only file system" in out[5], out
     assert "Read-only file system" in out[6], out
+    assert [ln.strip() for ln in out[7:10]] == ["0", "0", "0"], out
+    assert "Read-only file system" in out[10], out
+    assert "No such file or directory" in out[11], out
+    assert out[12] == "visible", out
+    assert (b.rootfs / "etc" / "secret").read_text() == "secret\n"
+    assert not (b.rootfs / "etc" / "private" / "new").exists()
 
 
 # Lines where runsc-py answers as gVisor and Linux before 6.10 do, not as
