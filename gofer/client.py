@@ -21,7 +21,7 @@ import socket
 import threading
 from typing import Callable
 
-from sentry.cpu import Placement, current_cpu
+from sentry.cpu import Placement, current_cpu, several_cpus
 from sentry.errors import SysError
 from sentry.files import ENOENT_VIA_LINK, ROOT
 
@@ -115,7 +115,7 @@ class GoferOps:
         self.peer_tid = peer_tid
         self._creds_of: object = None
         self._creds_wire = WireCreds(0, 0, 0)
-        self.placement = Placement() if peer_tid > 0 and (os.cpu_count() or 1) > 1 else None
+        self.placement = Placement() if peer_tid > 0 and several_cpus() else None
         self._cpu = -1
         # After resolve_probed's plain ENOENT of an absolute path: the st_dev
         # of the directory that lacks the name, or -1 (sentry/lookups.py).

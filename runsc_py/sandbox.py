@@ -176,8 +176,10 @@ class SandboxHost:
                    | libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
 
     def confine(self) -> None:
-        """Install the sentry's own seccomp filter on this (single-threaded) process."""
-        from sentry import self_filter
+        """Install the sentry's own seccomp filter on this (single-threaded)
+        process, once its procfs fd is open: the filter refuses AT_FDCWD."""
+        from sentry import ownproc, self_filter
+        ownproc.reset("/proc")
         self_filter.install(log_only=os.environ.get("RUNSC_PY_SENTRY_FILTER") == "log")
 
     def drain(self, timeout: float = 1.0) -> None:
@@ -231,7 +233,8 @@ class SandboxHost:
         from gofer import client
         from sentry.files import DirectFS
         assert self._gofer is not None, "attach before start_gofer"
-        ns = os.open(f"/proc/{init_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        from sentry import ownproc
+        ns = ownproc.open_(f"{init_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         try:
             root_fd = client.attach(self._gofer, ns)
         finally:

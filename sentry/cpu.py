@@ -39,6 +39,14 @@ CPUSET_BYTES = 128  # glibc's cpu_set_t: 1024 CPUs
 _Mask = ctypes.c_uint8 * CPUSET_BYTES
 
 
+def several_cpus() -> bool:
+    """More than one CPU to run on.  Not os.cpu_count(): glibc reads
+    /sys/devices/system/cpu/online by path, which the sentry cannot (its
+    filter refuses AT_FDCWD; its root holds only /proc)."""
+    import os
+    return len(os.sched_getaffinity(0)) > 1
+
+
 class Placement:
     """One thread's affinity buffers and the pins it has in force."""
 

@@ -29,7 +29,7 @@ import os
 import threading
 from dataclasses import dataclass
 
-from . import hostcalls
+from . import hostcalls, ownproc
 from .errors import SysError
 
 _ESRCH = errno.ESRCH
@@ -67,7 +67,7 @@ class Creds:
 def _status(tid: int) -> bytes:
     """/proc/TID/status, with a newline in front (every field is b"\\nName:")."""
     try:
-        fd = os.open(f"/proc/{tid}/status", os.O_RDONLY | os.O_CLOEXEC)
+        fd = ownproc.open_(f"{tid}/status", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         raise SysError(_ESRCH, f"read creds of {tid}: {e.strerror}") from None
     try:
@@ -261,7 +261,7 @@ class CredsCache:
         if pidfd < 0:
             return read_creds(tid), -1, False
         try:
-            memfd = os.open(f"/proc/{tid}/mem", _O_MEM)
+            memfd = ownproc.open_(f"{tid}/mem", _O_MEM)
         except OSError:
             memfd = -1
         try:

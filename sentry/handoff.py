@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import socket
 
+from . import ownproc
 from .install import HANDOFF_MAGIC
 
 
@@ -34,7 +35,7 @@ def receive_listener(sock: socket.socket) -> int:
             raise HandoffError(f"receive listener: bad message {msg[:32]!r}")
         if len(fds) != 1:
             raise HandoffError(f"receive listener: expected 1 fd, got {len(fds)}")
-        kind = os.readlink(f"/proc/self/fd/{fds[0]}")
+        kind = ownproc.readlink(ownproc.self_fd(fds[0]))
         if kind != "anon_inode:seccomp notify":
             raise HandoffError(f"receive listener: fd is {kind!r}, not a seccomp listener")
     except BaseException:

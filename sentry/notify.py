@@ -42,7 +42,7 @@ import errno
 import os
 import select
 
-from .cpu import Placement, current_cpu
+from .cpu import Placement, current_cpu, several_cpus
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library would fork ldconfig
 _ioctl = _libc.ioctl
@@ -150,7 +150,7 @@ class Listener:
         """Ask for synchronous same-CPU wake-ups (6.6+); False if unsupported."""
         if _ioctl(self.fd, IOCTL_NOTIF_SET_FLAGS, USER_NOTIF_FD_SYNC_WAKE_UP) == 0:
             self.sync_wakeup = True
-            self.inject_here = (os.cpu_count() or 1) > 1
+            self.inject_here = several_cpus()
             return True
         err = ctypes.get_errno()
         if err in (errno.EINVAL, errno.ENOTTY):

@@ -53,7 +53,7 @@ import stat as _stat
 from collections import deque
 from typing import TYPE_CHECKING
 
-from . import hostcalls
+from . import hostcalls, ownproc
 from .errors import SysError
 from .files import ROOT
 from .hostcalls import RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
@@ -300,7 +300,7 @@ def _reopen(obj: int, flags: int, mode: int) -> int:
     if flags & os.O_PATH:
         return os.dup(obj)  # O_PATH never checks permissions
     try:
-        return os.open(f"/proc/self/fd/{obj}", (flags | os.O_CLOEXEC) & ~os.O_NOFOLLOW, mode)
+        return ownproc.open_(ownproc.self_fd(obj), (flags | os.O_CLOEXEC) & ~os.O_NOFOLLOW, mode)
     except OSError as e:
         return -(e.errno or errno.EIO)
 
@@ -374,7 +374,7 @@ def _magic(call: Call, rel: list[bytes]) -> tuple[int, bool]:
         if cs.ptrace_dropped:
             cs.restore_ptrace()
         try:
-            obj = os.open(f"/proc/{call.pid}/{kind.decode()}", os.O_PATH | os.O_CLOEXEC)
+            obj = ownproc.open_(f"{call.pid}/{kind.decode()}", os.O_PATH | os.O_CLOEXEC)
         except OSError as e:
             raise SysError(e.errno or errno.EIO, "magic link") from None
         call.check_valid()
@@ -398,9 +398,13 @@ def _magic(call: Call, rel: list[bytes]) -> tuple[int, bool]:
 
 
 def mount_ids(path: str) -> set[int]:
-    """The mount ids listed in a mountinfo file (empty if unreadable)."""
+    """The mount ids listed in a mountinfo file, empty if unreadable.  A
+    relative path ("PID/mountinfo") is in the sentry's procfs
+    (sentry/ownproc.py); an absolute one only before the sentry's filter."""
+    flags = os.O_RDONLY | os.O_CLOEXEC
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, flags) if path.startswith("/") else ownproc.open_(path, flags)
+        with open(fd, "rb") as f:
             return {int(line.split(b" ", 1)[0]) for line in f if line.strip()}
     except OSError:
         return set()
@@ -427,13 +431,13 @@ def _inside(call: Call, fd: int) -> None:
     is refused.
     """
     mid = _mnt_id(call.scratch, fd)
-    if mid in mount_ids(f"/proc/{call.pid}/mountinfo"):
+    if mid in mount_ids(f"{call.pid}/mountinfo"):
         return
     st = os.fstat(fd)
     if not _stat.S_ISDIR(st.st_mode):
         host = call.sb.options.host_mounts
         if host is None:
-            host = frozenset(mount_ids("/proc/1/mountinfo"))
-        if mid not in mount_ids("/proc/self/mountinfo") and mid not in host:
+            host = frozenset(mount_ids("1/mountinfo"))
+        if mid not in mount_ids("self/mountinfo") and mid not in host:
             return
     raise SysError(errno.EACCES, "magic link to an object outside the container")

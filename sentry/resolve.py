@@ -50,6 +50,7 @@ import errno
 import os
 import stat as _stat
 
+from . import ownproc
 from .errors import SysError
 from .hostcalls import (RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
                         Scratch, capget_self, capset_self)
@@ -71,13 +72,13 @@ def signed_fd(arg: int) -> int:
 def open_start_dir(pid: int, dirfd: int) -> int:
     """Our O_PATH fd of the target's cwd (AT_FDCWD) or of its dirfd."""
     if dirfd == AT_FDCWD:
-        where = f"/proc/{pid}/cwd"
+        where = f"{pid}/cwd"
     elif dirfd < 0:
         raise SysError(errno.EBADF, f"dirfd {dirfd}")
     else:
-        where = f"/proc/{pid}/fd/{dirfd}"
+        where = f"{pid}/fd/{dirfd}"
     try:
-        return os.open(where, _O_PATH_DIR)
+        return ownproc.open_(where, _O_PATH_DIR)
     except OSError as e:
         if e.errno == errno.ENOENT:
             # No such fd (or the task is gone: the reply will not matter).
@@ -97,7 +98,7 @@ class Resolver:
             raise ValueError("resolver: root fd is not a directory")
         self.root_id = (st.st_dev, st.st_ino)
         if root_link is None:
-            root_link = os.readlink(f"/proc/self/fd/{root_fd}").encode()
+            root_link = ownproc.readlink(ownproc.self_fd(root_fd)).encode()
         self.root_link = root_link
         self.links_readable = True
 
@@ -129,7 +130,7 @@ class Resolver:
         if want_id == self.root_id:
             return b""
         try:
-            link = os.readlink(f"/proc/self/fd/{dirfd}").encode() if self.links_readable else b""
+            link = ownproc.readlink(ownproc.self_fd(dirfd)).encode() if self.links_readable else b""
         except OSError:
             link = b""  # no procfs of our own (the gofer): walk up
         rl = self.root_link

@@ -40,7 +40,7 @@ ALLOW: dict[str, str] = {
     "getpid": "logging",
     "getppid": "logging",
     "sched_yield": "thread hand-off",
-    "sched_getaffinity": "os.cpu_count(); a target's CPU mask around ADDFD (notify.py)",
+    "sched_getaffinity": "how many CPUs we may use; a target's CPU mask around ADDFD (notify.py)",
     "sched_setaffinity": "pin a target to our CPU for the length of an ADDFD, then restore (notify.py)",
     "getrandom": "Python hash seeds, tempfile names",
     "clock_gettime": "timeouts",
@@ -92,7 +92,6 @@ ALLOW: dict[str, str] = {
     "fstat": "stat emulation",
     "statx": "stat emulation",
     "readlinkat": "readlink emulation, fd identity checks",
-    "readlink": "fd identity checks (/proc/self/fd/N of a received listener)",
     "getdents64": "/proc/self/fd scans",
     "faccessat": "access emulation",
     "faccessat2": "access emulation",
@@ -108,23 +107,21 @@ ALLOW: dict[str, str] = {
     "fchownat": "chown emulation",
     "fchown": "chown emulation on a resolved fd",
     "utimensat": "utimes emulation",
-    "truncate": "truncate via /proc/self/fd of a resolved fd",
     "ftruncate": "truncate emulation",
-    "statfs": "statfs via /proc/self/fd of a resolved fd",
     "fstatfs": "statfs emulation",
-    "getxattr": "xattr emulation via /proc/self/fd",
-    "lgetxattr": "xattr emulation",
-    "fgetxattr": "xattr emulation",
-    "setxattr": "xattr emulation via /proc/self/fd",
-    "lsetxattr": "xattr emulation",
-    "fsetxattr": "xattr emulation",
-    "listxattr": "xattr emulation",
-    "llistxattr": "xattr emulation",
-    "flistxattr": "xattr emulation",
-    "removexattr": "xattr emulation",
-    "lremovexattr": "xattr emulation",
-    "fremovexattr": "xattr emulation",
-    "inotify_add_watch": "inotify emulation on a target's inotify fd",
+    # The only calls that take a path and no directory fd: each is given
+    # our own magic link /proc/self/fd/N of an object already resolved in
+    # the root (no fd-relative form before Linux 6.13's *xattrat; none at
+    # all for inotify_add_watch).
+    "getxattr": "xattr emulation via /proc/self/fd/N",
+    "setxattr": "xattr emulation via /proc/self/fd/N",
+    "listxattr": "xattr emulation via /proc/self/fd/N",
+    "removexattr": "xattr emulation via /proc/self/fd/N",
+    "inotify_add_watch": "inotify emulation on a target's inotify fd, via /proc/self/fd/N",
+    "fgetxattr": "xattr emulation on a target's fd",
+    "fsetxattr": "xattr emulation on a target's fd",
+    "flistxattr": "xattr emulation on a target's fd",
+    "fremovexattr": "xattr emulation on a target's fd",
     "fsync": "log file",
     "getcwd": "Python's os module",
     "umask": "the supervisor creates files with the target's umask applied by hand",
@@ -157,6 +154,19 @@ ALLOW: dict[str, str] = {
     "socketpair": "Python internals",
 }
 
+# The *at calls: allowed only with a real directory fd in each dirfd argument
+# (bit 31 of the low 32 bits clear, whatever the high bits: the kernel reads
+# an int), so never AT_FDCWD: what the sentry opens by name is below the
+# root fd the gofer donated or the procfs fd it keeps (sentry/ownproc.py).
+# Its root is an empty tmpfs anyway; this leaves nothing to resolve from it.
+DIRFD_ARGS: dict[str, tuple[int, ...]] = {
+    "openat": (0,), "openat2": (0,), "newfstatat": (0,), "statx": (0,), "readlinkat": (0,),
+    "faccessat": (0,), "faccessat2": (0,), "mkdirat": (0,), "mknodat": (0,), "unlinkat": (0,),
+    "renameat": (0, 2), "renameat2": (0, 2), "linkat": (0, 2), "symlinkat": (1,),
+    "fchmodat": (0,), "fchownat": (0,), "utimensat": (0,),
+}
+_FD_SIGN = 0x80000000
+
 # Deliberately absent (EPERM): execve/execveat, mount family, pivot_root,
 # chroot, unshare, setns, ptrace, bpf, perf_event_open, userfaultfd,
 # io_uring_*, keyctl family, *_module, kexec_*, reboot, swapon/off, clone
@@ -164,17 +174,24 @@ ALLOW: dict[str, str] = {
 
 
 def build_allowlist(allow: dict[str, str], default_errno: int = errno.EPERM,
-                    log_only: bool = False, sockets: bool = True) -> Any:
+                    log_only: bool = False, sockets: bool = True,
+                    dirfd_args: dict[str, tuple[int, ...]] | None = None) -> Any:
     """An allowlist filter for one of our own processes (sentry, gofer):
     ALLOW-style names plus the argument-checked entries every Python
-    process of ours needs."""
+    process of ours needs.  dirfd_args: names allowed only with real
+    directory fds in those arguments (DIRFD_ARGS)."""
     import seccomp
     default = seccomp.LOG if log_only else seccomp.ERRNO(default_errno)
     f = seccomp.SyscallFilter(defaction=default)
     f.set_attr(seccomp.Attr.CTL_NNP, 1)
     f.set_attr(seccomp.Attr.CTL_OPTIMIZE, 2)  # binary tree: see sentry/filter.py
+    dirfd_args = dirfd_args or {}
     for name in allow:
-        f.add_rule(seccomp.ALLOW, name)
+        if name in dirfd_args:
+            f.add_rule(seccomp.ALLOW, name,
+                       *(seccomp.Arg(i, seccomp.MASKED_EQ, _FD_SIGN, 0) for i in dirfd_args[name]))
+        else:
+            f.add_rule(seccomp.ALLOW, name)
     # clone3 carries its flags in memory a filter cannot read: ENOSYS makes
     # glibc fall back to clone, whose flags are checked here.
     f.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
@@ -191,7 +208,7 @@ def build_allowlist(allow: dict[str, str], default_errno: int = errno.EPERM,
 
 def build(default_errno: int = errno.EPERM, log_only: bool = False) -> Any:
     """A libseccomp filter object for the sandbox process."""
-    return build_allowlist(ALLOW, default_errno, log_only)
+    return build_allowlist(ALLOW, default_errno, log_only, dirfd_args=DIRFD_ARGS)
 
 
 def install(log_only: bool = False) -> None:
@@ -202,7 +219,9 @@ def install(log_only: bool = False) -> None:
 
 
 def table() -> list[tuple[str, str]]:
-    rows = sorted(ALLOW.items())
+    rows = sorted((name, reason + (f" (arg {', '.join(map(str, DIRFD_ARGS[name]))}: a directory fd, "
+                                   "never AT_FDCWD)" if name in DIRFD_ARGS else ""))
+                  for name, reason in ALLOW.items())
     rows += [("clone", "threads only: CLONE_THREAD required"),
              ("socket", "AF_UNIX only"),
              ("prctl", "PR_SET_NAME, PR_GET_NAME, PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS, "

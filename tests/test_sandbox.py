@@ -9,6 +9,7 @@ when the spec grants every capability.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -183,6 +184,45 @@ def test_sentry_own_filter_is_an_allowlist_without_dangerous_calls():
                 "init_module", "finit_module", "kexec_load", "reboot", "fork", "vfork", "clone3"):
         assert bad not in names, bad
     assert all(reason for _, reason in self_filter.table())
+
+
+def test_sentry_own_filter_refuses_at_fdcwd():
+    """The sentry's *at calls need a real directory fd (sentry/ownproc.py):
+    AT_FDCWD is EPERM however its high bits are set, and the path-only calls
+    it has no use for (truncate, statfs, readlink, the l*xattr family) too."""
+    import ctypes
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            from sentry import self_filter
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.syscall.restype = ctypes.c_long
+            d = os.open("/etc", os.O_PATH | os.O_DIRECTORY)
+            self_filter.install()
+
+            def err(nr: int, *args: object) -> int:
+                return 0 if libc.syscall(nr, *args) >= 0 else ctypes.get_errno()
+
+            got = [err(257, ctypes.c_long(-100), b"/etc/passwd", 0, 0),          # openat AT_FDCWD
+                   err(257, ctypes.c_long(0x1FFFFFF9C), b"/etc/passwd", 0, 0),   # high bits set
+                   err(257, ctypes.c_long(d), b"passwd", 0, 0),                   # a dirfd: allowed
+                   err(262, ctypes.c_long(-100), b"/", ctypes.create_string_buffer(256), 0),  # newfstatat
+                   err(264, ctypes.c_long(d), b"a", ctypes.c_long(-100), b"b"),  # renameat: 2nd dirfd
+                   err(83, b"/x", 0o755),                                         # mkdir
+                   err(76, b"/etc/passwd", 0),                                    # truncate
+                   err(137, b"/", ctypes.create_string_buffer(256)),               # statfs
+                   err(89, b"/proc/self/exe", ctypes.create_string_buffer(64), 64),  # readlink
+                   err(192, b"/etc", b"user.x", None, 0)]                           # lgetxattr
+            os.write(w, repr(got).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    got = os.read(r, 4096).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    e = errno.EPERM
+    assert got == repr([e, e, 0, e, e, e, e, e, e, e]), got
 
 
 def test_strace_logs_intercepted_syscalls(runtime, bundle, workdir):

@@ -28,6 +28,7 @@ import errno
 import os
 import stat as _stat
 
+from .. import ownproc
 from ..call import LAST_DOT, LAST_DOTDOT, LAST_NORM, LAST_ROOT, Call
 from ..errors import SysError
 from ..files import host_call
@@ -186,8 +187,8 @@ def _link(call: Call, olddir: int | None, old_idx: int, newdir: int | None, new_
                 return -errno.EEXIST
             if oname is None:
                 # Link the object itself: follow our own magic link to it.
-                return host_call(os.link, b"/proc/self/fd/%d" % ofd, nname, dst_dir_fd=nfd,
-                             follow_symlinks=True)
+                return host_call(os.link, ownproc.self_fd(ofd), nname, src_dir_fd=ownproc.dirfd(),
+                                 dst_dir_fd=nfd, follow_symlinks=True)
             return call.fs.linkat(ofd, oname, nfd, nname, 0)
         finally:
             os.close(nfd)

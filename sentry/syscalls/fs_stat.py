@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 import os
 
-from .. import procfs
+from .. import ownproc, procfs
 from ..call import Call
 from ..errors import SysError
 from ..hostcalls import (AT_EACCESS, AT_EMPTY_PATH, AT_NO_AUTOMOUNT, AT_STATX_SYNC_TYPE,
@@ -22,11 +22,11 @@ _O_PATH_NOFOLLOW = _O_PATH | os.O_NOFOLLOW
 def _open_target_fd(call: Call, dirfd_arg: int) -> int:
     """Our O_PATH fd of the target's fd (AT_EMPTY_PATH with an empty path)."""
     dfd = signed_fd(dirfd_arg)
-    where = f"/proc/{call.pid}/cwd" if dfd == AT_FDCWD else f"/proc/{call.pid}/fd/{dfd}"
+    where = f"{call.pid}/cwd" if dfd == AT_FDCWD else f"{call.pid}/fd/{dfd}"
     if dfd < 0 and dfd != AT_FDCWD:
         raise SysError(errno.EBADF, "fstatat")
     try:
-        fd = os.open(where, _O_PATH)
+        fd = ownproc.open_(where, _O_PATH)
     except OSError as e:
         raise SysError(errno.EBADF if e.errno == errno.ENOENT else (e.errno or errno.EIO),
                        where) from None

@@ -37,6 +37,7 @@ import errno
 import os
 import stat
 
+from .. import ownproc
 from ..call import LAST_NORM, Call
 from ..errors import SysError
 from ..hostcalls import RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS
@@ -85,7 +86,7 @@ def _apply_umask(call: Call, pfd: int, name: bytes, umask: int) -> None:
         return
     try:
         if stat.S_ISSOCK(os.fstat(fd).st_mode):
-            _sys(268, -100, b"/proc/self/fd/%d" % fd, ctypes.c_uint(0o777 & ~umask))  # fchmodat
+            _sys(268, ownproc.dirfd(), ownproc.self_fd(fd), ctypes.c_uint(0o777 & ~umask))  # fchmodat
     except OSError:
         pass
     finally:

@@ -25,6 +25,7 @@ import logging
 import os
 import stat as _stat
 
+from .. import ownproc
 from ..call import Call
 from ..errors import SysError
 from ..hostcalls import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW
@@ -36,7 +37,7 @@ _O_PATH = os.O_PATH | os.O_CLOEXEC
 def _interpreter(fd: int) -> bytes | None:
     """The interpreter path of a "#!" file, if we may read its first line."""
     try:
-        rfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        rfd = ownproc.open_(ownproc.self_fd(fd), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None  # execute-only: the kernel reads it, we do not
     try:
