@@ -145,3 +145,36 @@ def test_proc_self_is_the_target(fsprobe: str, tmp_path: Path, file_access: str)
     assert got["cat-rel-self-status"][2:] == ["Name:", "fsprobe"]
     assert int(got["ls-self-fd"][0]) >= 3
 
+
+
+def test_rename_exchange_race_stays_in_the_root(tmp_path: Path, file_access: str) -> None:
+    """race.c swaps a directory with a symlink pointing far above the root
+    (renameat2 RENAME_EXCHANGE) while it opens a file through that name.
+    Here no namespace root confines anything (directfs: the root is a plain
+    directory of the host), so only the resolution keeps it inside: natively
+    the same loop reads the host's marker."""
+    exe = tmp_path / "race"
+    subprocess.run(["gcc", "-static", "-O2", "-pthread", "-o", str(exe), str(HERE / "race.c")],
+                   check=True, capture_output=True)
+    marker = tmp_path / "marker"
+    marker.mkdir()
+    (marker / "secret").write_text("HOST-SECRET\n")
+    target = "/".join([".."] * 40) + str(marker)
+    native_dir = tmp_path / "native"
+    native_dir.mkdir()
+    for _ in range(5):  # the swapping thread may start late: a few tries
+        p = subprocess.run([str(exe), target, "20000", "secret"], cwd=native_dir, capture_output=True,
+                           text=True, timeout=60)
+        if int(p.stdout.split()[3]) > 0:
+            break
+    assert int(p.stdout.split()[3]) > 0, p.stdout  # the race does reach the host natively
+    os.chmod(tmp_path, 0o755)
+    root = _make_root(tmp_path / "r", str(exe))
+    shutil.copy(exe, root / "race")
+    r = run_probe(str(root / "race"), [target, "1500", "secret"], str(root), cwd=str(root / "work"),
+                  file_access=file_access, threads=2)
+    assert r.status == 0, r.out
+    words = r.out.split()
+    i = words.index("opened")
+    assert words[i + 3] == "0", r.out
+    assert int(words[i + 1]) > 0, r.out
