@@ -110,6 +110,13 @@ def test_workload_sentry_and_gofer_are_separate_processes(runtime, bundle, mode)
         # The workload holds no socket of the gofer's (nor of the sandbox's).
         assert not _socket_inodes(init) & (_socket_inodes(gofer) | _socket_inodes(sandbox))
         assert all(int(fd) <= 2 for fd in os.listdir(f"/proc/{init}/fd"))
+        # Nor does a process `exec` adds (it enters through sentry.sock).
+        res = runtime.exec(cid, "sleep", "30", detach=True, pid_file=runtime.ctx.workdir / f"{cid}.exec.pid")
+        assert res.returncode == 0, res
+        extra = [p for p in runtime.ps(cid) if p not in (sandbox, init)]
+        assert len(extra) == 1, extra
+        assert not _socket_inodes(extra[0]) & (_socket_inodes(gofer) | _socket_inodes(sandbox))
+        assert all(int(fd) <= 2 for fd in os.listdir(f"/proc/{extra[0]}/fd"))
     finally:
         runtime.run("delete", "--force", cid)
 
