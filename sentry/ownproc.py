@@ -38,6 +38,9 @@ class _ProcDir:
             return self.fd
 
     def reset(self, path: str = "/proc") -> None:
+        # Closes the old fd: only while no other thread may be using it
+        # (the sandbox process calls it before its first worker thread).
+        assert threading.active_count() == 1, "ownproc.reset with threads running"
         with self._lock:
             old, self.fd = self.fd, os.open(path, _O_PROC)
         if old >= 0:

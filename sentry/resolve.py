@@ -155,7 +155,10 @@ class Resolver:
     def _walk_up(self, dirfd: int, want_id: tuple[int, int]) -> bytes:
         """Rebuild dirfd's path by walking ".." up to the root (slow path),
         able to read every directory on the way (module docstring, 3)."""
-        eff, perm, inh = capget_self()
+        try:
+            eff, perm, inh = capget_self()
+        except OSError as e:
+            raise SysError(e.errno or errno.EIO, "resolve: walk up: capget") from None
         lift = not eff & _CAP_DAC_READ_SEARCH and perm & _CAP_DAC_READ_SEARCH
         if lift and capset_self(eff | _CAP_DAC_READ_SEARCH, perm, inh) < 0:
             lift = False
@@ -164,10 +167,13 @@ class Resolver:
         except OSError as e:
             raise SysError(e.errno or errno.EIO, "resolve: walk up") from None
         finally:
-            if lift:
-                r = capset_self(eff, perm, inh)
-                if r < 0:  # never seen: the thread would keep a capability
-                    raise SysError(-r, "resolve: walk up: capset back")
+            if lift and capset_self(eff, perm, inh) < 0:
+                # Never seen.  The thread must not keep the capability, and
+                # its credentials cache (ThreadCreds) may believe anything:
+                # drop every effective capability (always allowed), so the
+                # error is on the side of less.
+                capset_self(0, perm, inh)
+                raise SysError(errno.EPERM, "resolve: walk up: capset back")
 
     def _walk_up_names(self, dirfd: int, want_id: tuple[int, int]) -> bytes:
         names: list[bytes] = []
@@ -182,7 +188,11 @@ class Resolver:
                 if (pst.st_dev, pst.st_ino) == cur_id:
                     os.close(parent)
                     raise SysError(errno.ENOENT, "resolve: directory outside the container root")
-                names.append(self._name_in(parent, cur_id))
+                try:
+                    names.append(self._name_in(parent, cur_id))
+                except BaseException:
+                    os.close(parent)
+                    raise
                 os.close(cur)
                 cur, cur_id = parent, (pst.st_dev, pst.st_ino)
             raise SysError(errno.ENAMETOOLONG, "resolve: directory too deep")

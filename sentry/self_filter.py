@@ -112,12 +112,14 @@ ALLOW: dict[str, str] = {
     # The only calls that take a path and no directory fd: each is given
     # our own magic link /proc/self/fd/N of an object already resolved in
     # the root (no fd-relative form before Linux 6.13's *xattrat; none at
-    # all for inotify_add_watch).
+    # all for inotify_add_watch or truncate).  The sentry's cwd stays the
+    # empty root's "/": no chdir or fchdir.
     "getxattr": "xattr emulation via /proc/self/fd/N",
     "setxattr": "xattr emulation via /proc/self/fd/N",
     "listxattr": "xattr emulation via /proc/self/fd/N",
     "removexattr": "xattr emulation via /proc/self/fd/N",
     "inotify_add_watch": "inotify emulation on a target's inotify fd, via /proc/self/fd/N",
+    "truncate": "truncate emulation via /proc/self/fd/N (an open for writing would differ)",
     "fgetxattr": "xattr emulation on a target's fd",
     "fsetxattr": "xattr emulation on a target's fd",
     "flistxattr": "xattr emulation on a target's fd",
@@ -125,7 +127,6 @@ ALLOW: dict[str, str] = {
     "fsync": "log file",
     "getcwd": "Python's os module",
     "umask": "the supervisor creates files with the target's umask applied by hand",
-    "fchdir": "never used for resolution; Python's os",
     "uname": "platform module",
     "sysinfo": "sysinfo emulation",
     "getrlimit": "Python's resource module",

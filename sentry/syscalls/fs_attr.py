@@ -57,6 +57,19 @@ def _proc_self(fd: int) -> bytes:
     return b"/proc/self/fd/%d" % fd
 
 
+def _held(call: Call, arg: int | None = None) -> int:
+    """Our copy of the target's fd arg (default: argument 0), acting as the
+    target: the same open file, so the kernel's answers (EBADF for an O_PATH
+    fd...) are the target's own."""
+    fd = target_fd(call, signed_fd(call.args[0] if arg is None else arg))
+    try:
+        call.act_as_target()
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 # --- chmod -----------------------------------------------------------------------
 def _chmod_fd(fd: int, mode: int) -> int:
     # Through our magic link, not fchmodat2(AT_EMPTY_PATH): the sentry's own
@@ -91,8 +104,7 @@ def fchmodat2(call: Call) -> int:
 def fchmod(call: Call) -> int:
     """Implements Linux syscall fchmod(2)."""
     a = call.args
-    fd = target_fd(call, signed_fd(a[0]))
-    call.act_as_target()
+    fd = _held(call, a[0])
     try:
         os.fchmod(fd, a[1] & 0o7777)
     except OSError as e:
@@ -135,8 +147,7 @@ def fchownat(call: Call) -> int:
 def fchown(call: Call) -> int:
     """Implements Linux syscall fchown(2)."""
     a = call.args
-    fd = target_fd(call, signed_fd(a[0]))
-    call.act_as_target()
+    fd = _held(call, a[0])
     try:
         # fchown(2) itself, not fchownat(AT_EMPTY_PATH): O_PATH fds are EBADF.
         return _ret(_sys(SYS_fchown, fd, ctypes.c_uint(a[1] & 0xFFFFFFFF),
@@ -154,19 +165,12 @@ def truncate(call: Call) -> int:
         return -errno.EINVAL
     fd = _obj(call, None, 0, True)
     try:
-        mode = os.fstat(fd).st_mode
-        if _stat.S_ISDIR(mode):
+        if _stat.S_ISDIR(os.fstat(fd).st_mode):
             return -errno.EISDIR
-        if not _stat.S_ISREG(mode):
-            return -errno.EINVAL  # as vfs_truncate: nothing else is opened
-        # No truncate(2) by path (the sentry's filter): open our magic link
-        # for writing, which asks what truncate asks (write permission, not
-        # append-only or immutable, not being executed), then ftruncate.
-        wfd = ownproc.open_(ownproc.self_fd(fd), os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-        try:
-            os.ftruncate(wfd, length)
-        finally:
-            os.close(wfd)
+        # truncate(2) itself, on our magic link (an open for writing and
+        # ftruncate would differ: EACCES before EROFS, inotify open/close
+        # events, lease breaks).
+        os.truncate(_proc_self(fd), length)
     except OSError as e:
         return -(e.errno or errno.EIO)
     finally:
@@ -242,8 +246,7 @@ def utimensat(call: Call) -> int:
 
 
 def _futimens(call: Call, dirfd: int, ts: _Timespec2 | None) -> int:
-    fd = target_fd(call, signed_fd(dirfd))
-    call.act_as_target()
+    fd = _held(call, dirfd)
     try:
         return _ret(_sys(SYS_utimensat, fd, None, ctypes.byref(ts) if ts is not None else None, 0))
     finally:
@@ -287,15 +290,6 @@ def _getxattr(call: Call, follow: bool | None) -> int:
     if size and r:
         call.mem.write(call.pid, a[2], buf.raw[:r])
     return r
-
-
-def _held(call: Call) -> int:
-    """Our copy of the target's fd argument 0, acting as the target: the
-    same open file, so the kernel's answers (EBADF for an O_PATH fd...) are
-    the target's own."""
-    fd = target_fd(call, signed_fd(call.args[0]))
-    call.act_as_target()
-    return fd
 
 
 def getxattr(call: Call) -> int:
