@@ -84,7 +84,11 @@ def test_malformed_requests_get_errors_and_the_gofer_keeps_serving(gofer):
     # sender waits for its reply), and the next request is served.
     big = HEADER.pack(VERSION, Op.MKDIRAT, protocol.MAX_MESSAGE, 11) + bytes(protocol.MAX_MESSAGE)
     protocol.send(ops.sock, big)
-    data, rfds = protocol.recv(ops.sock)
+    ops.sock.settimeout(10)  # a gofer that drops it never answers: fail, do not hang
+    try:
+        data, rfds = protocol.recv(ops.sock)
+    finally:
+        ops.sock.settimeout(None)
     assert not rfds and protocol.decode_reply(data, 11, [])[0] == -errno.EMSGSIZE
     _still_serves(ops)
     # An fd passed but not named by any handle: refused, and closed.
