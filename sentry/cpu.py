@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _getaffinity = _libc.sched_getaffinity
@@ -43,7 +44,6 @@ def several_cpus() -> bool:
     """More than one CPU to run on.  Not os.cpu_count(): glibc reads
     /sys/devices/system/cpu/online by path, which the sentry cannot (its
     filter refuses AT_FDCWD; its root holds only /proc)."""
-    import os
     return len(os.sched_getaffinity(0)) > 1
 
 
