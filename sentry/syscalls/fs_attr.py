@@ -316,14 +316,10 @@ def _setxattr(call: Call, follow: bool | None) -> int:
     if size > XATTR_SIZE_MAX:
         return -errno.E2BIG
     value = call.read(a[2], size) if size else b""
-    if follow is None:
-        fd = _held(call)
-        try:
-            return _ret(_libc.fsetxattr(fd, name, value, ctypes.c_size_t(size), flags))
-        finally:
-            os.close(fd)
-    fd = _obj(call, None, 0, follow)
+    fd = _held(call) if follow is None else _obj(call, None, 0, follow)
     try:
+        if follow is None:
+            return _ret(_libc.fsetxattr(fd, name, value, ctypes.c_size_t(size), flags))
         return _ret(_libc.setxattr(_proc_self(fd), name, value, ctypes.c_size_t(size), flags))
     finally:
         os.close(fd)
@@ -381,14 +377,10 @@ def flistxattr(call: Call) -> int:
 
 def _removexattr(call: Call, follow: bool | None) -> int:
     name = _xname(call, 1)
-    if follow is None:
-        fd = _held(call)
-        try:
-            return _ret(_libc.fremovexattr(fd, name))
-        finally:
-            os.close(fd)
-    fd = _obj(call, None, 0, follow)
+    fd = _held(call) if follow is None else _obj(call, None, 0, follow)
     try:
+        if follow is None:
+            return _ret(_libc.fremovexattr(fd, name))
         return _ret(_libc.removexattr(_proc_self(fd), name))
     finally:
         os.close(fd)
