@@ -62,24 +62,34 @@ def enter(prepared: Any, sock: socket.socket, no_new_privs: bool = False) -> Non
     send_listener(sock, fd)
 
 
-def stage_proc() -> tuple[int, frozenset[int]]:
+def stage_proc() -> tuple[int, dict[str, str]]:
     """Make the sentry's /proc now, while we still hold the host's rights:
-    (a detached procfs mount, the host's mount ids).
+    (a detached procfs mount, the host's namespaces as their links read).
 
     Called first thing in the sandbox process, before it enters a user
     namespace: a procfs is owned by the user namespace of its pid namespace,
     and ours was made by the (host's) runtime.  The mount stays detached
     until SandboxHost.confine_fs attaches it.  `subset=pid` leaves out every
     system-wide file (/proc/sys, /proc/kcore, sysrq-trigger): the sentry
-    reads only /proc/PID/* and /proc/self/*.  The host's mount ids are read
-    here too, while /proc is still the host's (sentry/procfs.py, _inside).
+    reads only /proc/PID/* and /proc/self/*.  The host's namespaces (ours:
+    nothing is unshared yet but the pid namespace) are read here too: the
+    container's sysctls of a namespace it shares with the host are host-wide
+    (sentry/kernobj.py).
     """
-    from sentry.procfs import mount_ids
     from . import libc
-    host_mounts = frozenset(mount_ids("/proc/1/mountinfo"))
+    host_ns = {}
+    for kind in _SYSCTL_NS:
+        try:
+            host_ns[kind] = os.readlink(f"/proc/self/ns/{kind}")
+        except OSError:
+            host_ns[kind] = ""  # not known: the container's counts as shared
     fd = libc.fsmount_new("proc", {"subset": "pid"},
                           libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV | libc.MOUNT_ATTR_NOEXEC)
-    return fd, host_mounts
+    return fd, host_ns
+
+
+# Namespaces whose sysctls a container may write when they are its own.
+_SYSCTL_NS = ("net", "uts", "ipc", "user")
 
 
 @dataclass
@@ -92,10 +102,10 @@ class SandboxHost:
     gofer_pid: int = -1
     gofer_pidfd: int = -1
     proc_fd: int = -1                           # the sentry's /proc, detached (stage_proc)
-    host_mounts: frozenset[int] | None = None   # mount ids of the host's namespace
+    host_ns: dict[str, str] = field(default_factory=dict)  # the host's namespace links
 
     @classmethod
-    def prepare(cls, options: SandboxOptions, staged: tuple[int, frozenset[int]]) -> "SandboxHost":
+    def prepare(cls, options: SandboxOptions, staged: tuple[int, dict[str, str]]) -> "SandboxHost":
         """STAGED: what stage_proc() made."""
         # Import everything the sentry needs while the host's files are visible.
         import sentry.call  # noqa: F401
@@ -110,7 +120,7 @@ class SandboxHost:
         # Build the dispatch table now (it imports every handler module):
         # after confine_fs the sentry can no longer read the host's files.
         return cls(options, sentry.supervisor.build_dispatch(policy_options(options)),
-                   proc_fd=staged[0], host_mounts=staged[1])
+                   proc_fd=staged[0], host_ns=staged[1])
 
     def start_gofer(self) -> None:
         """Fork the gofer (gofer/server.py); it waits for `attach`."""
@@ -210,7 +220,8 @@ class SandboxHost:
                                domainname=libc.domainname() or "(none)",
                                userns=self.options.userns,
                                policy=policy_options(self.options),
-                               host_mounts=self.host_mounts)
+                               container_pidns=_ns_link(init_pid, "pid"),
+                               private_ns=self._private_ns(init_pid))
             self._sandbox = Sandbox(files, so)
         sup = Supervisor(fd, self._sandbox, dispatch=self.dispatch)
         if self.options.strace:
@@ -225,6 +236,16 @@ class SandboxHost:
         self._threads.append(t)
         log.debug("sentry: serving listener %d (sync wake-up: %s)", fd, sup.sync_wakeup)
 
+
+    def _private_ns(self, init_pid: int) -> frozenset[str]:
+        """The container's namespaces (of _SYSCTL_NS) that are not the
+        host's: an unreadable link counts as shared (fail closed)."""
+        out = set()
+        for kind in _SYSCTL_NS:
+            mine = _ns_link(init_pid, kind)
+            if mine and self.host_ns.get(kind) and mine != self.host_ns[kind]:
+                out.add(kind)
+        return frozenset(out)
 
     def _attach_gofer(self, init_pid: int) -> Any:
         """The gofer joins init's mount namespace (final once init hands
@@ -242,6 +263,16 @@ class SandboxHost:
         if self.options.file_access == "gofer":
             return client.GoferFS(self._gofer, root_fd, self.options.lookup_cache)
         return DirectFS(root_fd, lookup_cache=self.options.lookup_cache)
+
+
+def _ns_link(pid: int, kind: str) -> str:
+    """pid's namespace of this kind as its link reads ("net:[N]"), through
+    the sentry's procfs; "" if it cannot be read."""
+    from sentry import ownproc
+    try:
+        return ownproc.readlink(f"{pid}/ns/{kind}")
+    except OSError:
+        return ""
 
 
 def _log_fds() -> set[int]:

@@ -118,6 +118,16 @@ def read_umask(tid: int) -> int:
     return int(_field(_status(tid), b"\nUmask:", tid, _UMASK_DEFAULT)[0], 8)
 
 
+# Nothing known to be in force (never equal to a real state).
+_UNKNOWN: tuple[int, int, tuple[int, ...], int] = (-1, -1, (-1,), -1)
+_NO_ID = 0xFFFFFFFF
+
+
+def _check(r: int, what: str) -> None:
+    if r < 0:
+        raise SysError(-r, f"switch creds: {what}")
+
+
 class ThreadCreds:
     """One supervisor thread's current fs credentials and how to change them."""
 
@@ -126,8 +136,9 @@ class ThreadCreds:
         eff, perm, inh = hostcalls.capget_self()
         self.own_eff, self.own_perm, self.own_inh = eff, perm, inh
         self.own_groups = tuple(os.getgroups())
-        self.current: tuple[int, int, tuple[int, ...], int] = (
+        self.own: tuple[int, int, tuple[int, ...], int] = (
             os.geteuid(), os.getegid(), self.own_groups, eff)
+        self.current = self.own
         self.thread = threading.get_ident()
         # The arguments of the last become() while still in force.
         self._last: tuple[Creds, bool, bool] | None = None
@@ -154,32 +165,72 @@ class ThreadCreds:
 
     def apply(self, want: tuple[int, int, tuple[int, ...], int]) -> None:
         """Switch to (fsuid, fsgid, groups, effective caps); caps beyond our
-        own permitted set are dropped (the gofer holds only file caps)."""
+        own permitted set are dropped (the gofer holds only file caps).
+
+        Fail closed: what is in force is forgotten before anything changes,
+        and a step that fails leaves the thread with NO effective
+        capability (`_fail_closed`), so neither this call nor the next one
+        for the same target acts with the sentry's own privileges."""
         uid, gid, groups, caps = want
         caps &= self.own_perm
         want = (uid, gid, groups, caps)
         if want == self.current:
             return
+        prev = self.current
+        self.current = _UNKNOWN
         self._last = None
-        # Full caps first (setgroups needs CAP_SETGID), then ids, then caps.
-        if self.current[3] != self.own_eff:
-            hostcalls.capset_self(self.own_eff, self.own_perm, self.own_inh)
-        if self.current[2] != groups:
-            r = hostcalls.setgroups(groups)
-            if r < 0:
-                raise SysError(-r, "switch creds: setgroups")
-        hostcalls.setfsgid(gid)
-        hostcalls.setfsuid(uid)
-        # setfsuid from 0 to non-0 drops the fs capabilities from the
-        # effective set; capset makes the set exactly the target's.
-        r = hostcalls.capset_self(caps, self.own_perm, self.own_inh)
-        if r < 0:
-            raise SysError(-r, "switch creds: capset")
+        try:
+            # Full caps first (setgroups needs CAP_SETGID), then ids, then caps.
+            if prev[3] != self.own_eff:
+                _check(hostcalls.capset_self(self.own_eff, self.own_perm, self.own_inh), "capset")
+            if prev[2] != groups:
+                _check(hostcalls.setgroups(groups), "setgroups")
+            hostcalls.setfsgid(gid)
+            hostcalls.setfsuid(uid)
+            # setfsuid/setfsgid report no error: ask them back (an invalid
+            # id changes nothing and returns the one in force).
+            if hostcalls.setfsgid(_NO_ID) != gid or hostcalls.setfsuid(_NO_ID) != uid:
+                raise SysError(errno.EPERM, "switch creds: setfsuid/setfsgid did not take")
+            # setfsuid from 0 to non-0 drops the fs capabilities from the
+            # effective set; capset makes the set exactly the target's.
+            _check(hostcalls.capset_self(caps, self.own_perm, self.own_inh), "capset")
+        except BaseException:
+            self._fail_closed()
+            raise
         self.current = want
+
+    @property
+    def unknown(self) -> bool:
+        """A switch failed: nothing is in force but no capability."""
+        return self.current is _UNKNOWN
+
+    def reset(self) -> None:
+        """Back to the sentry's own credentials (after a failed switch)."""
+        self.apply(self.own)
+
+    def _fail_closed(self) -> None:
+        """After a failed switch: no effective capability (dropping is
+        always allowed), and nothing believed to be in force."""
+        hostcalls.capset_self(0, self.own_perm, self.own_inh)
+        self.current = _UNKNOWN
+        self._last = None
 
     @property
     def ptrace_dropped(self) -> bool:
         return not self.current[3] & _KEEP
+
+    def drop_ptrace(self) -> None:
+        """Exactly the target's capabilities again (before a procfs
+        operation), keeping the ids in force."""
+        uid, gid, groups, caps = self.current
+        if not caps & _KEEP:
+            return
+        self._last = None
+        r = hostcalls.capset_self(caps & ~_KEEP, self.own_perm, self.own_inh)
+        if r < 0:
+            self._fail_closed()
+            raise SysError(-r, "switch creds: capset")
+        self.current = (uid, gid, groups, caps & ~_KEEP)
 
     def restore_ptrace(self) -> None:
         """Add CAP_SYS_PTRACE back (after a procfs operation)."""
@@ -190,6 +241,7 @@ class ThreadCreds:
         self._last = None
         r = hostcalls.capset_self(caps, self.own_perm, self.own_inh)
         if r < 0:
+            self._fail_closed()
             raise SysError(-r, "switch creds: capset")
         self.current = (uid, gid, groups, caps)
 

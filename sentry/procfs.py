@@ -16,7 +16,7 @@ Why it needs care (kernel facts, fs/proc/base.c, fs/proc/self.c):
   the container (CVE-2019-5736 reopened the runtime's binary through
   /proc/self/exe; CVE-2024-21626 walked from a leaked host directory fd).
 
-What the sentry does (the slow path of `Call.open_path`, taken only when the
+What the sentry does (the slow path of `paths.open_path`, taken only when the
 fast openat2 fails with ELOOP, or with ENOENT while a symlink is on the way):
 
 - walks the path one component at a time, each step an openat2 BENEATH the
@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING
 from . import hostcalls, ownproc
 from .errors import SysError
 from .files import ROOT
-from .hostcalls import RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
+from .hostcalls import RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
 
 if TYPE_CHECKING:
     from .call import Call
@@ -82,23 +82,6 @@ def translate_abs(path: bytes, ns_tgid: int, ns_tid: int) -> bytes:
     if path.startswith(_THREAD_SELF) and len(path) > 17 and path[17] == 0x2F:
         return b"/proc/%d/task/%d%s" % (ns_tgid, ns_tid, path[17:])
     return path
-
-
-class ProcDevs:
-    """st_dev -> "is a procfs" (fstatfs once per new device)."""
-
-    def __init__(self) -> None:
-        self._d: dict[int, bool] = {}
-
-    def is_proc(self, s: hostcalls.Scratch, fd: int, dev: int) -> bool:
-        v = self._d.get(dev)
-        if v is None:
-            if s.fstatfs_into(fd) < 0:
-                return False
-            v = int.from_bytes(s.statfs.raw[:8], "little") == PROC_SUPER_MAGIC
-            if len(self._d) < 4096:
-                self._d[dev] = v
-        return v
 
 
 def self_link_text(call: Call, path: bytes) -> bytes | None:
@@ -130,14 +113,20 @@ def container_view(call: Call, text: bytes) -> bytes:
 
 
 # --- the slow path ---------------------------------------------------------------
-def walk(call: Call, start: int, path: bytes, flags: int, mode: int) -> int:
+def walk(call: Call, start: int, path: bytes, flags: int, mode: int, scope: int = 0) -> int:
     """Open path for the target component by component; our fd or -errno.
 
     start: O_PATH fd of the start directory for a relative path, or -1.
-    The caller has switched to the target's credentials.
+    scope: openat2's RESOLVE_* flags the target asked for (BENEATH or
+    IN_ROOT make start the top instead of the container root; NO_SYMLINKS,
+    NO_MAGICLINKS refuse those links).  The caller has switched to the
+    target's credentials.  call.proc_rel is then the result's path below
+    its procfs root when the walk found it by name (None otherwise: not on
+    a procfs, or reached through a magic link).
     """
+    call.proc_rel = None
     try:
-        return _Walk(call).run(start, path, flags, mode)
+        return _Walk(call, scope).run(start, path, flags, mode)
     except SysError as e:
         return -e.errno
     except OSError as e:
@@ -145,22 +134,37 @@ def walk(call: Call, start: int, path: bytes, flags: int, mode: int) -> int:
 
 
 class _Walk:
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, scope: int) -> None:
         self.call = call
         self.s = call.scratch
         self.fs = call.fs
         self.cur = -1
         self.proc_rel: list[bytes] | None = None  # components below the procfs root
         self.links = 0
+        self.beneath = bool(scope & RESOLVE_BENEATH)
+        self.scoped = bool(scope & (RESOLVE_BENEATH | RESOLVE_IN_ROOT))
+        self.no_symlinks = bool(scope & RESOLVE_NO_SYMLINKS)
+        self.no_magic = bool(scope & RESOLVE_NO_MAGICLINKS) or self.no_symlinks
+        # The top: where absolute paths restart and ".." stops (the
+        # container root, or the start dir of a scoped openat2).
+        self.top = ROOT
+        self.top_id = call.sb.files.root_id
+        self.top_rel: list[bytes] | None = None
 
     def _set_cur(self, fd: int, proc_rel: list[bytes] | None = None, check: bool = True) -> None:
-        if self.cur >= 0:
+        """Move to directory fd (ours from now on, closed if refused)."""
+        if proc_rel is None and check:
+            try:
+                st = os.fstat(fd)
+                if st.st_ino == PROC_ROOT_INO and self.call.sb.fs_kinds.is_proc(self.s, fd):
+                    _check_own_procfs(self.call, fd, st.st_dev)
+                    proc_rel = []
+            except BaseException:
+                os.close(fd)
+                raise
+        if self.cur >= 0 and self.cur != fd:
             os.close(self.cur)
         self.cur = fd
-        if proc_rel is None and check:
-            st = os.fstat(fd)
-            if st.st_ino == PROC_ROOT_INO and self.call.sb.proc_devs.is_proc(self.s, fd, st.st_dev):
-                proc_rel = []
         self.proc_rel = proc_rel
 
     def _open(self, dirfd: int, name: bytes, flags: int) -> int:
@@ -169,28 +173,54 @@ class _Walk:
             raise SysError(-fd, "procfs walk")
         return fd
 
-    def _at_root(self) -> bool:
+    def _at_top(self) -> bool:
         st = os.fstat(self.cur)
-        return (st.st_dev, st.st_ino) == self.call.sb.files.root_id
+        return (st.st_dev, st.st_ino) == self.top_id
+
+    def _restart_at_top(self) -> None:
+        if self.top == ROOT:
+            self._set_cur(self._open(ROOT, b".", _O_PATH_DIR))
+        else:
+            self._set_cur(os.dup(self.top), list(self.top_rel) if self.top_rel is not None else None,
+                          check=self.top_rel is None)
 
     def run(self, start: int, path: bytes, flags: int, mode: int) -> int:
-        relative = start >= 0 and path[:1] != b"/"
+        if self.scoped:
+            if path[:1] == b"/":
+                if self.beneath:
+                    return -errno.EXDEV
+                path = path.lstrip(b"/")
+            relative = True
+        else:
+            relative = start >= 0 and path[:1] != b"/"
         base = start if relative else ROOT
+        prefix = b""
         if relative:
             st = os.fstat(start)
-            if self.call.sb.proc_devs.is_proc(self.s, start, st.st_dev) and st.st_ino != PROC_ROOT_INO:
+            if self.call.sb.fs_kinds.is_proc(self.s, start) and st.st_ino != PROC_ROOT_INO:
                 # A start inside a procfs (cwd /proc/N/...): which process it
                 # belongs to matters, so walk from the root along its path.
-                path = self.fs.path_of(start) + b"/" + path
+                prefix = self.fs.path_of(start)
                 base = ROOT
         self._set_cur(self._open(base, b".", _O_PATH_DIR))
         try:
+            if prefix:
+                r = self._run(prefix, _O_PATH_DIR, 0, prefix_only=True)
+                if r < 0:
+                    return r
+                st = os.fstat(start)
+                if (st.st_dev, st.st_ino) != _ident(self.cur):
+                    return -errno.EACCES  # moved meanwhile: refuse
+            if self.scoped:
+                self.top = start
+                self.top_id = _ident(start)
+                self.top_rel = list(self.proc_rel) if self.proc_rel is not None else None
             return self._run(path, flags, mode)
         finally:
             if self.cur >= 0:
                 os.close(self.cur)
 
-    def _run(self, path: bytes, flags: int, mode: int) -> int:
+    def _run(self, path: bytes, flags: int, mode: int, prefix_only: bool = False) -> int:
         comps = deque(path.split(b"/"))
         # O_CREAT|O_EXCL never follows a last symlink (EEXIST).
         follow = not flags & os.O_NOFOLLOW and (flags & (os.O_CREAT | os.O_EXCL)) != (os.O_CREAT | os.O_EXCL)
@@ -199,18 +229,26 @@ class _Walk:
             while comps and comps[0] in (b"", b"."):
                 comps.popleft()
             if not comps:
+                if prefix_only:
+                    return 0
                 # Ends at a directory ("/", "a/..", "a/."): open it.
+                self.call.proc_rel = self.proc_rel
                 return self.fs.openat2(self.cur, b".", flags, mode, BENEATH)
             comp = comps.popleft()
             rest_is_dir = bool(comps)  # "x/" and "x/." name a directory
-            last = all(c in (b"", b".") for c in comps)
+            last = all(c in (b"", b".") for c in comps) and not prefix_only
             if comp == b"..":
-                if not self._at_root():
+                if self._at_top():
+                    if self.beneath:
+                        return -errno.EXDEV
+                else:
                     rel = self.proc_rel[:-1] if self.proc_rel else None
                     self._set_cur(self._open(self.cur, b"..", _O_PATH_DIR), rel,
                                   check=rel is None)
                 continue
             if self.proc_rel == [] and comp in (b"self", b"thread-self") and creds.ns_tgid > 0:
+                if self.no_symlinks:
+                    return -errno.ELOOP
                 repl = [b"%d" % creds.ns_tgid]
                 if comp == b"thread-self":
                     repl += [b"task", b"%d" % creds.ns_tid]
@@ -219,6 +257,7 @@ class _Walk:
             lfd = self.fs.openat2(self.cur, comp, _O_PATH_NOFOLLOW, 0, BENEATH)
             if lfd < 0:
                 if lfd == -errno.ENOENT and last and not rest_is_dir and flags & os.O_CREAT:
+                    self.call.proc_rel = self.proc_rel + [comp] if self.proc_rel is not None else None
                     return self.fs.openat2(self.cur, comp, flags, mode, BENEATH | RESOLVE_NO_SYMLINKS)
                 return lfd
             try:
@@ -226,7 +265,9 @@ class _Walk:
                 if _stat.S_ISLNK(st.st_mode) and (not last or follow or rest_is_dir):
                     # Magic links live under /proc/<pid>/; the top-level
                     # ones (mounts -> self/mounts, net -> self/net) are plain.
-                    if self.proc_rel and self.call.sb.proc_devs.is_proc(self.s, lfd, st.st_dev):
+                    if self.proc_rel and self.call.sb.fs_kinds.is_proc(self.s, lfd):
+                        if self.no_magic:
+                            return -errno.ELOOP
                         obj, held_only = _magic(self.call, self.proc_rel + [comp])
                         if held_only and not last:
                             os.close(obj)
@@ -237,11 +278,14 @@ class _Walk:
                                     return -errno.ENOTDIR
                                 if held_only and not _within_held_mode(obj, flags):
                                     return -errno.EACCES
+                                self.call.proc_rel = None  # the object's own place is not known
                                 return _reopen(obj, flags, mode)
                             finally:
                                 os.close(obj)
                         self._set_cur(obj)
                         continue
+                    if self.no_symlinks:
+                        return -errno.ELOOP
                     self.links += 1
                     if self.links > MAXSYMLINKS:
                         return -errno.ELOOP
@@ -253,12 +297,15 @@ class _Walk:
                         return -errno.ENOENT
                     comps.extendleft(reversed(target.split(b"/")))
                     if target[:1] == b"/":
-                        self._set_cur(self._open(ROOT, b".", _O_PATH_DIR))
+                        if self.beneath:
+                            return -errno.EXDEV
+                        self._restart_at_top()
                     continue
                 if last:
                     oflags = flags
                     if rest_is_dir:
                         oflags |= os.O_DIRECTORY
+                    self.call.proc_rel = self.proc_rel + [comp] if self.proc_rel is not None else None
                     return self.fs.openat2(self.cur, comp, oflags, mode, BENEATH | RESOLVE_NO_SYMLINKS
                                           if not _stat.S_ISLNK(st.st_mode) else BENEATH)
                 if not _stat.S_ISDIR(st.st_mode):
@@ -266,11 +313,43 @@ class _Walk:
                 rel = self.proc_rel + [comp] if self.proc_rel is not None else None
                 if rel is not None and len(rel) == 1 and _is_sentry(self.cur, comp):
                     return -errno.ENOENT
-                self._set_cur(lfd, rel, check=rel is None)
-                lfd = -1
+                nxt, lfd = lfd, -1
+                self._set_cur(nxt, rel, check=rel is None)
             finally:
                 if lfd >= 0:
                     os.close(lfd)
+
+
+def _ident(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _check_own_procfs(call: Call, root: int, dev: int) -> None:
+    """Entering a procfs root: it must be a procfs of the container's own
+    pid namespace (its pid 1 is in it).  A procfs of another one - the
+    host's, bound into the rootfs by the spec - shows other processes whose
+    files are host state: refused whole (EACCES), whatever the capabilities.
+    Known devices are remembered (kernobj.FsKinds.own_proc)."""
+    want = call.sb.options.container_pidns
+    kinds = call.sb.fs_kinds
+    if not want or dev in kinds.own_proc:
+        return
+    cs = call.creds_state
+    dropped = cs.ptrace_dropped
+    if dropped:
+        cs.restore_ptrace()  # reading pid 1's namespace link is ours to do
+    try:
+        got = os.readlink("1/ns/pid", dir_fd=root)
+    except OSError:
+        got = ""
+    finally:
+        if dropped:
+            cs.drop_ptrace()
+    if got != want:
+        raise SysError(errno.EACCES, "procfs of another pid namespace")
+    if len(kinds.own_proc) < 64:
+        kinds.own_proc.add(dev)
 
 
 def _is_sentry(proc_root: int, comp: bytes) -> bool:
@@ -392,52 +471,74 @@ def _magic(call: Call, rel: list[bytes]) -> tuple[int, bool]:
     except BaseException:
         os.close(obj)
         raise
-    # Back to exactly the target's credentials for the reopen.
-    call.creds_state.become(creds, keep_ptrace=False)
+    # Back to exactly the target's capabilities for the reopen.
+    call.creds_state.drop_ptrace()
     return obj, held_only
 
 
 def mount_ids(path: str) -> set[int]:
-    """The mount ids listed in a mountinfo file, empty if unreadable.  A
-    relative path ("PID/mountinfo") is in the sentry's procfs
-    (sentry/ownproc.py); an absolute one only before the sentry's filter."""
+    """The mount ids listed in a mountinfo file; SysError if it cannot be
+    read (callers refuse).  A relative path ("PID/mountinfo") is in the
+    sentry's procfs (sentry/ownproc.py); an absolute one only before the
+    sentry's filter."""
     flags = os.O_RDONLY | os.O_CLOEXEC
     try:
         fd = os.open(path, flags) if path.startswith("/") else ownproc.open_(path, flags)
         with open(fd, "rb") as f:
             return {int(line.split(b" ", 1)[0]) for line in f if line.strip()}
-    except OSError:
-        return set()
+    except (OSError, ValueError) as e:
+        raise SysError(getattr(e, "errno", None) or errno.EACCES, f"read {path}") from None
 
 
 STATX_MNT_ID = 0x1000
 
 
-def _mnt_id(s: hostcalls.Scratch, fd: int) -> int:
+def mount_id(s: hostcalls.Scratch, fd: int) -> int:
+    """The id of the mount fd's object is on (statx STATX_MNT_ID)."""
     r = s.fstatx_into(fd, 0, STATX_MNT_ID)
     if r < 0:
         raise SysError(-r, "statx")
     return int.from_bytes(s.stat.raw[144:152], "little")
 
 
+# Filesystems whose objects exist only as fds, with no directory to walk
+# from: pipes, sockets, and anon inodes (eventfd, epoll, timerfd, signalfd,
+# inotify, pidfd...).  memfds live on the kernel's internal shmem mount.
+_FD_ONLY_FS = {0x50495045: "pipefs", 0x534F434B: "sockfs", 0x09041934: "anon_inodefs"}
+_SHMEM_FS = {0x01021994: "tmpfs (memfd)", 0x958458F6: "hugetlbfs (memfd)"}
+
+
+def _fd_only(call: Call, fd: int) -> bool:
+    """Is fd's object one that exists only as an fd (module note above)?
+    Told by filesystem magic (and a memfd's name); an error refuses."""
+    s = call.scratch
+    r = s.fstatfs_into(fd)
+    if r < 0:
+        raise SysError(-r, "fstatfs")
+    magic = int.from_bytes(s.statfs.raw[:8], "little")
+    if magic in _FD_ONLY_FS:
+        return True
+    if magic in _SHMEM_FS:
+        try:
+            return ownproc.readlink(ownproc.self_fd(fd)).startswith("/memfd:")
+        except OSError:
+            raise SysError(errno.EACCES, "readlink of a magic link's object") from None
+    return False
+
+
 def _inside(call: Call, fd: int) -> None:
     """Refuse (EACCES) an object that is not part of the container.
 
     A directory or file on one of the container's mounts (the target's
-    mountinfo) is inside.  A non-directory on a mount of no namespace we
-    know (kernel-internal: pipefs, sockfs, anon inodes, memfd) cannot be
-    walked from and is the target's own: allowed.  Anything else - a host
-    file or directory the target holds only because a runtime leaked it -
-    is refused.
+    mountinfo) is inside.  An object that exists only as an fd (pipe,
+    socket, anon inode, memfd: told by filesystem magic) cannot be walked
+    from and is the target's own: allowed.  Anything else - a host file or
+    directory the target holds only because a runtime leaked it - is
+    refused, and so is any object whose mount or filesystem cannot be read.
     """
-    mid = _mnt_id(call.scratch, fd)
+    mid = mount_id(call.scratch, fd)
     if mid in mount_ids(f"{call.pid}/mountinfo"):
         return
-    st = os.fstat(fd)
-    if not _stat.S_ISDIR(st.st_mode):
-        host = call.sb.options.host_mounts
-        if host is None:
-            host = frozenset(mount_ids("1/mountinfo"))
-        if mid not in mount_ids("self/mountinfo") and mid not in host:
-            return
+    if not _stat.S_ISDIR(os.fstat(fd).st_mode) and _fd_only(call, fd):
+        return
     raise SysError(errno.EACCES, "magic link to an object outside the container")

@@ -41,7 +41,8 @@ outside it), so D itself is inside the root.
 
 /proc inside the container: RESOLVE_NO_MAGICLINKS refuses /proc/PID/fd/*,
 /proc/PID/exe... (ELOOP), and /proc/self would name the supervisor, not the
-target: sentry/procfs.py handles both (called from Call.open_path).
+target: sentry/procfs.py handles both (called from sentry/paths.py, the one
+guarded entry point every handler resolves through).
 """
 
 from __future__ import annotations

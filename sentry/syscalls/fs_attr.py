@@ -24,12 +24,10 @@ import os
 import stat as _stat
 import struct
 
-from .. import ownproc
+from .. import ownproc, paths
 from ..call import Call
 from ..errors import SysError
 from ..hostcalls import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW
-from ..procfs import target_fd
-from ..resolve import signed_fd
 from .fs_stat import _lookup
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -48,26 +46,24 @@ def _ret(r: int) -> int:
     return 0 if r == 0 else -ctypes.get_errno()
 
 
-def _obj(call: Call, dirfd: int | None, path_idx: int, follow: bool) -> int:
+def _obj(call: Call, dirfd: int | None, path_idx: int, follow: bool,
+         intent: int = paths.CHANGE) -> int:
+    """The object a path call acts on (O_PATH), checked for what it does
+    (sentry/kernobj.py: attribute changes by default)."""
     path = call.path(path_idx)
-    return call.open_path(dirfd, path, _O_PATH if follow else _O_PATH_NOFOLLOW)
+    return paths.open_path(call, dirfd, path, _O_PATH if follow else _O_PATH_NOFOLLOW,
+                           intent=intent)
 
 
 def _proc_self(fd: int) -> bytes:
     return b"/proc/self/fd/%d" % fd
 
 
-def _held(call: Call, arg: int | None = None) -> int:
+def _held(call: Call, arg: int | None = None, intent: int = paths.CHANGE) -> int:
     """Our copy of the target's fd arg (default: argument 0), acting as the
     target: the same open file, so the kernel's answers (EBADF for an O_PATH
     fd...) are the target's own."""
-    fd = target_fd(call, signed_fd(call.args[0] if arg is None else arg))
-    try:
-        call.act_as_target()
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return paths.held_fd(call, call.args[0] if arg is None else arg, intent)
 
 
 # --- chmod -----------------------------------------------------------------------
@@ -98,7 +94,7 @@ def fchmodat2(call: Call) -> int:
     flags = a[3] & 0xFFFFFFFF
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         return -errno.EINVAL
-    return _chmod_fd(_lookup(call, a[0], 1, flags), a[2] & 0xFFFFFFFF)
+    return _chmod_fd(_lookup(call, a[0], 1, flags, intent=paths.CHANGE), a[2] & 0xFFFFFFFF)
 
 
 def fchmod(call: Call) -> int:
@@ -141,7 +137,8 @@ def fchownat(call: Call) -> int:
     flags = a[4] & 0xFFFFFFFF
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         return -errno.EINVAL
-    return _chown_fd(_lookup(call, a[0], 1, flags), a[2] & 0xFFFFFFFF, a[3] & 0xFFFFFFFF)
+    return _chown_fd(_lookup(call, a[0], 1, flags, intent=paths.CHANGE), a[2] & 0xFFFFFFFF,
+                     a[3] & 0xFFFFFFFF)
 
 
 def fchown(call: Call) -> int:
@@ -163,7 +160,7 @@ def truncate(call: Call) -> int:
     length = a[1] - (1 << 64) if a[1] >> 63 else a[1]
     if length < 0:
         return -errno.EINVAL
-    fd = _obj(call, None, 0, True)
+    fd = _obj(call, None, 0, True, paths.WRITE)
     try:
         if _stat.S_ISDIR(os.fstat(fd).st_mode):
             return -errno.EISDIR
@@ -242,7 +239,7 @@ def utimensat(call: Call) -> int:
         if flags:
             return -errno.EINVAL
         return _futimens(call, a[0], ts)
-    return _utimens(call, _lookup(call, a[0], 1, flags), ts)
+    return _utimens(call, _lookup(call, a[0], 1, flags, intent=paths.CHANGE), ts)
 
 
 def _futimens(call: Call, dirfd: int, ts: _Timespec2 | None) -> int:
@@ -275,7 +272,8 @@ def _getxattr(call: Call, follow: bool | None) -> int:
     a = call.args
     name = _xname(call, 1)
     size = min(a[3], XATTR_SIZE_MAX)
-    fd = _held(call) if follow is None else _obj(call, None, 0, follow)
+    fd = _held(call, intent=paths.LOOKUP) if follow is None \
+        else _obj(call, None, 0, follow, paths.LOOKUP)
     buf = ctypes.create_string_buffer(max(size, 1))
     try:
         if follow is None:
@@ -343,7 +341,8 @@ def fsetxattr(call: Call) -> int:
 def _listxattr(call: Call, follow: bool | None) -> int:
     a = call.args
     size = min(a[2], XATTR_LIST_MAX)
-    fd = _held(call) if follow is None else _obj(call, None, 0, follow)
+    fd = _held(call, intent=paths.LOOKUP) if follow is None \
+        else _obj(call, None, 0, follow, paths.LOOKUP)
     buf = ctypes.create_string_buffer(max(size, 1))
     try:
         if follow is None:
@@ -411,9 +410,9 @@ def inotify_add_watch(call: Call) -> int:
     """Implements Linux syscall inotify_add_watch(2)."""
     a = call.args
     mask = a[2] & 0xFFFFFFFF
-    ifd = target_fd(call, signed_fd(a[0]))
+    ifd = paths.held_fd(call, a[0])
     try:
-        obj = _obj(call, None, 1, not mask & IN_DONT_FOLLOW)
+        obj = _obj(call, None, 1, not mask & IN_DONT_FOLLOW, paths.LOOKUP)
         try:
             # Our magic link is followed whatever the mask says: it lands on
             # the object resolved above (the symlink itself for DONT_FOLLOW).

@@ -2,7 +2,7 @@
 (done by the sentry), and chdir, fchdir, getcwd (run by the kernel).
 
 Name changes: the parent directory is resolved in the container root
-(`Call.open_parent`, target credentials), then the host call is made on
+(`paths.open_parent`, target credentials), then the host call is made on
 (parent fd, last component) with the target's credentials, so the host
 kernel applies its own rules to that single name: permissions, sticky
 directories, trailing slashes, EEXIST/ENOTEMPTY/EXDEV.  The last component
@@ -28,12 +28,12 @@ import errno
 import os
 import stat as _stat
 
-from .. import ownproc
-from ..call import LAST_DOT, LAST_DOTDOT, LAST_NORM, LAST_ROOT, Call
+from .. import ownproc, paths
+from ..call import Call
 from ..errors import SysError
 from ..files import host_call
 from ..hostcalls import AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW
-from ..resolve import signed_fd
+from ..paths import LAST_DOT, LAST_DOTDOT, LAST_NORM, LAST_ROOT
 
 RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 _O_PATH = os.O_PATH | os.O_CLOEXEC
@@ -43,7 +43,7 @@ _O_PATH = os.O_PATH | os.O_CLOEXEC
 def _mkdir(call: Call, dirfd: int | None, path_idx: int, mode: int) -> int:
     path = call.path(path_idx)
     mode = mode & 0o1777 & ~call.umask()
-    pfd, name, kind = call.open_parent(dirfd, path)
+    pfd, name, kind = paths.open_parent(call, dirfd, path)
     try:
         if kind != LAST_NORM:
             return -errno.EEXIST
@@ -71,7 +71,7 @@ def _remove(call: Call, dirfd: int | None, path_idx: int, is_dir: bool) -> int:
     """rmdir/unlink.  Reports what it removed to the lookup caches itself
     (lookups.REPORTS_ITSELF): an unlinked file keeps directory lookups."""
     path = call.path(path_idx)
-    pfd, name, kind = call.open_parent(dirfd, path)
+    pfd, name, kind = paths.open_parent(call, dirfd, path)
     try:
         if kind != LAST_NORM:
             return -(_RMDIR_ERR[kind] if is_dir else errno.EISDIR)
@@ -116,9 +116,9 @@ def _rename(call: Call, olddir: int | None, old_idx: int, newdir: int | None, ne
         return -errno.EINVAL
     old = call.path(old_idx)
     new = call.path(new_idx)
-    ofd, oname, okind = call.open_parent(olddir, old)
+    ofd, oname, okind = paths.open_parent(call, olddir, old)
     try:
-        nfd, nname, nkind = call.open_parent(newdir, new)
+        nfd, nname, nkind = paths.open_parent(call, newdir, new)
         try:
             if okind != LAST_NORM or nkind != LAST_NORM:
                 return -errno.EBUSY
@@ -160,13 +160,10 @@ def _old_object(call: Call, olddir: int | None, old: bytes, flags: int) -> tuple
         # an fd the caller opened with its present credentials: not tracked).
         if not call.creds().cap_eff >> _CAP_DAC_READ_SEARCH & 1:
             raise SysError(errno.ENOENT, "link: AT_EMPTY_PATH")
-        from ..procfs import target_fd
-        fd = target_fd(call, signed_fd(olddir))
-        call.act_as_target()
-        return fd, None
+        return paths.held_fd(call, olddir, paths.CHANGE), None
     if flags & AT_SYMLINK_FOLLOW:
-        return call.open_path(olddir, old, _O_PATH), None
-    pfd, name, kind = call.open_parent(olddir, old)
+        return paths.open_path(call, olddir, old, _O_PATH, intent=paths.CHANGE), None
+    pfd, name, kind = paths.open_parent(call, olddir, old)
     if kind != LAST_NORM:
         os.close(pfd)
         raise SysError(errno.EPERM, "link: a directory")  # ".", "..", "/"
@@ -181,7 +178,7 @@ def _link(call: Call, olddir: int | None, old_idx: int, newdir: int | None, new_
     new = call.path(new_idx)
     ofd, oname = _old_object(call, olddir, old, flags)
     try:
-        nfd, nname, nkind = call.open_parent(newdir, new)
+        nfd, nname, nkind = paths.open_parent(call, newdir, new)
         try:
             if nkind != LAST_NORM:
                 return -errno.EEXIST
@@ -212,7 +209,7 @@ def _symlink(call: Call, target_idx: int, newdir: int | None, new_idx: int) -> i
     new = call.path(new_idx)
     if not target:
         return -errno.ENOENT
-    pfd, name, kind = call.open_parent(newdir, new)
+    pfd, name, kind = paths.open_parent(call, newdir, new)
     try:
         if kind != LAST_NORM:
             return -errno.EEXIST
@@ -247,7 +244,7 @@ def _mknod(call: Call, dirfd: int | None, path_idx: int, mode: int, dev: int) ->
     elif fmt not in (_stat.S_IFREG, _stat.S_IFCHR, _stat.S_IFIFO, _stat.S_IFSOCK):
         return -errno.EINVAL
     mode = _stat.S_IFMT(mode) | (mode & 0o7777 & ~call.umask())
-    pfd, name, kind = call.open_parent(dirfd, path)
+    pfd, name, kind = paths.open_parent(call, dirfd, path)
     try:
         if kind != LAST_NORM:
             return -errno.EEXIST

@@ -7,11 +7,11 @@ import ctypes
 import errno
 import os
 
+from .. import paths
 from ..call import Call
 from ..errors import SysError
 from ..hostcalls import (RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
                          RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV)
-from ..resolve import open_start_dir, signed_fd
 
 O_TMPFILE = 0o20000000 | os.O_DIRECTORY
 # The kernel's VALID_OPEN_FLAGS: open/openat ignore other bits, openat2 refuses them.
@@ -36,11 +36,12 @@ def _flags_mode(call: Call, flags: int, mode: int) -> tuple[int, int]:
     return flags, mode
 
 
-def _do_open(call: Call, dirfd: int | None, path_arg: int, flags: int, mode: int) -> None:
+def _do_open(call: Call, dirfd: int | None, path_arg: int, flags: int, mode: int,
+             resolve: int = 0) -> None:
     path = call.path(path_arg)
     flags, mode = _flags_mode(call, flags, mode)
     try:
-        fd = call.open_path(dirfd, path, flags, mode)
+        fd = paths.open_path(call, dirfd, path, flags, mode, resolve=resolve)
     finally:
         if flags & os.O_CREAT:
             # Before the caller can see the new name; also when the open
@@ -89,30 +90,13 @@ def openat2(call: Call) -> int | None:
         return -errno.EINVAL
     if mode and not (flags & os.O_CREAT or (flags & O_TMPFILE) == O_TMPFILE):
         return -errno.EINVAL
-    if not resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT):
-        if resolve & (RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV):
-            # Flags our resolver does not combine with its EXDEV fallback yet.
-            return -errno.ENOSYS
-        _do_open(call, a[0], 1, flags, mode)
-        return None
-    # The target asked for its own confinement under dirfd: honour it
-    # literally (its dirfd is inside our root, so this cannot escape).
-    if flags & os.O_CREAT or (flags & O_TMPFILE) == O_TMPFILE:
-        mode &= ~call.umask()
-    dfd = signed_fd(a[0])
-    start = open_start_dir(call.pid, dfd)
-    try:
-        creds = call.creds()
-        call.check_valid()
-        call.creds_state.become(creds)
-        fd = call.fs.openat2(start, path, flags, mode, resolve | RESOLVE_NO_MAGICLINKS)
-    finally:
-        os.close(start)
-        if flags & os.O_CREAT:
-            call.names_added()  # also when it failed after creating
-    if fd < 0:
-        raise SysError(-fd, "openat2")
-    call.reply_fd(fd, bool(flags & os.O_CLOEXEC))
+    if resolve & RESOLVE_IN_ROOT and resolve & RESOLVE_BENEATH:
+        return -errno.EINVAL  # both scopes: the kernel refuses the pair
+    # openat2 is strict where open(2) is lenient: no flag is dropped (the
+    # checks above refused unknown bits), and O_PATH keeps only its own.
+    if flags & os.O_PATH and flags & ~O_PATH_KEEPS:
+        return -errno.EINVAL
+    _do_open(call, a[0], 1, flags, mode, resolve)
     return None
 
 

@@ -8,45 +8,31 @@ from __future__ import annotations
 import errno
 import os
 
-from .. import ownproc, procfs
+from .. import paths, procfs
 from ..call import Call
 from ..errors import SysError
 from ..hostcalls import (AT_EACCESS, AT_EMPTY_PATH, AT_NO_AUTOMOUNT, AT_STATX_SYNC_TYPE,
                          AT_SYMLINK_NOFOLLOW, STATFS_SIZE)
-from ..resolve import AT_FDCWD, signed_fd
 
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 _O_PATH_NOFOLLOW = _O_PATH | os.O_NOFOLLOW
 
 
-def _open_target_fd(call: Call, dirfd_arg: int) -> int:
-    """Our O_PATH fd of the target's fd (AT_EMPTY_PATH with an empty path)."""
-    dfd = signed_fd(dirfd_arg)
-    where = f"{call.pid}/cwd" if dfd == AT_FDCWD else f"{call.pid}/fd/{dfd}"
-    if dfd < 0 and dfd != AT_FDCWD:
-        raise SysError(errno.EBADF, "fstatat")
-    try:
-        fd = ownproc.open_(where, _O_PATH)
-    except OSError as e:
-        raise SysError(errno.EBADF if e.errno == errno.ENOENT else (e.errno or errno.EIO),
-                       where) from None
-    call.check_valid()
-    return fd
-
-
 def _lookup(call: Call, dirfd_arg: int | None, path_idx: int, flags: int,
-            real_ids: bool = False, lend: bool = False) -> int:
+            real_ids: bool = False, lend: bool = False, intent: int = paths.LOOKUP) -> int:
     """O_PATH fd for a stat-like call: honours AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW.
     Ours to close; with lend (calls that only read the object), maybe the
-    lookup cache's: give it back with call.release(), and a kept ENOENT
-    comes back as -ENOENT (other failures raise)."""
+    lookup cache's: give it back with paths.release(), and a kept ENOENT
+    comes back as -ENOENT (other failures raise).  intent: what the caller
+    will do with the object (sentry/kernobj.py)."""
     path = call.path(path_idx)
     if not path:
         if flags & AT_EMPTY_PATH and dirfd_arg is not None:
-            return _open_target_fd(call, dirfd_arg)
+            return paths.open_fd_object(call, dirfd_arg, intent)
         raise SysError(errno.ENOENT, "empty path")
     oflags = _O_PATH_NOFOLLOW if flags & AT_SYMLINK_NOFOLLOW else _O_PATH
-    return call.open_path(dirfd_arg, path, oflags, 0, real_ids, lend)
+    return paths.open_path(call, dirfd_arg, path, oflags, 0, real_ids=real_ids, lend=lend,
+                           intent=intent)
 
 
 def _stat_out(call: Call, fd: int, buf: int) -> int:
@@ -56,7 +42,7 @@ def _stat_out(call: Call, fd: int, buf: int) -> int:
         r = 0 if call.stat_of == fd else call.scratch.fstat_into(fd)
     finally:
         call.stat_of = -1
-        call.release(fd)
+        paths.release(call, fd)
     if r < 0:
         return r
     call.mem.write(call.pid, buf, call.scratch.stat_out)
@@ -98,7 +84,7 @@ def statx(call: Call) -> int:
     try:
         r = call.scratch.fstatx_into(fd, flags, mask)
     finally:
-        call.release(fd)
+        paths.release(call, fd)
     if r < 0:
         return r
     call.mem.write(call.pid, buf, call.scratch.statx_out)
@@ -119,7 +105,7 @@ def _access(call: Call, dirfd_arg: int | None, path_idx: int, mode: int, flags: 
             return 0
         return call.fs.access(fd, mode)
     finally:
-        call.release(fd)
+        paths.release(call, fd)
 
 
 def access(call: Call) -> int:
@@ -147,7 +133,7 @@ def _readlink(call: Call, dirfd_arg: int | None, path_idx: int, buf: int, size: 
         return -errno.ENOENT
     text = procfs.self_link_text(call, path)
     if text is None:
-        fd = call.open_path(dirfd_arg, path, _O_PATH_NOFOLLOW)
+        fd = paths.open_path(call, dirfd_arg, path, _O_PATH_NOFOLLOW)
         try:
             n = call.scratch.readlink_fd(fd)
             if n >= 0 and call.on_proc:
@@ -186,7 +172,7 @@ def statfs(call: Call) -> int:
 
 def fstatfs(call: Call) -> int:
     """Implements Linux syscall fstatfs(2)."""
-    return _statfs_of(call, _open_target_fd(call, call.args[0]))
+    return _statfs_of(call, paths.open_fd_object(call, call.args[0]))
 
 
 def _statfs_of(call: Call, fd: int) -> int:
@@ -196,7 +182,7 @@ def _statfs_of(call: Call, fd: int) -> int:
     try:
         r = call.scratch.fstatfs_into(fd)
     finally:
-        call.release(fd)
+        paths.release(call, fd)
     if r < 0:
         return r
     call.mem.write_from(call.pid, call.args[1], call.scratch.statfs, STATFS_SIZE)

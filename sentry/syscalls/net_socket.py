@@ -37,12 +37,10 @@ import errno
 import os
 import stat
 
-from .. import ownproc
-from ..call import LAST_NORM, Call
+from .. import ownproc, paths
+from ..call import Call
 from ..errors import SysError
-from ..hostcalls import RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS
-from ..procfs import target_fd
-from ..resolve import signed_fd
+from ..paths import LAST_NORM
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _sys = _libc.syscall
@@ -80,8 +78,7 @@ def _unix_path(addr: bytes) -> bytes | None:
 
 
 def _apply_umask(call: Call, pfd: int, name: bytes, umask: int) -> None:
-    fd = call.fs.openat2(pfd, name, os.O_PATH | os.O_NOFOLLOW, 0,
-                         RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+    fd = paths.open_child(call, pfd, name, os.O_PATH | os.O_NOFOLLOW)
     if fd < 0:
         return
     try:
@@ -97,12 +94,12 @@ def connect(call: Call) -> int:
     """Implements Linux syscall connect(2)."""
     addr = _read_addr(call)
     path = _unix_path(addr)
-    sock = target_fd(call, signed_fd(call.args[0]))
+    sock = paths.held_fd(call, call.args[0])
     try:
         if path is None:
             call.check_valid()
             return _raw(SYS_connect, sock, addr)
-        obj = call.open_path(None, path, os.O_PATH | os.O_CLOEXEC)
+        obj = paths.open_path(call, None, path, os.O_PATH | os.O_CLOEXEC)
         try:
             via = b"/proc/self/fd/%d" % obj
             return _raw(SYS_connect, sock, AF_UNIX.to_bytes(2, "little") + via + b"\0")
@@ -116,13 +113,13 @@ def bind(call: Call) -> int:
     """Implements Linux syscall bind(2)."""
     addr = _read_addr(call)
     path = _unix_path(addr)
-    sock = target_fd(call, signed_fd(call.args[0]))
+    sock = paths.held_fd(call, call.args[0])
     try:
         if path is None:
             call.check_valid()
             return _raw(SYS_bind, sock, addr)
         umask = call.umask()
-        pfd, name, kind = call.open_parent(None, path)
+        pfd, name, kind = paths.open_parent(call, None, path)
         try:
             if kind != LAST_NORM:
                 return -errno.EEXIST

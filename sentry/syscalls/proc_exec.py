@@ -25,7 +25,7 @@ import logging
 import os
 import stat as _stat
 
-from .. import ownproc
+from .. import paths
 from ..call import Call
 from ..errors import SysError
 from ..hostcalls import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW
@@ -36,9 +36,8 @@ _O_PATH = os.O_PATH | os.O_CLOEXEC
 
 def _interpreter(fd: int) -> bytes | None:
     """The interpreter path of a "#!" file, if we may read its first line."""
-    try:
-        rfd = ownproc.open_(ownproc.self_fd(fd), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
+    rfd = paths.reopen(fd, os.O_RDONLY | os.O_NONBLOCK)
+    if rfd < 0:
         return None  # execute-only: the kernel reads it, we do not
     try:
         head = os.read(rfd, 256)
@@ -58,7 +57,8 @@ def _check(call: Call, dirfd: int | None, path: bytes, flags: int) -> int | None
     if not path:
         return None if flags & AT_EMPTY_PATH else -errno.ENOENT
     try:
-        fd = call.open_path(dirfd, path, _O_PATH | (os.O_NOFOLLOW if flags & AT_SYMLINK_NOFOLLOW else 0))
+        fd = paths.open_path(call, dirfd, path,
+                             _O_PATH | (os.O_NOFOLLOW if flags & AT_SYMLINK_NOFOLLOW else 0))
     except SysError as e:
         return -e.errno
     try:
@@ -75,7 +75,7 @@ def _check(call: Call, dirfd: int | None, path: bytes, flags: int) -> int | None
         os.close(fd)
     if interp is not None:
         try:
-            os.close(call.open_path(None, interp, _O_PATH))
+            os.close(paths.open_path(call, None, interp, _O_PATH))
         except SysError as e:
             return -e.errno
     return None
