@@ -75,9 +75,10 @@ ALLOW: dict[str, str] = {
 }
 
 
-def install(log_only: bool = False) -> None:
-    """Load the filter on the calling (single-threaded) gofer."""
-    build_allowlist(ALLOW, log_only=log_only, sockets=False).load()
+def install() -> None:
+    """Load the filter on the calling (single-threaded) gofer.  Always
+    enforcing: there is no log-only mode to switch on."""
+    build_allowlist(ALLOW, sockets=False).load()
     log.debug("gofer: own seccomp filter installed (%d syscalls allowed)", len(ALLOW) + 2)
 
 

@@ -276,7 +276,9 @@ def _attach(control: socket.socket) -> Gofer:
     os.chdir("/")
     root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     _drop_capabilities()
-    gofer_filter.install(log_only=os.environ.get("RUNSC_PY_GOFER_FILTER") == "log")
+    # Always enforcing: no environment switch turns it into log-only (a
+    # runtime inherits whatever environment containerd or a shim has).
+    gofer_filter.install()
     gofer = Gofer(root)
     protocol.send(control, protocol.encode_reply(req.id, req.op, 0), [root])
     log.debug("gofer: attached to the container root")

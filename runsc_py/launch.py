@@ -367,6 +367,8 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
     import select
+    import time
+    peers_ok = _runtime_uids()
     # From here on the sandbox process runs under its own allowlist
     # (sentry/self_filter.py): no exec, mount, namespaces, ptrace, bpf...
     host.confine()
@@ -374,12 +376,32 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
     for fd in (chan.sock.fileno(), pidfd, handoff.fileno(), sentry_sock.fileno(), host.gofer_pidfd):
         poller.register(fd, select.POLLIN)
     watching_chan = True
+    # Connections on sentry.sock waiting for their listener (`exec`): fd ->
+    # (socket, deadline).  Never read blocking: a peer that connects and
+    # sends nothing must not stall the mirroring of init's exit.
+    pending: dict[int, tuple[socket.socket, float]] = {}
     while True:
+        wait_ms = None
+        if pending:
+            wait_ms = max(0, int((min(d for _, d in pending.values()) - time.monotonic()) * 1000) + 1)
         try:
-            events = poller.poll()
+            events = poller.poll(wait_ms)
         except InterruptedError:
             continue
         fds = {fd for fd, _ev in events}
+        now = time.monotonic()
+        for fd, (conn, deadline) in list(pending.items()):
+            if fd in fds:
+                del pending[fd]
+                poller.unregister(fd)
+                with conn:
+                    host.attach(conn, init_pid)
+            elif now >= deadline:
+                del pending[fd]
+                poller.unregister(fd)
+                conn.close()
+                log.warning("sandbox: a peer on %s sent no listener in %.0f s: closed",
+                            SENTRY_SOCKET, _PEER_TIMEOUT)
         for fd, ev in events:
             if ev & select.POLLNVAL:  # never spin on a dead descriptor
                 poller.unregister(fd)
@@ -409,8 +431,14 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
                 conn, _ = sentry_sock.accept()
             except OSError:
                 continue
-            with conn:
-                host.attach(conn, init_pid)
+            uid = _peer_uid(conn)
+            if uid not in peers_ok:
+                log.warning("sandbox: refused a peer on %s with uid %s", SENTRY_SOCKET, uid)
+                conn.close()
+                continue
+            conn.settimeout(_PEER_TIMEOUT)  # the message is there when it polls readable
+            pending[conn.fileno()] = (conn, time.monotonic() + _PEER_TIMEOUT)
+            poller.register(conn.fileno(), select.POLLIN)
     while True:
         try:
             _, status = os.waitpid(init_pid, 0)
@@ -420,6 +448,40 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
     host.drain()
     host.stop_gofer()
     _exit_like(status)
+
+
+_PEER_TIMEOUT = 5.0
+
+
+def _peer_uid(conn: socket.socket) -> int | None:
+    """The uid of conn's peer (SO_PEERCRED), as our user namespace sees it."""
+    import struct
+    try:
+        _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    except OSError:
+        return None
+    return uid
+
+
+def _runtime_uids() -> set[int]:
+    """The uids a peer on sentry.sock may have: root, as our user namespace
+    sees the host's root (the runtime's `exec`): 0, its mapped id, or the
+    overflow uid when it is not mapped."""
+    out = {0}
+    try:
+        with open("/proc/self/uid_map") as f:
+            lines = [ln.split() for ln in f if ln.strip()]
+    except OSError:
+        return out
+    identity = any(int(a) == 0 and int(b) == 0 for a, b, _n in lines)
+    if identity:
+        return out
+    for ns_start, host_start, n in lines:
+        if int(host_start) <= 0 < int(host_start) + int(n):
+            out.add(int(ns_start) - int(host_start))
+            return out
+    out.add(65534)  # the kernel's overflowuid: host root is not mapped here
+    return out
 
 
 _NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE, signal.SIGSEGV,
@@ -569,12 +631,21 @@ def _open_namespaces(joined: dict[str, str]) -> dict[str, int]:
 
 def _listen(state_dir: str, name: str) -> socket.socket:
     """A listening socket in the state dir, bound through a short /proc path
-    (state dirs can be longer than sun_path allows)."""
+    (state dirs can be longer than sun_path allows), mode 0600 whatever the
+    caller's umask: only root may connect (init's start, the sentry's
+    listener hand-off: both act on the container)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    path = f"/proc/self/fd/{dfd}/{name}"
+    old = os.umask(0o177)  # the runtime is single-threaded here
     try:
-        sock.bind(f"/proc/self/fd/{dfd}/{name}")
+        sock.bind(path)
+        os.chmod(path, 0o600)
+    except BaseException:
+        sock.close()
+        raise
     finally:
+        os.umask(old)
         os.close(dfd)
     sock.listen(8)
     return sock

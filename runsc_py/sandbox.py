@@ -190,7 +190,9 @@ class SandboxHost:
         process, once its procfs fd is open: the filter refuses AT_FDCWD."""
         from sentry import ownproc, self_filter
         ownproc.reset("/proc")
-        self_filter.install(log_only=os.environ.get("RUNSC_PY_SENTRY_FILTER") == "log")
+        # Always enforcing: no environment switch turns it into log-only (a
+        # runtime inherits whatever environment containerd or a shim has).
+        self_filter.install()
 
     def drain(self, timeout: float = 1.0) -> None:
         """Let the supervisors finish (they stop when every target is gone),

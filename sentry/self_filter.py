@@ -175,15 +175,14 @@ _FD_SIGN = 0x80000000
 
 
 def build_allowlist(allow: dict[str, str], default_errno: int = errno.EPERM,
-                    log_only: bool = False, sockets: bool = True,
+                    sockets: bool = True,
                     dirfd_args: dict[str, tuple[int, ...]] | None = None) -> Any:
     """An allowlist filter for one of our own processes (sentry, gofer):
     ALLOW-style names plus the argument-checked entries every Python
     process of ours needs.  dirfd_args: names allowed only with real
     directory fds in those arguments (DIRFD_ARGS)."""
     import seccomp
-    default = seccomp.LOG if log_only else seccomp.ERRNO(default_errno)
-    f = seccomp.SyscallFilter(defaction=default)
+    f = seccomp.SyscallFilter(defaction=seccomp.ERRNO(default_errno))
     f.set_attr(seccomp.Attr.CTL_NNP, 1)
     f.set_attr(seccomp.Attr.CTL_OPTIMIZE, 2)  # binary tree: see sentry/filter.py
     dirfd_args = dirfd_args or {}
@@ -207,14 +206,15 @@ def build_allowlist(allow: dict[str, str], default_errno: int = errno.EPERM,
     return f
 
 
-def build(default_errno: int = errno.EPERM, log_only: bool = False) -> Any:
+def build(default_errno: int = errno.EPERM) -> Any:
     """A libseccomp filter object for the sandbox process."""
-    return build_allowlist(ALLOW, default_errno, log_only, dirfd_args=DIRFD_ARGS)
+    return build_allowlist(ALLOW, default_errno, dirfd_args=DIRFD_ARGS)
 
 
-def install(log_only: bool = False) -> None:
-    """Load the filter on the calling process (single-threaded: no TSYNC needed)."""
-    f = build(log_only=log_only)
+def install() -> None:
+    """Load the filter on the calling process (single-threaded: no TSYNC
+    needed).  Always enforcing: there is no log-only mode to switch on."""
+    f = build()
     f.load()
     log.debug("sentry: own seccomp filter installed (%d syscalls allowed)", len(ALLOW) + 3)
 

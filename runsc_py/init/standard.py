@@ -242,10 +242,12 @@ def _wait_for_start(start_sock: socket.socket) -> socket.socket:
     """Block until `start` connects and says "start"; return that connection."""
     while True:
         conn, _ = start_sock.accept()
+        conn.settimeout(5.0)  # a peer that says nothing does not hold up `start`
         try:
             data = conn.recv(16)
         except OSError:
             data = b""
+        conn.settimeout(None)
         if data.startswith(b"start"):
             start_sock.close()
             return conn
