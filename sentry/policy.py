@@ -562,6 +562,50 @@ _EMULATED: list[tuple[str, str, str]] = [
                 "argument; native tier is full); any CLONE_NEW* flag EPERM"),
 ]
 
+# The emulated calls whose handler may answer SECCOMP_USER_NOTIF_FLAG_CONTINUE
+# (the kernel then runs the call itself), and why that decides nothing.  The
+# kernel's own documentation says CONTINUE cannot implement a security
+# policy: between our look and its run, another thread may rewrite what a
+# pointer argument points at.  So it is only used where every argument is a
+# value in the notification and the call acts on the caller's own state, or
+# where the kernel resolves the pointer again in the caller's own root and
+# mount namespace (the container's), with its credentials.  A handler
+# continues itself (never through a helper): tests/sentry/test_policy.py
+# checks this table against the handlers' code, both ways, and
+# `runsc-py policy --continue` prints it (the README's list is made from it).
+CONTINUES: dict[str, str] = {
+    "execve": "after the sentry checked the binary and a #! interpreter in the root; the kernel "
+              "resolves the path again in the caller's mount namespace and root (the container's), "
+              "so no file outside it can be named whatever the caller rewrites",
+    "execveat": "as execve; the dirfd is the caller's own",
+    "chdir": "the cwd is the caller's own kernel state; the kernel resolves the path in its own root",
+    "fchdir": "integer argument; the caller's own fd and cwd",
+    "getcwd": "the caller's own cwd, printed relative to its own root by the kernel",
+    "umask": "integer argument; the caller's own umask",
+    "setuid": "integer argument; the kernel checks CAP_SETUID itself; the sentry drops its cached "
+              "credentials first",
+    "setgid": "integer argument; the kernel checks CAP_SETGID itself",
+    "setreuid": "integer arguments; the kernel checks CAP_SETUID itself",
+    "setregid": "integer arguments; the kernel checks CAP_SETGID itself",
+    "setresuid": "integer arguments; the kernel checks CAP_SETUID itself",
+    "setresgid": "integer arguments; the kernel checks CAP_SETGID itself",
+    "setgroups": "the caller's own groups; the kernel checks CAP_SETGID itself",
+    "capset": "the caller's own capabilities; the kernel allows only dropping or what it holds",
+    "getresuid": "reads the caller's own ids into its own memory",
+    "getresgid": "reads the caller's own ids into its own memory",
+    "getgroups": "reads the caller's own groups into its own memory",
+    "capget": "reads capabilities into the caller's own memory (of a pid in its own namespace)",
+    "getpgid": "integer argument; a pid of the caller's own pid namespace",
+    "getsid": "integer argument; a pid of the caller's own pid namespace",
+    "getrusage": "integer argument; the caller's own counters into its own memory",
+    "inotify_init": "no argument; a new fd of the caller's own",
+    "inotify_init1": "integer argument; a new fd of the caller's own",
+    "inotify_rm_watch": "integer arguments; the caller's own inotify fd",
+    "personality": "integer argument checked in the notification (query and PER_LINUX only)",
+    "unshare": "integer argument checked in the notification (no CLONE_NEW* flag)",
+}
+
+
 _DENIED: list[tuple[str, int, str]] = [
     ("bpf", errno.EPERM, "eBPF: large kernel attack surface; unprivileged bpf is disabled"),
     ("perf_event_open", errno.EPERM, "kernel profiling interface; side channels"),

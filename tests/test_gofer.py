@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -53,6 +54,15 @@ def _children(pid: int) -> list[int]:
 
 def _comm(pid: int) -> str:
     return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return int(data[data.rfind(b")") + 2:].split()[19])
 
 
 def _gofer_of(sandbox_pid: int) -> int:
@@ -148,16 +158,24 @@ def test_delete_leaves_no_gofer(runtime, bundle):
 
 
 def test_kill_all_term_reaches_the_workload_not_the_gofer(runtime, bundle):
-    script = "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done"
-    b = bundle(["sh", "-c", script], rootfs="shared")
+    # The workload notes the TERM and keeps running: the gofer, which
+    # ignores every catchable signal, must still be there (same process)
+    # and still serving files afterwards.
+    script = ("trap 'echo got-term' TERM; echo ready; "
+              "while :; do sleep 0.1; [ -e /tmp/stop ] && break; done; cat /etc/hostname; echo bye")
+    b = bundle(["sh", "-c", script], rootfs="shared", edit=_with_mounts(TMPFS_TMP))
     with runtime.container(b) as c:
         wait_ready(c)
         gofer = _gofer_of(c.pid)
+        start = _start_time(gofer)
         c.kill("TERM", all=True)
         c.wait_output("got-term")
+        time.sleep(0.3)
+        assert _start_time(gofer) == start, "the gofer died of kill --all TERM"
+        c.exec("touch", "/tmp/stop", user="0:0")
+        c.wait_output("bye")
         c.wait_status("stopped", timeout=10)
         assert "got-term" in c.stdout()
-        del gofer
 
 
 # --- inside the container, both modes ---------------------------------------------

@@ -330,3 +330,59 @@ def test_no_kernel_addresses_even_with_all_capabilities(runtime, bundle):
     res = runtime.run_container(b)
     assert res.returncode == 0, res
     assert res.stdout.split() == ["0000000000000000"], res
+
+
+def _control_sockets(runtime, cid: str) -> list[str]:
+    d = runtime.root / cid
+    return [str(d / n) for n in ("sentry.sock", "start.sock") if (d / n).exists()]
+
+
+def test_control_sockets_are_root_only_whatever_the_umask(runtime, bundle):
+    """sentry.sock (listeners of `exec`) and start.sock are 0600 even when
+    the runtime runs with umask 0 (containerd's shim may)."""
+    b = bundle(["sleep", "30"], rootfs="shared")
+    old = os.umask(0)
+    try:
+        with runtime.container(b, start=False) as c:
+            socks = _control_sockets(runtime, c.id)
+            assert len(socks) == 2, socks
+            for s in socks:
+                assert os.stat(s).st_mode & 0o777 == 0o600, (s, oct(os.stat(s).st_mode))
+            # A non-root host user cannot connect at all.
+            pid = os.fork()
+            if pid == 0:
+                import socket as _s
+                code = 0
+                try:
+                    os.setgid(1000)
+                    os.setuid(1000)
+                    k = _s.socket(_s.AF_UNIX, _s.SOCK_STREAM)
+                    k.connect(socks[0])
+                except PermissionError:
+                    code = 7
+                except BaseException:
+                    code = 9
+                os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 7
+    finally:
+        os.umask(old)
+
+
+def test_a_silent_peer_on_sentry_sock_does_not_stall_the_exit(runtime, bundle):
+    """A peer that connects to sentry.sock and sends nothing must not keep
+    the sandbox from mirroring the workload's exit (it used to block in a
+    receive), nor keep it alive after."""
+    import socket as _s
+    b = bundle(["sh", "-c", "echo ready; read x < /dev/null; sleep 1; exit 3"], rootfs="shared")
+    with runtime.container(b) as c:
+        c.wait_output("ready")
+        k = _s.socket(_s.AF_UNIX, _s.SOCK_STREAM)
+        try:
+            k.connect(str(runtime.root / c.id / "sentry.sock"))
+            t0 = time.monotonic()
+            st = c.wait_status("stopped", timeout=10)
+            assert time.monotonic() - t0 < 4.0, "the silent peer held up the exit"
+        finally:
+            k.close()
+        assert st["status"] == "stopped"

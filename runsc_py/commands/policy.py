@@ -13,6 +13,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="print the sentry's own allowlist instead of the workload's policy")
     p.add_argument("--gofer", action="store_true",
                    help="print the gofer's own allowlist instead of the workload's policy")
+    p.add_argument("--continue", action="store_true", dest="continues",
+                   help="print the calls whose handler may let the kernel run them "
+                        "(SECCOMP_USER_NOTIF_FLAG_CONTINUE), and why that decides nothing")
 
 
 def run(g: Globals, a: argparse.Namespace) -> int:
@@ -29,6 +32,15 @@ def run(g: Globals, a: argparse.Namespace) -> int:
         else:
             for n, r in rows:
                 print(f"{n:<20} {r}")
+        return 0
+    if a.continues:
+        import json
+        from sentry.policy import CONTINUES
+        if a.format == "json":
+            print(json.dumps([{"name": n, "reason": r} for n, r in sorted(CONTINUES.items())], indent=1))
+        else:
+            for n, r in sorted(CONTINUES.items()):
+                print(f"{n:<18} {r}")
         return 0
     try:
         from sentry.policy import print_table  # type: ignore[import-not-found]

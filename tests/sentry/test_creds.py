@@ -47,3 +47,43 @@ def test_a_field_cut_short_is_an_error_and_an_absent_optional_one_a_default() ->
     with pytest.raises(SysError):
         _field(b"\nName:\tx\n", b"\nUid:", 1)
     assert _field(b"\nGroups:\t\nX:\t1\n", b"\nGroups:", 1) == []
+
+
+def test_a_failed_switch_leaves_no_capability_and_nothing_in_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    """creds.ThreadCreds.apply: when a step fails (here setgroups), the thread
+    must not keep the sentry's full capabilities, and the next switch to
+    the same credentials must not find them "already in force"."""
+    import threading
+
+    from sentry import creds, hostcalls
+
+    out: dict[str, object] = {}
+
+    def worker() -> None:
+        tc = creds.ThreadCreds()
+        real_setgroups = hostcalls.setgroups
+        monkeypatch.setattr(hostcalls, "setgroups", lambda groups: -1)  # EPERM
+        want = (1000, 1000, (1000,), 0)
+        try:
+            tc.apply(want)
+        except SysError as e:
+            out["err"] = e.errno
+        out["eff_after_failure"] = hostcalls.capget_self()[0]
+        out["unknown"] = tc.unknown
+        try:
+            tc.apply(want)  # still failing: must try again, not return early
+        except SysError:
+            out["second_raised"] = True
+        monkeypatch.setattr(hostcalls, "setgroups", real_setgroups)
+        tc.reset()
+        out["eff_after_reset"] = hostcalls.capget_self()[0]
+        out["own_eff"] = tc.own_eff
+
+    t = threading.Thread(target=worker)  # capabilities are per thread: not the test's own
+    t.start()
+    t.join()
+    assert out["err"] == 1, out
+    assert out["eff_after_failure"] == 0, out
+    assert out["unknown"] is True, out
+    assert out.get("second_raised") is True, out
+    assert out["eff_after_reset"] == out["own_eff"], out

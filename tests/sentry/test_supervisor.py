@@ -144,7 +144,12 @@ def test_a_failing_worker_fails_closed(probe: str, root: str, monkeypatch: pytes
         if self.nr in (2, 257):  # open, openat
             raise RuntimeError("injected")
     monkeypatch.setattr(call_mod.Call, "load", broken)
-    r = run_probe(probe, ["cat=/etc/hello", "getpid"], root, timeout=20)
+    r = run_probe(probe, ["cat=/etc/hello", "getpid", "stat=/etc/hello", "cat=/etc/hello"], root,
+                  timeout=20)
     lines = r.out.splitlines()
     assert lines[0] == f"cat -1 {errno.ENOSYS}", r.out
     assert lines[1].startswith("getpid "), r.out  # native calls are unaffected
+    # Later notified calls, of another handler and of the same one, get
+    # ENOSYS from the kernel: the listener is closed, nothing waits on it.
+    assert lines[2].startswith(f"stat -1 {errno.ENOSYS} "), r.out
+    assert lines[3] == f"cat -1 {errno.ENOSYS}", r.out
