@@ -181,3 +181,31 @@ def test_rename_exchange_race_stays_in_the_root(tmp_path: Path, file_access: str
     i = words.index("opened")
     assert words[i + 3] == "0", r.out
     assert int(words[i + 1]) > 0, r.out
+
+
+def test_symlink_and_dotdot_escapes_stay_in_the_root(probe: str, tmp_path: Path, file_access: str) -> None:
+    """The positive control of tests/test_gofer.py's real-container test of
+    the same name, where the container's mount namespace would stop ".."
+    anyway: here (directfs) the root is a plain host directory and nothing
+    but the resolution keeps a path inside it.  Natively (no sentry, same
+    cwd) every spelling reaches the host's marker; under the sentry none."""
+    marker = tmp_path / "marker"
+    marker.mkdir()
+    (marker / "secret").write_text("HOST-SECRET\n")
+    os.chmod(tmp_path, 0o755)
+    root = tmp_path / "r"
+    (root / "work").mkdir(parents=True)
+    dots = "/".join([".."] * 40)
+    (root / "work" / "abs").symlink_to(f"/{dots}{marker}/secret")
+    (root / "work" / "rel").symlink_to(f"{dots}{marker}/secret")
+    (root / "work" / "dir").symlink_to(f"{dots}{marker}")
+    shutil.copy(probe, root / "probe")
+    spellings = ["abs", "rel", "dir/secret", f"{dots}{marker}/secret", f"/{dots}{marker}/secret",
+                 f"dir/../{dots}{marker}/secret", f"./dir/./secret"]
+    args = [f"cat={p}" for p in spellings]
+    native = subprocess.run([str(root / "probe"), *args], cwd=root / "work", capture_output=True,
+                            text=True, timeout=60).stdout
+    assert native.count("HOST-SECRET") == len(spellings), native  # each reaches the host natively
+    r = run_probe(str(root / "probe"), args, str(root), cwd=str(root / "work"), file_access=file_access)
+    assert "HOST-SECRET" not in r.out, r.out
+    assert r.out.count("cat -1") == len(spellings), r.out
