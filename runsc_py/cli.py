@@ -58,6 +58,7 @@ class Globals:
     strace_syscalls: str
     net_raw: bool
     lookup_cache: bool = True
+    uname_release: str = ""
 
 
 def _bool(v: str) -> bool:
@@ -94,12 +95,16 @@ def global_parser() -> argparse.ArgumentParser:
     p.add_argument("--strace", action="store_true", help="log every intercepted syscall")
     p.add_argument("--strace-syscalls", default="", help="comma-separated syscalls to log")
     p.add_argument("--net-raw", action="store_true", help="allow raw and packet sockets")
+    p.add_argument("--uname-release", default="",
+                   help="the kernel release uname(2) reports inside (default: the host's own; "
+                        "per container: annotation dev.runsc-py.uname-release)")
     p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
     return p
 
 
 _LONG = {"root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "platform", "network",
          "file-access", "directfs", "lookup-cache", "strace", "strace-syscalls", "net-raw", "bundle",
+         "uname-release",
          "pid-file", "console-socket", "no-pivot", "no-new-keyring", "preserve-fds", "no-subreaper", "detach",
          "force", "all", "format", "process", "tty", "cwd", "env", "user", "resources", "stats",
          "interval", "keep", "additional-gids", "cap", "no-new-privs", "process-label", "apparmor",
@@ -133,10 +138,12 @@ def normalize(argv: list[str]) -> list[str]:
     return out
 
 
-def split_global(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
+def split_global(argv: list[str], parser: argparse.ArgumentParser | None = None
+                 ) -> tuple[list[str], str | None, list[str]]:
     """Split argv into (global flags, command, command args)."""
-    takes_value = {"--root", "--log", "--log-format", "--rootless", "--platform", "--network",
-                   "--file-access", "--strace-syscalls", "--criu"}
+    # The global flags that take a value, as the parser declares them.
+    takes_value = {s for act in (parser or global_parser())._actions
+                   if act.nargs != 0 for s in act.option_strings}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -151,8 +158,8 @@ def split_global(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
 
 def main(argv: list[str] | None = None) -> None:
     argv = normalize(list(sys.argv[1:] if argv is None else argv))
-    gflags, cmd, rest = split_global(argv)
     gp = global_parser()
+    gflags, cmd, rest = split_global(argv, gp)
     try:
         gargs = gp.parse_args(gflags)
     except SystemExit as e:
@@ -169,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
                 systemd_cgroup=gargs.systemd_cgroup, rootless=gargs.rootless,
                 platform=gargs.platform, network=gargs.network, file_access=gargs.file_access,
                 strace=gargs.strace, strace_syscalls=gargs.strace_syscalls, net_raw=gargs.net_raw,
-                lookup_cache=gargs.lookup_cache)
+                lookup_cache=gargs.lookup_cache, uname_release=gargs.uname_release)
     from . import log as logsetup
     logsetup.setup(g.log, g.log_format, g.debug)
     if cmd not in COMMANDS:

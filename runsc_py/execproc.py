@@ -61,7 +61,7 @@ def exec_process(store: Store, cid: str, opts: ExecOptions) -> int:
     # Into the sandbox: the exec'd process gets the workload filter too and
     # hands its listener to the sentry over sentry.sock.  Built here, before
     # the fork, while the host's files (modules, libseccomp) are visible.
-    sandbox_opts = SandboxOptions(platform=st.platform, net_raw=bool(st.sandbox.get("net_raw")))
+    sandbox_opts = SandboxOptions.from_state(st.platform, st.sandbox)
     prepared = prepare_filter(sandbox_opts)
     try:
         sentry_conn = connect(store.dir(cid), SENTRY_SOCKET)

@@ -62,6 +62,7 @@ class CreateOptions:
     strace_syscalls: str = ""
     file_access: str = "directfs"
     lookup_cache: bool = True
+    uname_release: str = ""
 
 
 def _lookup_cache(opts: CreateOptions, spec: dict[str, Any]) -> bool:
@@ -88,6 +89,7 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
         raise RuntimeFailure(f"rootfs ({rootfs}) does not exist")
     _check_rlimits(spec["process"].get("rlimits"))
     _check_capabilities(spec["process"].get("capabilities"))
+    _check_sysctls(spec.get("linux") or {})
     if spec["process"].get("terminal") and not opts.console_socket:
         raise RuntimeFailure("cannot allocate tty if runsc-py will detach without setting console socket")
     if opts.platform != "seccomp":
@@ -102,9 +104,10 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
     except FileExistsError:
         raise RuntimeFailure(f"container with id exists: {opts.cid}") from None
 
+    sandbox_opts = _sandbox_options(opts, spec)
     st = ContainerState(id=opts.cid, bundle=bundle, rootfs=rootfs, created=rfc3339(),
                         owner=_owner(), annotations=dict(spec.get("annotations") or {}),
-                        platform=opts.platform, sandbox={"net_raw": opts.net_raw}, config=spec)
+                        platform=opts.platform, sandbox=sandbox_opts.filter_state(), config=spec)
     cg: CgroupManager | None = None
     sandbox_pid = 0
     try:
@@ -114,16 +117,31 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
         cg.create()
         st.cgroup = cg.to_dict()
         store.save(st)
-        cg.set(lx.get("resources") or {})
-        sandbox_pid = _launch(store, st, opts, spec, cg, state_dir)
+        # Device rules are always set (the sandbox's table applies even to
+        # a spec that has none: runc's defaults, then sandbox.devices).
+        cg.set({"devices": [], **(lx.get("resources") or {})})
+        sandbox_pid = _launch(store, st, opts, spec, cg, state_dir, sandbox_opts)
         return st
     except BaseException:
         _abort(st, cg, sandbox_pid, state_dir)
         raise
 
 
+def _sandbox_options(opts: CreateOptions, spec: dict[str, Any]) -> SandboxOptions:
+    """What the sandbox process and the workload's filter need to know."""
+    lx = spec.get("linux") or {}
+    kinds = {n.get("type") for n in lx.get("namespaces") or []}
+    ann = spec.get("annotations") or {}
+    release = ann.get("dev.runsc-py.uname-release") or opts.uname_release
+    return SandboxOptions(platform=opts.platform, net_raw=opts.net_raw,
+                          userns="user" in kinds, strace=opts.strace,
+                          strace_syscalls=opts.strace_syscalls, file_access=opts.file_access,
+                          lookup_cache=_lookup_cache(opts, spec),
+                          uts_private="uts" in private_namespaces(lx), uname_release=release)
+
+
 def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],
-            cg: CgroupManager, state_dir: str) -> int:
+            cg: CgroupManager, state_dir: str, sandbox_opts: SandboxOptions) -> int:
     lx = spec.get("linux") or {}
     namespaces = {n["type"]: n.get("path") or "" for n in lx.get("namespaces") or []}
     new_ns = {t for t, p in namespaces.items() if not p}
@@ -140,14 +158,7 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
                                    new_namespaces=new_ns, cgroup_mounts=host_cgroup_mounts(),
                                    cgroup_dirs=_cgroup_dirs(cg), state_dir=state_dir,
                                    no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
-                                   sandbox=SandboxOptions(platform=opts.platform, net_raw=opts.net_raw,
-                                                          hostname=spec.get("hostname") or "",
-                                                          domainname=spec.get("domainname") or "",
-                                                          userns="user" in namespaces,
-                                                          strace=opts.strace,
-                                                          strace_syscalls=opts.strace_syscalls,
-                                                          file_access=opts.file_access,
-                                                          lookup_cache=_lookup_cache(opts, spec)))
+                                   sandbox=sandbox_opts)
 
     own_pid_ns = _sandbox_pid_namespace(ns_fds.get("pid"))
     pid = -1
@@ -711,6 +722,48 @@ def _check_rlimits(rlimits: list[dict[str, Any]] | None) -> None:
             raise RuntimeFailure(
                 f"process.rlimits: {r['type']} hard limit {r['hard']} is above this host's hard "
                 f"limit {hard} and CAP_SYS_RESOURCE is not available to raise it")
+
+
+def private_namespaces(lx: dict[str, Any]) -> set[str]:
+    """The namespace kinds of the spec that will not be the host's (ours):
+    new ones, and joined ones that are not ours."""
+    out = set()
+    for n in lx.get("namespaces") or []:
+        kind, path = n.get("type"), n.get("path")
+        if not path:
+            out.add(kind)
+            continue
+        name = "mnt" if kind == "mount" else kind
+        try:
+            if os.stat(path).st_ino != os.stat(f"/proc/self/ns/{name}").st_ino:
+                out.add(kind)
+        except OSError:
+            pass  # not readable: counts as the host's (fail closed)
+    return out
+
+
+def _check_sysctls(lx: dict[str, Any]) -> None:
+    """linux.sysctl: only what Linux keeps per namespace, and only for a
+    namespace the container does not share with the host (runc's rule;
+    sentry/kernobj.py has the table).  init writes them before the sandbox
+    exists, as root: a host-wide one (kernel.core_pattern...) would be a
+    host escape written by the spec."""
+    sysctls = lx.get("sysctl") or {}
+    if not sysctls:
+        return
+    from sentry.kernobj import NAMESPACED_SYSCTLS
+    private = private_namespaces(lx)
+    if "network" in private:
+        private.add("net")
+    for key in sysctls:
+        name = key.replace(".", "/")
+        ns = next((ns for prefix, (ns, _why) in NAMESPACED_SYSCTLS.items()
+                   if name == prefix or (prefix.endswith("/") and name.startswith(prefix))), None)
+        if ns is None:
+            raise RuntimeFailure(f"sysctl {key!r} is not in a separate kernel namespace")
+        if ns not in private:
+            what = "network" if ns == "net" else ns
+            raise RuntimeFailure(f"sysctl {key!r} is not allowed in the host's {what} namespace")
 
 
 def _check_capabilities(caps: dict[str, list[str]] | None) -> None:

@@ -29,18 +29,30 @@ SENTRY_SOCKET = "sentry.sock"
 class SandboxOptions:
     platform: str = "seccomp"
     net_raw: bool = False
-    hostname: str = ""
-    domainname: str = ""
     userns: bool = False
     strace: bool = False
     strace_syscalls: str = ""      # comma-separated names; empty: all
     file_access: str = "directfs"  # or "gofer": every file operation is a gofer request
     lookup_cache: bool = False     # sentry/lookups.py
+    uts_private: bool = False      # the UTS namespace is the container's own (not the host's)
+    uname_release: str = ""        # what uname(2) reports ("": the host's, uname native)
+
+    # The fields the workload's filter depends on: kept in the state file,
+    # so that an `exec` builds the very filter init got.
+    FILTER_FIELDS = ("net_raw", "uts_private", "uname_release")
+
+    def filter_state(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.FILTER_FIELDS}
+
+    @classmethod
+    def from_state(cls, platform: str, state: dict[str, Any]) -> "SandboxOptions":
+        return cls(platform=platform, **{k: state[k] for k in cls.FILTER_FIELDS if k in state})
 
 
 def policy_options(opts: SandboxOptions) -> Any:
     from sentry.policy import PolicyOptions
-    return PolicyOptions(net_raw=opts.net_raw)
+    return PolicyOptions(net_raw=opts.net_raw, uts_private=opts.uts_private,
+                         uname_release=opts.uname_release)
 
 
 def prepare_filter(opts: SandboxOptions) -> Any:
@@ -214,12 +226,7 @@ class SandboxHost:
             return
         if self._sandbox is None:
             files = self._attach_gofer(init_pid)
-            # The sandbox process shares the container's UTS namespace: report
-            # what the kernel holds there (the spec's hostname, or that of a
-            # namespace joined by path), not a configured copy.
-            from . import libc
-            so = SentryOptions(hostname=os.uname().nodename,
-                               domainname=libc.domainname() or "(none)",
+            so = SentryOptions(release=self.options.uname_release,
                                userns=self.options.userns,
                                policy=policy_options(self.options),
                                container_pidns=_ns_link(init_pid, "pid"),

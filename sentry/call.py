@@ -43,9 +43,10 @@ Result = Optional[int]
 class SentryOptions:
     """What the supervisor needs besides the listener.
 
-    hostname: what uname(2) reports.  release: the kernel release reported
-    (gVisor reports 4.4.0).  userns: the container has its own user namespace
-    (capabilities are then not carried over to host file operations).
+    release, version: what an emulated uname(2) reports (only when the
+    operator set a release: policy.PolicyOptions.uname_release).
+    userns: the container has its own user namespace (capabilities are
+    then not carried over to host file operations).
     container_pidns: the container's pid namespace as its ns link reads
     ("pid:[N]"): a procfs of another one is refused (sentry/procfs.py);
     None: not checked (an in-process sentry, whose targets share the host's).
@@ -54,10 +55,8 @@ class SentryOptions:
     (sentry/kernobj.py).
     """
 
-    hostname: str = "sandbox"
-    domainname: str = "(none)"
-    release: str = "4.4.0"
-    version: str = "#1 SMP Sun Jan 10 15:06:54 PST 2016"
+    release: str = ""
+    version: str = ""
     userns: bool = False
     policy: PolicyOptions = field(default_factory=PolicyOptions)
     container_pidns: str | None = None

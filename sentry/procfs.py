@@ -327,10 +327,10 @@ def _ident(fd: int) -> tuple[int, int]:
 
 def _check_own_procfs(call: Call, root: int, dev: int) -> None:
     """Entering a procfs root: it must be a procfs of the container's own
-    pid namespace (its pid 1 is in it).  A procfs of another one - the
-    host's, bound into the rootfs by the spec - shows other processes whose
-    files are host state: refused whole (EACCES), whatever the capabilities.
-    Known devices are remembered (kernobj.FsKinds.own_proc)."""
+    pid namespace.  A procfs of another one - the host's, bound into the
+    rootfs by the spec - shows other processes whose files are host state:
+    refused whole (EACCES), whatever the capabilities.  Known devices are
+    remembered (kernobj.FsKinds.own_proc)."""
     want = call.sb.options.container_pidns
     kinds = call.sb.fs_kinds
     if not want or dev in kinds.own_proc:
@@ -338,18 +338,45 @@ def _check_own_procfs(call: Call, root: int, dev: int) -> None:
     cs = call.creds_state
     dropped = cs.ptrace_dropped
     if dropped:
-        cs.restore_ptrace()  # reading pid 1's namespace link is ours to do
+        cs.restore_ptrace()  # reading namespace links is ours to do
     try:
-        got = os.readlink("1/ns/pid", dir_fd=root)
-    except OSError:
-        got = ""
+        own = _shows_pidns(call, root, want)
     finally:
         if dropped:
             cs.drop_ptrace()
-    if got != want:
+    if not own:
         raise SysError(errno.EACCES, "procfs of another pid namespace")
     if len(kinds.own_proc) < 64:
         kinds.own_proc.add(dev)
+
+
+def _shows_pidns(call: Call, root: int, want: str) -> bool:
+    """Is the procfs at root one of pid namespace want?  Its pid 1 is in
+    it; or, when pid 1's link cannot be read (the host's init may refuse
+    us), the caller's own entry there is the caller: same namespace, same
+    start time.  Any error: no."""
+    try:
+        if os.readlink("1/ns/pid", dir_fd=root) == want:
+            return True
+    except OSError:
+        pass
+    try:
+        tid = call.creds().ns_tgid
+        if tid <= 0 or os.readlink(f"{tid}/ns/pid", dir_fd=root) != want:
+            return False
+        return _start_time(os.open(f"{tid}/stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=root)) == \
+            _start_time(ownproc.open_(f"{call.pid}/stat", os.O_RDONLY | os.O_CLOEXEC))
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def _start_time(fd: int) -> int:
+    """Field 22 of a /proc/PID/stat opened as fd (closed here)."""
+    try:
+        data = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    return int(data[data.rfind(b")") + 2:].split()[19])
 
 
 def _is_sentry(proc_root: int, comp: bytes) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import subprocess
 import time
@@ -158,13 +159,22 @@ def test_denied_even_with_all_capabilities(runtime, bundle, cmd, expect):
     assert expect in res.stdout + res.stderr, res
 
 
-def test_uname_is_virtualized(runtime, bundle):
+def test_uname_reports_the_host_release_and_the_container_names(runtime, bundle):
     b = bundle("uname -n; uname -r", rootfs="shared", config={"hostname": "sbx-host"})
     res = runtime.run_container(b)
     assert res.returncode == 0, res
-    lines = res.stdout.split()
-    assert lines[0] == "sbx-host"
-    assert lines[1] == "4.4.0"
+    assert res.stdout.split() == ["sbx-host", os.uname().release]
+
+
+def test_uname_release_set_by_flag_or_annotation(runtime, bundle):
+    script = "uname -n; uname -r; hostname newname; uname -n"
+    b = bundle(script, rootfs="shared", config={"hostname": "sbx-host", "process": {"capabilities": ALL_CAPS}})
+    res = runtime.run_container(b, global_args=["--uname-release", "4.4.0"])
+    assert res.returncode == 0, res
+    assert res.stdout.split() == ["sbx-host", "4.4.0", "newname"]
+    b = bundle("uname -r", rootfs="shared", config={"annotations": {"dev.runsc-py.uname-release": "5.10.0-x"}})
+    res = runtime.run_container(b)
+    assert res.stdout.split() == ["5.10.0-x"], res
 
 
 def test_shell_script_and_fork_exec_heavy_workload(runtime, bundle):
@@ -226,20 +236,19 @@ def test_sentry_own_filter_refuses_at_fdcwd():
 
 def test_strace_logs_intercepted_syscalls(runtime, bundle, workdir):
     log_file = workdir / "strace.log"
-    b = bundle("uname -n; cat /etc/hostname", rootfs="shared")
+    b = bundle("stat -c %s /etc/hostname; cat /etc/hostname", rootfs="shared")
     res = runtime.run("run", "--bundle", str(b), runtime.new_id("strace"),
                       global_args=["--log", str(log_file), "--strace"])
     assert res.returncode == 0, res
     text = log_file.read_text()
     assert "execve('/bin/sh'" in text
-    assert "uname(" in text
-    assert "'/etc/hostname'" in text
+    assert re.search(r"(newfstatat|statx|stat|lstat)\(AT_FDCWD, '/etc/hostname'|stat\('/etc/hostname'", text), text
     log2 = workdir / "strace2.log"
     res = runtime.run("run", "--bundle", str(b), runtime.new_id("strace"),
-                      global_args=["--log", str(log2), "--strace", "--strace-syscalls=uname"])
+                      global_args=["--log", str(log2), "--strace", "--strace-syscalls=newfstatat,stat,statx"])
     assert res.returncode == 0, res
     lines = [ln for ln in log2.read_text().splitlines() if "sentry" in ln or "] " in ln]
-    assert any("uname(" in ln for ln in lines)
+    assert any("stat" in ln and "/etc/hostname" in ln for ln in lines)
     assert not any("execve(" in ln for ln in lines)
 
 

@@ -49,3 +49,49 @@ def with_defaults(rules: list[dict[str, Any]], extra: list[dict[str, Any]] | Non
     """The spec's rules, then the defaults, then the spec devices (runc order)."""
     return [*rules, *DEFAULT_ALLOWED, *(extra or [])]
 
+
+
+# What the sandbox lets a container open, whatever its spec allows (the
+# table is sentry/kernobj.py's CHAR_DEVICES: null, zero, full, random,
+# urandom, tty, console, ptmx, pty slaves, tun, fuse).  The device cgroup
+# refuses the rest in the kernel, before any driver's open runs (a host
+# watchdog or disk is never opened); the sentry checks again after its
+# opens (sentry/kernobj.py), which is what holds where there is no device
+# cgroup (cgroup v2 here has none yet).
+def _matches(rule: dict[str, Any], dtype: str, major: int, minor: int, access: str) -> bool:
+    t = rule.get("type") or "a"
+    if t != "a" and t != dtype:
+        return False
+    if rule.get("major") is not None and int(rule["major"]) >= 0 and int(rule["major"]) != major:
+        return False
+    if rule.get("minor") is not None and int(rule["minor"]) >= 0 and int(rule["minor"]) != minor:
+        return False
+    return access in (rule.get("access") or "rwm")
+
+
+def allowed(rules: list[dict[str, Any]], dtype: str, major: int, minor: int, access: str) -> bool:
+    """Does the rule list (in order, the last match wins; no match: the
+    kernel's default, allow) allow this access to this device?"""
+    ok = True
+    for rule in rules:
+        if _matches(rule, dtype, major, minor, access):
+            ok = bool(rule.get("allow"))
+    return ok
+
+
+def sandboxed(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The final device rules: deny everything, then allow mknod as the
+    rules do, and reading or writing only the devices of the sandbox's
+    table that the rules allow."""
+    from sentry.kernobj import CHAR_DEVICES
+    out: list[dict[str, Any]] = [{"allow": False, "type": "a", "major": None, "minor": None,
+                                  "access": "rwm"}]
+    # "Any" device for mknod: numbers no real device has.
+    for dtype in ("c", "b"):
+        if allowed(rules, dtype, 4095, 1048575, "m"):
+            out.append({"allow": True, "type": dtype, "major": None, "minor": None, "access": "m"})
+    for (major, minor) in CHAR_DEVICES:
+        access = "".join(a for a in "rw" if allowed(rules, "c", major, minor or 0, a))
+        if access:
+            out.append({"allow": True, "type": "c", "major": major, "minor": minor, "access": access})
+    return out

@@ -11,7 +11,7 @@ from runsc_py.errors import RuntimeFailure, describe_oserror
 
 from . import _fs
 from ._base import FREEZE_TIMEOUT, CgroupManager, blkio_entries, hugepage_sizes, opt_int
-from .devices import with_defaults
+from .devices import sandboxed, with_defaults
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,8 @@ class V1Manager(CgroupManager):
             self._fail("cgroup: unified resources are only supported with cgroup v2")
         cpu = r.get("cpu") or {}
         self._set_cpuset(cpu)
-        self._set_devices(r.get("devices") or [])
+        if "devices" in r:  # create always sets them; `update` only when given
+            self._set_devices(r["devices"] or [])
         self._set_memory(r.get("memory") or {})
         self._set_cpu(cpu)
         self._set_pids(r.get("pids") or {})
@@ -152,13 +153,12 @@ class V1Manager(CgroupManager):
                 self._write(os.path.join(d, f), str(cpu[key]))
 
     def _set_devices(self, rules: list[dict[str, Any]]) -> None:
-        if not rules:
-            return
         d = self._ctl("devices", "device rules")
         if not d:
             return
-        # runc appends its default allowed devices and the spec's devices.
-        for rule in with_defaults(rules, self.spec_devices):
+        # runc appends its default allowed devices and the spec's devices;
+        # then the sandbox keeps only the devices it allows (devices.py).
+        for rule in sandboxed(with_defaults(rules, self.spec_devices)):
             f, line = device_rule(rule)
             self._write(os.path.join(d, f), line)
 

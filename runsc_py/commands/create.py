@@ -37,5 +37,6 @@ def create_from_args(g: Globals, a: argparse.Namespace):  # type: ignore[no-unty
                                 preserve_fds=a.preserve_fds, systemd_cgroup=g.systemd_cgroup,
                                 platform=g.platform, net_raw=g.net_raw,
                                 strace=g.strace, strace_syscalls=g.strace_syscalls,
-                                file_access=g.file_access, lookup_cache=g.lookup_cache)
+                                file_access=g.file_access, lookup_cache=g.lookup_cache,
+                                uname_release=g.uname_release)
     return store, launch.create(store, opts, cfg)

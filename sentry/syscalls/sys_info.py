@@ -10,23 +10,25 @@ from ..call import Call
 _FIELD = 65
 
 
-def _utsname(call: Call) -> bytes:
-    sb = call.sb
-    cached = getattr(sb, "_utsname", None)
-    if cached is None:
-        o = sb.options
-        fields = ("Linux", o.hostname, o.release, o.version, "x86_64", o.domainname)
-        cached = b"".join(f.encode()[:_FIELD - 1].ljust(_FIELD, b"\0") for f in fields)
-        sb._utsname = cached  # type: ignore[attr-defined]
-    return cached
+class _Utsname(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_char * _FIELD) for n in
+                ("sysname", "nodename", "release", "version", "machine", "domainname")]
 
 
 def uname(call: Call) -> int:
-    """Implements Linux syscall uname(2)."""
-    buf = call.args[0]
-    data = _utsname(call)
+    """Implements Linux syscall uname(2), emulated only when the operator
+    set another release (policy.PolicyOptions.uname_release): the names
+    are the UTS namespace's, which the sentry shares with the container,
+    read now (the workload may have changed its host name)."""
+    u = _Utsname()
+    if _libc.uname(ctypes.byref(u)) != 0:
+        return -ctypes.get_errno()
+    o = call.sb.options
+    u.release = o.release.encode()[:_FIELD - 1]
+    if o.version:
+        u.version = o.version.encode()[:_FIELD - 1]
     call.check_valid()
-    call.mem.write(call.pid, buf, data)
+    call.mem.write_from(call.pid, call.args[0], u)
     return 0
 
 

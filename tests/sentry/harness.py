@@ -155,7 +155,7 @@ def _run(probe: str, args: list[str], files: Any, *, policy: PolicyOptions | Non
     try:
         parent_sock.settimeout(timeout)
         lfd = receive_listener(parent_sock)
-        opts = SentryOptions(hostname=hostname, policy=policy or PolicyOptions())
+        opts = SentryOptions(policy=policy or PolicyOptions(), release=(policy or PolicyOptions()).uname_release)
         sup = Supervisor(lfd, Sandbox(files, opts), threads=threads, sync_wakeup=sync_wakeup)
         sup.start()
         def watch() -> None:  # the stall monitor, then close, as Supervisor.serve does

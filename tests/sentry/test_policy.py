@@ -10,7 +10,7 @@ import pytest
 
 from sentry import policy
 from sentry.filter import build_bpf, build_pfc
-from sentry.policy import (ALLOW, DANGEROUS, DENY, EMULATE, NATIVE, NATIVE_LIMIT, NOTIFY, Entry,
+from sentry.policy import (ALLOW, DANGEROUS, DENY, EMULATE, HOST_SURFACE_LIMIT, NATIVE, NOTIFY, Entry,
                            PolicyOptions)
 from sentry.supervisor import build_dispatch
 
@@ -27,10 +27,13 @@ def test_duplicate_is_refused() -> None:
         policy._check_unique([e, policy._deny("read", errno.EPERM, "y")])
 
 
-@pytest.mark.parametrize("net_raw", [False, True])
-def test_native_tier_is_small(net_raw: bool) -> None:
-    t = policy.build_table(PolicyOptions(net_raw=net_raw))
-    assert sum(e.tier == NATIVE for e in t.values()) <= NATIVE_LIMIT
+@pytest.mark.parametrize("opts", [PolicyOptions(), PolicyOptions(net_raw=True, uts_private=True)])
+def test_host_kernel_surface_is_small(opts: PolicyOptions) -> None:
+    """Native plus notified-then-continued: at most 200, none dangerous."""
+    t = policy.build_table(opts)
+    surface = policy.host_surface(t)
+    assert len(surface) <= HOST_SURFACE_LIMIT, len(surface)
+    assert not set(surface) & set(DANGEROUS)
 
 
 def test_dangerous_families_denied() -> None:
