@@ -137,7 +137,14 @@ def _sandbox_options(opts: CreateOptions, spec: dict[str, Any]) -> SandboxOption
                           userns="user" in kinds, strace=opts.strace,
                           strace_syscalls=opts.strace_syscalls, file_access=opts.file_access,
                           lookup_cache=_lookup_cache(opts, spec),
-                          uts_private="uts" in private_namespaces(lx), uname_release=release)
+                          uts_private="uts" in private_namespaces(lx), uname_release=release,
+                          cpu_view=_cpu_limited(lx))
+
+
+def _cpu_limited(lx: dict[str, Any]) -> bool:
+    """Does the spec limit the CPUs (a quota, or a cpuset)?"""
+    cpu = (lx.get("resources") or {}).get("cpu") or {}
+    return bool((cpu.get("quota") or 0) > 0 or cpu.get("cpus"))
 
 
 def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],
@@ -277,6 +284,17 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
         for kind in new_ns - {"user", "mount", "pid"}:
             flags |= NS_FLAGS[kind]
         libc.unshare(flags)
+        # Clocks of the container: its own time namespace (the spec's, or
+        # one made here when it names none), in which uptime, process start
+        # times and /proc/stat's btime count from its creation, as gVisor's
+        # do.  Before any child exists: offsets are fixed by the first.
+        lx = init_cfg.spec.get("linux") or {}
+        born = None
+        if "time" in new_ns:
+            _set_time_offsets(lx.get("timeOffsets") or {})
+        elif not any(n.get("type") == "time" for n in lx.get("namespaces") or []):
+            born = _own_clocks()
+        host.open_limits(init_cfg.cgroup_dirs, born)
         libc.mount(None, "/", None, libc.MS_SLAVE | libc.MS_REC)
         mount_ns_fd = ns_fds.pop("mount", -1)
         pid_ns_fd = ns_fds.pop("pid", -1)
@@ -519,6 +537,39 @@ def _exit_like(status: int) -> NoReturn:
 
 
 # --- helpers --------------------------------------------------------------------
+
+def _set_time_offsets(offsets: dict[str, Any]) -> None:
+    """The spec's linux.timeOffsets for the new time namespace."""
+    lines = []
+    for clock in ("monotonic", "boottime"):
+        o = offsets.get(clock)
+        if o:
+            lines.append(f"{clock} {int(o.get('secs', 0))} {int(o.get('nanosecs', 0))}\n")
+    if lines:
+        try:
+            with open("/proc/self/timens_offsets", "w") as f:
+                f.write("".join(lines))
+        except OSError as e:
+            raise RuntimeFailure(f"linux.timeOffsets: write /proc/self/timens_offsets: {e.strerror}") from None
+
+
+def _own_clocks() -> int | None:
+    """A time namespace for the container whose boot and monotonic clocks
+    start now; returns the host's boot clock (whole seconds) where the
+    container's starts, or None (logged) on a kernel without time
+    namespaces."""
+    import time
+    try:
+        libc.unshare(libc.CLONE_NEWTIME)
+    except OSError as e:
+        log.debug("no time namespace (%s): the container sees the host's uptime", e.strerror)
+        return None
+    mono = int(time.clock_gettime(time.CLOCK_MONOTONIC))
+    boot = int(time.clock_gettime(time.CLOCK_BOOTTIME))
+    with open("/proc/self/timens_offsets", "w") as f:
+        f.write(f"monotonic {-mono} 0\nboottime {-boot} 0\n")
+    return boot
+
 
 def _sandbox_pid_namespace(joined: int | None) -> int:
     """Make our next child (the sandbox process) start in a pid namespace

@@ -36,10 +36,11 @@ class SandboxOptions:
     lookup_cache: bool = False     # sentry/lookups.py
     uts_private: bool = False      # the UTS namespace is the container's own (not the host's)
     uname_release: str = ""        # what uname(2) reports ("": the host's, uname native)
+    cpu_view: bool = False         # a CPU limit: sched_getaffinity says what it allows
 
     # The fields the workload's filter depends on: kept in the state file,
     # so that an `exec` builds the very filter init got.
-    FILTER_FIELDS = ("net_raw", "uts_private", "uname_release")
+    FILTER_FIELDS = ("net_raw", "uts_private", "uname_release", "cpu_view")
 
     def filter_state(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.FILTER_FIELDS}
@@ -52,7 +53,7 @@ class SandboxOptions:
 def policy_options(opts: SandboxOptions) -> Any:
     from sentry.policy import PolicyOptions
     return PolicyOptions(net_raw=opts.net_raw, uts_private=opts.uts_private,
-                         uname_release=opts.uname_release)
+                         uname_release=opts.uname_release, cpu_view=opts.cpu_view)
 
 
 def prepare_filter(opts: SandboxOptions) -> Any:
@@ -115,6 +116,7 @@ class SandboxHost:
     gofer_pidfd: int = -1
     proc_fd: int = -1                           # the sentry's /proc, detached (stage_proc)
     host_ns: dict[str, str] = field(default_factory=dict)  # the host's namespace links
+    limits: Any = None                          # sentry.synth.Limits: the container's cgroups
 
     @classmethod
     def prepare(cls, options: SandboxOptions, staged: tuple[int, dict[str, str]]) -> "SandboxHost":
@@ -133,6 +135,14 @@ class SandboxHost:
         # after confine_fs the sentry can no longer read the host's files.
         return cls(options, sentry.supervisor.build_dispatch(policy_options(options)),
                    proc_fd=staged[0], host_ns=staged[1])
+
+    def open_limits(self, cgroup_dirs: dict[str, str], born: int | None = None) -> None:
+        """Open the container's cgroup directories and read the host's
+        facts (sentry/synth.py), while the host's files are visible.
+        born: the host's boot clock where the container's time namespace
+        starts its clocks (None: now)."""
+        from sentry.synth import Limits
+        self.limits = Limits.open(cgroup_dirs, born)
 
     def start_gofer(self) -> None:
         """Fork the gofer (gofer/server.py); it waits for `attach`."""
@@ -231,7 +241,7 @@ class SandboxHost:
                                policy=policy_options(self.options),
                                container_pidns=_ns_link(init_pid, "pid"),
                                private_ns=self._private_ns(init_pid))
-            self._sandbox = Sandbox(files, so)
+            self._sandbox = Sandbox(files, so, self.limits)
         sup = Supervisor(fd, self._sandbox, dispatch=self.dispatch)
         if self.options.strace:
             from sentry import strace

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from gofer.client import GoferFS
 
     from .files import DirectFS
+    from .synth import Limits
 
 Result = Optional[int]
 
@@ -66,10 +67,14 @@ class SentryOptions:
 class Sandbox:
     """Container-wide state shared by the supervisor threads."""
 
-    def __init__(self, files: "DirectFS | GoferFS", options: SentryOptions | None = None) -> None:
-        """files: how container files are reached (sentry/files.py)."""
+    def __init__(self, files: "DirectFS | GoferFS", options: SentryOptions | None = None,
+                 limits: "Limits | None" = None) -> None:
+        """files: how container files are reached (sentry/files.py).
+        limits: the container's cgroup limits (sentry/synth.py), None: the
+        host's files are shown as they are (an in-process sentry)."""
         self.options = options or SentryOptions()
         self.files = files
+        self.limits = limits
         self.creds_epoch = CredsEpoch()
         self.fs_kinds = kernobj.FsKinds()
         # Bumped by every call that may change the file tree; None: no

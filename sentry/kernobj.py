@@ -181,36 +181,42 @@ class FsKinds:
         return self.kind(s, fd, os.fstat(fd).st_dev) == PROC
 
 
-def check(call: Call, fd: int, intent: int, rel: list[bytes] | None = None) -> None:
+def check(call: Call, fd: int, intent: int, rel: list[bytes] | None = None
+          ) -> tuple[int, list[bytes] | None]:
     """Refuse (SysError) what the table forbids for fd's object (module
     docstring); fd stays open either way.  rel: the object's path below
     its procfs root when the walk that found it knows it (else it is read
-    from the kernel, `_rel`)."""
+    from the kernel, `_rel`).  Returns the object's filesystem kind and,
+    for a procfs or sysfs object being read, its path below that root
+    (sentry/synth.py answers some of those)."""
     st = os.fstat(fd)
     if _stat.S_ISCHR(st.st_mode) or _stat.S_ISBLK(st.st_mode):
         check_device(st.st_mode, st.st_rdev, intent)
     kind = call.sb.fs_kinds.kind(call.scratch, fd, st.st_dev)
     if kind == PLAIN:
-        return
+        return kind, None
     if kind == SEALED:
         if intent != LOOKUP:
             raise SysError(errno.EACCES, "kernel filesystem sealed from the sandbox")
-        return
+        return kind, None
     if kind == CGROUP:
         if intent in (WRITE, CHANGE):
             raise SysError(errno.EROFS, "cgroup filesystem: read-only in the sandbox")
-        return
+        return kind, None
     if kind == SYSFS:
         if intent in (WRITE, CHANGE):
             raise SysError(errno.EROFS, "sysfs: read-only in the sandbox")
-        if intent == READ and _listed(_rel(call, fd, st), SECRET_SYSFS):
+        if intent != READ:
+            return kind, None
+        rel = _rel(call, fd, st)
+        if _listed(rel, SECRET_SYSFS):
             raise SysError(errno.EACCES, "sysfs: host secret")
-        return
+        return kind, rel
     # PROC
     if st.st_dev not in call.sb.fs_kinds.own_proc and call.sb.options.container_pidns:
         raise SysError(errno.EACCES, "procfs of another pid namespace")
     if intent == LOOKUP:
-        return
+        return kind, None
     if rel is None:
         rel = _rel(call, fd, st)
     if rel is None:
@@ -218,14 +224,14 @@ def check(call: Call, fd: int, intent: int, rel: list[bytes] | None = None) -> N
     if not rel:
         if intent in (WRITE, CHANGE):
             raise SysError(errno.EROFS, "procfs root")
-        return
+        return kind, rel
     top = rel[0].decode(errors="replace")
     if top in SECRET_PROC and intent != CHANGE:
         raise SysError(errno.EACCES if intent == READ else errno.EROFS, f"procfs: {top}")
     if intent == READ or top.isdigit():
-        return  # the container's processes: the kernel checks each file
+        return kind, rel  # the container's processes: the kernel checks each file
     if top == "sys" and len(rel) > 1 and _sysctl_writable(call, b"/".join(rel[1:]).decode()):
-        return
+        return kind, rel
     raise SysError(errno.EROFS, "procfs: host-wide kernel state")
 
 

@@ -42,7 +42,7 @@ import os
 import stat as _stat
 from typing import TYPE_CHECKING
 
-from . import kernobj, ownproc, procfs
+from . import kernobj, ownproc, procfs, synth
 from .errors import SysError
 from .files import ENOENT_VIA_LINK, ROOT
 from .hostcalls import (RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
@@ -322,9 +322,16 @@ def _guard(call: Call, fd: int, creds: Creds, real_ids: bool, dirfd_arg: int | N
 
 
 def _check_object(call: Call, fd: int, intent: int, rel: list[bytes] | None = None) -> int:
-    """kernobj.check, closing fd when it refuses."""
+    """kernobj.check, closing fd when it refuses; a procfs or sysfs file the
+    sentry writes itself (sentry/synth.py) is answered with that instead."""
     try:
-        kernobj.check(call, fd, intent, rel)
+        kind, rel = kernobj.check(call, fd, intent, rel)
+        if rel is not None and intent == READ and call.sb.limits is not None:
+            make = synth.maker(synth.PROC_FILES if kind == kernobj.PROC else synth.SYS_FILES, rel)
+            if make is not None:
+                new = synth.as_file(rel[-1].decode(), make(call.sb.limits))
+                os.close(fd)
+                return new
     except BaseException:
         os.close(fd)
         raise
@@ -424,6 +431,34 @@ def open_child(call: Call, dirfd: int, name: bytes, flags: int, intent: int = CH
         return _check_object(call, fd, intent)
     except SysError as e:
         return -e.errno
+
+
+def installable(call: Call, fd: int, flags: int) -> int:
+    """An fd the kernel will install in the target for this open.
+
+    SECCOMP_IOCTL_NOTIF_ADDFD refuses O_PATH files (the kernel takes the
+    source with fget(), which skips them: EBADF), so an O_PATH open is
+    answered with the same object opened for reading, with the target's
+    credentials (still in force) and checked for reading like any read
+    open: a directory or regular file the caller may read.  Anything else
+    cannot be handed over as O_PATH on this platform: a symlink (O_NOFOLLOW)
+    ELOOP, a directory or file it may not read EACCES, other kinds (FIFOs,
+    sockets, devices: opening them for reading could block or act) EACCES.
+    fd is consumed."""
+    if not flags & os.O_PATH:
+        return fd
+    try:
+        mode = os.fstat(fd).st_mode
+        if _stat.S_ISLNK(mode):
+            raise SysError(errno.ELOOP, "O_PATH of a symlink: not on this platform")
+        if not (_stat.S_ISDIR(mode) or _stat.S_ISREG(mode)):
+            raise SysError(errno.EACCES, "O_PATH of a special file: not on this platform")
+        new = reopen(fd, os.O_RDONLY | (os.O_DIRECTORY if _stat.S_ISDIR(mode) else 0))
+    finally:
+        os.close(fd)
+    if new < 0:
+        raise SysError(-new, "O_PATH reopened for reading")
+    return _check_object(call, new, READ)
 
 
 def reopen(fd: int, flags: int) -> int:

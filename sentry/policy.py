@@ -347,7 +347,6 @@ def _native_entries(net_raw: bool) -> list[Entry]:
         _native("set_tid_address", "libc thread start-up"),
         _native("rseq", "glibc registers restartable sequences at start-up"),
         _native("sched_yield", "scheduling hint"),
-        _native("sched_getaffinity", "libc counts CPUs with it (nproc, sysconf)"),
         # signals (kill/tgkill reach only the container's pid namespace)
         _native("rt_sigaction", "signal handlers"),
         _native("rt_sigprocmask", "signal masks"),
@@ -723,6 +722,8 @@ class PolicyOptions:
     uname_release: the kernel release uname(2) reports; "" (the default):
     the host's own, and uname is native, so that version checks agree with
     the features the workload really gets.
+    cpu_view: the container has a CPU limit (quota or cpuset):
+    sched_getaffinity answers the CPUs it counts (sentry/synth.py).
     notify_extra: name -> handler: move a syscall to the emulate tier (tests
     and benchmarks: e.g. {"getppid": "bench.null"}).
     """
@@ -730,6 +731,7 @@ class PolicyOptions:
     net_raw: bool = False
     uts_private: bool = False
     uname_release: str = ""
+    cpu_view: bool = False
     notify_extra: tuple[tuple[str, str], ...] = ()
 
 
@@ -758,6 +760,11 @@ def _option_entries(options: PolicyOptions) -> list[Entry]:
     else:
         out.append(_native("uname", "the host's release and the UTS namespace's names: version "
                                     "checks agree with what the workload really gets"))
+    if options.cpu_view:
+        out.append(_emulate("sched_getaffinity", "proc_sched.sched_getaffinity",
+                            "the CPUs the container's quota and cpuset allow, as /proc/cpuinfo says"))
+    else:
+        out.append(_native("sched_getaffinity", "libc counts CPUs with it (nproc, sysconf)"))
     for name, what in (("sethostname", "host name"), ("setdomainname", "NIS domain name")):
         if options.uts_private:
             out.append(_native(name, f"the container's own UTS namespace's {what} (the kernel "

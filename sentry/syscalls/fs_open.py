@@ -47,7 +47,7 @@ def _do_open(call: Call, dirfd: int | None, path_arg: int, flags: int, mode: int
             # Before the caller can see the new name; also when the open
             # failed after creating it (O_DIRECTORY on some kernels, an LSM).
             call.names_added()
-    call.reply_fd(fd, bool(flags & os.O_CLOEXEC))
+    call.reply_fd(paths.installable(call, fd, flags), bool(flags & os.O_CLOEXEC))
 
 
 def open_(call: Call) -> None:

@@ -46,12 +46,26 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def sysinfo(call: Call) -> int:
-    """Implements Linux syscall sysinfo(2)."""
+    """Implements Linux syscall sysinfo(2): the container's memory, age and
+    tasks, as /proc/meminfo, /proc/uptime and /proc/loadavg show them
+    (sentry/synth.py)."""
     buf = call.args[0]
     info = _Sysinfo()
     if _libc.sysinfo(ctypes.byref(info)) != 0:
         return -ctypes.get_errno()
-    info.procs = 1  # do not reveal the host's process count
+    lim = call.sb.limits
+    if lim is None:
+        info.procs = 1  # do not reveal the host's process count
+    else:
+        m = lim.memory()
+        info.mem_unit = 1
+        info.totalram, info.freeram = m["total"], m["total"] - m["used"]
+        info.sharedram, info.bufferram = m["shmem"], 0
+        info.totalswap, info.freeswap = m["swap_total"], m["swap_total"] - m["swap_used"]
+        info.totalhigh = info.freehigh = 0
+        info.uptime = int(lim.age())
+        info.loads[0] = info.loads[1] = info.loads[2] = 0
+        info.procs = min(len(lim.tasks()), 0xFFFF)
     call.check_valid()
     call.mem.write_from(call.pid, buf, info)
     return 0
