@@ -75,6 +75,8 @@ class Sandbox:
         self.options = options or SentryOptions()
         self.files = files
         self.limits = limits
+        # The container's mount ids (sentry/paths.py `contained`).
+        self.mount_ids: frozenset[int] = frozenset()
         self.creds_epoch = CredsEpoch()
         self.fs_kinds = kernobj.FsKinds()
         # Bumped by every call that may change the file tree; None: no

@@ -91,8 +91,34 @@ def split_last(path: bytes) -> tuple[bytes, bytes, int]:
 
 
 def _start(call: Call, dirfd_arg: int | None) -> int:
-    """Our O_PATH fd of the target's cwd (dirfd None: AT_FDCWD) or dirfd."""
-    return open_start_dir(call.pid, AT_FDCWD if dirfd_arg is None else signed_fd(dirfd_arg))
+    """Our O_PATH fd of the target's cwd (dirfd None: AT_FDCWD) or dirfd,
+    which must be a directory of the container (`contained`)."""
+    fd = open_start_dir(call.pid, AT_FDCWD if dirfd_arg is None else signed_fd(dirfd_arg))
+    try:
+        contained(call, fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def contained(call: Call, fd: int) -> None:
+    """Refuse (EACCES) a start directory on a mount that is not one of the
+    container's.  Relative paths are resolved beneath the caller's cwd or
+    dirfd, so these must be inside the container: a cwd is set by the
+    kernel (chdir runs in the caller), and a magic link it follows there
+    could lead out (the host's /proc bound into a privileged container:
+    chdir("/hostproc/<pid>/root") is the host's root).  The container's
+    mount ids are cached per sandbox; an unknown one rereads the caller's
+    mountinfo once."""
+    mid = procfs.mount_id(call.scratch, fd)
+    sb = call.sb
+    if mid in sb.mount_ids:
+        return
+    ids = frozenset(procfs.mount_ids(f"{call.pid}/mountinfo"))
+    sb.mount_ids = ids  # replaced whole: other threads read the old or the new set
+    if mid not in ids:
+        raise SysError(errno.EACCES, "start directory outside the container")
 
 
 # --- paths ---------------------------------------------------------------------

@@ -579,8 +579,9 @@ CONTINUES: dict[str, str] = {
               "resolves the path again in the caller's mount namespace and root (the container's), "
               "so no file outside it can be named whatever the caller rewrites",
     "execveat": "as execve; the dirfd is the caller's own",
-    "chdir": "the cwd is the caller's own kernel state; the kernel resolves the path in its own root",
-    "fchdir": "integer argument; the caller's own fd and cwd",
+    "chdir": "the cwd is the caller's own kernel state; the sentry resolved it first, and every "
+             "later use of the cwd checks it is a directory of the container (paths.contained)",
+    "fchdir": "integer argument; the caller's own fd and cwd, checked as for chdir",
     "getcwd": "the caller's own cwd, printed relative to its own root by the kernel",
     "umask": "integer argument; the caller's own umask",
     "setuid": "integer argument; the kernel checks CAP_SETUID itself; the sentry drops its cached "

@@ -234,16 +234,7 @@ def test_masked_and_read_only_paths(runtime, bundle, mode):
     assert (b.rootfs / "etc" / "secret").read_text() == "secret\n"
     assert not (b.rootfs / "etc" / "private" / "new").exists()
 
-
-# Lines where runsc-py answers as gVisor and Linux before 6.10 do, not as
-# this kernel does under runc (each documented in the README).
-KNOWN_DIFFERENCES = [
-    # linkat(fd, "", AT_EMPTY_PATH) without CAP_DAC_READ_SEARCH: ENOENT.
-    # Since 6.10 Linux also allows an fd the caller opened with its present
-    # credentials (here a directory: EPERM); the sentry opens every file for
-    # the workload, so it cannot tell those fds from received ones.
-    ["linkat-empty-path"],
-]
+from helpers import KNOWN_DIFFERENCES  # noqa: E402  (lines of the probe that differ, with why)
 
 
 @pytest.fixture(scope="module")

@@ -142,3 +142,27 @@ def test_no_limits_shows_the_host(runtime, bundle):
     out = run_ok(runtime, bundle("nproc; grep -c ^processor /proc/cpuinfo", rootfs="shared")).split()
     n = len(os.sched_getaffinity(0))
     assert out == [str(n), str(n)], out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_privileged_cannot_reach_the_host_through_its_proc(runtime, bundle, mode):
+    """The host's /proc bound in, every capability: the root and cwd of a
+    host process are host directories.  A chdir there (which the kernel
+    runs) must not make relative paths resolve on the host, and no other
+    spelling reaches it either."""
+    host = subprocess.Popen(["sleep", "60"], cwd="/etc")
+    try:
+        p = host.pid
+        script = (f"cd /hostproc/{p}/root 2>/dev/null && cat etc/hostname; "
+                  f"cd /hostproc/{p}/cwd 2>/dev/null && cat hostname; "
+                  f"cat /hostproc/{p}/root/etc/hostname; ls /hostproc/{p}/root/ 2>/dev/null | head -3; "
+                  f"cat /hostproc/{p}/environ; "
+                  "echo end")
+        b = bundle(script, edit=_privileged)
+        res = runtime.run_container(b, global_args=[f"--file-access={mode}"])
+        host_name = Path("/etc/hostname").read_text().strip()
+        assert host_name not in res.stdout.split(), res
+        assert res.stdout.split() == ["end"], res
+    finally:
+        host.kill()
+        host.wait()

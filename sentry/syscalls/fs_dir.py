@@ -11,15 +11,16 @@ never passed to the host: the answer for them is the kernel's, from the
 kind of the last component.
 
 chdir/fchdir/getcwd: the cwd is kernel state of the target that the sentry
-cannot set from outside, so the kernel runs them (CONTINUE).  That is not a
-security decision resting on the pointer argument: whatever path the target
-names (or rewrites after we answered), the kernel resolves it with the
-target's credentials in the target's own mount namespace and root, which
-is the container root: no directory outside it can be named.  Later path
-calls start from that cwd through /proc/TID/cwd (sentry/resolve.py), and
-magic links followed from the container's procfs are refused by the kernel
-for other processes' objects the target may not see.  getcwd prints the cwd
-relative to the target's root: the kernel's answer is the right one.
+cannot set from outside, so the kernel runs them (CONTINUE), after the
+sentry resolved the directory itself (a directory of the container, the
+kernel's own errors).  That is not a security decision resting on the
+pointer argument: the target could rewrite the path after our look, and
+the kernel then resolves it in the target's own root and mount namespace,
+where a magic link might lead out (the host's /proc bound into a
+privileged container).  So every later path call that starts from the cwd
+checks it is a directory of the container again (paths.contained), and
+refuses (EACCES) if not.  getcwd prints the cwd relative to the target's
+root: the kernel's answer is the right one.
 """
 
 from __future__ import annotations
@@ -268,14 +269,32 @@ def mknodat(call: Call) -> int:
 
 
 # --- cwd: run by the kernel (see the module docstring) ---------------------------
-def chdir(call: Call) -> None:
-    """Implements Linux syscall chdir(2)."""
+def chdir(call: Call) -> int | None:
+    """Implements Linux syscall chdir(2): resolved by the sentry first (a
+    directory of the container, reached as the kernel would: errors are its
+    own), then run by the kernel.  What it resolves after our answer is
+    checked again at every use of the cwd (paths.contained)."""
+    fd = paths.open_path(call, None, call.path(0), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        paths.contained(call, fd)
+    finally:
+        os.close(fd)
     call.reply_continue()
+    return None
 
 
-def fchdir(call: Call) -> None:
-    """Implements Linux syscall fchdir(2)."""
+def fchdir(call: Call) -> int | None:
+    """Implements Linux syscall fchdir(2): the fd's directory must be the
+    container's, then the kernel runs it."""
+    fd = paths.open_fd_object(call, call.args[0])
+    try:
+        if not _stat.S_ISDIR(os.fstat(fd).st_mode):
+            return -errno.ENOTDIR
+        paths.contained(call, fd)
+    finally:
+        os.close(fd)
     call.reply_continue()
+    return None
 
 
 def getcwd(call: Call) -> None:
