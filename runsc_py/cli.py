@@ -59,6 +59,7 @@ class Globals:
     net_raw: bool
     lookup_cache: bool = True
     uname_release: str = ""
+    strace_format: str = "text"
 
 
 def _bool(v: str) -> bool:
@@ -94,6 +95,8 @@ def global_parser() -> argparse.ArgumentParser:
                    help=argparse.SUPPRESS)
     p.add_argument("--strace", action="store_true", help="log every intercepted syscall")
     p.add_argument("--strace-syscalls", default="", help="comma-separated syscalls to log")
+    p.add_argument("--strace-format", default="text", choices=["text", "json"],
+                   help="--strace lines as text, or one JSON object per call")
     p.add_argument("--net-raw", action="store_true", help="allow raw and packet sockets")
     p.add_argument("--uname-release", default="",
                    help="the kernel release uname(2) reports inside (default: the host's own; "
@@ -104,7 +107,7 @@ def global_parser() -> argparse.ArgumentParser:
 
 _LONG = {"root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "platform", "network",
          "file-access", "directfs", "lookup-cache", "strace", "strace-syscalls", "net-raw", "bundle",
-         "uname-release",
+         "uname-release", "strace-format",
          "pid-file", "console-socket", "no-pivot", "no-new-keyring", "preserve-fds", "no-subreaper", "detach",
          "force", "all", "format", "process", "tty", "cwd", "env", "user", "resources", "stats",
          "interval", "keep", "additional-gids", "cap", "no-new-privs", "process-label", "apparmor",
@@ -176,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
                 systemd_cgroup=gargs.systemd_cgroup, rootless=gargs.rootless,
                 platform=gargs.platform, network=gargs.network, file_access=gargs.file_access,
                 strace=gargs.strace, strace_syscalls=gargs.strace_syscalls, net_raw=gargs.net_raw,
-                lookup_cache=gargs.lookup_cache, uname_release=gargs.uname_release)
+                lookup_cache=gargs.lookup_cache, uname_release=gargs.uname_release,
+                strace_format=gargs.strace_format)
     from . import log as logsetup
     logsetup.setup(g.log, g.log_format, g.debug)
     if cmd not in COMMANDS:

@@ -63,6 +63,7 @@ class CreateOptions:
     file_access: str = "directfs"
     lookup_cache: bool = True
     uname_release: str = ""
+    strace_format: str = "text"
 
 
 def _lookup_cache(opts: CreateOptions, spec: dict[str, Any]) -> bool:
@@ -135,16 +136,10 @@ def _sandbox_options(opts: CreateOptions, spec: dict[str, Any]) -> SandboxOption
     release = ann.get("dev.runsc-py.uname-release") or opts.uname_release
     return SandboxOptions(platform=opts.platform, net_raw=opts.net_raw,
                           userns="user" in kinds, strace=opts.strace,
-                          strace_syscalls=opts.strace_syscalls, file_access=opts.file_access,
+                          strace_syscalls=opts.strace_syscalls, strace_format=opts.strace_format,
+                          file_access=opts.file_access,
                           lookup_cache=_lookup_cache(opts, spec),
-                          uts_private="uts" in private_namespaces(lx), uname_release=release,
-                          cpu_view=_cpu_limited(lx))
-
-
-def _cpu_limited(lx: dict[str, Any]) -> bool:
-    """Does the spec limit the CPUs (a quota, or a cpuset)?"""
-    cpu = (lx.get("resources") or {}).get("cpu") or {}
-    return bool((cpu.get("quota") or 0) > 0 or cpu.get("cpus"))
+                          uts_private="uts" in private_namespaces(lx), uname_release=release)
 
 
 def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],

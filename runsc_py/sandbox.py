@@ -32,15 +32,15 @@ class SandboxOptions:
     userns: bool = False
     strace: bool = False
     strace_syscalls: str = ""      # comma-separated names; empty: all
+    strace_format: str = "text"    # or "json": one object per call
     file_access: str = "directfs"  # or "gofer": every file operation is a gofer request
     lookup_cache: bool = False     # sentry/lookups.py
     uts_private: bool = False      # the UTS namespace is the container's own (not the host's)
     uname_release: str = ""        # what uname(2) reports ("": the host's, uname native)
-    cpu_view: bool = False         # a CPU limit: sched_getaffinity says what it allows
 
     # The fields the workload's filter depends on: kept in the state file,
     # so that an `exec` builds the very filter init got.
-    FILTER_FIELDS = ("net_raw", "uts_private", "uname_release", "cpu_view")
+    FILTER_FIELDS = ("net_raw", "uts_private", "uname_release", "strace")
 
     def filter_state(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.FILTER_FIELDS}
@@ -53,7 +53,7 @@ class SandboxOptions:
 def policy_options(opts: SandboxOptions) -> Any:
     from sentry.policy import PolicyOptions
     return PolicyOptions(net_raw=opts.net_raw, uts_private=opts.uts_private,
-                         uname_release=opts.uname_release, cpu_view=opts.cpu_view)
+                         uname_release=opts.uname_release, trace_refused=opts.strace)
 
 
 def prepare_filter(opts: SandboxOptions) -> Any:
@@ -248,8 +248,15 @@ class SandboxHost:
             from sentry.policy import syscall_numbers
             names = {nr: name for name, nr in syscall_numbers().items()}
             only = {n.strip() for n in self.options.strace_syscalls.split(",") if n.strip()} or None
-            sup.dispatch = strace.wrap(sup.dispatch, names, only)
-            logging.getLogger("sentry.strace").setLevel(logging.INFO)
+            sup.dispatch = strace.wrap(sup.dispatch, names, only, self.options.strace_format)
+            logger = logging.getLogger("sentry.strace")
+            logger.setLevel(logging.INFO)
+            if self.options.strace_format == "json" and not logger.handlers:
+                for h in logging.getLogger().handlers:
+                    if isinstance(h, logging.FileHandler):
+                        # The file is open already: our root holds no path.
+                        strace.json_handler(logging.StreamHandler(h.stream))
+                        break
         t = threading.Thread(target=sup.serve, name=f"sentry-listener-{fd}", daemon=True)
         t.start()
         self._threads.append(t)

@@ -90,7 +90,8 @@ class Gone(Exception):
 
 class Call:
     __slots__ = ("chan", "mem", "scratch", "sb", "creds_state", "fs", "lookups", "id", "pid", "nr",
-                 "args", "_creds", "creds_hit", "creds_cache", "on_proc", "stat_of", "lent", "proc_rel")
+                 "args", "_creds", "creds_hit", "creds_cache", "on_proc", "stat_of", "lent", "proc_rel",
+                 "answer")
 
     def __init__(self, chan: Channel, sb: Sandbox) -> None:
         self.chan = chan
@@ -117,6 +118,9 @@ class Call:
         self.stat_of = -1
         self.lent = -1
         self.proc_rel: list[bytes] | None = None
+        # How a handler that returned None answered (--strace reads it):
+        # ("fd", number) or ("continue", 0).
+        self.answer: tuple[str, int] | None = None
         self.mem.before_write = self._before_write
         self.mem.mem_fd = self._mem_fd
 
@@ -217,9 +221,11 @@ class Call:
             r = self.chan.reply_fd(self.id, fd, cloexec)
         finally:
             os.close(fd)
+        self.answer = ("fd", r)
         if r < 0 and r != -errno.ENOENT:
             # ADDFD failed (EMFILE in the target...): answer the error.
             self.chan.reply(self.id, r)
 
     def reply_continue(self) -> None:
+        self.answer = ("continue", 0)
         self.chan.reply_continue(self.id)

@@ -62,6 +62,10 @@ class Creds:
     umask: int
     ns_tgid: int = 0  # the task's tgid/tid in its own (innermost) pid namespace
     ns_tid: int = 0
+    euid: int = 0
+    suid: int = 0
+    egid: int = 0
+    sgid: int = 0
 
 
 def _status(tid: int) -> bytes:
@@ -110,7 +114,8 @@ def read_creds(tid: int) -> Creds:
                  int(_field(data, b"\nCapEff:", tid)[0], 16),
                  int(_field(data, b"\nUmask:", tid, _UMASK_DEFAULT)[0], 8),
                  int(_field(data, b"\nNStgid:", tid, _NS_DEFAULT)[-1]),
-                 int(_field(data, b"\nNSpid:", tid, _NS_DEFAULT)[-1]))
+                 int(_field(data, b"\nNSpid:", tid, _NS_DEFAULT)[-1]),
+                 int(uid[1]), int(uid[2]), int(gid[1]), int(gid[2]))
 
 
 def read_umask(tid: int) -> int:

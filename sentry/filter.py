@@ -54,7 +54,11 @@ def _first_arg(e: Entry) -> int:
     return first
 
 
-def _add(f: seccomp.SyscallFilter, e: Entry, nr: int | str) -> None:
+def _add(f: seccomp.SyscallFilter, e: Entry, nr: int | str, trace: bool = False) -> None:
+    """e's rules in f; trace: every errno answer goes to the sentry (NOTIFY),
+    which gives the same errno and logs it (--strace)."""
+    if trace:
+        e = _traced(e)
     if e.tier == DENY:
         if e.errno == errno.ENOSYS:
             return  # the default action already; libseccomp refuses duplicates (EACCES)
@@ -77,6 +81,22 @@ def _add(f: seccomp.SyscallFilter, e: Entry, nr: int | str) -> None:
         raise ValueError(f"filter: {e.name}: unknown tier {e.tier}")
 
 
+def _traced(e: Entry) -> Entry:
+    """The entry with NOTIFY wherever it would answer an errno itself."""
+    from dataclasses import replace
+
+    from .policy import Rule
+    if e.tier == DENY:
+        return replace(e, tier=EMULATE, handler="refused")
+    if e.tier != NATIVE or not e.rules:
+        return e
+    rules = tuple(Rule(NOTIFY, r.args) if isinstance(r.action, int) else r for r in e.rules)
+    if e.otherwise != errno.ENOSYS or any(r.action == errno.ENOSYS for r in e.rules):
+        # the catch-all: NOTIFY for whatever no rule matches
+        rules += (Rule(NOTIFY, (ge(_first_arg(e), 0),)),)
+    return replace(e, rules=tuple(r for r in rules), otherwise=errno.ENOSYS)
+
+
 def build_filter(options: PolicyOptions | None = None) -> seccomp.SyscallFilter:
     """The libseccomp filter object for the policy (not loaded)."""
     from .policy import syscall_numbers
@@ -92,13 +112,14 @@ def build_filter(options: PolicyOptions | None = None) -> seccomp.SyscallFilter:
     f.set_attr(seccomp.Attr.CTL_OPTIMIZE, 2)
     if not f.exist_arch(seccomp.Arch.X86_64):
         raise RuntimeError("filter: native architecture is not x86-64")
+    trace = bool(options and options.trace_refused)
     for e in build_table(options).values():
         nr = numbers.get(e.name)
         if nr is None:
             log.debug("filter: %s: unknown to this libseccomp, left to the default", e.name)
             continue
         try:
-            _add(f, e, nr)
+            _add(f, e, nr, trace)
         except (RuntimeError, ValueError, OSError) as exc:
             raise RuntimeError(f"filter: {e.name}: {exc}") from exc
     return f

@@ -109,7 +109,22 @@ ALLOW: dict[str, str] = {
     "utimensat": "utimes emulation",
     "ftruncate": "truncate emulation",
     "fstatfs": "statfs emulation",
-    "memfd_create": "the files the sentry writes itself (sentry/synth.py: /proc/meminfo...)",
+    "memfd_create": "the files the sentry writes itself (sentry/synth.py: /proc/meminfo...), "
+                    "and the workload's memfds (fs_fd)",
+    # calls the sentry makes to answer rare ones of the workload's (each
+    # on a target named by tid, or on its copy of a target's fd)
+    "sched_getparam": "proc_sched", "sched_getscheduler": "proc_sched",
+    "sched_getattr": "proc_sched", "sched_rr_get_interval": "proc_sched",
+    "sched_get_priority_max": "proc_sched", "sched_get_priority_min": "proc_sched",
+    "getpriority": "proc_sched", "ioprio_get": "proc_sched",
+    "times": "sys_time", "clock_getres": "sys_time",
+    "sysfs": "sys_info", "ustat": "sys_info", "lsm_list_modules": "sys_info",
+    "get_robust_list": "proc_thread",
+    "epoll_create1": "fs_fd (and Python's selectors)", "eventfd2": "fs_fd",
+    "timerfd_create": "fs_fd", "timerfd_gettime": "fs_fd", "signalfd4": "fs_fd",
+    "inotify_rm_watch": "fs_fd", "memfd_secret": "fs_fd", "mq_getsetattr": "fs_fd",
+    "fadvise64": "fs_io", "readahead": "fs_io", "sync_file_range": "fs_io", "syncfs": "fs_io",
+    "sync": "fs_io", "cachestat": "fs_io",
     # The only calls that take a path and no directory fd: each is given
     # our own magic link /proc/self/fd/N of an object already resolved in
     # the root (no fd-relative form before Linux 6.13's *xattrat; none at
@@ -183,16 +198,20 @@ def build_allowlist(allow: dict[str, str], default_errno: int = errno.EPERM,
     process of ours needs.  dirfd_args: names allowed only with real
     directory fds in those arguments (DIRFD_ARGS)."""
     import seccomp
+
+    from .policy import syscall_numbers
+    numbers = syscall_numbers()  # names newer than libseccomp's table, too
     f = seccomp.SyscallFilter(defaction=seccomp.ERRNO(default_errno))
     f.set_attr(seccomp.Attr.CTL_NNP, 1)
     f.set_attr(seccomp.Attr.CTL_OPTIMIZE, 2)  # binary tree: see sentry/filter.py
     dirfd_args = dirfd_args or {}
     for name in allow:
+        nr = numbers[name]
         if name in dirfd_args:
-            f.add_rule(seccomp.ALLOW, name,
+            f.add_rule(seccomp.ALLOW, nr,
                        *(seccomp.Arg(i, seccomp.MASKED_EQ, _FD_SIGN, 0) for i in dirfd_args[name]))
         else:
-            f.add_rule(seccomp.ALLOW, name)
+            f.add_rule(seccomp.ALLOW, nr)
     # clone3 carries its flags in memory a filter cannot read: ENOSYS makes
     # glibc fall back to clone, whose flags are checked here.
     f.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")

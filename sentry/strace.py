@@ -1,14 +1,28 @@
-"""--strace: log every intercepted syscall with decoded arguments and result.
+"""--strace: log every call the sandbox answered, with decoded arguments.
 
 Wraps the supervisor's dispatch table (number -> handler) so the hot path
-pays nothing when tracing is off.  Path arguments are decoded from the
-target's memory (bounded, as the handlers do); other arguments are shown
-as numbers.  Lines go to the `sentry.strace` logger (the --log file).
+pays nothing when tracing is off.  What is logged:
+
+- every emulated call, with its result: a value or an errno, "= N (fd
+  injected)" when the answer is a new fd installed in the caller (ADDFD),
+  "= ? (run by the kernel)" when the handler let the kernel run the call
+  after its checks (CONTINUE: exec, chdir, credential changes);
+- every call the filter would refuse itself (deny entries, errnos of
+  argument rules): in strace mode the filter sends those to the sentry
+  too (policy.PolicyOptions.trace_refused), which answers the same errno.
+
+Native calls are the kernel's: not seen, not logged.  Path arguments are
+decoded from the target's memory (bounded, as the handlers do); others are
+shown as numbers.  Lines go to the `sentry.strace` logger (the --log file):
+text, or with --strace-format=json one JSON object per call
+({"pid", "syscall", "args", "result", "errno", "how"}) for tools that
+compare runs.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 from typing import Callable, Optional
@@ -24,64 +38,105 @@ PATH_ARGS: dict[str, tuple[int, ...]] = {
     "readlink": (0,), "readlinkat": (1,), "mkdir": (0,), "mkdirat": (1,), "rmdir": (0,),
     "unlink": (0,), "unlinkat": (1,), "rename": (0, 1), "renameat": (1, 3), "renameat2": (1, 3),
     "link": (0, 1), "linkat": (1, 3), "symlink": (0, 1), "symlinkat": (0, 2), "chmod": (0,),
-    "fchmodat": (1,), "chown": (0,), "lchown": (0,), "fchownat": (1,), "utime": (0,),
-    "utimes": (0,), "utimensat": (1,), "futimesat": (1,), "truncate": (0,), "statfs": (0,),
-    "chdir": (0,), "chroot": (0,), "mknod": (0,), "mknodat": (1,), "execve": (0,),
+    "fchmodat": (1,), "fchmodat2": (1,), "chown": (0,), "lchown": (0,), "fchownat": (1,),
+    "utime": (0,), "utimes": (0,), "utimensat": (1,), "futimesat": (1,), "truncate": (0,),
+    "statfs": (0,), "chdir": (0,), "chroot": (0,), "mknod": (0,), "mknodat": (1,), "execve": (0,),
     "execveat": (1,), "getxattr": (0,), "lgetxattr": (0,), "setxattr": (0,), "lsetxattr": (0,),
     "listxattr": (0,), "llistxattr": (0,), "removexattr": (0,), "lremovexattr": (0,),
-    "inotify_add_watch": (1,),
+    "getxattrat": (1,), "setxattrat": (1,), "listxattrat": (1,), "removexattrat": (1,),
+    "inotify_add_watch": (1,), "mount": (0, 1), "umount2": (0,), "pivot_root": (0, 1),
+    "swapon": (0,), "swapoff": (0,), "acct": (0,),
 }
 
 # *at calls: which arguments are directory fds (AT_FDCWD shown by name)
 _DIRFD_ARGS: dict[str, tuple[int, ...]] = {
     n: ((0, 2) if n in ("renameat", "renameat2", "linkat") else (1,) if n == "symlinkat" else (0,))
-    for n, idx in PATH_ARGS.items() if n.endswith("at") or n.endswith("at2") or n == "statx"
+    for n, idx in PATH_ARGS.items()
+    if n.endswith("at") or n.endswith("at2") or n == "statx"
 }
 
 Handler = Callable[..., Optional[int]]
 
 
 def wrap(dispatch: list[Optional[Handler]], names: dict[int, str],
-         only: set[str] | None = None) -> list[Optional[Handler]]:
-    """Return a dispatch table whose handlers log each call (ONLY: a name filter)."""
+         only: set[str] | None = None, fmt: str = "text") -> list[Optional[Handler]]:
+    """Return a dispatch table whose handlers log each call (ONLY: a name
+    filter; fmt: text or json)."""
     out = list(dispatch)
     for nr, handler in enumerate(dispatch):
         name = names.get(nr, f"syscall_{nr}")
         if handler is None or (only and name not in only):
             continue
-        out[nr] = _traced(name, handler)
+        out[nr] = _traced(name, handler, fmt == "json")
     return out
 
 
-def _traced(name: str, handler: Handler) -> Handler:
+def _args(call, name: str) -> list[str]:  # type: ignore[no-untyped-def]
     paths = PATH_ARGS.get(name, ())
+    out = []
+    for i, a in enumerate(call.args[:6]):
+        if i in paths:
+            try:
+                out.append(repr(call.path(i).decode(errors="replace")))
+            except Exception:
+                out.append(f"{a:#x}")
+        elif a & 0xFFFFFFFF == 0xFFFFFF9C and i in _DIRFD_ARGS.get(name, ()):
+            out.append("AT_FDCWD")
+        else:
+            out.append(str(a) if a < 4096 else f"{a:#x}")
+    return out
 
+
+def _traced(name: str, handler: Handler, as_json: bool) -> Handler:
     def traced(call):  # type: ignore[no-untyped-def]
-        args = []
-        for i, a in enumerate(call.args[:6]):
-            if i in paths:
-                try:
-                    args.append(repr(call.path(i).decode(errors="replace")))
-                except Exception:
-                    args.append(f"{a:#x}")
-            elif a & 0xFFFFFFFF == 0xFFFFFF9C and i in _DIRFD_ARGS.get(name, ()):
-                args.append("AT_FDCWD")
-            else:
-                args.append(str(a) if a < 4096 else f"{a:#x}")
+        args = _args(call, name)
+        call.answer = None
+        err = 0
         try:
             res = handler(call)
         except SysError as e:
-            log.info("[%d] %s(%s) = -1 %s", call.pid, name, ", ".join(args),
-                     errno.errorcode.get(e.errno, e.errno))
+            res, err = None, e.errno
+            _emit(call.pid, name, args, -1, err, "", as_json)
             raise
+        how = ""
+        value = res
         if res is None:
-            log.info("[%d] %s(%s) = (continued in the kernel)", call.pid, name, ", ".join(args))
+            kind, n = call.answer or ("continue", 0)
+            if kind == "fd":
+                value, how = n, "fd injected"
+            else:
+                value, how = None, "run by the kernel"
         elif res < 0:
-            log.info("[%d] %s(%s) = -1 %s (%s)", call.pid, name, ", ".join(args),
-                     errno.errorcode.get(-res, -res), os.strerror(-res))
-        else:
-            log.info("[%d] %s(%s) = %d", call.pid, name, ", ".join(args), res)
+            value, err = -1, -res
+        _emit(call.pid, name, args, value, err, how, as_json)
         return res
 
     traced.__name__ = f"strace_{name}"
     return traced
+
+
+def _emit(pid: int, name: str, args: list[str], value: int | None, err: int, how: str,
+          as_json: bool) -> None:
+    if as_json:
+        log.info("%s", json.dumps({"pid": pid, "syscall": name, "args": args, "result": value,
+                                   "errno": errno.errorcode.get(err, err) if err else None,
+                                   "how": how or None}))
+        return
+    call_text = f"[{pid}] {name}({', '.join(args)})"
+    if err:
+        log.info("%s = -1 %s (%s)", call_text, errno.errorcode.get(err, err), os.strerror(err))
+    elif value is None:
+        log.info("%s = ? (%s)", call_text, how)
+    elif how:
+        log.info("%s = %d (%s)", call_text, value, how)
+    else:
+        log.info("%s = %d", call_text, value)
+
+
+def json_handler(stream_or_file: logging.Handler) -> None:
+    """--strace-format=json: the strace lines are written bare (one JSON
+    object per line), next to the log's own lines."""
+    h = stream_or_file
+    h.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(h)
+    log.propagate = False

@@ -38,7 +38,7 @@ from .call import Call, Gone, Sandbox
 from .errors import SysError
 from .lookups import CHANGES, KEEPS, tree_kinds
 from .notify import AUDIT_ARCH_X86_64, Channel, Listener, ListenerClosed
-from .policy import EMULATE, NATIVE, PolicyOptions, build_table, syscall_numbers
+from .policy import DENY, EMULATE, NATIVE, Entry, PolicyOptions, build_table, syscall_numbers
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +59,30 @@ def _missing(name: str) -> Handler:
     return handler
 
 
+def _refused(e: Entry) -> Handler:
+    """--strace (PolicyOptions.trace_refused): the answer the filter would
+    give itself, by the table's reference semantics (Entry.decide)."""
+    def handler(call: Call) -> int:
+        action = e.decide(list(call.args))
+        return -action if isinstance(action, int) else -errno.ENOSYS
+
+    handler.__name__ = f"refused_{e.name}"
+    return handler
+
+
 def build_dispatch(options: PolicyOptions | None = None) -> list[Handler | None]:
     """Syscall number -> handler, for every notified syscall of the policy."""
     numbers = syscall_numbers()
     table: list[Handler | None] = [None] * TABLE_SIZE
+    trace = bool(options and options.trace_refused)
     for e in build_table(options).values():
-        if e.tier != EMULATE and not (e.tier == NATIVE and e.handler):
-            continue
         nr = numbers.get(e.name)
         if nr is None or nr >= TABLE_SIZE:
+            continue
+        if trace and (e.tier == DENY or (e.tier == NATIVE and e.rules)):
+            table[nr] = _refused(e)
+            continue
+        if e.tier != EMULATE and not (e.tier == NATIVE and e.handler):
             continue
         mod_name, _, func = e.handler.rpartition(".")
         try:

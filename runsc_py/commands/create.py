@@ -38,5 +38,5 @@ def create_from_args(g: Globals, a: argparse.Namespace):  # type: ignore[no-unty
                                 platform=g.platform, net_raw=g.net_raw,
                                 strace=g.strace, strace_syscalls=g.strace_syscalls,
                                 file_access=g.file_access, lookup_cache=g.lookup_cache,
-                                uname_release=g.uname_release)
+                                uname_release=g.uname_release, strace_format=g.strace_format)
     return store, launch.create(store, opts, cfg)

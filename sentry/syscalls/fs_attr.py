@@ -424,13 +424,95 @@ def inotify_add_watch(call: Call) -> int:
         os.close(ifd)
 
 
-def inotify_init1(call: Call) -> None:
-    """Implements Linux syscall inotify_init1(2): the kernel runs it.
-
-    Integer arguments only, nothing outside the caller is named: CONTINUE
-    decides nothing (notified only because the native tier is full).
-    """
-    call.reply_continue()
+# --- the *xattrat family (Linux 6.13): dirfd, path, AT_* flags ----------------------
+_AT_XATTR = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH
+XATTR_ARGS_SIZE_VER0 = 16
+PAGE_SIZE = 4096
 
 
-inotify_init = inotify_rm_watch = inotify_init1
+def _xat_object(call: Call, intent: int) -> int:
+    a = call.args
+    flags = a[2] & 0xFFFFFFFF
+    if flags & ~_AT_XATTR:
+        raise SysError(errno.EINVAL, "xattrat flags")
+    return _lookup(call, a[0], 1, flags, intent=intent)
+
+
+def _xattr_args(call: Call) -> tuple[int, int, int]:
+    """(value address, size, flags) of struct xattr_args at args[4] of size args[5]."""
+    a = call.args
+    usize = a[5]
+    if usize < XATTR_ARGS_SIZE_VER0:
+        raise SysError(errno.EINVAL, "xattr_args size")
+    if usize > PAGE_SIZE:
+        raise SysError(errno.E2BIG, "xattr_args size")
+    raw = call.read(a[4], usize)
+    if raw[XATTR_ARGS_SIZE_VER0:].strip(b"\0"):
+        raise SysError(errno.E2BIG, "xattr_args: unknown fields")
+    value, size, flags = struct.unpack_from("QII", raw)
+    return value, size, flags
+
+
+def getxattrat(call: Call) -> int:
+    """Implements Linux syscall getxattrat(2)."""
+    name = _xname(call, 3)
+    value, size, flags = _xattr_args(call)
+    if flags:
+        return -errno.EINVAL
+    size = min(size, XATTR_SIZE_MAX)
+    fd = _xat_object(call, paths.LOOKUP)
+    buf = ctypes.create_string_buffer(max(size, 1))
+    try:
+        r = _libc.getxattr(_proc_self(fd), name, buf if size else None, ctypes.c_size_t(size))
+        if r < 0:
+            err = ctypes.get_errno()
+            return -(errno.E2BIG if err == errno.ERANGE and size == XATTR_SIZE_MAX else err)
+    finally:
+        os.close(fd)
+    if size and r:
+        call.mem.write(call.pid, value, buf.raw[:r])
+    return r
+
+
+def setxattrat(call: Call) -> int:
+    """Implements Linux syscall setxattrat(2)."""
+    name = _xname(call, 3)
+    value, size, flags = _xattr_args(call)
+    if flags & ~(XATTR_CREATE | XATTR_REPLACE):
+        return -errno.EINVAL
+    if size > XATTR_SIZE_MAX:
+        return -errno.E2BIG
+    data = call.read(value, size) if size else b""
+    fd = _xat_object(call, paths.CHANGE)
+    try:
+        return _ret(_libc.setxattr(_proc_self(fd), name, data, ctypes.c_size_t(size), flags))
+    finally:
+        os.close(fd)
+
+
+def listxattrat(call: Call) -> int:
+    """Implements Linux syscall listxattrat(2)."""
+    a = call.args
+    size = min(a[4], XATTR_LIST_MAX)
+    fd = _xat_object(call, paths.LOOKUP)
+    buf = ctypes.create_string_buffer(max(size, 1))
+    try:
+        r = _libc.listxattr(_proc_self(fd), buf if size else None, ctypes.c_size_t(size))
+        if r < 0:
+            err = ctypes.get_errno()
+            return -(errno.E2BIG if err == errno.ERANGE and size == XATTR_LIST_MAX else err)
+    finally:
+        os.close(fd)
+    if size and r:
+        call.mem.write(call.pid, a[3], buf.raw[:r])
+    return r
+
+
+def removexattrat(call: Call) -> int:
+    """Implements Linux syscall removexattrat(2)."""
+    name = _xname(call, 3)
+    fd = _xat_object(call, paths.CHANGE)
+    try:
+        return _ret(_libc.removexattr(_proc_self(fd), name))
+    finally:
+        os.close(fd)

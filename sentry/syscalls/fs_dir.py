@@ -296,7 +296,3 @@ def fchdir(call: Call) -> int | None:
     call.reply_continue()
     return None
 
-
-def getcwd(call: Call) -> None:
-    """Implements Linux syscall getcwd(2)."""
-    call.reply_continue()

@@ -98,16 +98,3 @@ def openat2(call: Call) -> int | None:
         return -errno.EINVAL
     _do_open(call, a[0], 1, flags, mode, resolve)
     return None
-
-
-def memfd_create(call: Call) -> None:
-    """Implements Linux syscall memfd_create(2)."""
-    a = call.args
-    name = call.mem.read_cstring(call.pid, a[0], 250)
-    flags = a[1] & 0xFFFFFFFF
-    call.check_valid()
-    try:
-        fd = os.memfd_create(os.fsdecode(name), flags | os.MFD_CLOEXEC)
-    except OSError as e:
-        raise SysError(e.errno or errno.EINVAL, "memfd_create") from None
-    call.reply_fd(fd, bool(flags & os.MFD_CLOEXEC))

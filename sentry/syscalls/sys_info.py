@@ -1,4 +1,7 @@
-"""System information: uname(2), sysinfo(2), getrusage(2), personality(2)."""
+"""System information: uname(2) (when the operator sets the release),
+sysinfo(2), and the obsolete sysfs(2), ustat(2), and lsm_list_modules(2):
+what the kernel says is the same for the sentry, or is the container's own
+(sentry/synth.py)."""
 
 from __future__ import annotations
 
@@ -71,32 +74,55 @@ def sysinfo(call: Call) -> int:
     return 0
 
 
-def getrusage(call: Call) -> None:
-    """Implements Linux syscall getrusage(2): the kernel runs it.
-
-    It only reads the caller's own counters (no path, no other process):
-    notified solely to keep the native tier small, so CONTINUE decides
-    nothing.
-    """
-    call.reply_continue()
+_libc.syscall.restype = ctypes.c_long
+SYS_sysfs, SYS_ustat, SYS_lsm_list_modules = 139, 136, 461
 
 
-PER_LINUX = 0
-_PER_QUERY = 0xFFFFFFFF
+def sysfs(call: Call) -> int:
+    """Implements Linux syscall sysfs(2): filesystem type names (obsolete),
+    the same on every side of the sandbox."""
+    a = call.args
+    option = a[0] & 0xFFFFFFFF
+    if option == 1:
+        name = call.mem.read_cstring(call.pid, a[1], 256)
+        r = _libc.syscall(SYS_sysfs, 1, name)
+        return int(r) if r >= 0 else -ctypes.get_errno()
+    if option == 2:
+        buf = ctypes.create_string_buffer(256)
+        r = _libc.syscall(SYS_sysfs, 2, ctypes.c_uint(a[1] & 0xFFFFFFFF), buf)
+        if r < 0:
+            return -ctypes.get_errno()
+        call.mem.write(call.pid, a[2], buf.value + b"\0")
+        return 0
+    if option == 3:
+        r = _libc.syscall(SYS_sysfs, 3)
+        return int(r) if r >= 0 else -ctypes.get_errno()
+    return -errno.EINVAL
 
 
-def personality(call: Call) -> int | None:
-    """Implements Linux syscall personality(2): query and PER_LINUX only.
+def ustat(call: Call) -> int:
+    """Implements Linux syscall ustat(2) (obsolete): free space of the
+    filesystem on a device number."""
+    buf = ctypes.create_string_buffer(32)
+    r = _libc.syscall(SYS_ustat, ctypes.c_uint(call.args[0] & 0xFFFFFFFF), buf)
+    if r < 0:
+        return -ctypes.get_errno()
+    call.mem.write(call.pid, call.args[1], buf.raw)
+    return 0
 
-    Linux lets any process pick any persona; the sandbox refuses the
-    execution-domain flags (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, ...) with
-    EINVAL, the error personality(2) documents and gVisor returns.  The
-    argument is a value in the notification, not memory the workload could
-    change afterwards, so continuing the allowed values decides nothing the
-    kernel does not see too: the kernel reads the same low 32 bits.
-    """
-    persona = call.args[0] & 0xFFFFFFFF
-    if persona not in (PER_LINUX, _PER_QUERY):
+
+def lsm_list_modules(call: Call) -> int:
+    """Implements Linux syscall lsm_list_modules(2): which LSMs the kernel
+    runs, the same for everyone."""
+    a = call.args
+    size = int.from_bytes(call.read(a[1], 4), "little")
+    if a[2] & 0xFFFFFFFF:
         return -errno.EINVAL
-    call.reply_continue()
-    return None
+    n = ctypes.c_uint32(min(size, 4096))
+    ids = ctypes.create_string_buffer(max(n.value, 8))
+    r = _libc.syscall(SYS_lsm_list_modules, ids, ctypes.byref(n), 0)
+    call.mem.write(call.pid, a[1], n.value.to_bytes(4, "little"))
+    if r < 0:
+        return -ctypes.get_errno()
+    call.mem.write(call.pid, a[0], ids.raw[:r * 8])
+    return int(r)
