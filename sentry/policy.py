@@ -984,4 +984,9 @@ def print_table(fmt: str = "table", net_raw: bool = False) -> None:
             r = table[n].rule_summary()
         out.append(f"{nr:>4}  {n:<24} {t:<8} {r:<40} {why}")
     out.append(f"# native {counts[NATIVE]}, emulate {counts[EMULATE]}, deny {counts[DENY]}")
+    surface = host_surface(table)
+    continued = sum(1 for n in surface if table[n].tier == EMULATE)
+    out.append(f"# host kernel surface (reached with arguments the workload chooses): {len(surface)} "
+               f"= native {len(surface) - continued} + continued {continued}; limit "
+               f"{HOST_SURFACE_LIMIT}, none of the dangerous families")
     sys.stdout.write("\n".join(out) + "\n")

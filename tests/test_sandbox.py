@@ -395,3 +395,32 @@ def test_a_silent_peer_on_sentry_sock_does_not_stall_the_exit(runtime, bundle):
         finally:
             k.close()
         assert st["status"] == "stopped"
+
+
+def test_strace_shows_every_answer_of_the_sandbox(runtime, bundle, workdir):
+    """Refused calls the filter would answer itself are logged with their
+    errno (strace mode routes them through the sentry), an injected fd is
+    "= N (fd injected)", a continued call "(run by the kernel)"; the JSON
+    form has one object per call."""
+    import json
+    b = bundle("cat /etc/hostname >/dev/null; mount -t tmpfs none /mnt 2>/dev/null; "
+               "unshare -n true 2>/dev/null; true", rootfs="shared")
+    log = workdir / "strace.log"
+    res = runtime.run_container(b, global_args=["--log", str(log), "--strace"])
+    assert res.returncode == 0, res
+    text = log.read_text()
+    assert re.search(r"openat\(AT_FDCWD, '/etc/hostname', [^)]*\) = \d+ \(fd injected\)", text), text
+    assert re.search(r"mount\('none', '/mnt', [^)]*\) = -1 EPERM", text), text
+    assert re.search(r"unshare\(\d+[^)]*\) = -1 EPERM", text), text
+    assert re.search(r"execve\('/bin/sh', [^)]*\) = \? \(run by the kernel\)", text), text
+    assert "continued in the kernel" not in text
+    log2 = workdir / "strace.json"
+    res = runtime.run_container(b, global_args=["--log", str(log2), "--strace",
+                                                "--strace-format=json"])
+    assert res.returncode == 0, res
+    calls = [json.loads(ln) for ln in log2.read_text().splitlines() if ln.startswith('{"pid"')]
+    assert calls, log2.read_text()
+    by = {c["syscall"]: c for c in calls}
+    assert by["mount"]["errno"] == "EPERM" and by["mount"]["result"] == -1
+    opens = [c for c in calls if c["syscall"] in ("openat", "open") and "'/etc/hostname'" in c["args"]]
+    assert opens and opens[0]["how"] == "fd injected" and opens[0]["result"] >= 0, opens
