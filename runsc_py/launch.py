@@ -352,6 +352,7 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
         init_pidfd = libc.pidfd_open(init_pid)
         chan.send(Msg.INIT_PID, fds=[init_pidfd, host.gofer_pidfd])
     except BaseException as e:
+        log.debug("sandbox set-up failed", exc_info=True)
         chan.error(f"sandbox: {getattr(e, 'strerror', None) or e}")
         os._exit(1)
     _supervise(chan, init_pid, init_pidfd, host, handoff_sentry, sentry_sock, init_cfg.state_dir)
@@ -542,8 +543,7 @@ def _set_time_offsets(offsets: dict[str, Any]) -> None:
             lines.append(f"{clock} {int(o.get('secs', 0))} {int(o.get('nanosecs', 0))}\n")
     if lines:
         try:
-            with open("/proc/self/timens_offsets", "w") as f:
-                f.write("".join(lines))
+            _write_timens_offsets("".join(lines))
         except OSError as e:
             raise RuntimeFailure(f"linux.timeOffsets: write /proc/self/timens_offsets: {e.strerror}") from None
 
@@ -561,9 +561,24 @@ def _own_clocks() -> int | None:
         return None
     mono = int(time.clock_gettime(time.CLOCK_MONOTONIC))
     boot = int(time.clock_gettime(time.CLOCK_BOOTTIME))
-    with open("/proc/self/timens_offsets", "w") as f:
-        f.write(f"monotonic {-mono} 0\nboottime {-boot} 0\n")
+    _write_timens_offsets(f"monotonic {-mono} 0\nboottime {-boot} 0\n")
     return boot
+
+
+def _write_timens_offsets(text: str) -> None:
+    """Write /proc/self/timens_offsets.  In a user namespace of its own
+    the sandbox is not dumpable (its ids changed), so its /proc/self files
+    belong to the host's root, not to it: it is dumpable for the length of
+    the write (nothing else exists yet that could attach)."""
+    was = libc.prctl(libc.PR_GET_DUMPABLE, 0)
+    if not was:
+        libc.prctl(libc.PR_SET_DUMPABLE, 1)
+    try:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write(text)
+    finally:
+        if not was:
+            libc.prctl(libc.PR_SET_DUMPABLE, 0)
 
 
 def _sandbox_pid_namespace(joined: int | None) -> int:
