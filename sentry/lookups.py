@@ -89,7 +89,7 @@ KEEPS_TREE = frozenset({
     "fs_fd.epoll_create", "fs_fd.epoll_create1", "fs_fd.eventfd", "fs_fd.eventfd2",
     "fs_fd.timerfd_create", "fs_fd.timerfd_gettime", "fs_fd.signalfd", "fs_fd.signalfd4",
     "fs_fd.pidfd_open", "fs_fd.inotify_rm_watch", "fs_fd.memfd_create", "fs_fd.memfd_secret",
-    "fs_fd.mq_getsetattr",
+    "fs_fd.mq_getsetattr", "fs_fd.mq_unlink", "proc_sched.getcpu", "proc_sched.sched_setaffinity",
     "fs_io.fadvise64", "fs_io.readahead", "fs_io.sync_file_range", "fs_io.syncfs", "fs_io.sync",
     "fs_io.cachestat",
 })

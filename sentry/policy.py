@@ -504,7 +504,6 @@ def _more_native_entries() -> list[Entry]:
         _native("fork", "old-style fork (no flags)"),
         _native("tkill", "signal to a thread (old threading libraries)"),
         _native("restart_syscall", "restart a call interrupted by a stop or a signal"),
-        _native("getcpu", "the CPU the caller runs on"),
         _native("pidfd_send_signal", "signal through a pidfd of a container process"),
         _native("pidfd_getfd", "fd of another container process (PTRACE_MODE_ATTACH checked by the "
                                "kernel); only container processes can be named"),
@@ -513,7 +512,6 @@ def _more_native_entries() -> list[Entry]:
         _native("setpriority", "nice value (PAM's pam_limits, nice, renice)"),
         _native("sched_setparam", "scheduling of container processes"),
         _native("sched_setscheduler", "scheduling policy (realtime needs CAP_SYS_NICE)"),
-        _native("sched_setaffinity", "CPUs a container process may run on (within its cpuset)"),
         _native("sched_setattr", "scheduling attributes (deadline needs CAP_SYS_NICE)"),
         _native("ioprio_set", "I/O priority; the realtime class needs CAP_SYS_ADMIN (the kernel checks)"),
         # signals and time
@@ -565,7 +563,6 @@ def _more_native_entries() -> list[Entry]:
         _native("msgrcv", "System V message queues"),
         _native("msgctl", "System V message queues"),
         _native("mq_open", "POSIX message queue: a name in the IPC namespace's mqueue, not a path"),
-        _native("mq_unlink", "POSIX message queues of the IPC namespace"),
         _native("mq_timedsend", "POSIX message queues"),
         _native("mq_timedreceive", "POSIX message queues"),
         _native("mq_notify", "POSIX message queues"),
@@ -625,6 +622,10 @@ _EMULATED: list[tuple[str, str, str]] = [
     ("timerfd_create", "fs_fd.timerfd_create", "made by the sentry and installed"),
     ("timerfd_gettime", "fs_fd.timerfd_gettime", "on the sentry's copy of the held timerfd"),
     ("pidfd_open", "fs_fd.pidfd_open", "a pidfd of the container process named, installed"),
+    ("getcpu", "proc_sched.getcpu", "the CPU the caller runs on, from its /proc stat (glibc uses the vDSO)"),
+    ("sched_setaffinity", "proc_sched.sched_setaffinity", "the kernel's owner-or-CAP_SYS_NICE rule checked, "
+                          "then set by the sentry (the cpuset still bounds it)"),
+    ("mq_unlink", "fs_fd.mq_unlink", "a name of the container's IPC namespace, removed with the caller's credentials"),
     ("memfd_create", "fs_fd.memfd_create", "made by the sentry and installed (the name is a label)"),
     ("memfd_secret", "fs_fd.memfd_secret", "made by the sentry and installed"),
     ("mq_getsetattr", "fs_fd.mq_getsetattr", "on the sentry's copy of the held queue fd"),
@@ -728,10 +729,16 @@ _EMULATED: list[tuple[str, str, str]] = [
 # checks this table against the handlers' code, both ways, and
 # `runsc-py policy --continue` prints it (the README's list is made from it).
 CONTINUES: dict[str, str] = {
+    "open": "O_PATH opens only, after the sentry resolved them (ADDFD cannot install O_PATH "
+            "files); an O_PATH fd gives no access, and every use of it by the sentry checks its "
+            "object is the container's (fs_open._continue_o_path)",
+    "openat": "O_PATH opens only, after the sentry resolved them, as for open",
+    "openat2": "O_PATH opens only, after the sentry resolved them, as for open",
     "execve": "after the sentry checked the binary and a #! interpreter in the root; the kernel "
               "resolves the path again in the caller's mount namespace and root (the container's), "
               "so no file outside it can be named whatever the caller rewrites",
-    "execveat": "as execve; the dirfd is the caller's own",
+    "execveat": "as execve; the dirfd is the caller's own, and an fexecve'd fd's object must be "
+                "the container's",
     "chdir": "the cwd is the caller's own kernel state; the sentry resolved it first, and every "
              "later use of the cwd checks it is a directory of the container (paths.contained)",
     "setuid": "integer argument; the kernel checks CAP_SETUID itself; the sentry drops its cached "

@@ -56,7 +56,8 @@ from typing import TYPE_CHECKING
 from . import hostcalls, ownproc
 from .errors import SysError
 from .files import ROOT
-from .hostcalls import RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
+from .hostcalls import (RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
+                        RESOLVE_NO_XDEV)
 
 if TYPE_CHECKING:
     from .call import Call
@@ -145,6 +146,7 @@ class _Walk:
         self.scoped = bool(scope & (RESOLVE_BENEATH | RESOLVE_IN_ROOT))
         self.no_symlinks = bool(scope & RESOLVE_NO_SYMLINKS)
         self.no_magic = bool(scope & RESOLVE_NO_MAGICLINKS) or self.no_symlinks
+        self.no_xdev = bool(scope & RESOLVE_NO_XDEV)
         # The top: where absolute paths restart and ".." stops (the
         # container root, or the start dir of a scoped openat2).
         self.top = ROOT
@@ -266,8 +268,13 @@ class _Walk:
                     # Magic links live under /proc/<pid>/; the top-level
                     # ones (mounts -> self/mounts, net -> self/net) are plain.
                     if self.proc_rel and self.call.sb.fs_kinds.is_proc(self.s, lfd):
+                        # The kernel's nd_jump_link: NO_MAGICLINKS is ELOOP;
+                        # a scoped lookup (BENEATH, IN_ROOT) or NO_XDEV may
+                        # not jump: EXDEV.
                         if self.no_magic:
                             return -errno.ELOOP
+                        if self.scoped or self.no_xdev:
+                            return -errno.EXDEV
                         obj, held_only = _magic(self.call, self.proc_rel + [comp])
                         if held_only and not last:
                             os.close(obj)
@@ -535,7 +542,7 @@ _FD_ONLY_FS = {0x50495045: "pipefs", 0x534F434B: "sockfs", 0x09041934: "anon_ino
 _SHMEM_FS = {0x01021994: "tmpfs (memfd)", 0x958458F6: "hugetlbfs (memfd)"}
 
 
-def _fd_only(call: Call, fd: int) -> bool:
+def fd_only(call: Call, fd: int) -> bool:
     """Is fd's object one that exists only as an fd (module note above)?
     Told by filesystem magic (and a memfd's name); an error refuses."""
     s = call.scratch
@@ -566,6 +573,6 @@ def _inside(call: Call, fd: int) -> None:
     mid = mount_id(call.scratch, fd)
     if mid in mount_ids(f"{call.pid}/mountinfo"):
         return
-    if not _stat.S_ISDIR(os.fstat(fd).st_mode) and _fd_only(call, fd):
+    if not _stat.S_ISDIR(os.fstat(fd).st_mode) and fd_only(call, fd):
         return
     raise SysError(errno.EACCES, "magic link to an object outside the container")

@@ -123,6 +123,7 @@ ALLOW: dict[str, str] = {
     "epoll_create1": "fs_fd (and Python's selectors)", "eventfd2": "fs_fd",
     "timerfd_create": "fs_fd", "timerfd_gettime": "fs_fd", "signalfd4": "fs_fd",
     "inotify_rm_watch": "fs_fd", "memfd_secret": "fs_fd", "mq_getsetattr": "fs_fd",
+    "mq_unlink": "fs_fd",
     "fadvise64": "fs_io", "readahead": "fs_io", "sync_file_range": "fs_io", "syncfs": "fs_io",
     "sync": "fs_io", "cachestat": "fs_io",
     # The only calls that take a path and no directory fd: each is given

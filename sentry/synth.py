@@ -62,6 +62,7 @@ class Limits:
     cpuinfo: list[bytes] = field(default_factory=list)  # one "processor : N" block each
     cpus: tuple[int, ...] = ()                           # the sandbox's CPUs at start
     nr_cpu_ids: int = 1                                  # the host's possible CPUs
+    cpu_node: dict[int, int] = field(default_factory=dict)  # CPU -> NUMA node
     started: float = 0.0                                 # CLOCK_BOOTTIME at start
 
     @classmethod
@@ -84,6 +85,14 @@ class Limits:
                 lim.nr_cpu_ids = max(parse_cpu_list(f.read().decode().strip())) + 1
         except (OSError, ValueError):
             lim.nr_cpu_ids = max(lim.cpus, default=0) + 1
+        try:
+            for name in os.listdir("/sys/devices/system/node"):
+                if name.startswith("node") and name[4:].isdigit():
+                    with open(f"/sys/devices/system/node/{name}/cpulist") as f:
+                        for c in parse_cpu_list(f.read().strip()):
+                            lim.cpu_node[c] = int(name[4:])
+        except OSError:
+            pass
         try:
             with open("/proc/meminfo", "rb") as f:
                 for line in f:

@@ -1175,8 +1175,4 @@ KNOWN_DIFFERENCES = [
     # the sentry opens every file for the workload, so it cannot tell those
     # fds from received ones.
     ["linkat-empty-path"],
-    # An O_PATH open is installed as a read open on the seccomp platform
-    # (SECCOMP_IOCTL_NOTIF_ADDFD refuses O_PATH files), so fgetxattr on it
-    # reads the attribute (ENODATA here) where Linux answers EBADF.
-    ["fgetxattr-opath"],
 ]

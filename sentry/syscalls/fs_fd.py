@@ -185,3 +185,19 @@ def mq_getsetattr(call: Call) -> int:
     if a[2]:
         call.mem.write(call.pid, a[2], old.raw)
     return 0
+
+
+SYS_mq_unlink = 241
+NAME_MAX = 255
+
+
+def mq_unlink(call: Call) -> int:
+    """Implements Linux syscall mq_unlink(2): a name in the container's IPC
+    namespace (which the sentry shares), removed with the caller's
+    credentials."""
+    name = call.mem.read_cstring(call.pid, call.args[0], NAME_MAX + 2)
+    if len(name) > NAME_MAX:
+        return -errno.ENAMETOOLONG
+    call.act_as_target()
+    r = _libc.syscall(SYS_mq_unlink, name)
+    return 0 if r == 0 else -ctypes.get_errno()
