@@ -44,9 +44,10 @@ OWN = ("self", "own-pid", "thread-self")    # the probe's own process
 # Where runsc-py answers otherwise than runc today, by rule (each returns
 # True for a (form, target, file, runc's result, runsc-py's result) it
 # explains).  None lets uid 1000 reach another uid's file: that is asserted
-# separately, whatever these say.  The three marked BUG are sentry bugs on
-# the caller's OWN files (reported); they are strict: a rule that no line
-# needs any more fails the test, so that it is removed once fixed.
+# separately, whatever these say.  They are strict: a rule that no line
+# needs any more fails the test, so that it is removed once fixed (three
+# rules for sentry bugs on the caller's own magic links under openat2's
+# RESOLVE_* flags went that way).
 def _ok(r: str) -> bool:
     return r.startswith("ok")
 
@@ -59,31 +60,8 @@ def _scoped_errno(form: str, target: str, file: str, want: str, have: str) -> bo
         and not _ok(want) and not _ok(have)
 
 
-def _bug_own_magic_links(form: str, target: str, file: str, want: str, have: str) -> bool:
-    """BUG: the procfs walk follows the caller's own magic links (fd/N, cwd,
-    root, exe) although openat2's RESOLVE_NO_MAGICLINKS (or NO_SYMLINKS)
-    forbids it (Linux: ELOOP), or out of a RESOLVE_BENEATH / IN_ROOT scope
-    or across a mount under RESOLVE_NO_XDEV (Linux: EXDEV)."""
-    return target in OWN and file in LINKS and want in ("ELOOP", "EXDEV") and _ok(have)
-
-
-def _bug_no_symlinks_self(form: str, target: str, file: str, want: str, have: str) -> bool:
-    """BUG: /proc/self and /proc/thread-self are translated to the caller's
-    pid before resolving, so RESOLVE_NO_SYMLINKS never sees the "self"
-    symlink (Linux: ELOOP)."""
-    return form == "openat2-abs-no-symlinks" and target in ("self", "thread-self") \
-        and want == "ELOOP" and _ok(have)
-
-
-def _bug_in_root_self(form: str, target: str, file: str, want: str, have: str) -> bool:
-    """BUG (refuses more): openat2(AT_FDCWD, "/proc/self/...",
-    RESOLVE_IN_ROOT) is ENOENT: the scoped resolution does not translate
-    /proc/self."""
-    return form == "openat2-abs-in-root" and target in ("self", "thread-self") and have == "ENOENT"
-
-
-KNOWN_DIFFERENCES = (_scoped_errno, _bug_own_magic_links, _bug_no_symlinks_self, _bug_in_root_self)
-STRICT = (_bug_own_magic_links, _bug_no_symlinks_self, _bug_in_root_self)
+KNOWN_DIFFERENCES = (_scoped_errno,)
+STRICT = (_scoped_errno,)
 
 
 @pytest.fixture(scope="module")
