@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from .creds import Creds, CredsCache, CredsEpoch, ThreadCreds, read_umask
-from .errors import SysError
 from .hostcalls import Scratch
 from .memory import Memory
 from .notify import Channel
