@@ -291,6 +291,18 @@ def test_links_to_proc_self_are_the_callers(runtime, bundle, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_created_files_get_the_callers_umask_only(runtime, bundle, mode):
+    """The mode of a new file, directory or FIFO is the caller's mode minus
+    the caller's umask, as natively: the gofer, which creates them in gofer
+    mode, must not mask them again with its own (umask 0 gave 644/755)."""
+    script = ("mkdir /umask && cd /umask && umask 0 && touch f && mkdir d && mkfifo p && stat -c %a f d p && "
+              "umask 027 && touch g && mkdir e && mkfifo q && stat -c %a g e q")
+    b = bundle(["sh", "-c", script], edit=lambda s: s["root"].update(readonly=False))
+    out = run_ok(runtime, b, global_args=[f"--file-access={mode}"]).split()
+    assert out == ["666", "777", "666", "640", "750", "640"], out
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_symlink_and_dotdot_escapes_stay_inside(runtime, bundle, mode):
     marker = Path(tempfile.mkdtemp(prefix="rsp-marker-", dir="/tmp"))
     name = f"escape-{uuid.uuid4().hex[:8]}"
