@@ -117,6 +117,7 @@ class SandboxHost:
     proc_fd: int = -1                           # the sentry's /proc, detached (stage_proc)
     host_ns: dict[str, str] = field(default_factory=dict)  # the host's namespace links
     limits: Any = None                          # sentry.synth.Limits: the container's cgroups
+    names: Any = None                           # sentry.unixnames.NameMirror (confine)
 
     @classmethod
     def prepare(cls, options: SandboxOptions, staged: tuple[int, dict[str, str]]) -> "SandboxHost":
@@ -189,7 +190,7 @@ class SandboxHost:
             pass
 
     def confine_fs(self, workdir: str) -> None:
-        """pivot_root into an empty read-only tmpfs with only /proc (the
+        """pivot_root into an empty tmpfs with only /proc (the
         sandbox namespace's procfs from stage_proc, whose pids match the
         notifications).  Our mount namespace is private; WORKDIR (any
         existing directory) is the mount point."""
@@ -204,14 +205,18 @@ class SandboxHost:
         libc.pivot_root(".", ".")
         libc.umount2(".", libc.MNT_DETACH)
         os.chdir("/")
-        libc.mount(None, "/", None, libc.MS_REMOUNT | libc.MS_BIND | libc.MS_RDONLY
+        # Writable: the sentry's scratch tree for AF_UNIX names
+        # (sentry/unixnames.py); nothing else is ever written there.
+        libc.mount(None, "/", None, libc.MS_REMOUNT | libc.MS_BIND
                    | libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
 
     def confine(self) -> None:
         """Install the sentry's own seccomp filter on this (single-threaded)
         process, once its procfs fd is open: the filter refuses AT_FDCWD."""
         from sentry import ownproc, self_filter
+        from sentry.unixnames import NameMirror
         ownproc.reset("/proc")
+        self.names = NameMirror(os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
         # Always enforcing: no environment switch turns it into log-only (a
         # runtime inherits whatever environment containerd or a shim has).
         self_filter.install()
@@ -241,7 +246,7 @@ class SandboxHost:
                                policy=policy_options(self.options),
                                container_pidns=_ns_link(init_pid, "pid"),
                                private_ns=self._private_ns(init_pid))
-            self._sandbox = Sandbox(files, so, self.limits)
+            self._sandbox = Sandbox(files, so, self.limits, self.names)
         sup = Supervisor(fd, self._sandbox, dispatch=self.dispatch)
         if self.options.strace:
             from sentry import strace

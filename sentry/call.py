@@ -27,6 +27,7 @@ from .policy import PolicyOptions
 from . import kernobj
 from .files import FileOps
 from .lookups import LookupCache, TreeEpoch
+from .unixnames import NameMirror
 
 if TYPE_CHECKING:
     from gofer.client import GoferFS
@@ -67,13 +68,15 @@ class Sandbox:
     """Container-wide state shared by the supervisor threads."""
 
     def __init__(self, files: "DirectFS | GoferFS", options: SentryOptions | None = None,
-                 limits: "Limits | None" = None) -> None:
+                 limits: "Limits | None" = None, names: NameMirror | None = None) -> None:
         """files: how container files are reached (sentry/files.py).
         limits: the container's cgroup limits (sentry/synth.py), None: the
         host's files are shown as they are (an in-process sentry)."""
         self.options = options or SentryOptions()
         self.files = files
         self.limits = limits
+        # AF_UNIX names bound as the caller wrote them (sentry/unixnames.py).
+        self.names = names or NameMirror(-1)
         # The container's mount ids (sentry/paths.py `contained`).
         self.mount_ids: frozenset[int] = frozenset()
         self.creds_epoch = CredsEpoch()

@@ -129,8 +129,9 @@ ALLOW: dict[str, str] = {
     # The only calls that take a path and no directory fd: each is given
     # our own magic link /proc/self/fd/N of an object already resolved in
     # the root (no fd-relative form before Linux 6.13's *xattrat; none at
-    # all for inotify_add_watch or truncate).  The sentry's cwd stays the
-    # empty root's "/": no chdir or fchdir.
+    # all for inotify_add_watch or truncate).  The sentry's cwd is the
+    # empty root's "/", except while an AF_UNIX bind of a relative name
+    # runs there (sentry/unixnames.py).
     "getxattr": "xattr emulation via /proc/self/fd/N",
     "setxattr": "xattr emulation via /proc/self/fd/N",
     "listxattr": "xattr emulation via /proc/self/fd/N",
@@ -163,6 +164,7 @@ ALLOW: dict[str, str] = {
     "recvfrom": "sockets",
     "sendto": "sockets, logging",
     "bind": "AF_UNIX bind emulation on a target's socket (pidfd_getfd)",
+    "fchdir": "a relative AF_UNIX name is bound from a scratch cwd (sentry/unixnames.py)",
     "connect": "AF_UNIX connect emulation on a target's socket (pidfd_getfd)",
     "getsockname": "socket emulation",
     "getpeername": "socket emulation",

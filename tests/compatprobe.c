@@ -34,6 +34,7 @@
 #include <sys/sem.h>
 #include <sys/sendfile.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -42,6 +43,8 @@
 #include <sys/timerfd.h>
 #include <sys/times.h>
 #include <sys/uio.h>
+#include <grp.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -443,6 +446,140 @@ static void procs(void) {
     res("unshare-files", unshare(CLONE_FILES), NULL);
 }
 
+/* AF_UNIX names: the name a socket is bound with is what getsockname,
+ * getpeername, recvfrom's sender and /proc/net/unix report. */
+static int unix_sock(int type) { return socket(AF_UNIX, type | SOCK_CLOEXEC, 0); }
+static long unix_bind(int s, const char *path) {
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+    return bind(s, (struct sockaddr *)&a, sizeof a);
+}
+static long unix_connect(int s, const char *path) {
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+    return connect(s, (struct sockaddr *)&a, sizeof a);
+}
+static void name_of(const char *label, int s, int peer) {
+    struct sockaddr_un a;
+    socklen_t n = sizeof a;
+    memset(&a, 0, sizeof a);
+    long r = peer ? getpeername(s, (struct sockaddr *)&a, &n) : getsockname(s, (struct sockaddr *)&a, &n);
+    char d[160];
+    snprintf(d, sizeof d, "'%s' %u", n > 2 ? a.sun_path : "", (unsigned)n);
+    res(label, r, r < 0 ? NULL : d);
+}
+static void bound(const char *label, const char *path) {
+    int s = unix_sock(SOCK_STREAM);
+    long r = unix_bind(s, path);
+    res(label, r, NULL);
+    if (r == 0) name_of(label, s, 0);
+    close(s);
+}
+static void is_socket(const char *label, const char *path) {
+    struct stat st;
+    long r = lstat(path, &st);
+    res(label, r, r < 0 ? NULL : S_ISSOCK(st.st_mode) ? "socket" : "other");
+}
+static void unix_names(void) {
+    mkdir("/tmp/u", 0755);
+    mkdir("/tmp/u/deep", 0755);
+    mkdir("/srv/u", 0755);
+    bound("unix-abs", "/tmp/u/a.sock");
+    bound("unix-abs-deep", "/tmp/u/deep/a.sock");
+    bound("unix-abs-slashes", "//tmp//u/b.sock");
+    bound("unix-rootfs-dir", "/srv/u/a.sock");
+    chdir("/tmp/u");
+    bound("unix-rel", "c.sock");
+    is_socket("unix-rel-made", "/tmp/u/c.sock");
+    chdir("/tmp");
+    bound("unix-rel-deep", "u/deep/c.sock");
+    bound("unix-rel-dotdot", "u/../u/deep/d.sock");
+    bound("unix-abs-dotdot", "/tmp/../tmp/./u/f.sock");
+    chdir("/");
+    symlink("/tmp/u", "/tmp/link");
+    bound("unix-via-symlink", "/tmp/link/e.sock");
+    is_socket("unix-via-symlink-made", "/tmp/u/e.sock");
+    bound("unix-in-use", "/tmp/u/a.sock");
+    symlink("/tmp/u/nothing", "/tmp/u/dangling");
+    bound("unix-final-symlink", "/tmp/u/dangling");
+    is_socket("unix-final-symlink-not-followed", "/tmp/u/nothing");
+    bound("unix-missing-dir", "/tmp/none/a.sock");
+    bound("unix-proc-first", "/proc/x.sock");
+
+    /* stream: the client sees the server's name, the server an unbound peer */
+    int srv = unix_sock(SOCK_STREAM), cli = unix_sock(SOCK_STREAM);
+    res("unix-listen", unix_bind(srv, "/tmp/u/srv.sock") || listen(srv, 4), NULL);
+    res("unix-connect", unix_connect(cli, "/tmp/u/srv.sock"), NULL);
+    name_of("unix-getpeername", cli, 1);
+    struct sockaddr_un a;
+    socklen_t n = sizeof a;
+    int acc = accept(srv, (struct sockaddr *)&a, &n);
+    val("unix-accept-peer-len", acc, n);
+    name_of("unix-accepted-name", acc, 0);
+    close(acc); close(cli); close(srv);
+
+    /* datagram: recvfrom reports the bound sender's name */
+    int d1 = unix_sock(SOCK_DGRAM), d2 = unix_sock(SOCK_DGRAM);
+    unix_bind(d1, "/tmp/u/d1");
+    chdir("/tmp");
+    unix_bind(d2, "u/d2");
+    struct sockaddr_un to = {.sun_family = AF_UNIX};
+    strcpy(to.sun_path, "/tmp/u/d2");
+    res("unix-sendto", sendto(d1, "x", 1, 0, (struct sockaddr *)&to, sizeof to), NULL);
+    char buf[4];
+    n = sizeof a;
+    memset(&a, 0, sizeof a);
+    long r = recvfrom(d2, buf, sizeof buf, 0, (struct sockaddr *)&a, &n);
+    res("unix-recvfrom-sender", r, r < 0 ? NULL : a.sun_path);
+    name_of("unix-dgram-rel-name", d2, 0);
+    close(d1); close(d2);
+    chdir("/");
+
+    /* many binds at once: each socket gets its own name */
+    for (int i = 0; i < 8; i++) {
+        if (fork() == 0) {
+            char p[64], want[64];
+            int bad = 0;
+            for (int j = 0; j < 20; j++) {
+                snprintf(p, sizeof p, "/tmp/u/deep/p%d-%d", i, j);
+                int s = unix_sock(SOCK_STREAM);
+                if (unix_bind(s, p) < 0) bad++;
+                struct sockaddr_un b;
+                socklen_t m = sizeof b;
+                memset(&b, 0, sizeof b);
+                getsockname(s, (struct sockaddr *)&b, &m);
+                snprintf(want, sizeof want, "%s", p);
+                if (strcmp(b.sun_path, want)) bad++;
+                close(s);
+            }
+            _exit(bad);
+        }
+    }
+    int bad = 0, st;
+    while (wait(&st) > 0) bad += WEXITSTATUS(st);
+    val("unix-concurrent-binds-wrong", 0, bad);
+
+    /* as an unprivileged user: its own directory, and one it cannot write */
+    mkdir("/tmp/mine", 0755);
+    chown("/tmp/mine", 1000, 1000);
+    if (fork() == 0) {
+        setgroups(0, NULL);
+        setresgid(1000, 1000, 1000);
+        setresuid(1000, 1000, 1000);
+        bound("unix-user-own-dir", "/tmp/mine/a.sock");
+        bound("unix-user-root-dir", "/tmp/u/user.sock");
+        _exit(0);
+    }
+    wait(NULL);
+    FILE *f = fopen("/proc/net/unix", "r");
+    int seen = 0;
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "/tmp/u/srv.sock") || strstr(line, "/proc/self/fd")) seen += strstr(line, "/proc/self/fd") ? 100 : 1;
+    if (f) fclose(f);
+    val("unix-proc-net-unix", 0, seen);
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : "all";
     if (!strcmp(only, "all") || !strcmp(only, "files")) files();
@@ -453,5 +590,6 @@ int main(int argc, char **argv) {
     if (!strcmp(only, "all") || !strcmp(only, "aio")) aio();
     if (!strcmp(only, "all") || !strcmp(only, "memory")) memory();
     if (!strcmp(only, "all") || !strcmp(only, "procs")) procs();
+    if (!strcmp(only, "all") || !strcmp(only, "unix")) unix_names();
     return 0;
 }

@@ -23,7 +23,7 @@ MODES = ["directfs", "gofer"]
 DOCKER_CAPS = ["CAP_" + c for c in (
     "CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID SETFCAP SETPCAP "
     "NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE").split()]
-GROUPS = ["files", "fds", "sched", "sigs", "ipc", "aio", "memory", "procs"]
+GROUPS = ["files", "fds", "sched", "sigs", "ipc", "aio", "memory", "procs", "unix"]
 
 # label -> why runsc-py's line differs from runc's
 KNOWN: dict[str, str] = {}
@@ -43,9 +43,16 @@ def _lines(rt: Runtime, bundle, probe: Path, group: str, extra: list[str], name:
                config={"process": {"capabilities": {k: DOCKER_CAPS for k in
                                                     ("bounding", "effective", "permitted")}},
                        "mounts": None},
-               edit=_tmp)
+               edit=_tmp if group != "unix" else _writable_root)
     (b.rootfs / "compatprobe").chmod(0o755)
     return run_ok(rt, b, global_args=extra, timeout=120).splitlines()
+
+
+def _writable_root(spec: dict) -> None:
+    """The unix group binds in a directory of the rootfs too (served by the
+    gofer in gofer mode)."""
+    _tmp(spec)
+    spec["root"]["readonly"] = False
 
 
 def _tmp(spec: dict) -> None:

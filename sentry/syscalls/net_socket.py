@@ -12,14 +12,17 @@ with its private copy of the address:
   our magic link jumps to that very inode, and the kernel checks write
   permission on it with the target's credentials.
 - AF_UNIX with a path, bind: the parent directory is resolved in the root
-  and the socket bound to "/proc/self/fd/<dir fd>/<name>" (our magic link
-  for the directory, then one plain name the kernel creates, never follows).
+  and the socket bound with the caller's own string, which the sentry makes
+  resolve to that directory through its own scratch tree and magic link
+  (sentry/unixnames.py: getsockname then reports the caller's name); the
+  kernel creates the one final name there, never following it.  Names that
+  cannot be mirrored are bound as "/proc/self/fd/<dir fd>/<name>".
   The kernel applies the BINDER's umask, the sentry's 0, so the socket
   file's mode is then set to 0777 & ~target umask through an O_NOFOLLOW fd
   of what was created (a brief window with mode 0777).  The sentry's own
   filter forbids unshare(CLONE_FS), which would give a worker its own umask
-  and cwd.  Names longer than 108 - len("/proc/self/fd/N/") bytes: EINVAL
-  (the kernel's answer for an over-long sun_path), though natively they fit.
+  and cwd.  Unmirrored names longer than 108 - len("/proc/self/fd/N/")
+  bytes: EINVAL (the kernel's answer for an over-long sun_path).
 - abstract names, autobind (addrlen 2) and every other family: the call is
   made as given on our copy (abstract names and IP addresses are not paths:
   the socket's network namespace, the container's, confines them).
@@ -123,10 +126,14 @@ def bind(call: Call) -> int:
         try:
             if kind != LAST_NORM:
                 return -errno.EEXIST
-            via = b"/proc/self/fd/%d/%s" % (pfd, name)
-            if len(via) >= SOCKADDR_UN - 2:
-                return -errno.EINVAL
-            r = _raw(SYS_bind, sock, AF_UNIX.to_bytes(2, "little") + via + b"\0")
+            r = call.sb.names.bind(
+                path, pfd, lambda p: _raw(SYS_bind, sock, AF_UNIX.to_bytes(2, "little") + p + b"\0"),
+                call.creds_state.reset, call.act_as_target)
+            if r is None:  # not mirrored (sentry/unixnames.py): our magic link's name
+                via = b"/proc/self/fd/%d/%s" % (pfd, name)
+                if len(via) >= SOCKADDR_UN - 2:
+                    return -errno.EINVAL
+                r = _raw(SYS_bind, sock, AF_UNIX.to_bytes(2, "little") + via + b"\0")
             if r == 0:
                 _apply_umask(call, pfd, name.rstrip(b"/"), umask)
             return r
