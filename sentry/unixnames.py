@@ -33,7 +33,6 @@ root: `NameMirror(-1)` mirrors nothing.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import threading
