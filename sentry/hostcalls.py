@@ -27,6 +27,8 @@ SYS_faccessat2 = 439
 SYS_setfsuid = 122
 SYS_setfsgid = 123
 SYS_setgroups = 116
+SYS_setresuid = 117
+SYS_setresgid = 119
 SYS_capset = 126
 SYS_capget = 125
 SYS_statfs = 137
@@ -120,6 +122,17 @@ def setgroups(groups: tuple[int, ...]) -> int:
     arr = (ctypes.c_uint * max(1, len(groups)))(*groups)
     r = _syscall(SYS_setgroups, len(groups), arr)
     return r if r >= 0 else -_get_errno()
+
+
+def set_effective_ids(uid: int, gid: int) -> int:
+    """setresgid(-1, gid, -1) then setresuid(-1, uid, -1), this thread only
+    (raw syscalls); 0 or -errno.  The kernel also sets the fs ids to them."""
+    keep = ctypes.c_uint(0xFFFFFFFF)
+    if _syscall(SYS_setresgid, keep, ctypes.c_uint(gid), keep) < 0:
+        return -_get_errno()
+    if _syscall(SYS_setresuid, keep, ctypes.c_uint(uid), keep) < 0:
+        return -_get_errno()
+    return 0
 
 
 class _CapHeader(ctypes.Structure):

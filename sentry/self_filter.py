@@ -154,7 +154,8 @@ ALLOW: dict[str, str] = {
     "getegid": "credentials", "getgroups": "credentials",
     "setfsuid": "act as the target's fsuid", "setfsgid": "act as the target's fsgid",
     "setgroups": "act with the target's groups (per thread)",
-    "setresuid": "restore the worker's identity", "setresgid": "restore the worker's identity",
+    "setresuid": "restore the worker's identity; a unix connect's peer ids (creds.as_peer)",
+    "setresgid": "restore the worker's identity; a unix connect's peer ids (creds.as_peer)",
     "capget": "read capabilities", "capset": "act with the target's capabilities",
     # sockets: the handoff and AF_UNIX emulation
     "accept4": "listeners of exec'd processes on sentry.sock",

@@ -506,6 +506,7 @@ static void unix_names(void) {
     bound("unix-missing-dir", "/tmp/none/a.sock");
     bound("unix-proc-first", "/proc/x.sock");
 
+    long r;
     /* stream: the client sees the server's name, the server an unbound peer */
     int srv = unix_sock(SOCK_STREAM), cli = unix_sock(SOCK_STREAM);
     res("unix-listen", unix_bind(srv, "/tmp/u/srv.sock") || listen(srv, 4), NULL);
@@ -518,6 +519,46 @@ static void unix_names(void) {
     name_of("unix-accepted-name", acc, 0);
     close(acc); close(cli); close(srv);
 
+    /* peer credentials: the connecting process's ids, whoever connects */
+    srv = unix_sock(SOCK_STREAM);
+    unix_bind(srv, "/tmp/u/cred.sock");
+    chmod("/tmp/u/cred.sock", 0777);
+    listen(srv, 4);
+    pid_t kid = fork();
+    if (kid == 0) {
+        setgroups(1, (gid_t[]){1002});
+        setresgid(1001, 1001, 0);
+        setresuid(1000, 1000, 0);  /* as perl's $> = $< = uid: saved uid 0 */
+        int c = unix_sock(SOCK_STREAM);
+        if (unix_connect(c, "/tmp/u/cred.sock") < 0) _exit(1);
+        struct ucred sc;
+        socklen_t l = sizeof sc;
+        getsockopt(c, SOL_SOCKET, SO_PEERCRED, &sc, &l);
+        char b = sc.uid == 0 && sc.gid == 0 ? 'y' : 'n';
+        write(c, &b, 1);
+        pause();
+        _exit(0);
+    }
+    acc = accept(srv, NULL, NULL);
+    struct ucred uc;
+    socklen_t ul = sizeof uc;
+    r = getsockopt(acc, SOL_SOCKET, SO_PEERCRED, &uc, &ul);
+    char d[64];
+    snprintf(d, sizeof d, "uid=%u gid=%u", uc.uid, uc.gid);
+    res("unix-peercred-ids", r, r < 0 ? NULL : d);
+    val("unix-peercred-pid-is-client", r, uc.pid == kid);
+    gid_t groups[8];
+    socklen_t gl = sizeof groups;
+    r = getsockopt(acc, SOL_SOCKET, SO_PEERGROUPS, groups, &gl);
+    snprintf(d, sizeof d, "n=%u first=%u", (unsigned)(gl / sizeof(gid_t)), gl ? groups[0] : 0);
+    res("unix-peergroups", r, r < 0 ? NULL : d);
+    char yn = '?';
+    read(acc, &yn, 1);
+    val("unix-client-sees-server-root", 0, yn == 'y');
+    kill(kid, SIGKILL);
+    waitpid(kid, NULL, 0);
+    close(acc); close(srv);
+
     /* datagram: recvfrom reports the bound sender's name */
     int d1 = unix_sock(SOCK_DGRAM), d2 = unix_sock(SOCK_DGRAM);
     unix_bind(d1, "/tmp/u/d1");
@@ -529,7 +570,7 @@ static void unix_names(void) {
     char buf[4];
     n = sizeof a;
     memset(&a, 0, sizeof a);
-    long r = recvfrom(d2, buf, sizeof buf, 0, (struct sockaddr *)&a, &n);
+    r = recvfrom(d2, buf, sizeof buf, 0, (struct sockaddr *)&a, &n);
     res("unix-recvfrom-sender", r, r < 0 ? NULL : a.sun_path);
     name_of("unix-dgram-rel-name", d2, 0);
     close(d1); close(d2);
@@ -580,6 +621,70 @@ static void unix_names(void) {
     val("unix-proc-net-unix", 0, seen);
 }
 
+/* A process that changed its uids without exec is not dumpable: its own
+ * /proc/<pid> entries belong to root, yet Linux lets it use its own fd/,
+ * fdinfo/, exe and cwd (same thread group), not another's. */
+static void nodump_case(const char *how) {
+    char label[64];
+    int other = fork();
+    if (other == 0) { pause(); _exit(0); }
+    pid_t kid = fork();
+    if (kid == 0) {
+        if (!strcmp(how, "saved-root")) {
+            setresgid(1001, 1001, 0);
+            setresuid(1000, 1000, 0);
+        } else {
+            setresgid(1001, 1001, 1001);
+            setresuid(1000, 1000, 1000);
+        }
+        int f = open("/etc/passwd", O_RDONLY);
+        int d = open("/etc", O_RDONLY | O_DIRECTORY);
+        struct stat st;
+        char p[64], buf[256];
+        snprintf(label, sizeof label, "nodump-%s-dumpable", how);
+        val(label, 0, prctl(PR_GET_DUMPABLE));
+        snprintf(label, sizeof label, "nodump-%s-fstat", how);
+        res(label, fstat(f, &st), NULL);
+        snprintf(label, sizeof label, "nodump-%s-fstatat-empty", how);
+        res(label, fstatat(f, "", &st, AT_EMPTY_PATH), NULL);
+        snprintf(label, sizeof label, "nodump-%s-openat-dirfd", how);
+        res(label, openat(d, "passwd", O_RDONLY), NULL);
+        snprintf(label, sizeof label, "nodump-%s-stat-self-fd", how);
+        snprintf(p, sizeof p, "/proc/self/fd/%d", f);
+        res(label, stat(p, &st), NULL);
+        snprintf(label, sizeof label, "nodump-%s-open-self-fd", how);
+        res(label, open(p, O_RDONLY), NULL);
+        snprintf(label, sizeof label, "nodump-%s-list-self-fd", how);
+        res(label, open("/proc/self/fd", O_RDONLY | O_DIRECTORY), NULL);
+        snprintf(label, sizeof label, "nodump-%s-fdinfo", how);
+        snprintf(p, sizeof p, "/proc/self/fdinfo/%d", f);
+        res(label, open(p, O_RDONLY), NULL);
+        snprintf(label, sizeof label, "nodump-%s-readlink-exe", how);
+        res(label, readlink("/proc/self/exe", buf, sizeof buf), NULL);
+        snprintf(label, sizeof label, "nodump-%s-readlink-cwd", how);
+        res(label, readlink("/proc/self/cwd", buf, sizeof buf), NULL);
+        snprintf(label, sizeof label, "nodump-%s-environ", how);
+        res(label, open("/proc/self/environ", O_RDONLY), NULL);
+        snprintf(label, sizeof label, "nodump-%s-task-fd", how);
+        snprintf(p, sizeof p, "/proc/self/task/%d/fd", (int)syscall(SYS_gettid));
+        res(label, open(p, O_RDONLY | O_DIRECTORY), NULL);
+        snprintf(label, sizeof label, "nodump-%s-other-fd", how);
+        snprintf(p, sizeof p, "/proc/%d/fd", other);
+        res(label, open(p, O_RDONLY | O_DIRECTORY), NULL);
+        snprintf(label, sizeof label, "nodump-%s-other-exe", how);
+        snprintf(p, sizeof p, "/proc/%d/exe", other);
+        res(label, readlink(p, buf, sizeof buf), NULL);
+        _exit(0);
+    }
+    waitpid(kid, NULL, 0);
+    kill(other, SIGKILL);
+    waitpid(other, NULL, 0);
+}
+static void nodump(void) {
+    nodump_case("saved-root");
+    nodump_case("all-ids");
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : "all";
     if (!strcmp(only, "all") || !strcmp(only, "files")) files();
@@ -591,5 +696,6 @@ int main(int argc, char **argv) {
     if (!strcmp(only, "all") || !strcmp(only, "memory")) memory();
     if (!strcmp(only, "all") || !strcmp(only, "procs")) procs();
     if (!strcmp(only, "all") || !strcmp(only, "unix")) unix_names();
+    if (!strcmp(only, "all") || !strcmp(only, "nodump")) nodump();
     return 0;
 }

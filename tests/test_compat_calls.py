@@ -6,6 +6,7 @@ the line is in KNOWN with the reason (also in the README)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -23,10 +24,13 @@ MODES = ["directfs", "gofer"]
 DOCKER_CAPS = ["CAP_" + c for c in (
     "CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID SETFCAP SETPCAP "
     "NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE").split()]
-GROUPS = ["files", "fds", "sched", "sigs", "ipc", "aio", "memory", "procs", "unix"]
+GROUPS = ["files", "fds", "sched", "sigs", "ipc", "aio", "memory", "procs", "unix", "nodump"]
 
 # label -> why runsc-py's line differs from runc's
-KNOWN: dict[str, str] = {}
+KNOWN: dict[str, str] = {
+    "unix-peercred-pid-is-client": "the sentry connects for the caller: the peer pid the kernel records "
+                                   "is the sentry's, outside the container's pid namespace (0)",
+}
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +76,18 @@ def test_calls_answer_as_under_runc(runtime, bundle, test_ctx, compatprobe, grou
         assert not diffs and len(want) == len(got), f"{mode}:\n" + "\n".join(
             f"runc:     {w}\nrunsc-py: {g}" for w, g in diffs) + (
             "" if len(want) == len(got) else f"\n{len(want)} lines under runc, {len(got)} here")
+
+
+def test_unix_binds_leave_the_sentrys_root_empty(runtime, bundle, compatprobe):
+    """The scratch tree that gives a bind its caller's name (sentry/
+    unixnames.py) is gone after every bind: the sandbox process's root
+    holds only its /proc again."""
+    from helpers import wait_ready
+    for mode in MODES:
+        b = bundle(["sh", "-c", "/compatprobe unix >/dev/null; echo ready; exec sleep 30"],
+                   name=f"scratch-{mode}", files={"compatprobe": compatprobe.read_bytes()},
+                   edit=_writable_root)
+        (b.rootfs / "compatprobe").chmod(0o755)
+        with runtime.container(b, global_args=[f"--file-access={mode}"]) as c:
+            wait_ready(c)
+            assert sorted(os.listdir(f"/proc/{c.pid}/root")) == ["proc"], mode

@@ -27,10 +27,12 @@ with its private copy of the address:
   made as given on our copy (abstract names and IP addresses are not paths:
   the socket's network namespace, the container's, confines them).
 
-Known difference: a connected AF_UNIX stream's server sees the SENTRY as
-the peer in SO_PEERCRED / SCM_CREDENTIALS (pid outside the container's pid
-namespace, shown as 0; uid of the sentry's thread), because the kernel
-records the connecting task.
+The kernel records the connecting task's effective ids as the peer
+credentials a server reads (SO_PEERCRED, SO_PEERGROUPS): an AF_UNIX
+connect runs with the caller's effective uid, gid and groups in force on
+the sentry's thread (ThreadCreds.as_peer).  Known difference: the peer's
+pid is the sentry's, outside the container's pid namespace, so a server
+there reads pid 0.
 """
 
 from __future__ import annotations
@@ -101,11 +103,15 @@ def connect(call: Call) -> int:
     try:
         if path is None:
             call.check_valid()
-            return _raw(SYS_connect, sock, addr)
+            if addr[:2] != AF_UNIX.to_bytes(2, "little"):
+                return _raw(SYS_connect, sock, addr)
+            with call.creds_state.as_peer(call.creds()):
+                return _raw(SYS_connect, sock, addr)
         obj = paths.open_path(call, None, path, os.O_PATH | os.O_CLOEXEC)
         try:
             via = b"/proc/self/fd/%d" % obj
-            return _raw(SYS_connect, sock, AF_UNIX.to_bytes(2, "little") + via + b"\0")
+            with call.creds_state.as_peer(call.creds()):
+                return _raw(SYS_connect, sock, AF_UNIX.to_bytes(2, "little") + via + b"\0")
         finally:
             os.close(obj)
     finally:
