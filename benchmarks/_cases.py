@@ -165,6 +165,7 @@ MICRO_OPS = [
     ("fork_wait", "fork+wait"),
     ("fork_exec_wait", "fork+exec+wait"),
     ("create_write_unlink", "create+write+close+unlink"),
+    ("read_meminfo", "read /proc/meminfo (synthesized)"),
 ]
 
 
