@@ -730,17 +730,21 @@ _EMULATED: list[tuple[str, str, str]] = [
 # `runsc-py policy --continue` prints it (the README's list is made from it).
 CONTINUES: dict[str, str] = {
     "open": "O_PATH opens only, after the sentry resolved them (ADDFD cannot install O_PATH "
-            "files); an O_PATH fd gives no access, and every use of it by the sentry checks its "
-            "object is the container's (fs_open._continue_o_path)",
+            "files). The kernel resolves the path again in the caller's own root and mount "
+            "namespace: a rewrite reaches only what the container's mounts show (with the host's "
+            "/proc bound in, a host file's O_PATH fd, whose only native use is fstat); every "
+            "other use of an O_PATH fd is notified and checks its object is the container's",
     "openat": "O_PATH opens only, after the sentry resolved them, as for open",
     "openat2": "O_PATH opens only, after the sentry resolved them, as for open",
     "execve": "after the sentry checked the binary and a #! interpreter in the root; the kernel "
-              "resolves the path again in the caller's mount namespace and root (the container's), "
-              "so no file outside it can be named whatever the caller rewrites",
+              "resolves the path again in the caller's own root and mount namespace, so a rewrite "
+              "reaches only what the container's mounts show (with the host's /proc bound in, a "
+              "host executable, which then runs under the same filter and namespaces)",
     "execveat": "as execve; the dirfd is the caller's own, and an fexecve'd fd's object must be "
                 "the container's",
     "chdir": "the cwd is the caller's own kernel state; the sentry resolved it first, and every "
-             "later use of the cwd checks it is a directory of the container (paths.contained)",
+             "later use of the cwd checks it is a directory of the container (paths.contained), "
+             "so a rewritten path gains nothing",
     "setuid": "integer argument; the kernel checks CAP_SETUID itself; the sentry drops its cached "
               "credentials first",
     "setgid": "integer argument; the kernel checks CAP_SETGID itself",
