@@ -62,6 +62,11 @@ class CreateOptions:
     strace_syscalls: str = ""
     file_access: str = "directfs"
     lookup_cache: bool = True
+    network: str = "sandbox"            # runsc_py/network: sandbox, none, host, bridge
+    net_policy: dict[str, Any] | None = None  # sentry/netpolicy.py NetPolicy.to_json()
+    net_log: str = ""                   # --net-log FILE
+    net_log_all: bool = False           # --strace: log every network decision too
+    publish: tuple[str, ...] = ()       # -p, with --network=bridge
 
 
 def _lookup_cache(opts: CreateOptions, spec: dict[str, Any]) -> bool:
@@ -104,7 +109,8 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
 
     st = ContainerState(id=opts.cid, bundle=bundle, rootfs=rootfs, created=rfc3339(),
                         owner=_owner(), annotations=dict(spec.get("annotations") or {}),
-                        platform=opts.platform, sandbox={"net_raw": opts.net_raw}, config=spec)
+                        platform=opts.platform,
+                        sandbox={"net_raw": opts.net_raw, "network": opts.network}, config=spec)
     cg: CgroupManager | None = None
     sandbox_pid = 0
     try:
@@ -124,8 +130,13 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
 
 def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],
             cg: CgroupManager, state_dir: str) -> int:
+    from .network import modes
     lx = spec.get("linux") or {}
     namespaces = {n["type"]: n.get("path") or "" for n in lx.get("namespaces") or []}
+    net = modes.plan(opts.network, namespaces)
+    if net.mode == "host":
+        namespaces.pop("network", None)  # the sandbox and the workload stay in ours
+    helper, net_job = _network_job(opts, net, st)
     new_ns = {t for t, p in namespaces.items() if not p}
     joined = {t: _container_namespace(store, t, p) for t, p in namespaces.items() if p}
     ns_fds = _open_namespaces(joined)
@@ -147,7 +158,12 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
                                                           strace=opts.strace,
                                                           strace_syscalls=opts.strace_syscalls,
                                                           file_access=opts.file_access,
-                                                          lookup_cache=_lookup_cache(opts, spec)))
+                                                          lookup_cache=_lookup_cache(opts, spec),
+                                                          network=net.mode,
+                                                          net_policy=opts.net_policy,
+                                                          net_log=opts.net_log,
+                                                          net_log_all=opts.net_log_all),
+                                   loopback=("network" in new_ns or net.workload_own) and helper is None)
 
     own_pid_ns = _sandbox_pid_namespace(ns_fds.get("pid"))
     pid = -1
@@ -175,18 +191,43 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
     for fd in ns_fds.values():
         os.close(fd)
     try:
-        return _drive(store, st, opts, spec, cg, pid, to_sandbox, to_init, new_ns, hook_state)
+        return _drive(store, st, opts, spec, cg, pid, to_sandbox, to_init, new_ns, hook_state,
+                      helper, net_job, net)
     except BaseException:
         stop_processes(st, pid)
         raise
     finally:
         to_sandbox.close()
         to_init.close()
+        if helper is not None:
+            helper.close()
+
+
+def _network_job(opts: CreateOptions, net: Any, st: ContainerState) -> tuple[Any, dict[str, Any]]:
+    """The network set-up helper (network/setup.py), started now so that
+    pyroute2 is imported while the sandbox builds the container, and its
+    job; (None, {}) when nothing needs it."""
+    from sentry.netpolicy import NetPolicy
+    nets = []
+    if net.backstop and opts.net_policy is not None:
+        nets = [str(n) for n in NetPolicy.from_json(opts.net_policy).denied_nets()]
+    bridge = None
+    if net.mode == "bridge":
+        from .network import bridge as br
+        bridge = br.plan(opts.cid, opts.publish)
+        st.sandbox["bridge"] = bridge
+    elif opts.publish:
+        raise RuntimeFailure("--publish: needs --network=bridge")
+    if not nets and bridge is None:
+        return None, {}
+    from .network.setup import Helper
+    return Helper.start(), {"lo": True, "nets": nets, "bridge": bridge}
 
 
 def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],
            cg: CgroupManager, pid: int, to_sandbox: Channel, to_init: Channel,
-           new_ns: set[str], hook_state: dict[str, Any]) -> int:
+           new_ns: set[str], hook_state: dict[str, Any], helper: Any = None,
+           net_job: dict[str, Any] | None = None, net: Any = None) -> int:
     """The runtime's half of the sync protocol (sync.py)."""
     lx = spec.get("linux") or {}
     st.pid = pid
@@ -211,6 +252,15 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
     st.init_start = proc_start_time(st.init_pid) or 0
     store.save(st)
     hook_state["pid"] = pid
+
+    # The network, before the prestart hooks (runc's order): in the
+    # workload's namespace, init's own with --network=none.
+    if helper is not None and net_job is not None:
+        owner = st.init_pid if net.workload_own else pid
+        ans = helper.run(dict(net_job, netns=f"/proc/{owner}/ns/net"))
+        if ans.get("bridge"):
+            st.sandbox["bridge"] = ans["bridge"]
+            store.save(st)
 
     to_init.recv(Msg.HOOKS)
     hooks = spec.get("hooks") or {}
@@ -294,6 +344,10 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
                     libc.setns(pid_ns_fd, libc.CLONE_NEWPID)
                 else:
                     libc.unshare(libc.CLONE_NEWPID)
+                # --network=none: the workload's own namespace, away from the
+                # spec's (which we keep, for the engine to configure).
+                if init_cfg.sandbox.network == "none":
+                    libc.unshare(libc.CLONE_NEWNET)
                 init_pid = os.fork()
                 if init_pid == 0:  # ------------------------------------ init
                     os.close(host.proc_fd)
@@ -401,7 +455,7 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
             watching_chan = False
         if handoff.fileno() in fds:
             # init's listener, sent right before it execs the user's program
-            host.attach(handoff, init_pid)
+            host.attach(handoff, init_pid, init_pid)
             poller.unregister(handoff.fileno())
             handoff.close()
         if sentry_sock.fileno() in fds:

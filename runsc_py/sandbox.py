@@ -36,6 +36,10 @@ class SandboxOptions:
     strace_syscalls: str = ""      # comma-separated names; empty: all
     file_access: str = "directfs"  # or "gofer": every file operation is a gofer request
     lookup_cache: bool = False     # sentry/lookups.py
+    network: str = "sandbox"       # runsc_py/network/modes.py
+    net_policy: dict[str, Any] | None = None  # sentry/netpolicy.py, as JSON
+    net_log: str = ""              # --net-log FILE (opened before we confine ourselves)
+    net_log_all: bool = False      # --strace: every decision to the log too
 
 
 def policy_options(opts: SandboxOptions) -> Any:
@@ -93,6 +97,8 @@ class SandboxHost:
     gofer_pidfd: int = -1
     proc_fd: int = -1                           # the sentry's /proc, detached (stage_proc)
     host_mounts: frozenset[int] | None = None   # mount ids of the host's namespace
+    net_log_fd: int = -1                        # --net-log, opened before confine_fs
+    _workload_netns: int = -1                   # --network=none: init's namespace
 
     @classmethod
     def prepare(cls, options: SandboxOptions, staged: tuple[int, frozenset[int]]) -> "SandboxHost":
@@ -109,8 +115,16 @@ class SandboxHost:
         import gofer.filter  # noqa: F401
         # Build the dispatch table now (it imports every handler module):
         # after confine_fs the sentry can no longer read the host's files.
+        import sentry.netguard  # noqa: F401
+        log_fd = -1
+        if options.net_log:
+            try:
+                log_fd = os.open(options.net_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                                 0o640)
+            except OSError as e:
+                raise OSError(e.errno, f"network log {options.net_log}: {e.strerror}") from None
         return cls(options, sentry.supervisor.build_dispatch(policy_options(options)),
-                   proc_fd=staged[0], host_mounts=staged[1])
+                   proc_fd=staged[0], host_mounts=staged[1], net_log_fd=log_fd)
 
     def start_gofer(self) -> None:
         """Fork the gofer (gofer/server.py); it waits for `attach`."""
@@ -180,7 +194,8 @@ class SandboxHost:
         process, once its procfs fd is open: the filter refuses AT_FDCWD."""
         from sentry import ownproc, self_filter
         ownproc.reset("/proc")
-        self_filter.install(log_only=os.environ.get("RUNSC_PY_SENTRY_FILTER") == "log")
+        self_filter.install(log_only=os.environ.get("RUNSC_PY_SENTRY_FILTER") == "log",
+                            join_netns=self.options.network == "none")
 
     def drain(self, timeout: float = 1.0) -> None:
         """Let the supervisors finish (they stop when every target is gone),
@@ -190,13 +205,14 @@ class SandboxHost:
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
 
-    def attach(self, sock: socket.socket, init_pid: int) -> None:
-        """Receive one listener from SOCK and start serving it."""
+    def attach(self, sock: socket.socket, init_pid: int, pid: int = 0) -> None:
+        """Receive one listener from SOCK (sent by PID, 0: the socket's
+        peer) and start serving it."""
         from sentry.call import Sandbox, SentryOptions
         from sentry.handoff import HandoffError, receive_listener
         from sentry.supervisor import Supervisor
         try:
-            fd = receive_listener(sock)
+            fd = receive_listener(sock, pid)
         except (HandoffError, OSError) as e:
             log.warning("sentry: refused a listener: %s", e)
             return
@@ -210,8 +226,12 @@ class SandboxHost:
                                domainname=libc.domainname() or "(none)",
                                userns=self.options.userns,
                                policy=policy_options(self.options),
-                               host_mounts=self.host_mounts)
+                               host_mounts=self.host_mounts,
+                               net=self._net_guard())
             self._sandbox = Sandbox(files, so)
+            if self.options.network == "none":
+                from sentry import ownproc
+                self._workload_netns = ownproc.open_(f"{init_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         sup = Supervisor(fd, self._sandbox, dispatch=self.dispatch)
         if self.options.strace:
             from sentry import strace
@@ -220,11 +240,37 @@ class SandboxHost:
             only = {n.strip() for n in self.options.strace_syscalls.split(",") if n.strip()} or None
             sup.dispatch = strace.wrap(sup.dispatch, names, only)
             logging.getLogger("sentry.strace").setLevel(logging.INFO)
-        t = threading.Thread(target=sup.serve, name=f"sentry-listener-{fd}", daemon=True)
+        t = threading.Thread(target=self._serve, args=(sup,), name=f"sentry-listener-{fd}", daemon=True)
         t.start()
         self._threads.append(t)
         log.debug("sentry: serving listener %d (sync wake-up: %s)", fd, sup.sync_wakeup)
 
+
+    def _serve(self, sup: Any) -> None:
+        """A supervisor's thread: with --network=none it first joins the
+        workload's network namespace (namespaces are per thread; the
+        workers it starts inherit it), so the netlink sockets the sentry
+        makes for the workload see the workload's interfaces, while our
+        main thread, whose namespace is what /proc/<pid>/ns/net shows the
+        engine, stays in the spec's."""
+        if self._workload_netns >= 0:
+            from . import libc
+            try:
+                libc.setns(self._workload_netns, libc.CLONE_NEWNET)
+            except OSError as e:
+                log.error("sentry: join the workload's network namespace: %s", e.strerror)
+                return
+        sup.serve()
+
+    def _net_guard(self) -> Any:
+        """The network policy the handlers check (sentry/netguard.py)."""
+        from sentry.netguard import NetGuard
+        from sentry.netpolicy import NetPolicy
+        pol = self.options.net_policy
+        if pol is None:
+            return None
+        return NetGuard(NetPolicy.from_json(pol), log_fd=self.net_log_fd,
+                        log_strace=self.options.net_log_all or bool(pol.get("log")))
 
     def _attach_gofer(self, init_pid: int) -> Any:
         """The gofer joins init's mount namespace (final once init hands

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from gofer.client import GoferFS
 
     from .files import DirectFS
+    from .netguard import NetGuard
 
 Result = Optional[int]
 
@@ -76,6 +77,7 @@ class SentryOptions:
     userns: bool = False
     policy: PolicyOptions = field(default_factory=PolicyOptions)
     host_mounts: frozenset[int] | None = None
+    net: "NetGuard | None" = None  # the network policy (sentry/netguard.py); None: none
 
 
 class Sandbox:

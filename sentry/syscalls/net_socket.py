@@ -23,6 +23,24 @@ with its private copy of the address:
 - abstract names, autobind (addrlen 2) and every other family: the call is
   made as given on our copy (abstract names and IP addresses are not paths:
   the socket's network namespace, the container's, confines them).
+- IP addresses are checked first against the sandbox's network policy
+  (sentry/netguard.py: connect the destination, bind the local address),
+  then the call is made on our copy with the bytes that were checked, or
+  answered EACCES.  listen(2) is notified too: the local address the socket
+  is bound to (getsockname of our copy) is checked, and listen is made on
+  our copy.
+
+socket(2) for AF_NETLINK only (the other families stay native by argument
+rules): NETLINK_ROUTE and NETLINK_SOCK_DIAG sockets are created by the
+sentry, in the container's network namespace, while its thread's effective
+capabilities exclude CAP_NET_ADMIN, and installed in the caller (ADDFD).
+Netlink checks a mutating request's CAP_NET_ADMIN against the credentials
+the socket FILE was opened with as well as the sender's
+(__netlink_ns_capable: file_ns_capable(sk->sk_socket->file) && ns_capable),
+so every RTM_NEW*/RTM_DEL*/RTM_SET* (links, addresses, routes, rules,
+qdiscs) and SOCK_DESTROY gets EPERM from the kernel whatever the workload
+holds, while dumps (`ip addr`, `ip route`, `ss`) work.  Other netlink
+protocols: EPROTONOSUPPORT, as if not built into the kernel.
 
 Known difference: a connected AF_UNIX stream's server sees the SENTRY as
 the peer in SO_PEERCRED / SCM_CREDENTIALS (pid outside the container's pid
@@ -38,19 +56,65 @@ import os
 import stat
 
 from .. import ownproc
+from .. import hostcalls
 from ..call import LAST_NORM, Call
 from ..errors import SysError
 from ..hostcalls import RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS
+from ..netguard import destination
 from ..procfs import target_fd
 from ..resolve import signed_fd
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _sys = _libc.syscall
 _sys.restype = ctypes.c_long
-SYS_connect, SYS_bind = 42, 49
-AF_UNIX = 1
+SYS_socket, SYS_connect, SYS_bind, SYS_listen, SYS_getsockname = 41, 42, 49, 50, 51
+AF_UNIX, AF_NETLINK = 1, 16
 SOCKADDR_STORAGE = 128
 SOCKADDR_UN = 110
+SOCK_DGRAM, SOCK_RAW = 2, 3
+SOCK_NONBLOCK, SOCK_CLOEXEC = 0o4000, 0o2000000
+NETLINK_ROUTE, NETLINK_SOCK_DIAG = 0, 4
+NETLINK_PROTOCOLS = {NETLINK_ROUTE: "route: dumps only", NETLINK_SOCK_DIAG: "ss: dumps only"}
+CAP_NET_ADMIN = 12
+
+
+class NetCaps:
+    """`with NetCaps(call):` the network system call the sentry makes for
+    the caller runs with the CALLER's effective capabilities, less
+    CAP_NET_ADMIN; this thread's are restored after it.
+
+    The kernel checks the current task's capabilities in these paths: a
+    bind below ip_unprivileged_port_start (CAP_NET_BIND_SERVICE), and a
+    netlink message sent WITH a destination address (sendto/sendmsg with a
+    sockaddr_nl), which __netlink_ns_capable then checks against the
+    sender only (NETLINK_SKB_DST skips the file's credentials).  Without
+    CAP_NET_ADMIN every such mutation is EPERM, whatever the caller holds.
+    """
+
+    __slots__ = ("cs", "old", "changed")
+
+    def __init__(self, call: Call) -> None:
+        self.cs = call.creds_state
+        self.old = self.cs.current[3]
+        want = call.creds().cap_eff & self.cs.own_perm & ~(1 << CAP_NET_ADMIN)
+        self.changed = want != self.old
+        if self.changed:
+            r = hostcalls.capset_self(want, self.cs.own_perm, self.cs.own_inh)
+            if r < 0:
+                raise SysError(-r, "network call: capset")
+
+    def __enter__(self) -> "NetCaps":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.changed and hostcalls.capset_self(self.old, self.cs.own_perm, self.cs.own_inh) < 0:
+            raise SysError(errno.EPERM, "network call: capset back")
+
+
+def check_name(call: Call, what: str, addr: bytes) -> int:
+    """0, or -EACCES if the network policy refuses this sockaddr for WHAT."""
+    net = call.sb.options.net
+    return net.check(call.pid, what, addr) if net is not None else 0
 
 
 def _raw(nr: int, fd: int, addr: bytes) -> int:
@@ -67,7 +131,7 @@ def _read_addr(call: Call) -> bytes:
     return call.read(a[1], alen) if alen else b""
 
 
-def _unix_path(addr: bytes) -> bytes | None:
+def unix_path(addr: bytes) -> bytes | None:
     """The filesystem path of an AF_UNIX address, or None (abstract/autobind)."""
     if len(addr) < 2 or int.from_bytes(addr[:2], "little") != AF_UNIX:
         return None
@@ -96,12 +160,16 @@ def _apply_umask(call: Call, pfd: int, name: bytes, umask: int) -> None:
 def connect(call: Call) -> int:
     """Implements Linux syscall connect(2)."""
     addr = _read_addr(call)
-    path = _unix_path(addr)
+    path = unix_path(addr)
+    if path is None:
+        r = check_name(call, "connect", addr)
+        if r:
+            return r
     sock = target_fd(call, signed_fd(call.args[0]))
     try:
         if path is None:
-            call.check_valid()
-            return _raw(SYS_connect, sock, addr)
+            with NetCaps(call):
+                return _raw(SYS_connect, sock, addr)
         obj = call.open_path(None, path, os.O_PATH | os.O_CLOEXEC)
         try:
             via = b"/proc/self/fd/%d" % obj
@@ -115,12 +183,16 @@ def connect(call: Call) -> int:
 def bind(call: Call) -> int:
     """Implements Linux syscall bind(2)."""
     addr = _read_addr(call)
-    path = _unix_path(addr)
+    path = unix_path(addr)
+    if path is None:
+        r = check_name(call, "bind", addr)
+        if r:
+            return r
     sock = target_fd(call, signed_fd(call.args[0]))
     try:
         if path is None:
-            call.check_valid()
-            return _raw(SYS_bind, sock, addr)
+            with NetCaps(call):
+                return _raw(SYS_bind, sock, addr)
         umask = call.umask()
         pfd, name, kind = call.open_parent(None, path)
         try:
@@ -137,3 +209,50 @@ def bind(call: Call) -> int:
             os.close(pfd)
     finally:
         os.close(sock)
+
+
+def listen(call: Call) -> int:
+    """Implements Linux syscall listen(2)."""
+    sock = target_fd(call, signed_fd(call.args[0]))
+    try:
+        if call.sb.options.net is not None:
+            buf = ctypes.create_string_buffer(SOCKADDR_STORAGE)
+            n = ctypes.c_uint32(SOCKADDR_STORAGE)
+            if _sys(SYS_getsockname, sock, buf, ctypes.byref(n)) == 0 \
+                    and destination(buf.raw[:n.value]) is not None:
+                r = check_name(call, "listen", buf.raw[:n.value])
+                if r:
+                    return r
+        with NetCaps(call):
+            r = _sys(SYS_listen, sock, ctypes.c_int(call.args[1] & 0xFFFFFFFF))
+        return 0 if r == 0 else -ctypes.get_errno()
+    finally:
+        os.close(sock)
+
+
+def socket(call: Call) -> int | None:
+    """Implements Linux syscall socket(2) for AF_NETLINK."""
+    a = call.args
+    family, typ, proto = a[0] & 0xFFFFFFFF, a[1] & 0xFFFFFFFF, a[2] & 0xFFFFFFFF
+    if family != AF_NETLINK:
+        return -errno.EAFNOSUPPORT  # the filter notifies AF_NETLINK only
+    if typ & ~(0xF | SOCK_NONBLOCK | SOCK_CLOEXEC):
+        return -errno.EINVAL
+    if typ & 0xF not in (SOCK_RAW, SOCK_DGRAM):
+        return -errno.ESOCKTNOSUPPORT
+    if proto not in NETLINK_PROTOCOLS:
+        return -errno.EPROTONOSUPPORT
+    fd = _netlink_socket(call, (typ & (0xF | SOCK_NONBLOCK)) | SOCK_CLOEXEC, proto)
+    call.reply_fd(fd, bool(typ & SOCK_CLOEXEC))
+    return None
+
+
+def _netlink_socket(call: Call, typ: int, proto: int) -> int:
+    """A netlink socket whose file credentials lack CAP_NET_ADMIN (module
+    docstring): made with this thread's effective set cut (NetCaps)."""
+    with NetCaps(call):
+        fd = _sys(SYS_socket, AF_NETLINK, typ, proto)
+        err = ctypes.get_errno()
+    if fd < 0:
+        raise SysError(err, "netlink socket")
+    return int(fd)

@@ -154,7 +154,7 @@ def _run(probe: str, args: list[str], files: Any, *, policy: PolicyOptions | Non
     sup = None
     try:
         parent_sock.settimeout(timeout)
-        lfd = receive_listener(parent_sock)
+        lfd = receive_listener(parent_sock, pid)
         opts = SentryOptions(hostname=hostname, policy=policy or PolicyOptions())
         sup = Supervisor(lfd, Sandbox(files, opts), threads=threads, sync_wakeup=sync_wakeup)
         sup.start()

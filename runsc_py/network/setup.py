@@ -1,0 +1,133 @@
+"""The network set-up helper: one short-lived process per `create` that
+imports pyroute2 while the sandbox process builds the container (the two
+run on different CPUs), then, once the workload's namespace exists, joins
+it and installs what the mode and the policy need: loopback up, the
+backstop's rules (backstop.py), the bridge's veth end (bridge.py).
+
+Order in `create` (launch.py), as runc's: the namespaces exist, then the
+network is set up, then the prestart/createRuntime hooks run.  The helper
+is forked before the sandbox process (no thread is running: a fork never
+copies a half-imported module) and dies with the runtime (PDEATHSIG).
+It refuses to touch the runtime's own namespace (the host's).
+
+Wire: one JSON message each way on a SEQPACKET socketpair: the job
+{"netns": path, "lo": bool, "nets": [CIDR...], "bridge": {...}|null}, the
+answer {"ok": true, ...} or {"error": "..."}.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .. import libc
+from ..errors import RuntimeFailure
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = 20.0
+
+
+@dataclass
+class Helper:
+    pid: int
+    sock: socket.socket
+
+    @classmethod
+    def start(cls) -> "Helper":
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:  # ------------------------------------------------ helper
+            code = 1
+            try:
+                ours.close()
+                libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+                code = _serve(theirs)
+            except BaseException:
+                log.exception("network set-up helper failed")
+            finally:
+                os._exit(code)
+        theirs.close()
+        return cls(pid, ours)
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Send the job, wait for the answer (RuntimeFailure on an error)."""
+        try:
+            self.sock.send(json.dumps(job).encode())
+            self.sock.settimeout(TIMEOUT)
+            data = self.sock.recv(65536)
+        except (OSError, socket.timeout) as e:
+            raise RuntimeFailure(f"network set-up: {e}") from None
+        finally:
+            self.close()
+        if not data:
+            raise RuntimeFailure("network set-up: the helper died")
+        ans = json.loads(data)
+        if "error" in ans:
+            raise RuntimeFailure(f"network set-up: {ans['error']}")
+        return ans
+
+    def close(self) -> None:
+        """Stop the helper (if still running) and reap it."""
+        self.sock.close()
+        for _ in range(200):
+            try:
+                pid, _ = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid:
+                return
+            time.sleep(0.005)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+def _serve(sock: socket.socket) -> int:
+    from pyroute2 import IPRoute  # the slow import, off the critical path
+
+    data = sock.recv(65536)
+    if not data:
+        return 0
+    job = json.loads(data)
+    try:
+        ans = _do(job, IPRoute)
+    except Exception as e:  # reported to the runtime, which fails create
+        ans = {"error": str(e)}
+    sock.send(json.dumps(ans).encode())
+    return 0
+
+
+def _do(job: dict[str, Any], iproute: Any) -> dict[str, Any]:
+    ans: dict[str, Any] = {"ok": True}
+    own = os.stat("/proc/self/ns/net").st_ino
+    fd = os.open(job["netns"], os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if os.fstat(fd).st_ino == own:
+            raise RuntimeError(f"{job['netns']} is the runtime's own network namespace: "
+                               "no rule or interface is put there")
+        if job.get("bridge"):
+            from . import bridge
+            ans["bridge"] = bridge.attach_host(iproute, fd, job["bridge"])
+        libc.setns(fd, libc.CLONE_NEWNET)
+    finally:
+        os.close(fd)
+    with iproute() as ipr:
+        from . import backstop
+        if job.get("lo"):
+            backstop.loopback_up(ipr)
+        if job.get("bridge"):
+            from . import bridge
+            bridge.configure_inside(ipr, ans["bridge"])
+        nets = [ipaddress.ip_network(n) for n in job.get("nets") or []]
+        ans["rules"] = backstop.install(ipr, nets)
+    return ans
