@@ -13,8 +13,9 @@
 The fd is taken, not sent with SCM_RIGHTS: under the filter sendmsg is
 notified (its destination is in memory) and nobody serves the listener yet.
 send(2) is sendto without an address, native by an argument rule.  The
-sender's pid: given by the caller (the init it forked), else the socket's
-peer (SO_PEERCRED, translated into our pid namespace by the kernel).  The
+sender's pid: given by the caller (the init it forked), else the one the
+kernel recorded with the message (SO_PASSCRED: SCM_CREDENTIALS, in our pid
+namespace).  The
 supervisor treats the peer as untrusted: a message with the wrong payload
 or an fd that is not a seccomp listener is refused.
 """
@@ -36,13 +37,19 @@ class HandoffError(Exception):
 def receive_listener(sock: socket.socket, pid: int = 0) -> int:
     """Take the listener announced by `install.send_listener` from PID (0:
     the socket's peer) and acknowledge it."""
-    msg = sock.recv(len(HANDOFF_MAGIC) + 16)
+    if not pid:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    msg, anc, _flags, _addr = sock.recvmsg(len(HANDOFF_MAGIC) + 16, socket.CMSG_SPACE(12))
     if len(msg) != len(HANDOFF_MAGIC) + 4 or not msg.startswith(HANDOFF_MAGIC):
         raise HandoffError(f"receive listener: bad message {msg[:32]!r}")
     num = int.from_bytes(msg[len(HANDOFF_MAGIC):], "little")
     if not pid:
-        cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid = struct.unpack("3i", cred)[0]
+        # The sender as the kernel recorded it with the message (its tgid
+        # in our pid namespace): the process that installed the filter,
+        # not whoever connected the socket (`exec` connects before forking).
+        for level, typ, data in anc:
+            if level == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS and len(data) >= 12:
+                pid = struct.unpack_from("i", data)[0]
     fd = _take(pid, num)
     try:
         kind = ownproc.readlink(ownproc.self_fd(fd))

@@ -234,13 +234,15 @@ def install(log_only: bool = False, join_netns: bool = False) -> None:
     log.debug("sentry: own seccomp filter installed (%d syscalls allowed)", len(ALLOW) + 3)
 
 
-def table() -> list[tuple[str, str]]:
+def table(join_netns: bool = False) -> list[tuple[str, str]]:
     rows = sorted((name, reason + (f" (arg {', '.join(map(str, DIRFD_ARGS[name]))}: a directory fd, "
                                    "never AT_FDCWD)" if name in DIRFD_ARGS else ""))
                   for name, reason in ALLOW.items())
     rows += [("clone", "threads only: CLONE_THREAD required"),
              ("socket", "AF_UNIX; AF_NETLINK with NETLINK_ROUTE or NETLINK_SOCK_DIAG"),
-             ("setns", "CLONE_NEWNET only, and only with --network=none"),
              ("prctl", "PR_SET_NAME, PR_GET_NAME, PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS, "
                        "PR_CAPBSET_READ, PR_CAP_AMBIENT")]
+    if join_netns:
+        rows.append(("setns", "CLONE_NEWNET only (--network=none: the sentry's threads join the "
+                              "workload's network namespace)"))
     return sorted(rows)
