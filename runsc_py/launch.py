@@ -136,7 +136,7 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
     net = modes.plan(opts.network, namespaces)
     if net.mode == "host":
         namespaces.pop("network", None)  # the sandbox and the workload stay in ours
-    helper, net_job = _network_job(opts, net, st)
+    helper, net_job = _network_job(store, opts, net, st, state_dir)
     new_ns = {t for t, p in namespaces.items() if not p}
     joined = {t: _container_namespace(store, t, p) for t, p in namespaces.items() if p}
     ns_fds = _open_namespaces(joined)
@@ -203,7 +203,8 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
             helper.close()
 
 
-def _network_job(opts: CreateOptions, net: Any, st: ContainerState) -> tuple[Any, dict[str, Any]]:
+def _network_job(store: Store, opts: CreateOptions, net: Any, st: ContainerState,
+                 state_dir: str) -> tuple[Any, dict[str, Any]]:
     """The network set-up helper (network/setup.py), started now so that
     pyroute2 is imported while the sandbox builds the container, and its
     job; (None, {}) when nothing needs it."""
@@ -214,8 +215,9 @@ def _network_job(opts: CreateOptions, net: Any, st: ContainerState) -> tuple[Any
     bridge = None
     if net.mode == "bridge":
         from .network import bridge as br
-        bridge = br.plan(opts.cid, opts.publish)
+        bridge = br.plan(opts.cid, opts.publish, state_dir)
         st.sandbox["bridge"] = bridge
+        store.save(st)  # what delete must remove is on record before it exists
     elif opts.publish:
         raise RuntimeFailure("--publish: needs --network=bridge")
     if not nets and bridge is None:
@@ -731,6 +733,7 @@ def _owner() -> str:
 def _abort(st: ContainerState, cg: CgroupManager | None, sandbox_pid: int, state_dir: str) -> None:
     """Undo a failed create: no process, cgroup or state may stay behind."""
     stop_processes(st, sandbox_pid or st.pid)
+    remove_network(st)
     if cg is not None:
         try:
             cg.kill_all(signal.SIGKILL)
@@ -738,6 +741,17 @@ def _abort(st: ContainerState, cg: CgroupManager | None, sandbox_pid: int, state
         except Exception as e:  # cleanup continues whatever happens
             log.warning("cleanup of cgroup failed: %s", e)
     shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def remove_network(st: ContainerState) -> None:
+    """What --network=bridge made on the host (network/bridge.py)."""
+    cfg = (st.sandbox or {}).get("bridge")
+    if cfg:
+        from .network import bridge
+        try:
+            bridge.remove(cfg)
+        except Exception as e:  # cleanup continues whatever happens
+            log.warning("cleanup of the bridge network failed: %s", e)
 
 
 def stop_processes(st: ContainerState, sandbox_pid: int) -> None:

@@ -353,3 +353,57 @@ def test_light_commands_do_not_import_pyroute2(runtime, cmd) -> None:  # type: i
                        capture_output=True, text=True, timeout=30)
     assert "pyroute2" not in r.stderr, [ln for ln in r.stderr.splitlines() if "pyroute2" in ln][:3]
     assert "import time:" in r.stderr
+
+
+# --- bridge mode --------------------------------------------------------------------------------
+
+def test_bridge_mode_and_publishing(runtime, bundle, netprobe) -> None:  # type: ignore[no-untyped-def]
+    """`run --network=bridge -p`: eth0 on the bridge's subnet, a default
+    route, a published port reached from the host's loopback; delete
+    removes the nft table, the veth, the lease and the bridge."""
+    import socket
+    b = _bundle(bundle, netprobe, ["sh", "-c", "ip -o addr; ip route; echo ready;"
+                                   " echo hello-bridge | nc -l -p 8080"])
+    port = 18000 + os.getpid() % 1000
+    with runtime.container(b, global_args=["--network=bridge"], extra=["-p", f"{port}:8080"]) as c:
+        out = helpers.wait_ready(c)
+        assert "eth0" in out and "10.213.0." in out
+        assert "default via 10.213.0.1" in c.stdout()
+        cid = c.id
+        veth = helpers._net_host_veth(cid)
+        assert Path(f"/sys/class/net/{veth}").exists()
+        assert f"runsc-py-{cid}" in subprocess.run(["nft", "list", "tables"], capture_output=True,
+                                                    text=True).stdout
+        got = b""
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    got = s.recv(100)
+            except OSError:
+                time.sleep(0.1)
+        assert got == b"hello-bridge\n"
+        c.wait_status("stopped")
+    assert not helpers.find_net_leaks({cid}), helpers.find_net_leaks({cid})
+
+
+def test_bridge_state_is_removed_after_kill_9(runtime, bundle, netprobe) -> None:  # type: ignore[no-untyped-def]
+    """The runtime (run, attached) and the sandbox killed with SIGKILL: the
+    veth dies with the namespace, `delete --force` removes the rest."""
+    b = _bundle(bundle, netprobe, ["sh", "-c", "echo ready; sleep 30"])
+    cid = runtime.new_id("k9")
+    p = runtime.popen("run", "--bundle", str(b), cid, global_args=["--network=bridge"])
+    try:
+        helpers.wait_until(lambda: (runtime.try_state(cid) or {}).get("status") == "running", 15,
+                           "the container running")
+        pid = runtime.state(cid)["pid"]
+        p.kill()
+        os.kill(pid, 9)
+        p.wait()
+        helpers.wait_until(lambda: not Path(f"/sys/class/net/{helpers._net_host_veth(cid)}").exists(),
+                           10, "the veth gone with the namespace")
+    finally:
+        p.kill()
+        p.wait()
+        runtime.delete(cid, force=True, check=False)
+    assert not helpers.find_net_leaks({cid}), helpers.find_net_leaks({cid})
