@@ -240,6 +240,8 @@ class SandboxHost:
             only = {n.strip() for n in self.options.strace_syscalls.split(",") if n.strip()} or None
             sup.dispatch = strace.wrap(sup.dispatch, names, only)
             logging.getLogger("sentry.strace").setLevel(logging.INFO)
+        if self.options.strace or (self.options.net_policy or {}).get("log"):
+            logging.getLogger("sentry.net").setLevel(logging.INFO)  # every network decision
         t = threading.Thread(target=self._serve, args=(sup,), name=f"sentry-listener-{fd}", daemon=True)
         t.start()
         self._threads.append(t)

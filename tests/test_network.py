@@ -11,7 +11,7 @@ Python server), joined by a veth pair:
 So every address a probe tries is a test namespace's: if the policy let a
 denied packet through it would land in "srv", where the server counts it.
 Traffic stays inside these namespaces and the loopback, and every server
-stops by itself (SERVER_LIFETIME).  The probe (tests/sentry/netprobe.c) is
+stops by itself (SERVER_LIFETIME).  The probe (benchmarks/probes/netprobe.c) is
 compiled statically at test time.
 """
 
@@ -36,7 +36,7 @@ from runsc_py.spec import CAPABILITIES
 
 pytestmark = pytest.mark.runsc_py_only
 
-NETPROBE_C = Path(__file__).parent / "sentry" / "netprobe.c"
+NETPROBE_C = Path(__file__).parent.parent / "benchmarks" / "probes" / "netprobe.c"  # also the benchmark's
 PORT = 7000
 SERVER_LIFETIME = 60
 

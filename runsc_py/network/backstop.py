@@ -11,6 +11,14 @@ them.  FR_ACT_PROHIBIT answers a local sender EACCES, the sentry's own
 answer for a denied address (an IPv4-mapped IPv6 destination is routed as
 IPv4 and meets the IPv4 rule).
 
+FIB rules are a list the kernel walks for every route lookup, so at most
+FIB_MAX networks become rules (the built-in ones come first).  A longer
+deny list goes, whole, into an nftables table instead (`nft -f`, where the
+nft tool exists): interval sets of IPv4 and IPv6 prefixes, matched in
+O(log n) by a drop rule on the output hook (a dropped local packet fails
+its system call with EPERM).  The workload cannot reach netfilter either:
+NETLINK_NETFILTER sockets are refused (EPROTONOSUPPORT).
+
 The workload cannot remove them: its netlink sockets are made by the
 sentry without CAP_NET_ADMIN (mutations EPERM whatever it holds), the
 route ioctls are EPERM, and it cannot join another namespace.
@@ -27,29 +35,88 @@ from typing import Any, Iterable
 log = logging.getLogger(__name__)
 
 BASE_PREF = 100
-FR_ACT_PROHIBIT = "FR_ACT_PROHIBIT"
+FIB_MAX = 32
+FR_ACT_PROHIBIT = 8
+NFT_TABLE = "runsc-py-guard"
+
+Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def install(ipr: Any, nets: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> int:
-    """Add the rules with IPRoute ipr (a socket in the target namespace);
-    rules already there (a namespace shared by a pod) are kept.  Returns
-    how many rules are in place."""
+def install(nl: "Netlink", nets: list[Net]) -> int:
+    """Put the backstop in the namespace of nl (and of this process, for
+    nft); returns how many networks it covers."""
+    n = _fib_rules(nl, nets[:FIB_MAX])
+    if len(nets) > FIB_MAX:
+        _nft_sets(nets)
+        n = len(nets)
+    return n
+
+
+def _nft_sets(nets: list[Net]) -> None:
+    import shutil
+    import subprocess
+    if not shutil.which("nft"):
+        log.warning("network backstop: %d networks denied but no nft tool: only the first %d "
+                    "are in the kernel's rules (the sentry checks them all)", len(nets), FIB_MAX)
+        return
+    v4 = ", ".join(str(n) for n in nets if n.version == 4) or "255.255.255.255/32"
+    v6 = ", ".join(str(n) for n in nets if n.version == 6) or "::/128"
+    text = (f"table inet {NFT_TABLE} {{\n"
+            f"  set deny4 {{ type ipv4_addr; flags interval; auto-merge; elements = {{ {v4} }} }}\n"
+            f"  set deny6 {{ type ipv6_addr; flags interval; auto-merge; elements = {{ {v6} }} }}\n"
+            "  chain out { type filter hook output priority 0; policy accept;\n"
+            "    ip daddr @deny4 drop\n    ip6 daddr @deny6 drop\n  }\n}\n")
+    r = subprocess.run(["nft", "-f", "-"], input=text, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"backstop nft table: {r.stderr.strip()[:300]}")
+
+
+def _fib_rules(nl: Any, nets: Iterable[Net]) -> int:
+    """Add the rules through nl (a _pyroute2.light() socket in the target
+    namespace); rules already there (a namespace shared by a pod) are kept."""
+    pr = nl.pr
     n = 0
     for i, net in enumerate(nets):
-        fam = socket.AF_INET if net.version == 4 else socket.AF_INET6
+        msg = pr.fibmsg()
+        msg["family"] = socket.AF_INET if net.version == 4 else socket.AF_INET6
+        msg["dst_len"] = net.prefixlen
+        msg["action"] = FR_ACT_PROHIBIT
+        msg["table"] = 0
+        msg["attrs"] = [("FRA_PRIORITY", BASE_PREF + i), ("FRA_DST", str(net.network_address))]
         try:
-            ipr.rule("add", family=fam, priority=BASE_PREF + i, dst=str(net.network_address),
-                     dst_len=net.prefixlen, action=FR_ACT_PROHIBIT, table=0)
-        except Exception as e:  # pyroute2's NetlinkError
-            if getattr(e, "code", 0) != errno.EEXIST:
+            nl.request(msg, pr.RTM_NEWRULE, pr.NLM_F_CREATE | pr.NLM_F_EXCL)
+        except pr.NetlinkError as e:
+            if e.code != errno.EEXIST:
                 raise RuntimeError(f"backstop rule to {net} prohibit: {e}") from None
         n += 1
     log.debug("network backstop: %d prohibit rules", n)
     return n
 
 
-def loopback_up(ipr: Any) -> None:
-    """lo up (RTM_NEWLINK with IFF_UP), as runc does for a private namespace."""
-    idx = ipr.link_lookup(ifname="lo")
-    if idx:
-        ipr.link("set", index=idx[0], state="up")
+IFF_UP = 0x1
+
+
+def loopback_up(nl: Any) -> None:
+    """lo (always index 1 in a namespace) up: RTM_NEWLINK changing IFF_UP,
+    as runc does for a private namespace."""
+    pr = nl.pr
+    msg = pr.ifinfmsg()
+    msg["index"] = 1
+    msg["flags"] = IFF_UP
+    msg["change"] = IFF_UP
+    nl.request(msg, pr.RTM_NEWLINK, 0)
+
+
+class Netlink:
+    """A route-netlink socket of pyroute2's (in this thread's namespace)."""
+
+    def __init__(self) -> None:
+        from . import _pyroute2
+        self.pr = _pyroute2.light()
+        self.sock = self.pr.IPRSocket()
+
+    def request(self, msg: Any, kind: int, flags: int) -> Any:
+        return self.sock.nlm_request(msg, kind, self.pr.NLM_F_REQUEST | self.pr.NLM_F_ACK | flags)
+
+    def close(self) -> None:
+        self.sock.close()

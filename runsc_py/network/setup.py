@@ -10,7 +10,8 @@ is forked before the sandbox process (no thread is running: a fork never
 copies a half-imported module) and dies with the runtime (PDEATHSIG).
 It refuses to touch the runtime's own namespace (the host's).
 
-Wire: one JSON message each way on a SEQPACKET socketpair: the job
+Wire: one JSON document each way on a stream socketpair, each ended by
+closing that direction (a deny list can be long): the job
 {"netns": path, "lo": bool, "nets": [CIDR...], "bridge": {...}|null}, the
 answer {"ok": true, ...} or {"error": "..."}.
 """
@@ -42,7 +43,7 @@ class Helper:
 
     @classmethod
     def start(cls) -> "Helper":
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:  # ------------------------------------------------ helper
             code = 1
@@ -60,9 +61,10 @@ class Helper:
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
         """Send the job, wait for the answer (RuntimeFailure on an error)."""
         try:
-            self.sock.send(json.dumps(job).encode())
             self.sock.settimeout(TIMEOUT)
-            data = self.sock.recv(65536)
+            self.sock.sendall(json.dumps(job).encode())
+            self.sock.shutdown(socket.SHUT_WR)
+            data = _read_all(self.sock)
         except (OSError, socket.timeout) as e:
             raise RuntimeFailure(f"network set-up: {e}") from None
         finally:
@@ -93,21 +95,30 @@ class Helper:
 
 
 def _serve(sock: socket.socket) -> int:
-    from pyroute2 import IPRoute  # the slow import, off the critical path
+    from . import _pyroute2
+    _pyroute2.light()  # the slow import, off the critical path
 
-    data = sock.recv(65536)
+    data = _read_all(sock)
     if not data:
         return 0
     job = json.loads(data)
     try:
-        ans = _do(job, IPRoute)
+        ans = _do(job)
     except Exception as e:  # reported to the runtime, which fails create
         ans = {"error": str(e)}
-    sock.send(json.dumps(ans).encode())
+    sock.sendall(json.dumps(ans).encode())
+    sock.shutdown(socket.SHUT_WR)
     return 0
 
 
-def _do(job: dict[str, Any], iproute: Any) -> dict[str, Any]:
+def _read_all(sock: socket.socket) -> bytes:
+    parts = []
+    while chunk := sock.recv(1 << 16):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _do(job: dict[str, Any]) -> dict[str, Any]:
     ans: dict[str, Any] = {"ok": True}
     own = os.stat("/proc/self/ns/net").st_ino
     fd = os.open(job["netns"], os.O_RDONLY | os.O_CLOEXEC)
@@ -116,18 +127,22 @@ def _do(job: dict[str, Any], iproute: Any) -> dict[str, Any]:
             raise RuntimeError(f"{job['netns']} is the runtime's own network namespace: "
                                "no rule or interface is put there")
         if job.get("bridge"):
-            from . import bridge
-            ans["bridge"] = bridge.attach_host(iproute, fd, job["bridge"])
+            from . import _pyroute2, bridge
+            ans["bridge"] = bridge.attach_host(_pyroute2.full(), fd, job["bridge"])
         libc.setns(fd, libc.CLONE_NEWNET)
     finally:
         os.close(fd)
-    with iproute() as ipr:
-        from . import backstop
+    from . import backstop
+    nl = backstop.Netlink()
+    try:
         if job.get("lo"):
-            backstop.loopback_up(ipr)
+            backstop.loopback_up(nl)
         if job.get("bridge"):
-            from . import bridge
-            bridge.configure_inside(ipr, ans["bridge"])
+            from . import _pyroute2, bridge
+            with _pyroute2.full()() as ipr:
+                bridge.configure_inside(ipr, ans["bridge"])
         nets = [ipaddress.ip_network(n) for n in job.get("nets") or []]
-        ans["rules"] = backstop.install(ipr, nets)
+        ans["rules"] = backstop.install(nl, nets)
+    finally:
+        nl.close()
     return ans

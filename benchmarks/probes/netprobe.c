@@ -1,4 +1,5 @@
-/* Network probe for the sandbox's network policy (tests/test_network.py).
+/* Network probe: the network policy tests (tests/test_network.py) and the
+ * network benchmarks (benchmarks/_netcases.py).
  * Static; each mode prints KEY=VALUE lines, VALUE "ok" or an errno name.
  *
  *   netprobe connect ADDR PORT        TCP connect (ADDR v4 or v6 literal)
@@ -15,6 +16,8 @@
  *   netprobe raw                      socket(AF_INET, SOCK_RAW, ICMP)
  *   netprobe connrate ADDR PORT N     N connect+close, prints us per connect
  *   netprobe scm                      SCM_RIGHTS over a socketpair (sendmsg)
+ *   netprobe serve PORT N             accept and close N connections on
+ *                                     127.0.0.1:PORT (gives up after 60 s)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -269,6 +272,21 @@ static void do_scm(void) {
     }
 }
 
+static void do_serve(int port, int n) {
+    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(s, (struct sockaddr *)&a, sizeof a) < 0 || listen(s, 1024) < 0) {
+        printf("serve=%s\n", ename(errno)); return;
+    }
+    alarm(60);
+    for (int i = 0; i < n; i++) {
+        int c = accept(s, NULL, NULL);
+        if (c >= 0) close(c);
+    }
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 2) return 2;
@@ -282,6 +300,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(m, "raw")) printf("raw=%s\n", ename(res(socket(AF_INET, SOCK_RAW, IPPROTO_ICMP))));
     else if (!strcmp(m, "connrate") && argc >= 5) do_connrate(argv[2], atoi(argv[3]), atoi(argv[4]));
     else if (!strcmp(m, "scm")) do_scm();
+    else if (!strcmp(m, "serve") && argc >= 4) do_serve(atoi(argv[2]), atoi(argv[3]));
     else return 2;
     return 0;
 }
