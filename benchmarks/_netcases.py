@@ -137,7 +137,12 @@ def case_net_throughput(ctx, rt: Runtime, rep: int) -> dict[str, Value]:  # type
                 if not r.ok:
                     out[f"p{streams}"] = r.error()
                     continue
-                bps = json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"]
+                try:
+                    res = json.loads(r.stdout)
+                    bps = res["end"]["sum_received"]["bits_per_second"]
+                except (ValueError, KeyError):
+                    out[f"p{streams}"] = f"no iperf3 result: {(r.stdout or r.stderr)[-200:]!r}"
+                    continue
                 out[f"p{streams}"] = (1 << 30) * 8 / bps * 1e3  # ms per GiB
             finally:
                 server.kill()
@@ -158,8 +163,9 @@ def _policy_file(ctx, n: int) -> Path:  # type: ignore[no-untyped-def]
 def _connect_us(ctx, rt: Runtime, tag: str) -> Value:  # type: ignore[no-untyped-def]
     script = (f"/bin/netprobe serve 7001 {CONNECTS} & sleep 0.3;"
               f" /bin/netprobe connrate 127.0.0.1 7001 {CONNECTS}")
-    b = _bundle(ctx, rt, f"connect-{tag}", ["sh", "-c", script], None)
-    r = _run(rt, b, "connect")
+    with net_pair(ctx.session.token) as (ctr, _srv):  # a namespace with lo up, for every runtime
+        b = _bundle(ctx, rt, f"connect-{tag}", ["sh", "-c", script], ctr)
+        r = _run(rt, b, "connect")
     if not r.ok:
         return r.error()
     kv = dict(ln.split("=", 1) for ln in r.stdout.split() if "=" in ln)
