@@ -8,6 +8,8 @@
   (--network=host; its own netstack does not start on this kernel, see
   _variant).
 - net-connect: TCP connects to a server inside the container (loopback),
+  and UDP sendmsg with a destination (what the sentry sends for the
+  workload) beside send on a connected socket (native);
   microseconds per connect; for runsc-py also with a policy of 1, 100 and
   10,000 deny rules (the sentry's lookup and the kernel backstop: FIB rules
   up to 32 networks, an nftables set beyond).
@@ -174,9 +176,23 @@ def _connect_us(ctx, rt: Runtime, tag: str) -> Value:  # type: ignore[no-untyped
     return float(kv["connect_us"])
 
 
+def _send_us(ctx, rt: Runtime) -> dict[str, Value]:  # type: ignore[no-untyped-def]
+    """UDP sendmsg with a destination (notified under runsc-py) and send on
+    a connected socket (native), to a receiver on the loopback."""
+    with net_pair(ctx.session.token) as (ctr, _srv):
+        b = _bundle(ctx, rt, "sendrate", ["/bin/netprobe", "sendrate", str(CONNECTS)], ctr)
+        r = _run(rt, b, "sendrate")
+    if not r.ok:
+        return {"sendmsg": r.error(), "send": r.error()}
+    kv = dict(ln.split("=", 1) for ln in r.stdout.split() if "=" in ln)
+    if kv.get("send_fails", "1") != "0":
+        return {"sendmsg": f"{kv.get('send_fails')} sends failed", "send": "failed"}
+    return {"sendmsg": float(kv["sendmsg_us"]), "send": float(kv["send_us"])}
+
+
 def case_net_connect(ctx, rt: Runtime, rep: int) -> dict[str, Value]:  # type: ignore[no-untyped-def]
     base = _variant(rt)
-    out: dict[str, Value] = {"connect": _connect_us(ctx, base, "base")}
+    out: dict[str, Value] = {"connect": _connect_us(ctx, base, "base"), **_send_us(ctx, base)}
     for n in RULE_COUNTS:
         key = f"rules{n}"
         out[key] = (_connect_us(ctx, _variant(rt, "--net-policy", str(_policy_file(ctx, n))), key)
@@ -221,7 +237,9 @@ def net_cases(case_cls, metric_cls) -> list:  # type: ignore[no-untyped-def]
         case_cls("net-connect", case_net_connect, 3, (
             M("connect", "TCP connect+close to a server on the container's loopback", "us/op"),
             *(M(f"rules{n}", f"the same with {n:,} deny rules (runsc-py)", "us/op")
-              for n in RULE_COUNTS))),
+              for n in RULE_COUNTS),
+            M("sendmsg", "UDP sendmsg with a destination, 64 B, loopback", "us/op"),
+            M("send", "UDP send on a connected socket, 64 B, loopback", "us/op"))),
         case_cls("net-start", case_net_start, 5, (
             M("sandbox", "start-to-exit /bin/true, --network=sandbox (default)", "ms"),
             M("none", "start-to-exit /bin/true, --network=none", "ms"),

@@ -16,6 +16,9 @@
  *   netprobe raw                      socket(AF_INET, SOCK_RAW, ICMP)
  *   netprobe connrate ADDR PORT N     N connect+close, prints us per connect
  *   netprobe scm                      SCM_RIGHTS over a socketpair (sendmsg)
+ *   netprobe sendrate N               N UDP sendmsg with a destination, then N
+ *                                     send on a connected socket, to a loopback
+ *                                     receiver: microseconds per call
  *   netprobe serve PORT N             accept and close N connections on
  *                                     127.0.0.1:PORT (gives up after 60 s)
  */
@@ -287,6 +290,40 @@ static void do_serve(int port, int n) {
     }
 }
 
+static double now_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
+}
+
+static void do_sendrate(int n) {
+    int r = socket(AF_INET, SOCK_DGRAM, 0), s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    bind(r, (struct sockaddr *)&a, sizeof a);
+    getsockname(r, (struct sockaddr *)&a, &al);
+    char buf[64] = {0}, sink[64];
+    struct iovec iov = {buf, sizeof buf};
+    struct msghdr m = {.msg_name = &a, .msg_namelen = sizeof a, .msg_iov = &iov, .msg_iovlen = 1};
+    int fails = 0;
+    double t0 = now_us();
+    for (int i = 0; i < n; i++) {
+        if (sendmsg(s, &m, 0) < 0) fails++;
+        if ((i & 31) == 31) while (recv(r, sink, sizeof sink, MSG_DONTWAIT) > 0) {}
+    }
+    double t1 = now_us();
+    while (recv(r, sink, sizeof sink, MSG_DONTWAIT) > 0) {}
+    connect(s, (struct sockaddr *)&a, sizeof a);
+    double t2 = now_us();
+    for (int i = 0; i < n; i++) {
+        if (send(s, buf, sizeof buf, 0) < 0) fails++;
+        if ((i & 31) == 31) while (recv(r, sink, sizeof sink, MSG_DONTWAIT) > 0) {}
+    }
+    double t3 = now_us();
+    printf("sendmsg_us=%.2f\nsend_us=%.2f\nsend_fails=%d\n", (t1 - t0) / n, (t3 - t2) / n, fails);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 2) return 2;
@@ -300,6 +337,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(m, "raw")) printf("raw=%s\n", ename(res(socket(AF_INET, SOCK_RAW, IPPROTO_ICMP))));
     else if (!strcmp(m, "connrate") && argc >= 5) do_connrate(argv[2], atoi(argv[3]), atoi(argv[4]));
     else if (!strcmp(m, "scm")) do_scm();
+    else if (!strcmp(m, "sendrate") && argc >= 3) do_sendrate(atoi(argv[2]));
     else if (!strcmp(m, "serve") && argc >= 4) do_serve(atoi(argv[2]), atoi(argv[3]));
     else return 2;
     return 0;
