@@ -68,8 +68,8 @@ def _key(raw: bytes) -> bytes:
     """The bytes of a sockaddr the kernel reads for a destination (family,
     port, address): flowinfo, scope id and sin_zero do not change it."""
     if len(raw) >= 24 and raw[0] == AF_INET6 and raw[1] == 0:
-        return raw[:4] + raw[8:24]
-    return raw[:8] if len(raw) >= 16 else raw
+        return b"6" + raw[:4] + raw[8:24]
+    return b"4" + raw[:8] if len(raw) >= 16 else b"?" + raw
 
 
 def sockaddr(addr: IPAddr, port: int) -> bytes:
