@@ -407,3 +407,19 @@ def test_bridge_state_is_removed_after_kill_9(runtime, bundle, netprobe) -> None
         p.wait()
         runtime.delete(cid, force=True, check=False)
     assert not helpers.find_net_leaks({cid}), helpers.find_net_leaks({cid})
+
+
+def test_strace_logs_every_decision(runtime, bundle, netprobe) -> None:  # type: ignore[no-untyped-def]
+    b = _bundle(bundle, netprobe, ["sh", "-c", "./netprobe connect 127.0.0.1 9; ./netprobe udp 169.254.169.254 53"])
+    log = runtime.ctx.workdir / "strace.log"
+    r = runtime.run_container(b, global_args=["--strace", "--log", str(log), "--log-format", "json"])
+    assert r.returncode == 0, str(r)
+    decisions = []
+    for ln in log.read_text().splitlines():
+        msg = json.loads(ln).get("msg", "")
+        if msg.startswith("net {"):
+            decisions.append(json.loads(msg[4:]))
+    got = {(d["call"], d["address"], d["verdict"]) for d in decisions}
+    assert ("connect", "127.0.0.1", "allow") in got, decisions
+    assert ("sendto", "169.254.169.254", "deny") in got, decisions
+    assert all(d["pid"] > 0 and d["rule"] for d in decisions)
