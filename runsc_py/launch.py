@@ -223,7 +223,9 @@ def _network_job(store: Store, opts: CreateOptions, net: Any, st: ContainerState
     if not nets and bridge is None:
         return None, {}
     from .network.setup import Helper
-    return Helper.start(), {"lo": True, "nets": nets, "bridge": bridge}
+    # lo: only in a namespace of our own, as runc (a joined one is its owner's).
+    return Helper.start(), {"lo": net.spec_ns == "new" or net.workload_own, "nets": nets,
+                            "bridge": bridge}
 
 
 def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],

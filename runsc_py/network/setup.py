@@ -8,7 +8,8 @@ Order in `create` (launch.py), as runc's: the namespaces exist, then the
 network is set up, then the prestart/createRuntime hooks run.  The helper
 is forked before the sandbox process (no thread is running: a fork never
 copies a half-imported module) and dies with the runtime (PDEATHSIG).
-It refuses to touch the runtime's own namespace (the host's).
+It never touches the runtime's own namespace (the host's): a spec that
+joins it by path (a CRI pod with host networking) gets no rule there.
 
 Wire: one JSON document each way on a stream socketpair, each ended by
 closing that direction (a deny list can be long): the job
@@ -124,8 +125,12 @@ def _do(job: dict[str, Any]) -> dict[str, Any]:
     fd = os.open(job["netns"], os.O_RDONLY | os.O_CLOEXEC)
     try:
         if os.fstat(fd).st_ino == own:
-            raise RuntimeError(f"{job['netns']} is the runtime's own network namespace: "
-                               "no rule or interface is put there")
+            # A spec joining the host's namespace by path (a CRI pod with
+            # host networking): the policy is the sentry's alone there.
+            if job.get("bridge"):
+                raise RuntimeError(f"{job['netns']} is the runtime's own network namespace: "
+                                   "no interface is put there")
+            return {"ok": True, "rules": 0, "skipped": "the host's namespace"}
         if job.get("bridge"):
             from . import _pyroute2, bridge
             ans["bridge"] = bridge.attach_host(_pyroute2.full(), fd, job["bridge"])
