@@ -334,6 +334,12 @@ def test_sendmsg_emulation_keeps_fd_passing(runtime, bundle, netprobe) -> None: 
     assert out["scm_send"] == "ok" and out["scm_fd_works"] == "ok"
 
 
+def test_sendmsg_to_a_closed_peer_raises_sigpipe(runtime, bundle, netprobe) -> None:  # type: ignore[no-untyped-def]
+    b = _bundle(bundle, netprobe, ["sh", "-c", "./netprobe sigpipe; echo rc=$?"])
+    out = _run(runtime, b)
+    assert out["rc"] == str(128 + 13), out
+
+
 def test_bad_policy_fails_create(runtime, bundle, netprobe) -> None:  # type: ignore[no-untyped-def]
     b = _bundle(bundle, netprobe, ["true"])
     r = runtime.run_container(b, global_args=["--net-deny", "10.0.0.300/8"])

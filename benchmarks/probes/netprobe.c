@@ -19,6 +19,8 @@
  *   netprobe sendrate N               N UDP sendmsg with a destination, then N
  *                                     send on a connected socket, to a loopback
  *                                     receiver: microseconds per call
+ *   netprobe sigpipe                  sendmsg on a socket whose peer is gone:
+ *                                     killed by SIGPIPE (prints only if not)
  *   netprobe serve PORT N             accept and close N connections on
  *                                     127.0.0.1:PORT (gives up after 60 s)
  */
@@ -337,6 +339,16 @@ int main(int argc, char **argv) {
     else if (!strcmp(m, "raw")) printf("raw=%s\n", ename(res(socket(AF_INET, SOCK_RAW, IPPROTO_ICMP))));
     else if (!strcmp(m, "connrate") && argc >= 5) do_connrate(argv[2], atoi(argv[3]), atoi(argv[4]));
     else if (!strcmp(m, "scm")) do_scm();
+    else if (!strcmp(m, "sigpipe")) {
+        int sv[2];
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+        close(sv[1]);
+        char c = 'x';
+        struct iovec iov = {&c, 1};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        int e = res(sendmsg(sv[0], &mh, 0));
+        printf("sigpipe=survived %s\n", ename(e));
+    }
     else if (!strcmp(m, "sendrate") && argc >= 3) do_sendrate(atoi(argv[2]));
     else if (!strcmp(m, "serve") && argc >= 4) do_serve(atoi(argv[2]), atoi(argv[3]));
     else return 2;

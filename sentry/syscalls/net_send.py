@@ -38,6 +38,8 @@ Limits: at most UIO_MAXIOV (1024) iovecs (else EMSGSIZE, as Linux) and
 4 MiB of data per message: a stream socket then sends a prefix (a short
 write), any other gets EMSGSIZE; control data up to 128 KiB (ENOBUFS).
 A send that blocks holds its sentry worker (the supervisor starts another).
+EPIPE without MSG_NOSIGNAL raises SIGPIPE in the caller's process (the
+kernel would raise it in the sender's thread: the sentry's, which ignores it).
 """
 
 from __future__ import annotations
@@ -45,14 +47,14 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import signal
 import struct
 
 from ..call import Call
 from ..creds import _field, _status
 from ..errors import SysError
-from ..procfs import target_fd
 from ..resolve import signed_fd
-from .net_socket import AF_UNIX, SOCKADDR_STORAGE, NetCaps, check_name, unix_path
+from .net_socket import AF_UNIX, SOCKADDR_STORAGE, NetCaps, check_name, take_fd, unix_path
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _sys = _libc.syscall
@@ -112,6 +114,13 @@ class _Message:
             self.obj = -1
 
     def send(self, sock: int, flags: int) -> int:
+        if not self.control and len(self.data) <= 1:
+            # One buffer, no control data: sendto(2) is the same send,
+            # without building a msghdr (the common UDP case).
+            data = self.data[0] if self.data else b""
+            r = _sys(SYS_sendto, sock, data, len(data), ctypes.c_int(flags),
+                     self.name or None, len(self.name))
+            return int(r) if r >= 0 else -ctypes.get_errno()
         bufs = [ctypes.create_string_buffer(d, len(d)) for d in self.data]
         iov = (_Iovec * max(1, len(bufs)))()
         for i, b in enumerate(bufs):
@@ -124,6 +133,21 @@ class _Message:
                     len(self.control), 0)
         r = _sys(SYS_sendmsg, sock, ctypes.byref(m), ctypes.c_int(flags))
         return int(r) if r >= 0 else -ctypes.get_errno()
+
+
+MSG_NOSIGNAL = 0x4000
+
+
+def _sigpipe(call: Call, r: int, flags: int) -> int:
+    """EPIPE raises SIGPIPE in the SENDER, here the sentry (which ignores
+    it): raise it in the caller, as its own send would have (the caller is
+    blocked in this very call, so its pid is still its own)."""
+    if r == -errno.EPIPE and not flags & MSG_NOSIGNAL:
+        try:
+            os.kill(call.pid, signal.SIGPIPE)
+        except ProcessLookupError:
+            pass
+    return r
 
 
 def _sock_type(sock: int) -> int:
@@ -186,7 +210,7 @@ def _control(call: Call, raw: bytes, msg: _Message) -> bytes:
             nums = struct.unpack(f"<{len(data) // 4}i", data[:len(data) // 4 * 4])
             ours = []
             for n in nums:
-                fd = target_fd(call, n)
+                fd = take_fd(call, n)
                 msg.fds.append(fd)
                 ours.append(fd)
             data = struct.pack(f"<{len(ours)}i", *ours)
@@ -213,13 +237,23 @@ def _control(call: Call, raw: bytes, msg: _Message) -> bytes:
 def _read_msghdr(call: Call, sock: int, addr: int, msg: _Message) -> int:
     """Copy the message at addr into msg; returns its flags field."""
     name_p, namelen, iov_p, iovlen, ctl_p, ctllen, _flags = MSGHDR.unpack(call.read(addr, MSGHDR.size))
-    if name_p and namelen:
-        if namelen > 0x7FFFFFFF:
-            raise SysError(errno.EINVAL, "msg_namelen")
-        msg.name = call.read(name_p, min(namelen, SOCKADDR_STORAGE))
     if iovlen > UIO_MAXIOV:
         raise SysError(errno.EMSGSIZE, "msg_iovlen")
-    raw_iov = call.read(iov_p, iovlen * IOVEC.size) if iovlen else b""
+    if namelen > 0x7FFFFFFF:
+        raise SysError(errno.EINVAL, "msg_namelen")
+    nlen = min(namelen, SOCKADDR_STORAGE) if name_p else 0
+    ilen = iovlen * IOVEC.size
+    lo, hi = min(name_p, iov_p), max(name_p + nlen, iov_p + ilen)
+    if nlen and ilen and hi - lo <= 4096:
+        # name and iovec side by side (both on the caller's stack, as a
+        # rule): one read of the span between them.
+        span = call.read(lo, hi - lo)
+        msg.name = span[name_p - lo:name_p - lo + nlen]
+        raw_iov = span[iov_p - lo:iov_p - lo + ilen]
+    else:
+        if nlen:
+            msg.name = call.read(name_p, nlen)
+        raw_iov = call.read(iov_p, ilen) if ilen else b""
     iovs = [IOVEC.unpack_from(raw_iov, i * IOVEC.size) for i in range(iovlen)]
     if ctllen > 0x7FFFFFFF or ctllen > MAX_CONTROL:
         raise SysError(errno.ENOBUFS, "msg_controllen")
@@ -251,7 +285,7 @@ def sendto(call: Call) -> int:
     try:
         msg.name = call.read(a[4], alen) if a[4] and alen else b""
         length = a[2] if a[2] <= MAX_DATA else None
-        sock = target_fd(call, signed_fd(a[0]))
+        sock = take_fd(call, signed_fd(a[0]))
         try:
             if length is None:
                 _read_data(call, sock, [(a[1], a[2] & 0x7FFFFFFF)], msg)
@@ -264,7 +298,7 @@ def sendto(call: Call) -> int:
             if r:
                 return r
             with NetCaps(call):
-                return msg.send(sock, a[3] & 0xFFFFFFFF)
+                return _sigpipe(call, msg.send(sock, a[3] & 0xFFFFFFFF), a[3])
         finally:
             os.close(sock)
     finally:
@@ -286,14 +320,14 @@ def sendmsg(call: Call) -> int:
     a = call.args
     msg = _Message()
     try:
-        sock = target_fd(call, signed_fd(a[0]))
+        sock = take_fd(call, signed_fd(a[0]))
         try:
             _read_msghdr(call, sock, a[1], msg)
             r = _name_ok(call, "sendmsg", msg)
             if r:
                 return r
             with NetCaps(call):
-                return msg.send(sock, a[2] & 0xFFFFFFFF)
+                return _sigpipe(call, msg.send(sock, a[2] & 0xFFFFFFFF), a[2])
         finally:
             os.close(sock)
     finally:
@@ -305,7 +339,7 @@ def sendmmsg(call: Call) -> int:
     a = call.args
     vlen = min(a[2] & 0xFFFFFFFF, UIO_MAXIOV)
     flags = a[3] & 0xFFFFFFFF
-    sock = target_fd(call, signed_fd(a[0]))
+    sock = take_fd(call, signed_fd(a[0]))
     sent = 0
     try:
         for i in range(vlen):
@@ -317,7 +351,7 @@ def sendmmsg(call: Call) -> int:
                     r = _name_ok(call, "sendmmsg", msg)
                     if r == 0:
                         with NetCaps(call):
-                            r = msg.send(sock, flags)
+                            r = _sigpipe(call, msg.send(sock, flags), flags)
                 except SysError as e:
                     r = -e.errno
             finally:

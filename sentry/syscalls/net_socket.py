@@ -68,6 +68,7 @@ _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _sys = _libc.syscall
 _sys.restype = ctypes.c_long
 SYS_socket, SYS_connect, SYS_bind, SYS_listen, SYS_getsockname = 41, 42, 49, 50, 51
+SYS_pidfd_getfd = 438
 AF_UNIX, AF_NETLINK = 1, 16
 SOCKADDR_STORAGE = 128
 SOCKADDR_UN = 110
@@ -78,10 +79,14 @@ NETLINK_PROTOCOLS = {NETLINK_ROUTE: "route: dumps only", NETLINK_SOCK_DIAG: "ss:
 CAP_NET_ADMIN = 12
 
 
+CAP_SYS_PTRACE = 19
+
+
 class NetCaps:
     """`with NetCaps(call):` the network system call the sentry makes for
     the caller runs with the CALLER's effective capabilities, less
-    CAP_NET_ADMIN; this thread's are restored after it.
+    CAP_NET_ADMIN (plus CAP_SYS_PTRACE, which no network check reads and
+    the next pidfd_getfd needs).
 
     The kernel checks the current task's capabilities in these paths: a
     bind below ip_unprivileged_port_start (CAP_NET_BIND_SERVICE), and a
@@ -89,26 +94,42 @@ class NetCaps:
     sockaddr_nl), which __netlink_ns_capable then checks against the
     sender only (NETLINK_SKB_DST skips the file's credentials).  Without
     CAP_NET_ADMIN every such mutation is EPERM, whatever the caller holds.
+    The set stays in force after the call (ThreadCreds.use_caps records
+    it): the next network call of the same caller needs no capset at all,
+    and any other handler switches from it as from any caller's.
     """
 
-    __slots__ = ("cs", "old", "changed")
+    __slots__ = ()
 
     def __init__(self, call: Call) -> None:
-        self.cs = call.creds_state
-        self.old = self.cs.current[3]
-        want = call.creds().cap_eff & self.cs.own_perm & ~(1 << CAP_NET_ADMIN)
-        self.changed = want != self.old
-        if self.changed:
-            r = hostcalls.capset_self(want, self.cs.own_perm, self.cs.own_inh)
-            if r < 0:
-                raise SysError(-r, "network call: capset")
+        want = call.creds().cap_eff & ~(1 << CAP_NET_ADMIN) | 1 << CAP_SYS_PTRACE
+        call.creds_state.use_caps(want)
 
     def __enter__(self) -> "NetCaps":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.changed and hostcalls.capset_self(self.old, self.cs.own_perm, self.cs.own_inh) < 0:
-            raise SysError(errno.EPERM, "network call: capset back")
+        pass
+
+
+def take_fd(call: Call, n: int) -> int:
+    """Our copy of the caller's fd n: procfs.target_fd, with the pidfd the
+    thread's credentials cache keeps for the caller (no pidfd_open/close)."""
+    call.creds()
+    pidfd = call.creds_cache.pidfd(call.pid)
+    if pidfd < 0:
+        return target_fd(call, n)
+    if n < 0 or n > 0x7FFFFFFF:
+        raise SysError(errno.EBADF, "target fd")
+    cs = call.creds_state
+    if cs.ptrace_dropped:
+        cs.restore_ptrace()
+    call.check_valid()
+    r = _sys(SYS_pidfd_getfd, pidfd, n, 0)
+    if r < 0:
+        err = ctypes.get_errno()
+        raise SysError(err, "pidfd_getfd")
+    return int(r)
 
 
 def check_name(call: Call, what: str, addr: bytes) -> int:
@@ -165,7 +186,7 @@ def connect(call: Call) -> int:
         r = check_name(call, "connect", addr)
         if r:
             return r
-    sock = target_fd(call, signed_fd(call.args[0]))
+    sock = take_fd(call, signed_fd(call.args[0]))
     try:
         if path is None:
             with NetCaps(call):
@@ -188,7 +209,7 @@ def bind(call: Call) -> int:
         r = check_name(call, "bind", addr)
         if r:
             return r
-    sock = target_fd(call, signed_fd(call.args[0]))
+    sock = take_fd(call, signed_fd(call.args[0]))
     try:
         if path is None:
             with NetCaps(call):
@@ -213,7 +234,7 @@ def bind(call: Call) -> int:
 
 def listen(call: Call) -> int:
     """Implements Linux syscall listen(2)."""
-    sock = target_fd(call, signed_fd(call.args[0]))
+    sock = take_fd(call, signed_fd(call.args[0]))
     try:
         if call.sb.options.net is not None:
             buf = ctypes.create_string_buffer(SOCKADDR_STORAGE)
