@@ -2,8 +2,8 @@
 
 pyroute2 0.7's `import pyroute2` loads NDB, its CLI, asyncio,
 multiprocessing and http.server: 300-450 ms here (svinota/pyroute2#1404).
-The rules and the loopback need only its route-netlink socket and message
-classes (pyroute2.netlink.rtnl: ~80-160 ms).  `light()` registers a bare
+The rules and the loopback need only two of its route-netlink message
+classes (~30-70 ms here, less in a process that already has logging).  `light()` registers a bare
 package module for `pyroute2` (its real __path__, no __init__ run) and
 imports those; `full()` the IPRoute class, for the bridge (more calls).
 Only the network set-up helper process (setup.py) calls these.
@@ -30,15 +30,16 @@ def _bare_package() -> None:
 
 
 def light() -> Any:
-    """A module-like namespace: IPRSocket, fibmsg, ifinfmsg, NetlinkError,
-    the NLM_F_* flags and RTM_* types."""
+    """pyroute2's route-netlink message classes (fibmsg for the rules,
+    ifinfmsg for the loopback) and the NLM_F_* flags and RTM_* types: what
+    encodes a request.  Without its socket layer (IPRSocket pulls in the
+    marshal of every message family: ~100 ms more), the caller sends the
+    bytes on a plain AF_NETLINK socket (backstop.Netlink)."""
     _bare_package()
     from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
-    from pyroute2.netlink.exceptions import NetlinkError
     from pyroute2.netlink.rtnl import RTM_NEWLINK, RTM_NEWRULE
     from pyroute2.netlink.rtnl.fibmsg import fibmsg
     from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-    from pyroute2.netlink.rtnl.iprsocket import IPRSocket
     return types.SimpleNamespace(**{k: v for k, v in locals().items()})
 
 

@@ -29,7 +29,9 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import os
 import socket
+import struct
 from typing import Any, Iterable
 
 log = logging.getLogger(__name__)
@@ -71,9 +73,9 @@ def _nft_sets(nets: list[Net]) -> None:
         raise RuntimeError(f"backstop nft table: {r.stderr.strip()[:300]}")
 
 
-def _fib_rules(nl: Any, nets: Iterable[Net]) -> int:
-    """Add the rules through nl (a _pyroute2.light() socket in the target
-    namespace); rules already there (a namespace shared by a pod) are kept."""
+def _fib_rules(nl: "Netlink", nets: Iterable[Net]) -> int:
+    """Add the rules through nl (in the target namespace); rules already
+    there (a namespace shared by a pod) are kept."""
     pr = nl.pr
     n = 0
     for i, net in enumerate(nets):
@@ -85,7 +87,7 @@ def _fib_rules(nl: Any, nets: Iterable[Net]) -> int:
         msg["attrs"] = [("FRA_PRIORITY", BASE_PREF + i), ("FRA_DST", str(net.network_address))]
         try:
             nl.request(msg, pr.RTM_NEWRULE, pr.NLM_F_CREATE | pr.NLM_F_EXCL)
-        except pr.NetlinkError as e:
+        except NetlinkError as e:
             if e.code != errno.EEXIST:
                 raise RuntimeError(f"backstop rule to {net} prohibit: {e}") from None
         n += 1
@@ -96,7 +98,7 @@ def _fib_rules(nl: Any, nets: Iterable[Net]) -> int:
 IFF_UP = 0x1
 
 
-def loopback_up(nl: Any) -> None:
+def loopback_up(nl: "Netlink") -> None:
     """lo (always index 1 in a namespace) up: RTM_NEWLINK changing IFF_UP,
     as runc does for a private namespace."""
     pr = nl.pr
@@ -107,16 +109,48 @@ def loopback_up(nl: Any) -> None:
     nl.request(msg, pr.RTM_NEWLINK, 0)
 
 
+class NetlinkError(OSError):
+    @property
+    def code(self) -> int:
+        return self.errno or 0
+
+
+NLMSG_ERROR = 2
+_NLMSGHDR = struct.Struct("=IHHII")
+
+
 class Netlink:
-    """A route-netlink socket of pyroute2's (in this thread's namespace)."""
+    """A route-netlink socket of this thread's namespace; requests are
+    encoded by pyroute2's message classes and acknowledged one at a time."""
 
     def __init__(self) -> None:
         from . import _pyroute2
         self.pr = _pyroute2.light()
-        self.sock = self.pr.IPRSocket()
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
+        self.seq = 0
 
-    def request(self, msg: Any, kind: int, flags: int) -> Any:
-        return self.sock.nlm_request(msg, kind, self.pr.NLM_F_REQUEST | self.pr.NLM_F_ACK | flags)
+    def request(self, msg: Any, kind: int, flags: int) -> None:
+        """Send msg as KIND and wait for its acknowledgement (NetlinkError)."""
+        self.seq += 1
+        hdr = msg["header"]
+        hdr["type"] = kind
+        hdr["flags"] = self.pr.NLM_F_REQUEST | self.pr.NLM_F_ACK | flags
+        hdr["sequence_number"] = self.seq
+        msg.encode()
+        self.sock.send(bytes(msg.data))
+        while True:
+            data = self.sock.recv(65536)
+            off = 0
+            while off + _NLMSGHDR.size <= len(data):
+                length, typ, _fl, seq, _pid = _NLMSGHDR.unpack_from(data, off)
+                if typ == NLMSG_ERROR and seq == self.seq:
+                    err = struct.unpack_from("=i", data, off + _NLMSGHDR.size)[0]
+                    if err:
+                        raise NetlinkError(-err, os.strerror(-err))
+                    return
+                if length < _NLMSGHDR.size:
+                    break
+                off += (length + 3) & ~3
 
     def close(self) -> None:
         self.sock.close()
