@@ -15,8 +15,9 @@
   up to 32 networks, an nftables set beyond).
 - net-start: start-to-exit of /bin/true in each network mode of runsc-py
   (sandbox, none, host, bridge); runc and runsc in their default.
-- pyroute2 import: what the set-up helper pays, off `create`'s critical
-  path (it runs beside the sandbox's own start-up).
+- pyroute2 import: the package's, which no subcommand pays, and the set-up
+  helper's (two message classes), off `create`'s critical path (it runs
+  beside the sandbox's own start-up).
 
 The namespaces are the benchmark's own (named after its session token) and
 removed whatever happens; traffic stays in them and on loopback.
@@ -210,16 +211,19 @@ def case_net_start(ctx, rt: Runtime, rep: int) -> dict[str, Value]:  # type: ign
         b = _bundle(ctx, v, f"start-{mode}", ["/bin/true"], None)
         r = _run(v, b, f"start{mode}", timeout=60)
         out[mode] = r.elapsed * 1e3 if r.ok else r.error()
-    out["pyroute2"] = _pyroute2_import_ms() if is_runsc_py(rt.name) else NA
+    for key, stmt in (("pyroute2", "from pyroute2 import IPRoute"),
+                      ("pyroute2_light", "from runsc_py.network import _pyroute2; _pyroute2.light()")):
+        out[key] = _import_ms(stmt) if is_runsc_py(rt.name) else NA
     return out
 
 
-def _pyroute2_import_ms() -> Value:
-    """`from pyroute2 import IPRoute` in a fresh interpreter started as
-    the runsc-py launcher starts (-I -S, its sys.path)."""
+def _import_ms(stmt: str) -> Value:
+    """STMT's time in a fresh interpreter started as the runsc-py launcher
+    starts (-I -S, its sys.path), after the modules the runtime has loaded
+    anyway (logging, json, socket)."""
     launcher = (REPO / ".venv" / "bin" / "runsc-py").read_text().splitlines()
     paths = next((ln for ln in launcher if ln.startswith("sys.path")), "")
-    code = (f"import sys, time\n{paths}\nt = time.perf_counter()\nfrom pyroute2 import IPRoute\n"
+    code = (f"import sys, time, logging, json, socket\n{paths}\nt = time.perf_counter()\n{stmt}\n"
             "print((time.perf_counter() - t) * 1e3)\n")
     r = subprocess.run([str(REPO / ".venv" / "bin" / "python3"), "-IS", "-c", code],
                        capture_output=True, text=True, timeout=60)
@@ -245,7 +249,8 @@ def net_cases(case_cls, metric_cls) -> list:  # type: ignore[no-untyped-def]
             M("none", "start-to-exit /bin/true, --network=none", "ms"),
             M("host", "start-to-exit /bin/true, --network=host", "ms"),
             M("bridge", "start-to-exit /bin/true, --network=bridge", "ms"),
-            M("pyroute2", "pyroute2 import in a fresh interpreter (the set-up helper's)", "ms"))),
+            M("pyroute2", "pyroute2 package import (`from pyroute2 import IPRoute`)", "ms"),
+            M("pyroute2_light", "the set-up helper's import (fibmsg, ifinfmsg)", "ms"))),
     ]
 
 
