@@ -35,6 +35,10 @@ class SandboxOptions:
     strace_format: str = "text"    # or "json": one object per call
     file_access: str = "directfs"  # or "gofer": every file operation is a gofer request
     lookup_cache: bool = False     # sentry/lookups.py
+    network: str = "sandbox"       # runsc_py/network/modes.py
+    net_policy: dict[str, Any] | None = None  # sentry/netpolicy.py, as JSON
+    net_log: str = ""              # --net-log FILE (opened before we confine ourselves)
+    net_log_all: bool = False      # --strace: every decision to the log too
     uts_private: bool = False      # the UTS namespace is the container's own (not the host's)
     uname_release: str = ""        # what uname(2) reports ("": the host's, uname native)
 
@@ -118,6 +122,8 @@ class SandboxHost:
     host_ns: dict[str, str] = field(default_factory=dict)  # the host's namespace links
     limits: Any = None                          # sentry.synth.Limits: the container's cgroups
     names: Any = None                           # sentry.unixnames.NameMirror (confine)
+    net_log_fd: int = -1                        # --net-log, opened before confine_fs
+    _workload_netns: int = -1                   # --network=none: init's namespace
 
     @classmethod
     def prepare(cls, options: SandboxOptions, staged: tuple[int, dict[str, str]]) -> "SandboxHost":
@@ -134,8 +140,16 @@ class SandboxHost:
         import gofer.filter  # noqa: F401
         # Build the dispatch table now (it imports every handler module):
         # after confine_fs the sentry can no longer read the host's files.
+        import sentry.netguard  # noqa: F401
+        log_fd = -1
+        if options.net_log:
+            try:
+                log_fd = os.open(options.net_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                                 0o640)
+            except OSError as e:
+                raise OSError(e.errno, f"network log {options.net_log}: {e.strerror}") from None
         return cls(options, sentry.supervisor.build_dispatch(policy_options(options)),
-                   proc_fd=staged[0], host_ns=staged[1])
+                   proc_fd=staged[0], host_ns=staged[1], net_log_fd=log_fd)
 
     def open_limits(self, cgroup_dirs: dict[str, str], born: int | None = None) -> None:
         """Open the container's cgroup directories and read the host's
@@ -219,7 +233,7 @@ class SandboxHost:
         self.names = NameMirror(os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
         # Always enforcing: no environment switch turns it into log-only (a
         # runtime inherits whatever environment containerd or a shim has).
-        self_filter.install()
+        self_filter.install(join_netns=self.options.network == "none")
 
     def drain(self, timeout: float = 1.0) -> None:
         """Let the supervisors finish (they stop when every target is gone),
@@ -229,13 +243,14 @@ class SandboxHost:
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
 
-    def attach(self, sock: socket.socket, init_pid: int) -> None:
-        """Receive one listener from SOCK and start serving it."""
+    def attach(self, sock: socket.socket, init_pid: int, pid: int = 0) -> None:
+        """Receive one listener from SOCK (sent by PID, 0: the socket's
+        peer) and start serving it."""
         from sentry.call import Sandbox, SentryOptions
         from sentry.handoff import HandoffError, receive_listener
         from sentry.supervisor import Supervisor
         try:
-            fd = receive_listener(sock)
+            fd = receive_listener(sock, pid)
         except (HandoffError, OSError) as e:
             log.warning("sentry: refused a listener: %s", e)
             return
@@ -245,8 +260,12 @@ class SandboxHost:
                                userns=self.options.userns,
                                policy=policy_options(self.options),
                                container_pidns=_ns_link(init_pid, "pid"),
-                               private_ns=self._private_ns(init_pid))
+                               private_ns=self._private_ns(init_pid),
+                               net=self._net_guard())
             self._sandbox = Sandbox(files, so, self.limits, self.names)
+            if self.options.network == "none":
+                from sentry import ownproc
+                self._workload_netns = ownproc.open_(f"{init_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         sup = Supervisor(fd, self._sandbox, dispatch=self.dispatch)
         if self.options.strace:
             from sentry import strace
@@ -262,7 +281,9 @@ class SandboxHost:
                         # The file is open already: our root holds no path.
                         strace.json_handler(logging.StreamHandler(h.stream))
                         break
-        t = threading.Thread(target=sup.serve, name=f"sentry-listener-{fd}", daemon=True)
+        if self.options.strace or (self.options.net_policy or {}).get("log"):
+            logging.getLogger("sentry.net").setLevel(logging.INFO)  # every network decision
+        t = threading.Thread(target=self._serve, args=(sup,), name=f"sentry-listener-{fd}", daemon=True)
         t.start()
         self._threads.append(t)
         log.debug("sentry: serving listener %d (sync wake-up: %s)", fd, sup.sync_wakeup)
@@ -277,6 +298,32 @@ class SandboxHost:
             if mine and self.host_ns.get(kind) and mine != self.host_ns[kind]:
                 out.add(kind)
         return frozenset(out)
+
+    def _serve(self, sup: Any) -> None:
+        """A supervisor's thread: with --network=none it first joins the
+        workload's network namespace (namespaces are per thread; the
+        workers it starts inherit it), so the netlink sockets the sentry
+        makes for the workload see the workload's interfaces, while our
+        main thread, whose namespace is what /proc/<pid>/ns/net shows the
+        engine, stays in the spec's."""
+        if self._workload_netns >= 0:
+            from . import libc
+            try:
+                libc.setns(self._workload_netns, libc.CLONE_NEWNET)
+            except OSError as e:
+                log.error("sentry: join the workload's network namespace: %s", e.strerror)
+                return
+        sup.serve()
+
+    def _net_guard(self) -> Any:
+        """The network policy the handlers check (sentry/netguard.py)."""
+        from sentry.netguard import NetGuard
+        from sentry.netpolicy import NetPolicy
+        pol = self.options.net_policy
+        if pol is None:
+            return None
+        return NetGuard(NetPolicy.from_json(pol), log_fd=self.net_log_fd,
+                        log_strace=self.options.net_log_all or bool(pol.get("log")))
 
     def _attach_gofer(self, init_pid: int) -> Any:
         """The gofer joins init's mount namespace (final once init hands

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from .files import DirectFS
     from .synth import Limits
+    from .netguard import NetGuard
 
 Result = Optional[int]
 
@@ -62,6 +63,7 @@ class SentryOptions:
     policy: PolicyOptions = field(default_factory=PolicyOptions)
     container_pidns: str | None = None
     private_ns: frozenset[str] = frozenset()
+    net: "NetGuard | None" = None  # the network policy (sentry/netguard.py); None: none
 
 
 class Sandbox:

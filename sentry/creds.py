@@ -213,6 +213,20 @@ class ThreadCreds:
             raise
         self.current = want
 
+    def use_caps(self, caps: int) -> None:
+        """Make this thread's effective capabilities exactly caps (within
+        our permitted set), keeping its ids; recorded, so a later become()
+        or apply() starts from it (network calls: sentry/syscalls/net_socket.py)."""
+        caps &= self.own_perm
+        if caps == self.current[3]:
+            return
+        r = hostcalls.capset_self(caps, self.own_perm, self.own_inh)
+        if r < 0:
+            raise SysError(-r, "switch creds: capset")
+        self._last = None
+        uid, gid, groups, _ = self.current
+        self.current = (uid, gid, groups, caps)
+
     @property
     def unknown(self) -> bool:
         """A switch failed: nothing is in force but no capability."""
@@ -411,6 +425,11 @@ class CredsCache:
             self.clear()
         self._d[tid] = (pidfd, c, memfd)
         return c, memfd, False
+
+    def pidfd(self, tid: int) -> int:
+        """The pidfd kept with tid's entry (after a lookup), or -1."""
+        e = self._d.get(tid)
+        return e[0] if e is not None else -1
 
     def _drop(self, tid: int) -> None:
         e = self._d.pop(tid, None)

@@ -20,7 +20,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CLONE_THREAD = 0x00010000
-AF_UNIX = 1
+CLONE_NEWNET = 0x40000000
+AF_UNIX, AF_NETLINK = 1, 16
+NETLINK_ROUTE, NETLINK_SOCK_DIAG = 0, 4
 
 # name -> reason.  Entries with argument rules are in RULES below.
 ALLOW: dict[str, str] = {
@@ -164,9 +166,11 @@ ALLOW: dict[str, str] = {
     "sendmsg": "SCM_RIGHTS replies",
     "recvfrom": "sockets",
     "sendto": "sockets, logging",
-    "bind": "AF_UNIX bind emulation on a target's socket (pidfd_getfd)",
+    "bind": "bind emulation on a target's socket (pidfd_getfd): AF_UNIX paths, network policy",
     "fchdir": "a relative AF_UNIX name is bound from a scratch cwd (sentry/unixnames.py)",
-    "connect": "AF_UNIX connect emulation on a target's socket (pidfd_getfd)",
+    "connect": "connect emulation on a target's socket (pidfd_getfd): AF_UNIX paths, network policy",
+    "listen": "listen emulation on a target's socket (network policy)",
+    "sendmmsg": "sendmmsg emulation on a target's socket (network policy)",
     "getsockname": "socket emulation",
     "getpeername": "socket emulation",
     "getsockopt": "socket emulation",
@@ -191,7 +195,7 @@ _FD_SIGN = 0x80000000
 # Deliberately absent (EPERM): execve/execveat, mount family, pivot_root,
 # chroot, unshare, setns, ptrace, bpf, perf_event_open, userfaultfd,
 # io_uring_*, keyctl family, *_module, kexec_*, reboot, swapon/off, clone
-# with namespace flags, socket for anything but AF_UNIX.
+# with namespace flags, socket for anything but AF_UNIX and route/diag netlink.
 
 
 def build_allowlist(allow: dict[str, str], default_errno: int = errno.EPERM,
@@ -224,31 +228,45 @@ def build_allowlist(allow: dict[str, str], default_errno: int = errno.EPERM,
     if sockets:
         # socket: AF_UNIX only (socketpairs to the gofer; no network).
         f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, AF_UNIX))
+        # and the workload's route and sock_diag netlink sockets
+        # (sentry/syscalls/net_socket.py: made without CAP_NET_ADMIN).
+        for proto in (NETLINK_ROUTE, NETLINK_SOCK_DIAG):
+            f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, AF_NETLINK),
+                       seccomp.Arg(2, seccomp.EQ, proto))
     # prctl: name, dumpable query, no_new_privs query, capability bounding reads.
     for opt in (15, 16, 3, 39, 23, 47):  # SET_NAME GET_NAME GET_DUMPABLE GET_NNP CAPBSET_READ CAP_AMBIENT
         f.add_rule(seccomp.ALLOW, "prctl", seccomp.Arg(0, seccomp.EQ, opt))
     return f
 
 
-def build(default_errno: int = errno.EPERM) -> Any:
-    """A libseccomp filter object for the sandbox process."""
-    return build_allowlist(ALLOW, default_errno, dirfd_args=DIRFD_ARGS)
+def build(default_errno: int = errno.EPERM, join_netns: bool = False) -> Any:
+    """A libseccomp filter object for the sandbox process.  join_netns:
+    setns(fd, CLONE_NEWNET) too (--network=none: the sentry's threads join
+    the workload's namespace, runsc_py/sandbox.py)."""
+    import seccomp
+    f = build_allowlist(ALLOW, default_errno, dirfd_args=DIRFD_ARGS)
+    if join_netns:
+        f.add_rule(seccomp.ALLOW, "setns", seccomp.Arg(1, seccomp.EQ, CLONE_NEWNET))
+    return f
 
 
-def install() -> None:
+def install(join_netns: bool = False) -> None:
     """Load the filter on the calling process (single-threaded: no TSYNC
     needed).  Always enforcing: there is no log-only mode to switch on."""
-    f = build()
+    f = build(join_netns=join_netns)
     f.load()
     log.debug("sentry: own seccomp filter installed (%d syscalls allowed)", len(ALLOW) + 3)
 
 
-def table() -> list[tuple[str, str]]:
+def table(join_netns: bool = False) -> list[tuple[str, str]]:
     rows = sorted((name, reason + (f" (arg {', '.join(map(str, DIRFD_ARGS[name]))}: a directory fd, "
                                    "never AT_FDCWD)" if name in DIRFD_ARGS else ""))
                   for name, reason in ALLOW.items())
     rows += [("clone", "threads only: CLONE_THREAD required"),
-             ("socket", "AF_UNIX only"),
+             ("socket", "AF_UNIX; AF_NETLINK with NETLINK_ROUTE or NETLINK_SOCK_DIAG"),
              ("prctl", "PR_SET_NAME, PR_GET_NAME, PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS, "
                        "PR_CAPBSET_READ, PR_CAP_AMBIENT")]
+    if join_netns:
+        rows.append(("setns", "CLONE_NEWNET only (--network=none: the sentry's threads join the "
+                              "workload's network namespace)"))
     return sorted(rows)

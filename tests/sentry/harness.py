@@ -154,7 +154,7 @@ def _run(probe: str, args: list[str], files: Any, *, policy: PolicyOptions | Non
     sup = None
     try:
         parent_sock.settimeout(timeout)
-        lfd = receive_listener(parent_sock)
+        lfd = receive_listener(parent_sock, pid)
         opts = SentryOptions(policy=policy or PolicyOptions(), release=(policy or PolicyOptions()).uname_release)
         sup = Supervisor(lfd, Sandbox(files, opts), threads=threads, sync_wakeup=sync_wakeup)
         sup.start()
