@@ -489,7 +489,6 @@ def _native_entries(net_raw: bool) -> list[Entry]:
         _native("getsockname", "socket addresses"),
         _native("getpeername", "socket addresses"),
         _native("recvmmsg", "socket data path (several datagrams at once)"),
-        _native("sendmmsg", "socket data path (several datagrams at once: DNS resolvers)"),
         *_more_native_entries(),
     ]
 

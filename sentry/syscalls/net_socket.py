@@ -65,7 +65,6 @@ from ..call import Call
 from ..errors import SysError
 from ..netguard import destination
 from ..paths import LAST_NORM
-from ..procfs import target_fd
 from ..resolve import signed_fd
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -117,12 +116,12 @@ class NetCaps:
 
 
 def take_fd(call: Call, n: int) -> int:
-    """Our copy of the caller's fd n: procfs.target_fd, with the pidfd the
+    """Our copy of the caller's fd n: paths.held_fd, with the pidfd the
     thread's credentials cache keeps for the caller (no pidfd_open/close)."""
     call.creds()
     pidfd = call.creds_cache.pidfd(call.pid)
     if pidfd < 0:
-        return target_fd(call, n)
+        return paths.held_fd(call, n)
     if n < 0 or n > 0x7FFFFFFF:
         raise SysError(errno.EBADF, "target fd")
     cs = call.creds_state
