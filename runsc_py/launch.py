@@ -164,6 +164,12 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
 
     start_sock = _listen(state_dir, START_SOCKET)
     sentry_sock = _listen(state_dir, SENTRY_SOCKET)
+    # An exec'd process announces its listener by number; the sandbox takes
+    # it from the pid the kernel records with the message (sentry/handoff.py).
+    # Set on the listener: a connection accepted later inherits it, and one
+    # not accepted yet gets the sender's credentials anyway, so no message
+    # goes without them whenever it is sent.
+    sentry_sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
     to_sandbox, sandbox_end = Channel.pair("runtime", "sandbox")
     to_init, init_end = Channel.pair("runtime", "container init")
     hook_state = {"ociVersion": spec.get("ociVersion", ""), "id": st.id, "status": "creating",

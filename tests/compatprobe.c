@@ -216,6 +216,9 @@ static void sched(void) {
     CPU_ZERO(&cs);
     res("sched_getaffinity", sched_getaffinity(0, sizeof cs, &cs), NULL);
     res("sched_getaffinity-small", syscall(SYS_sched_getaffinity, 0, 4, &cs), NULL);
+    res("sched_getaffinity-pid-1", sched_getaffinity(-1, sizeof cs, &cs), NULL);
+    res("sched_setaffinity-pid-1", sched_setaffinity(-1, sizeof cs, &cs), NULL);
+    res("sched_getparam-pid-1", syscall(SYS_sched_getparam, -1, &(struct sched_param){0}), NULL);
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(0, &one);
