@@ -75,6 +75,8 @@ def load_raw(raw: Path) -> tuple[dict[str, cpython.Suite], dict[str, dict], dict
         d = json.loads(f.read_text())
         suites[d["runtime"]] = cpython.Suite.from_json(d)
         meta.update(d.get("meta", {}))
+        meta.setdefault("cpython_runs", {})[d["runtime"]] = {
+            k: d.get("meta", {}).get(k) for k in ("date", "timeout", "jobs", "modules_requested")}
     for f in sorted(raw.glob("apps-*.json")):
         d = json.loads(f.read_text())
         apps[d["runtime"]] = d["apps"]

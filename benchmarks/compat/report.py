@@ -27,6 +27,18 @@ def module_of(case: str) -> str:
     return parts[1] if len(parts) > 1 and parts[0] == "test" else parts[0]
 
 
+def verdict(word: str) -> str:
+    """regrtest's words for a module, folded into a few verdicts."""
+    for prefix, v in (("passed", "passed"), ("failed (env changed)", "env changed"),
+                      ("failed", "failed"), ("skipped (resource denied)", "resource denied"),
+                      ("resource denied", "resource denied"), ("skipped", "skipped"),
+                      ("crashed", "crashed"), ("timed out", "timed out"),
+                      ("ran no tests", "ran no tests"), ("no result", "no result")):
+        if word.startswith(prefix):
+            return v
+    return word.split(" ")[0]
+
+
 def losses(ref: Suite, other: Suite) -> dict[str, Case]:
     """case -> how it ended under OTHER, for every case passing under REF but not OTHER."""
     lost: dict[str, Case] = {}
@@ -54,7 +66,7 @@ def summarize(suites: dict[str, Suite], apps: dict[str, dict[str, dict]],
     ref = suites.get(REFERENCE)
     for name, s in suites.items():
         counts = Counter(c.status for c in s.cases.values())
-        mods = Counter(v.split(" ")[0].split("(")[0] for v in s.modules.values())
+        mods = Counter(verdict(v) for v in s.modules.values())
         row: dict[str, Any] = {"cases": dict(counts), "total_cases": len(s.cases),
                                "modules": dict(mods), "total_modules": len(s.modules),
                                "elapsed_s": s.elapsed}
@@ -66,8 +78,8 @@ def summarize(suites: dict[str, Suite], apps: dict[str, dict[str, dict]],
             row["gained_vs_runc"] = len(g)
             out["losses"][name] = {k: [c.status, c.message] for k, c in sorted(lost.items())}
             row["modules_not_ok"] = {m: v for m, v in sorted(s.modules.items())
-                                     if not v.startswith(("passed", "skipped", "resource denied"))
-                                     and ref.modules.get(m, "").startswith("passed")}
+                                     if verdict(v) not in ("passed", "skipped", "resource denied")
+                                     and verdict(ref.modules.get(m, "")) == "passed"}
         out["cpython"][name] = row
     return out
 
@@ -90,15 +102,16 @@ def markdown(summary: dict[str, Any], md_case_limit: int = 400) -> str:
     if cp:
         L += ["## CPython cases lost against runc", "",
               "Lost = passes under runc, fails / errors / is skipped / has no result under the runtime.", "",
-              "| runtime | **lost vs runc** | fail | error | skip | no result | gained | cases run | pass | modules | suite time |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| runtime | **lost vs runc** | fail | error | skip | no result | gained | cases run | pass | modules | suite time | per-module timeout |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, row in cp.items():
             k = row.get("lost_by_kind", {})
             lost = row.get("lost_vs_runc")
             L.append(f"| {name} | **{lost if lost is not None else '(reference)'}** | "
                      f"{k.get('fail', 0)} | {k.get('error', 0)} | {k.get('skip', 0)} | "
                      f"{k.get('missing', 0)} | {row.get('gained_vs_runc', '-')} | {row['total_cases']} | "
-                     f"{row['cases'].get('pass', 0)} | {row['total_modules']} | {row['elapsed_s'] / 60:.0f} min |")
+                     f"{row['cases'].get('pass', 0)} | {row['total_modules']} | {row['elapsed_s'] / 60:.0f} min | "
+                     f"{meta.get('cpython_runs', {}).get(name, {}).get('timeout', '?')} s |")
         L += ["", "Modules by regrtest's verdict:", ""]
         for name, row in cp.items():
             L.append(f"- {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(row["modules"].items())))
