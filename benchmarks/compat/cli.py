@@ -144,13 +144,15 @@ def main(argv: list[str] | None = None) -> int:
                 (raw / f"apps-{name}.json").write_text(json.dumps(
                     {"runtime": name, "meta": meta, "apps": res}, indent=1))
             if not a.no_cpython:
-                suite = cpython.run_suite(sess.runtime(name), lower, work, modules, jobs=a.jobs,
-                                          chunks=a.chunks if len(modules) > 20 else 1,
-                                          timeout=a.timeout, deadline=a.deadline,
-                                          raw_dir=raw / "logs")
-                d = suite.to_json()
-                d["meta"] = {**meta, "modules_requested": len(modules)}
-                (raw / f"cpython-{name}.json").write_text(json.dumps(d))
+                def save(suite: cpython.Suite, name: str = name) -> None:
+                    d = suite.to_json()
+                    d["meta"] = {**meta, "modules_requested": len(modules)}
+                    (raw / f"cpython-{name}.json").write_text(json.dumps(d))
+                    render(raw, out)
+                cpython.run_suite(sess.runtime(name), lower, work, modules, jobs=a.jobs,
+                                  chunks=a.chunks if len(modules) > 20 else 1,
+                                  timeout=a.timeout, deadline=a.deadline,
+                                  raw_dir=raw / "logs", on_chunk=save)
             render(raw, out)
     finally:
         left = sess.cleanup()

@@ -33,7 +33,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from benchmarks._runtimes import Runtime
 from benchmarks.compat import container
@@ -136,8 +136,10 @@ def chunked(modules: list[str], n: int) -> list[list[str]]:
 
 def run_suite(rt: Runtime, rootfs: Path, work: Path, modules: list[str], *, jobs: int = 2,
               chunks: int = 6, timeout: float = 900, deadline: float = 4 * 3600,
-              raw_dir: Path | None = None) -> Suite:
-    """Run MODULES under RT; DEADLINE bounds each chunk's container."""
+              raw_dir: Path | None = None,
+              on_chunk: Callable[[Suite], None] | None = None) -> Suite:
+    """Run MODULES under RT; DEADLINE bounds each chunk's container.
+    ON_CHUNK gets the suite so far after every chunk (to save partial results)."""
     suite = Suite(rt.name)
     t0 = time.monotonic()
     parts = chunked(modules, chunks)
@@ -166,5 +168,8 @@ def run_suite(rt: Runtime, rootfs: Path, work: Path, modules: list[str], *, jobs
                              "stderr_tail": excerpt(res.stderr, 5)})
         log.info("cpython: %s: chunk %d: exit %s in %.0f s, %d cases", rt.name, i,
                  "timeout" if res.timed_out else res.rc, res.elapsed, len(cases))
+        suite.elapsed = round(time.monotonic() - t0, 1)
+        if on_chunk is not None:
+            on_chunk(suite)
     suite.elapsed = round(time.monotonic() - t0, 1)
     return suite

@@ -11,6 +11,7 @@ the reason).  Skips under the runtime that pass under runc count as lost too
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,24 @@ def losses(ref: Suite, other: Suite) -> dict[str, Case]:
     return lost
 
 
+_ERRNO = re.compile(r"^(\w+(?:\.\w+)*): \[Errno (\d+)\] ([^:'\"]+)")
+
+
+def signature(case: Case) -> str:
+    """A loss's group: 'OSError: [Errno 38] Function not implemented', the
+    module verdict for cases without a result, else the exception's type and
+    the start of its message."""
+    if case.status == "missing":
+        return "module " + re.sub(r"\d+", "N", case.message.split(": ", 1)[-1].split(" ", 2)[-1])[:80]
+    if case.status == "skip":
+        return "skipped: " + re.sub(r"\d+", "N", case.message.strip().splitlines()[0] if case.message.strip() else "")[:100]
+    last = [ln for ln in case.message.splitlines() if ln.strip()][-1:] or [""]
+    m = _ERRNO.match(last[0].strip())
+    if m:
+        return f"{m.group(1)}: [Errno {m.group(2)}] {m.group(3).strip()}"
+    return re.sub(r"\d+", "N", last[0].strip())[:100]
+
+
 def gains(ref: Suite, other: Suite) -> list[str]:
     return sorted(n for n, c in other.cases.items() if c.status in OK_STATUSES
                   and ref.cases.get(n, Case("missing")).status not in OK_STATUSES)
@@ -77,6 +96,10 @@ def summarize(suites: dict[str, Suite], apps: dict[str, dict[str, dict]],
             g = gains(ref, s)
             row["gained_vs_runc"] = len(g)
             out["losses"][name] = {k: [c.status, c.message] for k, c in sorted(lost.items())}
+            sigs: dict[str, list[str]] = {}
+            for k, c in sorted(lost.items()):
+                sigs.setdefault(signature(c), []).append(k)
+            row["loss_signatures"] = dict(sorted(sigs.items(), key=lambda kv: -len(kv[1])))
             row["modules_not_ok"] = {m: v for m, v in sorted(s.modules.items())
                                      if verdict(v) not in ("passed", "skipped", "resource denied")
                                      and verdict(ref.modules.get(m, "")) == "passed"}
@@ -136,6 +159,12 @@ def markdown(summary: dict[str, Any], md_case_limit: int = 400) -> str:
         L += [f"## {name}: modules that passed under runc but not here", ""]
         for m, v in row["modules_not_ok"].items():
             L.append(f"- {m}: {v}")
+        L += ["", f"## {name}: lost cases by error ({len(lost)})", "",
+              "| cases | error (last traceback line, digits as N) | modules |", "|---|---|---|"]
+        for sig, cases in list(row["loss_signatures"].items())[:40]:
+            mods = sorted({module_of(c) for c in cases})
+            L.append(f"| {len(cases)} | {sig.replace('|', '/')} | {', '.join(mods[:8])}"
+                     f"{' ...' if len(mods) > 8 else ''} |")
         L += ["", f"## {name}: lost cases ({len(lost)})", ""]
         by_mod: dict[str, list[tuple[str, list[str]]]] = {}
         for case, (status, msg) in lost.items():
