@@ -81,6 +81,9 @@ def load_raw(raw: Path) -> tuple[dict[str, cpython.Suite], dict[str, dict], dict
         d = json.loads(f.read_text())
         apps[d["runtime"]] = d["apps"]
         meta.update(d.get("meta", {}))
+    for f in sorted(raw.glob("skipped-*.json")):
+        d = json.loads(f.read_text())
+        meta.setdefault("skipped_runtimes", {})[d["runtime"]] = d["why"]
     suites = dict(sorted(suites.items(), key=lambda kv: order.get(kv[0], 99)))
     apps = dict(sorted(apps.items(), key=lambda kv: order.get(kv[0], 99)))
     return suites, apps, meta
@@ -138,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             why = _usable(sess, name, lower, work)
             if why is not None:
                 log.warning("compat: %s: skipped: cannot run /bin/true: %s", name, why)
+                (raw / f"skipped-{name}.json").write_text(json.dumps({"runtime": name, "why": why}))
                 continue
+            (raw / f"skipped-{name}.json").unlink(missing_ok=True)
             if not a.no_apps:
                 res = apps_mod.run_apps(sess.runtime(name), lower, work, app_names)
                 (raw / f"apps-{name}.json").write_text(json.dumps(

@@ -122,6 +122,8 @@ def markdown(summary: dict[str, Any], md_case_limit: int = 400) -> str:
          f"{meta.get('kernel', '?')}, rootfs {meta.get('rootfs', '?')}). "
          "Debian bookworm rootfs, Docker's default capabilities, loopback-only network. "
          "See benchmarks/compat/README.md for how it runs and FINDINGS.md for the causes.", ""]
+    for rt, why in meta.get("skipped_runtimes", {}).items():
+        L += [f"Runtime {rt} skipped: it cannot run /bin/true: {why}", ""]
     if cp:
         L += ["## CPython cases lost against runc", "",
               "Lost = passes under runc, fails / errors / is skipped / has no result under the runtime.", "",
