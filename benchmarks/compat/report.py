@@ -51,7 +51,13 @@ def losses(ref: Suite, other: Suite) -> dict[str, Case]:
             continue
         if o is None:
             why = other.modules.get(module_of(name), "module not run")
-            o = Case("missing", f"no result: module {module_of(name)} {why}")
+            if verdict(why) in ("failed", "env changed"):
+                # The module ran: regrtest's junit writer leaves a case whose
+                # subtests failed without a name or result.
+                o = Case("missing", f"no result: failing subtests (no junit details); "
+                                    f"module {module_of(name)} {why}")
+            else:
+                o = Case("missing", f"no result: module {module_of(name)} {why}")
         lost[name] = o
     return lost
 
@@ -63,6 +69,8 @@ def signature(case: Case) -> str:
     """A loss's group: 'OSError: [Errno 38] Function not implemented', the
     module verdict for cases without a result, else the exception's type and
     the start of its message."""
+    if case.status == "missing" and "subtests" in case.message:
+        return "failing subtests (regrtest's junit XML has no details: see the module's verbose run)"
     if case.status == "missing":
         return "module " + re.sub(r"\d+", "N", case.message.split(": ", 1)[-1].split(" ", 2)[-1])[:80]
     if case.status == "skip":
