@@ -49,8 +49,10 @@ def losses(ref: Suite, other: Suite) -> dict[str, Case]:
         o = other.cases.get(name)
         if o is not None and o.status in OK_STATUSES:
             continue
+        if o is None and module_of(name) not in other.modules:
+            continue        # a partial run: this module was not run at all
         if o is None:
-            why = other.modules.get(module_of(name), "module not run")
+            why = other.modules[module_of(name)]
             if verdict(why) in ("failed", "env changed"):
                 # The module ran: regrtest's junit writer leaves a case whose
                 # subtests failed without a name or result.
@@ -134,12 +136,16 @@ def markdown(summary: dict[str, Any], md_case_limit: int = 400) -> str:
         L += [f"Runtime {rt} skipped: it cannot run /bin/true: {why}", ""]
     if cp:
         L += ["## CPython cases lost against runc", "",
-              "Lost = passes under runc, fails / errors / is skipped / has no result under the runtime.", "",
+              "Lost = passes under runc, fails / errors / is skipped / has no result under the runtime "
+              "(a partial run counts the modules it ran).", "",
               "| runtime | **lost vs runc** | fail | error | skip | no result | gained | cases run | pass | modules | suite time | per-module timeout |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, row in cp.items():
             k = row.get("lost_by_kind", {})
             lost = row.get("lost_vs_runc")
+            req = meta.get("cpython_runs", {}).get(name, {}).get("modules_requested")
+            if req and row["total_modules"] < req:
+                name = f"{name} (partial: {row['total_modules']} of {req} modules)"
             L.append(f"| {name} | **{lost if lost is not None else '(reference)'}** | "
                      f"{k.get('fail', 0)} | {k.get('error', 0)} | {k.get('skip', 0)} | "
                      f"{k.get('missing', 0)} | {row.get('gained_vs_runc', '-')} | {row['total_cases']} | "
