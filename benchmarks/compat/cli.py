@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="regrtest's per-module timeout, s (default %(default)s)")
     p.add_argument("--deadline", type=float, default=3 * 3600,
                    help="one chunk container's wall-time limit, s (default %(default)s)")
+    p.add_argument("--regrtest-arg", action="append", default=[], metavar="ARG",
+                   help="extra argument for regrtest, repeatable (e.g. --regrtest-arg=-i "
+                        "--regrtest-arg=test_issue14725 to skip a hanging case)")
     p.add_argument("--raw", default=str(HERE / "raw"), help="raw results dir (default %(default)s)")
     p.add_argument("--out", default=str(HERE), help="RESULTS.md/.json dir (default %(default)s)")
     p.add_argument("--work", default="/var/tmp", help="scratch parent dir (overlays, bundles)")
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     modules = _split(a.modules) or cpython.all_modules(lower)
     meta = {"date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "kernel": os.uname().release,
             "rootfs": lower.parent.name, "resources": cpython.RESOURCES, "jobs": a.jobs,
-            "timeout": a.timeout}
+            "timeout": a.timeout, "regrtest_args": a.regrtest_arg}
     work = Path(tempfile.mkdtemp(prefix="compat-", dir=a.work))
     os.chmod(work, 0o755)
     sess = Session(work)
@@ -157,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                 cpython.run_suite(sess.runtime(name), lower, work, modules, jobs=a.jobs,
                                   chunks=a.chunks if len(modules) > 20 else 1,
                                   timeout=a.timeout, deadline=a.deadline,
-                                  raw_dir=raw / "logs", on_chunk=save)
+                                  raw_dir=raw / "logs", on_chunk=save,
+                                  extra=a.regrtest_arg)
             render(raw, out)
     finally:
         left = sess.cleanup()

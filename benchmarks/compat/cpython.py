@@ -137,7 +137,8 @@ def chunked(modules: list[str], n: int) -> list[list[str]]:
 def run_suite(rt: Runtime, rootfs: Path, work: Path, modules: list[str], *, jobs: int = 2,
               chunks: int = 6, timeout: float = 900, deadline: float = 4 * 3600,
               raw_dir: Path | None = None,
-              on_chunk: Callable[[Suite], None] | None = None) -> Suite:
+              on_chunk: Callable[[Suite], None] | None = None,
+              extra: list[str] | None = None) -> Suite:
     """Run MODULES under RT; DEADLINE bounds each chunk's container.
     ON_CHUNK gets the suite so far after every chunk (to save partial results)."""
     suite = Suite(rt.name)
@@ -145,7 +146,7 @@ def run_suite(rt: Runtime, rootfs: Path, work: Path, modules: list[str], *, jobs
     parts = chunked(modules, chunks)
     for i, part in enumerate(parts, 1):
         args = ["python3", "-m", "test", "-j", str(jobs), "--timeout", str(int(timeout)),
-                "-u", RESOURCES, "--junit-xml", "/compat-out/junit.xml", *part]
+                "-u", RESOURCES, "--junit-xml", "/compat-out/junit.xml", *(extra or []), *part]
         log.info("cpython: %s: chunk %d/%d (%d modules)", rt.name, i, len(parts), len(part))
         run = container.run(rt, rootfs, work, f"py{i}", args, timeout=deadline)
         try:
