@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.compat.apps import APPS
-from benchmarks.compat.cpython import Case, Suite
+from benchmarks.compat.cpython import Case, Suite, excerpt
 
 REFERENCE = "runc"
 OK_STATUSES = ("pass", "xfail")
@@ -105,11 +105,24 @@ def summarize(suites: dict[str, Suite], apps: dict[str, dict[str, dict]],
             row["lost_by_kind"] = dict(Counter(c.status for c in lost.values()))
             g = gains(ref, s)
             row["gained_vs_runc"] = len(g)
-            out["losses"][name] = {k: [c.status, c.message] for k, c in sorted(lost.items())}
+            # Cases of a module that never finished are all "every runc-passing
+            # case of MODULE": kept as a count, not thousands of names.
+            whole: dict[str, dict[str, Any]] = {}
+            kept: dict[str, list[str]] = {}
+            for k, c in sorted(lost.items()):
+                if c.status == "missing" and "subtests" not in c.message:
+                    w = whole.setdefault(module_of(k), {"cases": 0, "reason": c.message})
+                    w["cases"] += 1
+                else:
+                    kept[k] = [c.status, excerpt(c.message, 6)[-600:]]
+            out["losses"][name] = kept
+            out.setdefault("modules_without_result", {})[name] = whole
             sigs: dict[str, list[str]] = {}
             for k, c in sorted(lost.items()):
-                sigs.setdefault(signature(c), []).append(k)
-            row["loss_signatures"] = dict(sorted(sigs.items(), key=lambda kv: -len(kv[1])))
+                sigs.setdefault(signature(c), []).append(module_of(k))
+            row["loss_signatures"] = {
+                sig: {"cases": len(mods), "modules": sorted(set(mods))}
+                for sig, mods in sorted(sigs.items(), key=lambda kv: -len(kv[1]))}
             row["modules_not_ok"] = {m: v for m, v in sorted(s.modules.items())
                                      if verdict(v) not in ("passed", "skipped", "resource denied")
                                      and verdict(ref.modules.get(m, "")) == "passed"}
@@ -177,11 +190,17 @@ def markdown(summary: dict[str, Any], md_case_limit: int = 400) -> str:
             L.append(f"- {m}: {v}")
         L += ["", f"## {name}: lost cases by error ({len(lost)})", "",
               "| cases | error (last traceback line, digits as N) | modules |", "|---|---|---|"]
-        for sig, cases in list(row["loss_signatures"].items())[:40]:
-            mods = sorted({module_of(c) for c in cases})
-            L.append(f"| {len(cases)} | {sig.replace('|', '/')} | {', '.join(mods[:8])}"
+        for sig, grp in list(row["loss_signatures"].items())[:40]:
+            mods = grp["modules"]
+            L.append(f"| {grp['cases']} | {sig.replace('|', '/')} | {', '.join(mods[:8])}"
                      f"{' ...' if len(mods) > 8 else ''} |")
-        L += ["", f"## {name}: lost cases ({len(lost)})", ""]
+        total = row["lost_vs_runc"]
+        L += ["", f"## {name}: lost cases ({total})", "",
+              "(regrtest reports a module its --timeout killed as \"crashed (Exit code 1)\"; "
+              "the chunk logs in raw/logs/ hold the faulthandler dump of where it hung)", ""]
+        for mod, w in summary.get("modules_without_result", {}).get(name, {}).items():
+            L.append(f"- **{mod}**: all {w['cases']} runc-passing cases have no result: "
+                     f"{w['reason'].removeprefix('no result: ')[:200]}")
         by_mod: dict[str, list[tuple[str, list[str]]]] = {}
         for case, (status, msg) in lost.items():
             by_mod.setdefault(module_of(case), []).append((case, [status, msg]))
