@@ -31,6 +31,7 @@ def module_of(case: str) -> str:
 def verdict(word: str) -> str:
     """regrtest's words for a module, folded into a few verdicts."""
     for prefix, v in (("passed", "passed"), ("failed (env changed)", "env changed"),
+                      ("failed (uncaught exception)", "uncaught exception"),
                       ("failed", "failed"), ("skipped (resource denied)", "resource denied"),
                       ("resource denied", "resource denied"), ("skipped", "skipped"),
                       ("crashed", "crashed"), ("timed out", "timed out"),
@@ -157,9 +158,10 @@ def markdown(summary: dict[str, Any], md_case_limit: int = 400) -> str:
             k = row.get("lost_by_kind", {})
             lost = row.get("lost_vs_runc")
             req = meta.get("cpython_runs", {}).get(name, {}).get("modules_requested")
+            label = name
             if req and row["total_modules"] < req:
-                name = f"{name} (partial: {row['total_modules']} of {req} modules)"
-            L.append(f"| {name} | **{lost if lost is not None else '(reference)'}** | "
+                label = f"{name} (partial: {row['total_modules']} of {req} modules)"
+            L.append(f"| {label} | **{lost if lost is not None else '(reference)'}** | "
                      f"{k.get('fail', 0)} | {k.get('error', 0)} | {k.get('skip', 0)} | "
                      f"{k.get('missing', 0)} | {row.get('gained_vs_runc', '-')} | {row['total_cases']} | "
                      f"{row['cases'].get('pass', 0)} | {row['total_modules']} | {row['elapsed_s'] / 60:.0f} min | "
