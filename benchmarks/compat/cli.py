@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=2, help="regrtest -j (default %(default)s)")
     p.add_argument("--chunks", type=int, default=6,
                    help="containers the module list is split into (default %(default)s)")
-    p.add_argument("--timeout", type=float, default=900,
+    p.add_argument("--timeout", type=float, default=480,
                    help="regrtest's per-module timeout, s (default %(default)s)")
     p.add_argument("--deadline", type=float, default=3 * 3600,
                    help="one chunk container's wall-time limit, s (default %(default)s)")

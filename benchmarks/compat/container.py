@@ -51,8 +51,7 @@ def compat_spec(root: Path, args: list[str], out_dir: Path, cwd: str = "/root",
         {"destination": "/compat-out", "type": "bind", "source": str(out_dir),
          "options": ["rbind", "rw", "nosuid", "nodev"]},
     ]
-    # /sys/fs/cgroup read-only as runc spec has it; gVisor's 2022 release
-    # rejects nothing here.  /dev/shm large enough for postgres/multiprocessing.
+    # /dev/shm as Docker's 64 MiB is tight for postgres and multiprocessing tests.
     for m in spec["mounts"]:
         if m["destination"] == "/dev/shm":
             m["options"] = [o for o in m["options"] if not o.startswith("size=")] + ["size=268435456"]
