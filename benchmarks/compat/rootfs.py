@@ -30,6 +30,7 @@ import hashlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -128,11 +129,24 @@ def ensure(packages: tuple[str, ...] = PACKAGES) -> Path:
 
 
 def _run(argv: list[str], what: str) -> None:
+    """Run a build step in its own process group, killed whole if we are
+    interrupted (apt-get's children must not keep writing into a tree that
+    is being removed)."""
     log.info("rootfs: %s", what)
-    p = subprocess.run(["nice", "-n", "15", *argv], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p = subprocess.Popen(["nice", "-n", "15", *argv], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)
+    try:
+        out, _ = p.communicate()
+    except BaseException:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+        raise
     if p.returncode != 0:
-        tail = "\n".join(p.stdout.splitlines()[-25:])
+        tail = "\n".join(out.splitlines()[-25:])
         raise RuntimeError(f"rootfs: {what}: exit {p.returncode}:\n{tail}")
 
 
