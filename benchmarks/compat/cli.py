@@ -61,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default=str(HERE), help="RESULTS.md/.json dir (default %(default)s)")
     p.add_argument("--work", default="/var/tmp", help="scratch parent dir (overlays, bundles)")
     p.add_argument("--report-only", action="store_true", help="measure nothing; re-render")
+    p.add_argument("--explain-only", action="store_true",
+                   help="only re-run verbosely the modules of the stored CPython results whose "
+                        "failing subtests have no junit details (done after every suite anyway)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -147,6 +150,16 @@ def main(argv: list[str] | None = None) -> int:
                 (raw / f"skipped-{name}.json").write_text(json.dumps({"runtime": name, "why": why}))
                 continue
             (raw / f"skipped-{name}.json").unlink(missing_ok=True)
+            if a.explain_only:
+                f = raw / f"cpython-{name}.json"
+                if f.exists():
+                    d = json.loads(f.read_text())
+                    suite = cpython.Suite.from_json(d)
+                    cpython.explain_subtests(sess.runtime(name), lower, work, suite,
+                                             a.timeout, a.deadline)
+                    d.update(suite.to_json())
+                    f.write_text(json.dumps(d))
+                continue
             if not a.no_apps:
                 res = apps_mod.run_apps(sess.runtime(name), lower, work, app_names)
                 (raw / f"apps-{name}.json").write_text(json.dumps(

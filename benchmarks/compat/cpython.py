@@ -129,6 +129,64 @@ def parse_progress(stdout: str) -> dict[str, str]:
     return mods
 
 
+VERBOSE_HEAD = re.compile(r"^(ERROR|FAIL): \S+ \((test\.[\w.]+)\)(.*)$")
+COUNTS = re.compile(r"(\d+) (?:error|failure)")
+
+
+def parse_verbose(stdout: str) -> dict[str, Case]:
+    """The ERROR:/FAIL: blocks of a verbose unittest run: case -> its first
+    failure (a subtest's description is kept in the message)."""
+    cases: dict[str, Case] = {}
+    lines = stdout.splitlines()
+    i = 0
+    while i < len(lines):
+        m = VERBOSE_HEAD.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        body: list[str] = []
+        i += 2      # the dashed line under the header
+        while i < len(lines) and not lines[i].startswith(("=" * 20, "-" * 20)):
+            body.append(lines[i])
+            i += 1
+        name = m.group(2)
+        if name not in cases:
+            sub = m.group(3).strip()
+            msg = excerpt("\n".join(body))
+            cases[name] = Case("error" if m.group(1) == "ERROR" else "fail",
+                               (f"[subtest {sub}]\n" if sub else "") + msg)
+    return cases
+
+
+def unexplained(suite: "Suite") -> list[str]:
+    """Modules regrtest counts more failures in than the junit XML has failing
+    cases: a case whose subtests failed gets no result there."""
+    out = []
+    for mod, word in suite.modules.items():
+        if not word.startswith("failed") or "uncaught" in word:
+            continue
+        want = sum(int(n) for n in COUNTS.findall(word))
+        have = sum(1 for k, c in suite.cases.items()
+                   if c.status in ("fail", "error") and k.split(".")[1:2] == [mod])
+        if want > have:
+            out.append(mod)
+    return out
+
+
+def explain_subtests(rt: Runtime, rootfs: Path, work: Path, suite: "Suite",
+                     timeout: float, deadline: float) -> None:
+    """Re-run, verbosely and one container each, the modules whose failures
+    the junit XML does not name, and record those cases with their traceback."""
+    for mod in unexplained(suite):
+        args = ["python3", "-m", "test", "-v", "--timeout", str(int(timeout)), "-u", RESOURCES, mod]
+        log.info("cpython: %s: re-running %s verbosely (failing subtests)", rt.name, mod)
+        run = container.run(rt, rootfs, work, "pyv", args, timeout=deadline)
+        shutil.rmtree(run.out_dir, ignore_errors=True)
+        for name, case in parse_verbose(run.result.stdout).items():
+            if name not in suite.cases or suite.cases[name].status not in ("fail", "error"):
+                suite.cases[name] = case
+
+
 def chunked(modules: list[str], n: int) -> list[list[str]]:
     n = max(1, min(n, len(modules)))
     return [modules[i::n] for i in range(n)]
@@ -172,5 +230,8 @@ def run_suite(rt: Runtime, rootfs: Path, work: Path, modules: list[str], *, jobs
         suite.elapsed = round(time.monotonic() - t0, 1)
         if on_chunk is not None:
             on_chunk(suite)
+    explain_subtests(rt, rootfs, work, suite, timeout, deadline)
     suite.elapsed = round(time.monotonic() - t0, 1)
+    if on_chunk is not None:
+        on_chunk(suite)
     return suite
