@@ -78,7 +78,7 @@ def signature(case: Case) -> str:
         return "module " + re.sub(r"\d+", "N", case.message.split(": ", 1)[-1].split(" ", 2)[-1])[:80]
     if case.status == "skip":
         return "skipped: " + re.sub(r"\d+", "N", case.message.strip().splitlines()[0] if case.message.strip() else "")[:100]
-    last = [ln for ln in case.message.splitlines() if ln.strip()][-1:] or [""]
+    last = [ln for ln in case.message.splitlines() if re.search(r"\w", ln)][-1:] or [""]
     m = _ERRNO.match(last[0].strip())
     if m:
         return f"{m.group(1)}: [Errno {m.group(2)}] {m.group(3).strip()}"
@@ -190,7 +190,7 @@ def markdown(summary: dict[str, Any], md_case_limit: int = 400) -> str:
         L += [f"## {name}: modules that passed under runc but not here", ""]
         for m, v in row["modules_not_ok"].items():
             L.append(f"- {m}: {v}")
-        L += ["", f"## {name}: lost cases by error ({len(lost)})", "",
+        L += ["", f"## {name}: lost cases by error ({row['lost_vs_runc']})", "",
               "| cases | error (last traceback line, digits as N) | modules |", "|---|---|---|"]
         for sig, grp in list(row["loss_signatures"].items())[:40]:
             mods = grp["modules"]
