@@ -418,12 +418,16 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
         log.debug("sandbox set-up failed", exc_info=True)
         chan.error(f"sandbox: {getattr(e, 'strerror', None) or e}")
         os._exit(1)
-    _supervise(chan, init_pid, init_pidfd, host, handoff_sentry, sentry_sock, init_cfg.state_dir)
+    from .init.process import cap_mask
+    caps = (init_cfg.spec.get("process") or {}).get("capabilities") or {}
+    _supervise(chan, init_pid, init_pidfd, host, handoff_sentry, sentry_sock, init_cfg.state_dir,
+               cap_mask(caps.get("bounding")))
 
 
 def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", handoff: socket.socket,
-               sentry_sock: socket.socket, state_dir: str) -> NoReturn:
+               sentry_sock: socket.socket, state_dir: str, workload_caps: int) -> NoReturn:
     """Wait for init and exit as it did; meanwhile host the sentry.
+    workload_caps: the container's bounding set (the sentry keeps those).
 
     Events: the runtime's DONE (or its death, which aborts), init's listener
     on the handoff socketpair, listeners of `exec`'d processes on sentry.sock,
@@ -459,7 +463,7 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
     peers_ok = _runtime_uids()
     # From here on the sandbox process runs under its own allowlist
     # (sentry/self_filter.py): no exec, mount, namespaces, ptrace, bpf...
-    host.confine()
+    host.confine(workload_caps)
     poller = select.poll()
     for fd in (chan.sock.fileno(), pidfd, handoff.fileno(), sentry_sock.fileno(), host.gofer_pidfd):
         poller.register(fd, select.POLLIN)

@@ -224,13 +224,58 @@ class SandboxHost:
         libc.mount(None, "/", None, libc.MS_REMOUNT | libc.MS_BIND
                    | libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
 
-    def confine(self) -> None:
+    # Capabilities the sentry never uses, for itself or for a caller (its
+    # workers never carry CAP_SYS_ADMIN, _MODULE, _RAWIO or SYSLOG to a
+    # caller's operation: sentry/creds.py _NEVER; network calls are made
+    # without CAP_NET_ADMIN: net_socket.NetCaps), dropped for good before its
+    # filter: a compromised sentry then cannot reconfigure the network it
+    # lives in (the host's with --network=host), load modules, read the
+    # kernel log or do raw I/O.  Except those the workload may hold: the
+    # kernel compares permitted sets (cap_safe_nice, cap_ptrace_access_check:
+    # a task whose set is not within the sentry's needs CAP_SYS_NICE or
+    # CAP_SYS_PTRACE in the caller's name), so the sentry keeps a superset
+    # of the workload's bounding set, and CAP_SYS_ADMIN with --network=none,
+    # where its threads setns into the workload's network namespace.
+    _NEVER_CAPS = {
+        "NET_ADMIN": 12, "SYS_MODULE": 16, "SYS_RAWIO": 17, "SYS_PACCT": 20, "SYS_ADMIN": 21,
+        "SYS_BOOT": 22, "SYS_TIME": 25, "SYS_TTY_CONFIG": 26, "LEASE": 28, "AUDIT_WRITE": 29,
+        "AUDIT_CONTROL": 30, "MAC_OVERRIDE": 32, "MAC_ADMIN": 33, "SYSLOG": 34, "WAKE_ALARM": 35,
+        "BLOCK_SUSPEND": 36, "AUDIT_READ": 37, "PERFMON": 38, "BPF": 39, "CHECKPOINT_RESTORE": 40,
+    }
+
+    def _drop_capabilities(self, workload_caps: int) -> None:
+        """workload_caps: the spec's bounding set (a mask), kept."""
+        from . import libc
+        from sentry import hostcalls
+        drop = {c for c in self._NEVER_CAPS.values() if not workload_caps >> c & 1}
+        if self.options.network == "none":
+            drop.discard(21)  # CAP_SYS_ADMIN: setns
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                last = int(f.read())
+        except (OSError, ValueError):
+            last = 40
+        mask = 0
+        for cap in sorted(drop):
+            if cap <= last:
+                mask |= 1 << cap
+                try:
+                    libc.prctl(libc.PR_CAPBSET_DROP, cap)
+                except OSError:
+                    pass  # not in our bounding set already (a user namespace's)
+        eff, perm, inh = hostcalls.capget_self()
+        r = hostcalls.capset_self(eff & ~mask, perm & ~mask, inh & ~mask)
+        if r < 0:
+            raise OSError(-r, "sandbox: drop capabilities")
+
+    def confine(self, workload_caps: int = ~0) -> None:
         """Install the sentry's own seccomp filter on this (single-threaded)
         process, once its procfs fd is open: the filter refuses AT_FDCWD."""
         from sentry import ownproc, self_filter
         from sentry.unixnames import NameMirror
         ownproc.reset("/proc")
         self.names = NameMirror(os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        self._drop_capabilities(workload_caps)
         # Always enforcing: no environment switch turns it into log-only (a
         # runtime inherits whatever environment containerd or a shim has).
         self_filter.install(join_netns=self.options.network == "none")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import re
 import signal
 import subprocess
@@ -279,6 +280,61 @@ def test_sentry_sees_no_files_by_path(runtime, bundle):
         assert by_point["/"][-1].endswith("size=16k,mode=555"), mounts
         proc = by_point["/proc"]
         assert proc[proc.index("-") + 1] == "proc" and "subset=pid" in proc[-1], proc
+
+
+_CGROUP_MAGIC, _CGROUP2_MAGIC = 0x27E0EB, 0x63677270
+
+
+def _fs_magic(path: str) -> int:
+    """statfs(2)'s f_type of what path leads to."""
+    import ctypes
+    buf = ctypes.create_string_buffer(120)
+    if ctypes.CDLL(None, use_errno=True).statfs(path.encode(), buf) != 0:
+        return 0
+    return int.from_bytes(buf.raw[:8], "little")
+
+
+def test_sandbox_holds_no_directory_of_the_host_cgroup_tree(runtime, bundle):
+    """The synthesized /proc files read the container's cgroup files through
+    read-only fds opened once (sentry/synth.py): no directory fd of the
+    host's cgroup tree, from which a compromised sentry could walk ".." to
+    other cgroups and their release_agent."""
+    b = bundle(["sleep", "30"], rootfs="shared",
+               config={"linux": {"resources": {"memory": {"limit": 256 * 1024 * 1024},
+                                               "cpu": {"quota": 50000, "period": 100000}}}})
+    with runtime.container(b) as c:
+        held = []
+        for fd in os.listdir(f"/proc/{c.pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{c.pid}/fd/{fd}")
+                st = os.stat(f"/proc/{c.pid}/fd/{fd}")
+            except OSError:
+                continue
+            if _fs_magic(f"/proc/{c.pid}/fd/{fd}") in (_CGROUP_MAGIC, _CGROUP2_MAGIC):
+                held.append((target, stat.S_ISDIR(st.st_mode)))
+        assert held, "the sandbox reads no cgroup file"
+        assert not [t for t, is_dir in held if is_dir], held
+
+
+def test_sandbox_drops_the_capabilities_it_never_uses(runtime, bundle):
+    """With a spec that does not grant them (the default, Docker's set), the
+    sandbox process keeps no CAP_NET_ADMIN (its network calls are made
+    without it), CAP_SYS_ADMIN (only --network=none's threads setns),
+    CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYSLOG, CAP_BPF...: a compromised
+    sentry cannot reconfigure its network namespace (the host's with
+    --network=host) nor reach the kernel through them.  What it acts with
+    for callers stays (file, ptrace, setuid/setgid capabilities), and so
+    does the workload's bounding set (the kernel compares permitted sets)."""
+    b = bundle(["sleep", "30"], rootfs="shared")
+    with runtime.container(b) as c:
+        st = _status(c.pid)
+        for field in ("CapPrm", "CapEff", "CapBnd"):
+            mask = int(st[field], 16)
+            for cap in (12, 16, 17, 21, 34, 39):  # NET_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_ADMIN, SYSLOG, BPF
+                assert not mask >> cap & 1, (field, cap, st[field])
+        prm = int(st["CapPrm"], 16)
+        for cap in (0, 1, 2, 3, 6, 7, 19):  # CHOWN, DAC_*, FOWNER, SETGID, SETUID, SYS_PTRACE
+            assert prm >> cap & 1, (cap, st["CapPrm"])
 
 
 def test_sentry_proc_shows_only_the_sandbox(runtime, bundle):

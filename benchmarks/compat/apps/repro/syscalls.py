@@ -3,7 +3,7 @@
 
     python3 -u /compat/repro/syscalls.py
 """
-import errno, fcntl, mmap, os, resource, select, signal, socket, struct, sys, termios, time, ctypes
+import errno, fcntl, mmap, os, resource, select, signal, socket, struct, termios, time, ctypes
 
 libc = ctypes.CDLL(None, use_errno=True)
 tmp = "/tmp/probe.dat"

@@ -7,7 +7,6 @@ runs while another thread vforks.  Run in a container of the compat rootfs:
 
 (CPython's subprocess uses vfork when subprocess._USE_VFORK is true.)
 """
-import os
 import subprocess
 import sys
 import threading
