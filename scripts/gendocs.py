@@ -136,6 +136,20 @@ def policy_summary(repo: Path) -> str:
     return "```text\n$ runsc-py policy | tail -2\n" + "\n".join(lines) + "\n```"
 
 
+def policy_line(repo: Path) -> str:
+    """The same counts as one sentence (README)."""
+    from sentry import policy
+    table = policy.build_table()
+    counts = {t: sum(1 for e in table.values() if e.tier == t)
+              for t in (policy.NATIVE, policy.EMULATE, policy.DENY)}
+    surface = policy.host_surface(table)
+    continued = sum(1 for n in surface if table[n].tier == policy.EMULATE)
+    return (f"`runsc-py policy`: {counts[policy.NATIVE]} native, {counts[policy.EMULATE]} emulated "
+            f"({continued} of them may continue in the kernel after the sentry's checks), "
+            f"{counts[policy.DENY]} denied; host kernel surface {len(surface)} "
+            f"(limit {policy.HOST_SURFACE_LIMIT}).")
+
+
 def _rule(entry: object) -> str:
     from sentry import policy
     assert isinstance(entry, policy.Entry)
@@ -181,6 +195,32 @@ def policy_ioctls(repo: Path) -> str:
         ("EPERM (capability-checked in Linux)", names(policy.PRIVILEGED_IOCTLS)),
         ("ENOTTY", "every other command"),
     ])
+
+
+def kernobj_tables(repo: Path) -> str:
+    """The table of host-wide kernel state (sentry/kernobj.py)."""
+    from sentry import kernobj
+    kinds = {kernobj.PROC: "by path below (the tables that follow)",
+             kernobj.SYSFS: "read-only (EROFS); secrets below not read (EACCES)",
+             kernobj.CGROUP: "read-only (EROFS)",
+             kernobj.SEALED: "lookups only (EACCES)"}
+    devs = [(f"{ma}:{'*' if mi is None else mi}", why)
+            for (ma, mi), why in sorted(kernobj.CHAR_DEVICES.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))]
+    return "\n\n".join([
+        "Kernel filesystems, told apart by their statfs magic:\n\n" + _table(
+            ("magic", "what it holds", "the workload may"),
+            [(f"`{magic:#x}`", why, kinds[kind]) for magic, (kind, why) in kernobj.KERNEL_FS.items()]),
+        "Sysctls Linux keeps per namespace: writable only when that namespace is the "
+        "container's own (every other write below /proc is EROFS):\n\n" + _table(
+            ("below /proc/sys", "namespace", "why"),
+            [(f"`{p}`", ns, why) for p, (ns, why) in kernobj.NAMESPACED_SYSCTLS.items()]),
+        "Host secrets, never read (EACCES), whatever the capabilities:\n\n" + _table(
+            ("file", "what it leaks"),
+            [(f"`/proc/{p}`", why) for p, why in kernobj.SECRET_PROC.items()]
+            + [(f"`/sys/{p}`", why) for p, why in kernobj.SECRET_SYSFS.items()]),
+        "Character devices the workload may open (every other device, and every block "
+        "device, EPERM whatever the spec's `linux.devices` and device cgroup say):\n\n"
+        + _table(("major:minor", "device"), devs)])
 
 
 def continues(repo: Path) -> str:
@@ -306,6 +346,24 @@ def escape_counts(repo: Path) -> str:
             f"{when}, {runs[0][2]}.\n\n" + "\n".join(_first_table(sec, ESCAPE, "of counts")))
 
 
+def escape_headline(repo: Path) -> str:
+    """One line: ESCAPED counts per runtime and profile (README)."""
+    text = _read(repo, ESCAPE)
+    lines = _first_table(_section(text, "## Side by side", ESCAPE), ESCAPE, "of counts")
+    profiles = _split_row(lines[0])[1:]
+    parts = []
+    probes = 0
+    for ln in lines[2:]:
+        name, *cells = _split_row(ln)
+        counts = [[int(n) for n in c.split(" / ")] for c in cells]
+        if any(len(c) != 4 for c in counts):
+            raise GenError(f"{ESCAPE}: a count cell is not B / A / E / ERR: {ln}")
+        probes = max(probes, *(sum(c) for c in counts))
+        parts.append(f"{name} {'/'.join(str(c[2]) for c in counts)}")
+    return (f"The escape suite, {probes} probes under {len(profiles)} capability profiles, ESCAPED "
+            f"per profile ({' / '.join(profiles)}): " + "; ".join(parts) + ".")
+
+
 def escape_matrix(repo: Path) -> str:
     """The probe-by-probe tables of the four profiles, folded."""
     text = _read(repo, ESCAPE)
@@ -351,8 +409,10 @@ def compat_headline(repo: Path) -> str:
 
 GENERATORS: Mapping[str, Callable[[Path], str]] = MappingProxyType({
     "policy-summary": policy_summary,
+    "policy-line": policy_line,
     "policy-tables": policy_tables,
     "policy-ioctls": policy_ioctls,
+    "kernobj-tables": kernobj_tables,
     "continues": continues,
     "sentry-allowlist": sentry_allowlist,
     "gofer-allowlist": gofer_allowlist,
@@ -361,6 +421,7 @@ GENERATORS: Mapping[str, Callable[[Path], str]] = MappingProxyType({
     "bench-full": bench_full,
     "bench-network": bench_network,
     "escape-counts": escape_counts,
+    "escape-headline": escape_headline,
     "escape-matrix": escape_matrix,
     "escape-network": escape_network,
     "compat-headline": compat_headline,
