@@ -189,7 +189,7 @@ def policy_ioctls(repo: Path) -> str:
     def names(d: Mapping[str, int]) -> str:
         return ", ".join(f"`{n}`" for n in sorted(d))
     return _table(("answer", "commands (compared on the low 32 bits)"), [
-        ("allowed", names(policy.TTY_IOCTLS) + ", " + names(policy.NET_QUERY_IOCTLS)),
+        ("allowed", names({**policy.TTY_IOCTLS, **policy.NET_QUERY_IOCTLS})),
         ("allowed with argument 0, else EPERM", "`TIOCSCTTY` (taking a terminal from another "
                                                 "session needs CAP_SYS_ADMIN)"),
         ("EPERM (capability-checked in Linux)", names(policy.PRIVILEGED_IOCTLS)),

@@ -93,6 +93,44 @@ def test_generated_blocks_are_current():
     assert res.returncode == 0, res.stderr + "\nrun: .venv/bin/python scripts/gendocs.py"
 
 
+# -- links between the documents ---------------------------------------------------
+
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped but
+    '-' and '_', spaces to '-'."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.M | re.S)
+    return {slug(m.group(1)) for m in re.finditer(r"^#+ (.*)$", text, re.M)}
+
+
+def test_slug():
+    assert slug("## `--network=bridge`".lstrip("# ")) == "--networkbridge"
+    assert slug("/proc, /sys and devices") == "proc-sys-and-devices"
+    assert slug("The sentry's own allowlist") == "the-sentrys-own-allowlist"
+
+
+def test_relative_links_resolve():
+    broken = []
+    for doc in [README, *sorted((REPO / "docs").glob("*.md"))]:
+        for target in _LINK.findall(doc.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue  # http(s), mailto: not checked here
+            file, _, anchor = target.partition("#")
+            dest = (doc.parent / file).resolve() if file else doc
+            if not dest.exists():
+                broken.append(f"{doc.name}: {target}: no such file")
+            elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+                broken.append(f"{doc.name}: {target}: no such heading")
+    assert not broken, "\n".join(broken)
+
+
 # -- every flag is documented -------------------------------------------------------
 
 _OPTION_LINE = re.compile(r"^  (-\S.*?)(?:\s{2,}|$)")
