@@ -190,8 +190,8 @@ def policy_ioctls(repo: Path) -> str:
         return ", ".join(f"`{n}`" for n in sorted(d))
     return _table(("answer", "commands (compared on the low 32 bits)"), [
         ("allowed", names({**policy.TTY_IOCTLS, **policy.NET_QUERY_IOCTLS})),
-        ("allowed with argument 0, else EPERM", "`TIOCSCTTY` (taking a terminal from another "
-                                                "session needs CAP_SYS_ADMIN)"),
+        ("allowed with argument 0, else EPERM",
+         "`TIOCSCTTY` (taking a terminal from another session needs CAP_SYS_ADMIN)"),
         ("EPERM (capability-checked in Linux)", names(policy.PRIVILEGED_IOCTLS)),
         ("ENOTTY", "every other command"),
     ])
@@ -399,8 +399,8 @@ def compat_headline(repo: Path) -> str:
     apps = _section(text, "## Application matrix", COMPAT)
     return "\n\n".join([
         f"Run of {m.group(1)}.", *skipped,
-        "**CPython's regression suite**: cases lost against runc (passing under runc, failing, "
-        "erroring, skipped or without a result under the runtime).",
+        ("**CPython's regression suite**: cases lost against runc (passing under runc, failing, "
+         "erroring, skipped or without a result under the runtime)."),
         "\n".join(_first_table(lost, COMPAT, "of lost cases")),
         "Modules by regrtest's verdict:\n\n" + "\n".join(verdicts),
         "**Applications** (wall time of `RUNTIME run`, start and teardown included):",
