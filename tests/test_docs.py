@@ -36,8 +36,6 @@ NOT_RUN = re.compile(r"^<!-- not run in CI: (?P<reason>\S.*?) -->$")
 FENCE = re.compile(r"^```(?P<info>[\w-]*)\s*$")
 README_MAX_LINES = 210
 
-pytestmark = pytest.mark.runsc_py_only
-
 
 @dataclass(frozen=True)
 class Block:
@@ -153,6 +151,7 @@ def test_help_flags_parse() -> None:
     assert help_flags(sample) == {"-h", "--help", "--bundle", "-b", "--net-allow"}
 
 
+@pytest.mark.runsc_py_only
 def test_every_help_flag_is_documented(runtime: Runtime) -> None:
     top = runtime.run("--help", root=False, check=True).stdout
     cmds = re.findall(r"^  (\w+)\s{2,}\S", top.split("\ncommands:", 1)[1], re.M)
@@ -200,6 +199,7 @@ def _runnable() -> list[Block]:
             if b.info in ("sh", "console") and not b.not_run]
 
 
+@pytest.mark.runsc_py_only
 @pytest.mark.parametrize("block", _runnable(), ids=lambda b: f"README.md:{b.line}")
 def test_readme_block_runs(block: Block, runtime: Runtime, workdir: Path) -> None:
     script = commands(block)
