@@ -60,19 +60,19 @@ def prepare_filter(opts: SandboxOptions) -> Any:
     """Build the workload filter now (imports, BPF): before any pivot_root or
     setns into the container's mount namespace hides the host's files."""
     from sentry.install import prepare_filter as _prepare
-    return _prepare(policy_options(opts))
+    return _prepare(policy_options(opts), opts.platform)
 
 
 def enter(prepared: Any, sock: socket.socket, no_new_privs: bool = False) -> None:
-    """Install the prepared filter and hand the listener to the sentry.
+    """Install the prepared filter and hand the workload to the sentry: its
+    listener (seccomp), or itself to the tracer (ptrace, which attaches
+    before the filters go in: sentry/platform/ptrace_entry.py).
 
     Called while the process still holds CAP_SYS_ADMIN (in its user
     namespace), so no_new_privs is set only when the spec asks for it.
     Everything after this runs under the sentry.
     """
-    from sentry.install import send_listener
-    fd = prepared.install(no_new_privs)
-    send_listener(sock, fd)
+    prepared.enter(sock, no_new_privs)
 
 
 def stage_proc() -> tuple[int, dict[str, str]]:
@@ -114,6 +114,7 @@ class SandboxHost:
     _gofer: socket.socket | None = None
     gofer_pid: int = -1
     gofer_pidfd: int = -1
+    _ptrace: Any = None                         # sentry.platform.ptrace.PtraceSupervisor
     proc_fd: int = -1                           # the sentry's /proc, detached (stage_proc)
     host_ns: dict[str, str] = field(default_factory=dict)  # the host's namespace links
     limits: Any = None                          # sentry.synth.Limits: the container's cgroups
@@ -128,6 +129,8 @@ class SandboxHost:
         import seccomp  # noqa: F401
         import sentry.handoff  # noqa: F401
         import sentry.supervisor
+        if options.platform == "ptrace":
+            import sentry.platform.ptrace  # noqa: F401
         import gofer.client  # noqa: F401
         import gofer.server  # noqa: F401
         import gofer.filter  # noqa: F401
@@ -214,7 +217,7 @@ class SandboxHost:
         ownproc.reset("/proc")
         # Always enforcing: no environment switch turns it into log-only (a
         # runtime inherits whatever environment containerd or a shim has).
-        self_filter.install()
+        self_filter.install(self.options.platform)
 
     def drain(self, timeout: float = 1.0) -> None:
         """Let the supervisors finish (they stop when every target is gone),
@@ -223,10 +226,15 @@ class SandboxHost:
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        if self._ptrace is not None:
+            self._ptrace.drain(max(0.0, deadline - time.monotonic()))
 
     def attach(self, sock: socket.socket, init_pid: int) -> None:
-        """Receive one listener from SOCK and start serving it."""
-        from sentry.call import Sandbox, SentryOptions
+        """Receive one process from SOCK and start serving it: its listener
+        (seccomp), or the process itself to trace (ptrace)."""
+        if self.options.platform == "ptrace":
+            self._attach_traced(sock, init_pid)
+            return
         from sentry.handoff import HandoffError, receive_listener
         from sentry.supervisor import Supervisor
         try:
@@ -234,6 +242,53 @@ class SandboxHost:
         except (HandoffError, OSError) as e:
             log.warning("sentry: refused a listener: %s", e)
             return
+        sup = Supervisor(fd, self._sentry_sandbox(init_pid), dispatch=self._dispatch())
+        t = threading.Thread(target=sup.serve, name=f"sentry-listener-{fd}", daemon=True)
+        t.start()
+        self._threads.append(t)
+        log.debug("sentry: serving listener %d (sync wake-up: %s)", fd, sup.sync_wakeup)
+
+    def _attach_traced(self, sock: socket.socket, init_pid: int) -> None:
+        """The ptrace platform: a tracer thread seizes the process, then it
+        is told so (sentry/platform/ptrace_entry.py waits for that)."""
+        from sentry.handoff import ATTACHED, HandoffError, receive_attach
+        from sentry.platform.ptrace import PtraceSupervisor
+        try:
+            req = receive_attach(sock)
+        except (HandoffError, OSError) as e:
+            log.warning("sentry: refused an attach request: %s", e)
+            return
+        try:
+            if req.pid != init_pid and _ns_link(req.pid, "pid") != _ns_link(init_pid, "pid"):
+                raise HandoffError(f"process {req.pid} is not in the container's pid namespace")
+            sandbox = self._sentry_sandbox(init_pid)
+            if self._ptrace is None:
+                self._ptrace = PtraceSupervisor(sandbox, self._dispatch())
+            self._ptrace.attach(req.pid, req.send, req.drain, watch=req.pid == init_pid)
+            sock.sendall(ATTACHED)
+            log.debug("sentry: tracing %d", req.pid)
+        except (HandoffError, OSError) as e:
+            log.warning("sentry: could not trace %d: %s", req.pid, e)
+            req.send.close()
+            req.drain.close()
+        finally:
+            os.close(req.pidfd)
+
+    def wait_init(self, init_pid: int) -> int:
+        """init's wait status once it has exited.  On the ptrace platform its
+        tracer (a thread of ours, as is its parent) reaps it: ask it."""
+        if self._ptrace is not None:
+            st = self._ptrace.exit_status(init_pid)
+            if st is not None:
+                return st
+        while True:
+            _, status = os.waitpid(init_pid, 0)
+            return status
+
+    def _sentry_sandbox(self, init_pid: int) -> Any:
+        """The container as the sentry knows it (made on the first attach:
+        the gofer joins init's mount namespace then)."""
+        from sentry.call import Sandbox, SentryOptions
         if self._sandbox is None:
             files = self._attach_gofer(init_pid)
             so = SentryOptions(release=self.options.uname_release,
@@ -242,25 +297,26 @@ class SandboxHost:
                                container_pidns=_ns_link(init_pid, "pid"),
                                private_ns=self._private_ns(init_pid))
             self._sandbox = Sandbox(files, so, self.limits)
-        sup = Supervisor(fd, self._sandbox, dispatch=self.dispatch)
-        if self.options.strace:
-            from sentry import strace
-            from sentry.policy import syscall_numbers
-            names = {nr: name for name, nr in syscall_numbers().items()}
-            only = {n.strip() for n in self.options.strace_syscalls.split(",") if n.strip()} or None
-            sup.dispatch = strace.wrap(sup.dispatch, names, only, self.options.strace_format)
-            logger = logging.getLogger("sentry.strace")
-            logger.setLevel(logging.INFO)
-            if self.options.strace_format == "json" and not logger.handlers:
-                for h in logging.getLogger().handlers:
-                    if isinstance(h, logging.FileHandler):
-                        # The file is open already: our root holds no path.
-                        strace.json_handler(logging.StreamHandler(h.stream))
-                        break
-        t = threading.Thread(target=sup.serve, name=f"sentry-listener-{fd}", daemon=True)
-        t.start()
-        self._threads.append(t)
-        log.debug("sentry: serving listener %d (sync wake-up: %s)", fd, sup.sync_wakeup)
+        return self._sandbox
+
+    def _dispatch(self) -> list[Any]:
+        """The dispatch table, wrapped for --strace."""
+        if not self.options.strace:
+            return self.dispatch
+        from sentry import strace
+        from sentry.policy import syscall_numbers
+        names = {nr: name for name, nr in syscall_numbers().items()}
+        only = {n.strip() for n in self.options.strace_syscalls.split(",") if n.strip()} or None
+        dispatch = strace.wrap(self.dispatch, names, only, self.options.strace_format)
+        logger = logging.getLogger("sentry.strace")
+        logger.setLevel(logging.INFO)
+        if self.options.strace_format == "json" and not logger.handlers:
+            for h in logging.getLogger().handlers:
+                if isinstance(h, logging.FileHandler):
+                    # The file is open already: our root holds no path.
+                    strace.json_handler(logging.StreamHandler(h.stream))
+                    break
+        return dispatch
 
 
     def _private_ns(self, init_pid: int) -> frozenset[str]:

@@ -460,10 +460,13 @@ def open_child(call: Call, dirfd: int, name: bytes, flags: int, intent: int = CH
 
 
 def installable(call: Call, fd: int, flags: int) -> int:
-    """An fd the kernel will install in the target for this open.
+    """An fd the platform will install in the target for this open.
 
-    SECCOMP_IOCTL_NOTIF_ADDFD refuses O_PATH files (the kernel takes the
-    source with fget(), which skips them: EBADF), so an O_PATH open is
+    Platforms differ here (call.chan.passes_o_path): ptrace hands fds over
+    with SCM_RIGHTS, which carries O_PATH files as they are, so the O_PATH
+    fd itself is installed.  SECCOMP_IOCTL_NOTIF_ADDFD refuses O_PATH files
+    (the kernel takes the source with fget(), which skips them: EBADF), so
+    there an O_PATH open is
     answered with the same object opened for reading, with the target's
     credentials (still in force) and checked for reading like any read
     open: a directory or regular file the caller may read.  Anything else
@@ -471,7 +474,7 @@ def installable(call: Call, fd: int, flags: int) -> int:
     ELOOP, a directory or file it may not read EACCES, other kinds (FIFOs,
     sockets, devices: opening them for reading could block or act) EACCES.
     fd is consumed."""
-    if not flags & os.O_PATH:
+    if not flags & os.O_PATH or call.chan.passes_o_path:
         return fd
     try:
         mode = os.fstat(fd).st_mode
