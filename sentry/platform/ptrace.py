@@ -67,6 +67,7 @@ from typing import Any, Callable, Optional
 from .. import paths
 from ..call import Call, Sandbox
 from ..lookups import CHANGES, KEEPS, tree_kinds
+from ..supervisor import GONE, handler_names, invoke
 from . import execcheck, inject
 from . import ptrace_abi as abi
 from .reserved import RESERVED_FD
@@ -99,6 +100,10 @@ _CRED_CALLS = frozenset((105, 106, 113, 114, 117, 119, 116, 122, 123, 126))
 _MAY_BLOCK = frozenset((SYS_creat, SYS_openat2, SYS_connect, SYS_sync, SYS_syncfs))
 _OPEN_FLAGS_ARG = {SYS_open: 1, SYS_openat: 2}
 _NO_WAIT = os.O_NONBLOCK | os.O_PATH
+_RESERVED_NRS = frozenset((SYS_recvmsg, SYS_dup2, SYS_dup3, SYS_close_range))
+
+# The wait status of a PTRACE_EVENT_SECCOMP stop.
+_SECCOMP_STOP = ((abi.SIGTRAP | abi.PTRACE_EVENT_SECCOMP << 8) << 8) | 0x7F
 
 # How the inline channel was answered.
 VALUE, CONTINUE, FD, REOPEN = range(4)
@@ -120,7 +125,7 @@ class PtraceChannel:
                  "park", "nonblock_added", "open_flags")
 
     def __init__(self, tracer: "Tracer | None") -> None:
-        self.args = (ctypes.c_uint64 * 6)()
+        self.args: list[int] = [0] * 6  # filled in place (a Call binds it once)
         self.inline = tracer is not None
         self.tracer = tracer
         self.call: TracedCall | None = None
@@ -187,7 +192,8 @@ class PtraceChannel:
 
 class TracedCall(Call):
     """A Call that keeps the path strings its handler read (execcheck.py
-    resolves the very bytes the exec handler checked)."""
+    resolves the very bytes the exec handler checked: an exec handler reads
+    its path before it lets the call run)."""
 
     __slots__ = ("read_paths",)
 
@@ -195,11 +201,6 @@ class TracedCall(Call):
         super().__init__(chan, sb)
         self.read_paths: dict[int, bytes] = {}
         chan.call = self
-
-    def load(self, nid: int, pid: int, nr: int) -> None:
-        super().load(nid, pid, nr)
-        if self.read_paths:
-            self.read_paths.clear()
 
     def path(self, i: int) -> bytes:
         p = super().path(i)
@@ -276,8 +277,7 @@ class Workers:
     def _one(self, call: TracedCall, chan: PtraceChannel, job: _Job) -> None:
         chan.t, chan.park, chan.nr = job.t, job.park, job.nr
         chan.kind, chan.value = VALUE, -errno.ENOSYS
-        for i, v in enumerate(job.args):
-            chan.args[i] = v
+        chan.args[:] = job.args
         call.load(job.park.ticket, job.t.tid, job.nr)
         if job.handler is None:
             res: Any = _reopen(call, job.reopen_fd, job.reopen_flags)
@@ -286,7 +286,7 @@ class Workers:
         # Back to our own credentials: the wake-up is a signal, which the
         # caller's may not send.
         call.creds_state.reset()
-        if res is _GONE:
+        if res is GONE:
             _complete(job, -errno.ESRCH)
         elif res is not None:
             _complete(job, res)
@@ -330,9 +330,6 @@ def _complete(job: _Job, value: int, fd: bool = False) -> None:
         # Under the lock: the tracer closes the pidfd only after marking the
         # park abandoned, so this is still the caller's pidfd.
         abi.pidfd_signal(job.t.pidfd, SIGURG)
-
-
-_GONE: object = object()
 
 
 class Tracer:
@@ -411,8 +408,12 @@ class Tracer:
         status = self.status
         sp = self.status_p
         flags = abi.WALL | abi.WNOTHREAD
-        while self.tracees:
-            tid = abi.waitpid(-1, sp, flags)
+        tracees = self.tracees
+        waitpid = abi.waitpid
+        seccomp = self._seccomp
+        gone = inject.TraceeGone
+        while tracees:
+            tid = waitpid(-1, sp, flags)
             if tid < 0:
                 err = abi.get_errno()
                 if err == errno.EINTR:
@@ -420,7 +421,16 @@ class Tracer:
                 if err == errno.ECHILD:
                     break
                 raise OSError(err, f"ptrace: waitpid: {os.strerror(err)}")
-            self._event(tid, status.value)
+            st = status.value
+            if st == _SECCOMP_STOP:  # the hot path
+                t = tracees.get(tid)
+                if t is not None:
+                    try:
+                        seccomp(t)
+                    except gone:
+                        pass
+                    continue
+            self._event(tid, st)
 
     def wait_tid(self, tid: int) -> int:
         """inject.Waiter: the next status of tid (its exit handled here)."""
@@ -575,14 +585,17 @@ class Tracer:
     # --- a stopped call ------------------------------------------------------------
     def _seccomp(self, t: Tracee) -> None:
         regs = self.regs
-        self._request(abi.PTRACE_GETREGS, t, self.regs_p)
+        tid = t.tid
+        if abi.ptrace(abi.PTRACE_GETREGS, tid, None, self.regs_p) != 0:
+            raise inject.TraceeGone(tid)
         nr = regs.orig_rax
         args = (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9)
-        if nr in (SYS_recvmsg, SYS_dup2, SYS_dup3, SYS_close_range):
+        if nr in _RESERVED_NRS:
             self._reserved(t, nr, args)
             return
         sup = self.sup
-        handler = sup.dispatch[nr] if nr < len(sup.dispatch) else None
+        dispatch = sup.dispatch
+        handler = dispatch[nr] if nr < len(dispatch) else None
         if handler is None:
             self._answer(t, -errno.ENOSYS)
             return
@@ -593,21 +606,23 @@ class Tracer:
         call = self.call
         assert chan is not None and call is not None
         cargs = chan.args
-        cargs[0], cargs[1], cargs[2], cargs[3], cargs[4], cargs[5] = args
-        chan.t, chan.nr, chan.kind, chan.value = t, nr, VALUE, 0
+        cargs[:] = args
+        chan.t = t
+        chan.nr = nr
+        chan.kind = VALUE
         chan.session = None
-        chan.nonblock_added = False
         fi = _OPEN_FLAGS_ARG.get(nr)
         if fi is not None and not args[fi] & _NO_WAIT:
             chan.nonblock_added = True
             chan.open_flags = args[fi] & 0xFFFFFFFF
-            chan.args[fi] = args[fi] | os.O_NONBLOCK
-        call.load(next(sup.tickets), t.tid, nr)
-        res = sup.invoke(handler, call)
-        if fi is not None:
-            chan.args[fi] = args[fi]
+            cargs[fi] = args[fi] | os.O_NONBLOCK
+        else:
+            chan.nonblock_added = False
+        call.load(next(sup.tickets), tid, nr)
+        tree = sup.sandbox.tree
+        res = invoke(handler, call, tree, KEEPS if tree is None else sup.tree_kinds.get(handler, CHANGES))
         sup.handled += 1
-        if res is _GONE:
+        if res is GONE:
             res = -errno.ENOSYS  # it is still stopped here: it gets an answer
         s, chan.session = chan.session, None
         if res is None:
@@ -635,11 +650,13 @@ class Tracer:
         return inject.Session(self, t, saved, at_seccomp=True)
 
     def _answer(self, t: Tracee, value: int) -> None:
+        """Skip the stopped call (self.regs its registers): value is its result."""
         regs = self.regs
         regs.orig_rax = U64
         regs.rax = value & U64
-        self._request(abi.PTRACE_SETREGS, t, self.regs_p)
-        self._resume(t, 0)
+        if (abi.ptrace(abi.PTRACE_SETREGS, t.tid, None, self.regs_p) != 0
+                or abi.ptrace(abi.PTRACE_CONT, t.tid, None, None) != 0):
+            raise inject.TraceeGone(t.tid)
 
     def _finish(self, s: inject.Session, value: int) -> None:
         s.finish(value)
@@ -744,7 +761,6 @@ class PtraceSupervisor:
 
     def __init__(self, sandbox: Sandbox, dispatch: list[Handler | None], *,
                  max_workers: int = 16) -> None:
-        from ..supervisor import handler_names
         self.sandbox = sandbox
         self.dispatch = dispatch
         self.tree_kinds = tree_kinds(handler_names(dispatch))
@@ -757,11 +773,9 @@ class PtraceSupervisor:
         self._exit_cv = threading.Condition(self._lock)
 
     def invoke(self, handler: Handler, call: Call) -> Any:
-        from ..supervisor import GONE, invoke
         tree = self.sandbox.tree
         kind = KEEPS if tree is None else self.tree_kinds.get(handler, CHANGES)
-        res = invoke(handler, call, tree, kind)
-        return _GONE if res is GONE else res
+        return invoke(handler, call, tree, kind)
 
     def attach(self, pid: int, send: socket.socket, drain: socket.socket, *,
                watch: bool = False) -> None:
