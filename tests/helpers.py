@@ -1216,8 +1216,16 @@ KNOWN_DIFFERENCES = [
     # the sentry opens every file for the workload, so it cannot tell those
     # fds from received ones.
     ["linkat-empty-path"],
-    # An O_PATH open is installed as a read open on the seccomp platform
-    # (SECCOMP_IOCTL_NOTIF_ADDFD refuses O_PATH files), so fgetxattr on it
-    # reads the attribute (ENODATA here) where Linux answers EBADF.
-    ["fgetxattr-opath"],
 ]
+# Only on the seccomp platform: an O_PATH open is installed as a read open
+# there (SECCOMP_IOCTL_NOTIF_ADDFD refuses O_PATH files), so fgetxattr on
+# it reads the attribute (ENODATA here) where Linux answers EBADF.  The
+# ptrace platform installs the O_PATH fd itself (SCM_RIGHTS carries it).
+KNOWN_DIFFERENCES_SECCOMP = [["fgetxattr-opath"]]
+
+
+def known_differences(platform: str) -> list[list[str]]:
+    """KNOWN_DIFFERENCES for a platform ("" or "auto": either one's)."""
+    if platform == "ptrace":
+        return KNOWN_DIFFERENCES
+    return KNOWN_DIFFERENCES + KNOWN_DIFFERENCES_SECCOMP
