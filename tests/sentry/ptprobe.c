@@ -149,6 +149,17 @@ int main(int argc, char **argv) {
             execv(a + 5, &argv[i]);
             printf("exec -1 %d\n", errno);
             return 0;
+        } else if (!strcmp(a, "ptrace")) {
+            /* the container tracing itself: its own child, and its parent */
+            pid_t c = fork();
+            if (c == 0) { sleep_ms(2000); _exit(0); }
+            long r1 = syscall(SYS_ptrace, 16 /* PTRACE_ATTACH */, c, 0, 0);
+            int e1 = errno;
+            long r2 = syscall(SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0, 0);
+            int e2 = errno;
+            kill(c, SIGKILL);
+            waitpid(c, NULL, 0);
+            printf("ptrace attach %ld %d traceme %ld %d\n", r1, r1 < 0 ? e1 : 0, r2, r2 < 0 ? e2 : 0);
         } else if (!strcmp(a, "pid")) {
             printf("pid %d\n", getpid());
         } else printf("unknown %s\n", a);
