@@ -368,6 +368,7 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
         init_pidfd = libc.pidfd_open(init_pid)
         chan.send(Msg.INIT_PID, fds=[init_pidfd, host.gofer_pidfd])
     except BaseException as e:
+        log.debug("sandbox: set-up failed", exc_info=True)
         chan.error(f"sandbox: {getattr(e, 'strerror', None) or e}")
         os._exit(1)
     _supervise(chan, init_pid, init_pidfd, host, handoff_sentry, sentry_sock, init_cfg.state_dir)

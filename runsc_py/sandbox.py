@@ -264,7 +264,7 @@ class SandboxHost:
             sandbox = self._sentry_sandbox(init_pid)
             if self._ptrace is None:
                 self._ptrace = PtraceSupervisor(sandbox, self._dispatch())
-            self._ptrace.attach(req.pid, req.send, req.drain, watch=req.pid == init_pid)
+            self._ptrace.attach(req.pid, req.send, req.drain, req.reserved, watch=req.pid == init_pid)
             sock.sendall(ATTACHED)
             log.debug("sentry: tracing %d", req.pid)
         except (HandoffError, OSError) as e:

@@ -138,11 +138,12 @@ def build_bpf(options: PolicyOptions | None = None, trace: bool = False) -> byte
 
 
 def export_bpf(f: seccomp.SyscallFilter) -> bytes:
-    """A libseccomp filter as raw BPF (struct sock_filter[])."""
+    """A libseccomp filter as raw BPF (struct sock_filter[]).  Through a
+    memfd, not a temporary file: the ptrace platform builds one in the
+    container's init, whose root may be read-only (ptrace_entry.py)."""
     import os
-    import tempfile
 
-    with tempfile.TemporaryFile() as tmp:
+    with open(os.memfd_create("runsc-py-bpf", os.MFD_CLOEXEC), "w+b") as tmp:
         f.export_bpf(tmp)
         tmp.flush()
         os.lseek(tmp.fileno(), 0, os.SEEK_SET)

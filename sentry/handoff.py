@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 
 from . import ownproc
 from .install import HANDOFF_MAGIC
@@ -61,21 +62,24 @@ def receive_listener(sock: socket.socket) -> int:
 
 ATTACH_MAGIC = b"RUNSC-PY-PTRACE-ATTACH\0"
 ATTACHED = b"attached"
+_RESERVED = struct.Struct("=i")  # after the magic: the reserved descriptor's number
 
 
-def send_attach(sock: socket.socket, pidfd: int, send_end: int, recv_end: int) -> None:
-    socket.send_fds(sock, [ATTACH_MAGIC], [pidfd, send_end, recv_end])
+def send_attach(sock: socket.socket, pidfd: int, send_end: int, recv_end: int, reserved: int) -> None:
+    socket.send_fds(sock, [ATTACH_MAGIC + _RESERVED.pack(reserved)], [pidfd, send_end, recv_end])
 
 
 class Attach:
     """A received request: the process (pidfd and its pid as we number it)
     and the sandbox's ends of its reserved socket pair."""
 
-    def __init__(self, pidfd: int, pid: int, send: socket.socket, drain: socket.socket) -> None:
+    def __init__(self, pidfd: int, pid: int, send: socket.socket, drain: socket.socket,
+                 reserved: int) -> None:
         self.pidfd = pidfd
         self.pid = pid
         self.send = send
         self.drain = drain
+        self.reserved = reserved
 
     def close(self) -> None:
         os.close(self.pidfd)
@@ -88,8 +92,11 @@ def receive_attach(sock: socket.socket) -> Attach:
     and two AF_UNIX datagram sockets."""
     msg, fds, _flags, _addr = socket.recv_fds(sock, len(ATTACH_MAGIC) + 16, 4)
     try:
-        if msg != ATTACH_MAGIC:
+        if len(msg) != len(ATTACH_MAGIC) + _RESERVED.size or not msg.startswith(ATTACH_MAGIC):
             raise HandoffError(f"receive attach: bad message {msg[:32]!r}")
+        (reserved,) = _RESERVED.unpack_from(msg, len(ATTACH_MAGIC))
+        if not 3 <= reserved <= 1 << 20:
+            raise HandoffError(f"receive attach: reserved descriptor {reserved}")
         if len(fds) != 3:
             raise HandoffError(f"receive attach: expected 3 fds, got {len(fds)}")
         kind = ownproc.readlink(ownproc.self_fd(fds[0]))
@@ -110,7 +117,7 @@ def receive_attach(sock: socket.socket) -> Attach:
         raise
     for fd in fds[1:]:
         os.close(fd)
-    return Attach(fds[0], pid, socks[0], socks[1])
+    return Attach(fds[0], pid, socks[0], socks[1], reserved)
 
 
 def _pidfd_pid(pidfd: int) -> int:

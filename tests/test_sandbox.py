@@ -85,9 +85,6 @@ def test_sandbox_is_invisible_inside(runtime, bundle):
     assert all(int(p) < 20 for p in pids), pids
 
 
-RESERVED_FD = 1023  # sentry/platform/reserved.py
-
-
 def test_workload_holds_no_runtime_fd(runtime, bundle):
     """Nothing of the runtime's but, on the ptrace platform, the reserved
     descriptor: a socket whose other end only the sandbox holds, that the
@@ -97,7 +94,7 @@ def test_workload_holds_no_runtime_fd(runtime, bundle):
         for pid in _workload_pids(c):
             fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
             if c.platform == "ptrace":
-                assert fds.pop(RESERVED_FD, "").startswith("socket:"), fds
+                assert fds.pop(helpers.RESERVED_FD, "").startswith("socket:"), fds
             targets = list(fds.values())
             assert all(fd <= 2 for fd in fds), targets
             assert not any("seccomp" in t or "socket" in t for t in targets), targets

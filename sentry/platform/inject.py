@@ -50,7 +50,6 @@ from typing import Protocol
 
 from ..call import Gone
 from . import ptrace_abi as abi
-from .reserved import RESERVED_FD
 from .tracees import Channel, Tracee
 
 log = logging.getLogger(__name__)
@@ -270,7 +269,7 @@ def install_fd(s: Session, fd: int, cloexec: bool, ticket: int) -> int:
     if os.pwrite(_mem(t), image, base) != len(image):
         return -errno.EFAULT
     flags = MSG_DONTWAIT | (MSG_CMSG_CLOEXEC if cloexec else 0)
-    n = s.syscall(SYS_recvmsg, RESERVED_FD, base, flags, traced=True)
+    n = s.syscall(SYS_recvmsg, t.table.reserved, base, flags, traced=True)
     if n != 8:
         log.warning("ptrace: injected recvmsg in %d returned %d", t.tid, n)
         return n if n < 0 else -errno.EIO
@@ -307,8 +306,8 @@ def private_channel(s: Session) -> None:
     try:
         if send < 0 or drain < 0:
             raise OSError(errno.EBADF, "ptrace: take the new reserved socket")
-        r = s.syscall(SYS_dup3, a, RESERVED_FD, 0, traced=True)
-        if r != RESERVED_FD:
+        r = s.syscall(SYS_dup3, a, t.table.reserved, 0, traced=True)
+        if r != t.table.reserved:
             raise OSError(-r if r < 0 else errno.EIO, "ptrace: dup3 onto the reserved descriptor")
         for fd in (a, b):
             s.syscall(SYS_close_range, fd, fd, 0, traced=True)
@@ -324,9 +323,10 @@ def private_channel(s: Session) -> None:
 
 def split_close_range(s: Session, first: int, last: int, flags: int) -> int:
     """close_range(first, last, flags) around the reserved descriptor."""
+    fd = s.t.table.reserved
     r = 0
-    if first < RESERVED_FD:
-        r = s.syscall(SYS_close_range, first, RESERVED_FD - 1, flags, traced=True)
-    if r == 0 and last > RESERVED_FD:
-        r = s.syscall(SYS_close_range, RESERVED_FD + 1, last, flags, traced=True)
+    if first < fd:
+        r = s.syscall(SYS_close_range, first, fd - 1, flags, traced=True)
+    if r == 0 and last > fd:
+        r = s.syscall(SYS_close_range, fd + 1, last, flags, traced=True)
     return r

@@ -70,7 +70,6 @@ from ..lookups import CHANGES, KEEPS, tree_kinds
 from ..supervisor import GONE, handler_names, invoke
 from . import execcheck, inject
 from . import ptrace_abi as abi
-from .reserved import RESERVED_FD
 from .tracees import Channel, FdTable, AddressSpace, Park, Tracee, child_of
 
 log = logging.getLogger(__name__)
@@ -335,13 +334,16 @@ def _complete(job: _Job, value: int, fd: bool = False) -> None:
 class Tracer:
     """One attached process tree, served by its own thread."""
 
-    def __init__(self, sup: "PtraceSupervisor", pid: int, chan: Channel, watch: bool) -> None:
+    def __init__(self, sup: "PtraceSupervisor", pid: int, chan: Channel, reserved: int,
+                 watch: bool) -> None:
         self.sup = sup
         self.pid = pid
         self.first_chan = chan
+        self.reserved = reserved
         self.watch = watch
         self.tracees: dict[int, Tracee] = {}
         self.stash: dict[int, int] = {}  # tid -> status of a child seen before its parent's event
+        self.deferred: list[tuple[int, int]] = []  # stops seen while waiting for one tracee
         self.regs = abi.UserRegs()
         self.regs_p = ctypes.addressof(self.regs)
         self.status = ctypes.c_int()
@@ -396,7 +398,7 @@ class Tracer:
             self.first_chan.drain.close()
             self.attached.set()
             return False
-        t = Tracee(self.pid, self.pid, FdTable(self.first_chan), AddressSpace())
+        t = Tracee(self.pid, self.pid, FdTable(self.first_chan, self.reserved), AddressSpace())
         t.watched = self.watch
         self.tracees[self.pid] = t
         self.attached.set()
@@ -412,7 +414,11 @@ class Tracer:
         waitpid = abi.waitpid
         seccomp = self._seccomp
         gone = inject.TraceeGone
+        deferred = self.deferred
         while tracees:
+            if deferred:
+                self._event(*deferred.pop(0))
+                continue
             tid = waitpid(-1, sp, flags)
             if tid < 0:
                 err = abi.get_errno()
@@ -433,21 +439,29 @@ class Tracer:
             self._event(tid, st)
 
     def wait_tid(self, tid: int) -> int:
-        """inject.Waiter: the next status of tid (its exit handled here)."""
+        """inject.Waiter: the next status of tid (its exit handled here).
+
+        Waits for any of our tracees, not for tid alone: a thread-group
+        leader's exit is reported only once its other threads are reaped,
+        and an exec in its process waits for those too.  Their exits are
+        handled now; their stops are kept (they stay stopped) for the loop."""
         while True:
-            r = abi.waitpid(tid, self.status_p, abi.WALL)
-            if r == tid:
-                st = self.status.value
-                if os.WIFEXITED(st) or os.WIFSIGNALED(st):
-                    t = self.tracees.get(tid)
-                    if t is not None:
-                        self._exited(t, st)
+            r = abi.waitpid(-1, self.status_p, abi.WALL | abi.WNOTHREAD)
+            if r < 0:
+                if abi.get_errno() == errno.EINTR:
+                    continue
+                raise inject.TraceeGone(tid)
+            st = self.status.value
+            if os.WIFEXITED(st) or os.WIFSIGNALED(st):
+                t = self.tracees.get(r)
+                if t is not None:
+                    self._exited(t, st)
+                if r == tid:
                     raise inject.TraceeGone(tid)
-                return st
-            err = abi.get_errno()
-            if r < 0 and err == errno.EINTR:
                 continue
-            raise inject.TraceeGone(tid)
+            if r == tid:
+                return st
+            self.deferred.append((r, st))
 
     def _event(self, tid: int, st: int) -> None:
         t = self.tracees.get(tid)
@@ -576,7 +590,7 @@ class Tracer:
             return
         # A new address space, and the fd table is the process's own now.
         t.set_mm(AddressSpace())
-        table = FdTable(t.table.chan)
+        table = FdTable(t.table.chan, t.table.reserved)
         table.private_needed = t.table.private_needed or execcheck.secure_exec(t.tid)
         t.set_table(table)
         self.sup.sandbox.creds_epoch.bump()
@@ -691,7 +705,7 @@ class Tracer:
             self._answer(t, -errno.EBADF)
             return
         first, last, flags = args[0] & 0xFFFFFFFF, args[1] & 0xFFFFFFFF, args[2] & 0xFFFFFFFF
-        if not first <= RESERVED_FD <= last:
+        if not first <= t.table.reserved <= last:
             self._resume(t, 0)  # the re-run filter lets it through
             return
         saved = abi.UserRegs()
@@ -777,12 +791,13 @@ class PtraceSupervisor:
         kind = KEEPS if tree is None else self.tree_kinds.get(handler, CHANGES)
         return invoke(handler, call, tree, kind)
 
-    def attach(self, pid: int, send: socket.socket, drain: socket.socket, *,
+    def attach(self, pid: int, send: socket.socket, drain: socket.socket, reserved: int, *,
                watch: bool = False) -> None:
         """Trace pid (and everything it will create) from a new tracer
         thread; returns once it is seized.  send/drain: the sandbox's ends
-        of its reserved socket (now the tracer's)."""
-        tr = Tracer(self, pid, Channel(send, drain), watch)
+        of its reserved socket (now the tracer's), at descriptor `reserved`
+        in pid."""
+        tr = Tracer(self, pid, Channel(send, drain), reserved, watch)
         with self._lock:
             self._tracers.append(tr)
         tr.start()

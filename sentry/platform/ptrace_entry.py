@@ -37,12 +37,19 @@ class PreparedTrace:
     def __init__(self, policy: PreparedFilter) -> None:
         self.policy = policy
         self.guard = PreparedFilter(reserved.build_bpf(), listener=False)
+        self.guard_fd = reserved.RESERVED_FD
 
     def enter(self, sock: socket.socket, no_new_privs: bool = False) -> None:
-        send_end, recv_end = install_reserved()
+        fd = reserved.number_for(_hard_nofile())
+        if fd != self.guard_fd:
+            # A hard RLIMIT_NOFILE below the usual number (the spec's
+            # rlimits are in force by now): its own guard.
+            self.guard = PreparedFilter(reserved.build_bpf(fd), listener=False)
+            self.guard_fd = fd
+        send_end, recv_end = install_reserved(fd)
         pidfd = os.pidfd_open(os.getpid())
         try:
-            send_attach(sock, pidfd, send_end, recv_end)
+            send_attach(sock, pidfd, send_end, recv_end, fd)
         finally:
             for fd in (pidfd, send_end, recv_end):
                 os.close(fd)
@@ -51,18 +58,20 @@ class PreparedTrace:
         self.policy.install(False)
 
 
-def install_reserved() -> tuple[int, int]:
-    """Step 1: (the sandbox's send end, a copy of the end now at RESERVED_FD)."""
+def _hard_nofile() -> int:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return -1 if hard == resource.RLIM_INFINITY else hard
+
+
+def install_reserved(fd: int) -> tuple[int, int]:
+    """Step 1: (the sandbox's send end, a copy of the end now at fd)."""
+    if fd < 3:
+        raise OSError(errno.EMFILE, "ptrace platform: RLIMIT_NOFILE leaves no room for the "
+                                    "reserved descriptor")
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)  # close-on-exec
-    fd = reserved.RESERVED_FD
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     raise_soft = soft != resource.RLIM_INFINITY and soft <= fd
     if raise_soft:
-        if hard != resource.RLIM_INFINITY and hard <= fd:
-            a.close()
-            b.close()
-            raise OSError(errno.EMFILE, f"ptrace platform: RLIMIT_NOFILE hard limit {hard} leaves "
-                                        f"no room for the reserved descriptor {fd}")
         resource.setrlimit(resource.RLIMIT_NOFILE, (fd + 1, hard))
     try:
         os.dup2(a.fileno(), fd, inheritable=True)

@@ -48,7 +48,9 @@ from typing import Any
 
 # High, below the common soft RLIMIT_NOFILE of 1024 (dup2 needs fd < limit
 # when it is installed; the runtime raises the soft limit for that moment
-# if it is lower: inject.install_reserved).
+# if it is lower: ptrace_entry.install_reserved).  A process whose hard
+# limit is lower gets the highest number it allows (`number_for`); the
+# number travels with the attach request and is kept per fd table.
 RESERVED_FD = 1023
 
 # syscall -> the argument indexes holding an fd (or a directory fd).  A call
@@ -93,8 +95,17 @@ ALWAYS_TRACED = ("close_range",)
 _LOW32 = 0xFFFFFFFF
 
 
-def build_filter() -> Any:
-    """The guard filter (libseccomp object, not loaded): default ALLOW."""
+def number_for(hard_nofile: int) -> int:
+    """The reserved descriptor of a process whose hard RLIMIT_NOFILE is this
+    (-1: unlimited)."""
+    if hard_nofile < 0 or hard_nofile > RESERVED_FD:
+        return RESERVED_FD
+    return hard_nofile - 1
+
+
+def build_filter(fd: int = RESERVED_FD) -> Any:
+    """The guard filter of reserved descriptor fd (libseccomp object, not
+    loaded): default ALLOW."""
     import seccomp
 
     from ..policy import syscall_numbers
@@ -106,17 +117,12 @@ def build_filter() -> Any:
     for rules, action in ((FD_ARGS, seccomp.ERRNO(errno.EBADF)), (TRACED_FD_ARGS, seccomp.TRACE(0))):
         for name, indexes in rules.items():
             for i in indexes:
-                f.add_rule(action, numbers[name], seccomp.Arg(i, seccomp.MASKED_EQ, _LOW32, RESERVED_FD))
+                f.add_rule(action, numbers[name], seccomp.Arg(i, seccomp.MASKED_EQ, _LOW32, fd))
     for name in ALWAYS_TRACED:
         f.add_rule(seccomp.TRACE(0), numbers[name])
     return f
 
 
-def build_bpf() -> bytes:
+def build_bpf(fd: int = RESERVED_FD) -> bytes:
     from ..filter import export_bpf
-    return export_bpf(build_filter())
-
-
-def names(fd: int, nr_args: tuple[int, ...]) -> bool:
-    """Whether one of the argument values names fd (low 32 bits)."""
-    return any(a & _LOW32 == fd for a in nr_args)
+    return export_bpf(build_filter(fd))

@@ -50,15 +50,17 @@ class Channel:
 
 
 class FdTable:
-    """One fd table of the workload.  private_needed: the socket at its
-    reserved descriptor must be replaced by one of its own before the next
-    fd is sent (inject.py: after an exec that raised privileges)."""
+    """One fd table of the workload.  reserved: the number of its reserved
+    descriptor (reserved.py).  private_needed: the socket there must be
+    replaced by one of its own before the next fd is sent (inject.py: after
+    an exec that raised privileges)."""
 
-    __slots__ = ("chan", "tasks", "private_needed")
+    __slots__ = ("chan", "reserved", "tasks", "private_needed")
 
-    def __init__(self, chan: Channel) -> None:
+    def __init__(self, chan: Channel, reserved: int) -> None:
         self.chan = chan
         chan.holders += 1
+        self.reserved = reserved
         self.tasks = 0
         self.private_needed = False
 
@@ -152,7 +154,7 @@ class Tracee:
 
 def child_of(parent: Tracee, tid: int, flags: int) -> Tracee:
     """The record of a task parent just created with these clone flags."""
-    table = parent.table if flags & CLONE_FILES else FdTable(parent.table.chan)
+    table = parent.table if flags & CLONE_FILES else FdTable(parent.table.chan, parent.table.reserved)
     if not flags & CLONE_FILES:
         table.private_needed = parent.table.private_needed
     mm = parent.mm if flags & CLONE_VM else AddressSpace(parent.mm.scratch)

@@ -173,7 +173,7 @@ def _run(probe: str, args: list[str], files: Any, *, policy: PolicyOptions | Non
             req = receive_attach(parent_sock)
             os.close(req.pidfd)
             sup = PtraceSupervisor(Sandbox(files, opts), build_dispatch(policy))
-            sup.attach(req.pid, req.send, req.drain, watch=True)
+            sup.attach(req.pid, req.send, req.drain, req.reserved, watch=True)
             parent_sock.sendall(ATTACHED)
         else:
             lfd = receive_listener(parent_sock)
