@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from helpers import RESERVED_FD
 from runsc_py.spec import CAPABILITIES
 
 pytestmark = pytest.mark.runsc_py_only
@@ -94,7 +95,7 @@ def test_workload_holds_no_runtime_fd(runtime, bundle):
         for pid in _workload_pids(c):
             fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
             if c.platform == "ptrace":
-                assert fds.pop(helpers.RESERVED_FD, "").startswith("socket:"), fds
+                assert fds.pop(RESERVED_FD, "").startswith("socket:"), fds
             targets = list(fds.values())
             assert all(fd <= 2 for fd in fds), targets
             assert not any("seccomp" in t or "socket" in t for t in targets), targets
