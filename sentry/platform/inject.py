@@ -84,6 +84,14 @@ class Waiter(Protocol):
         ...
 
 
+_OUR_PID = [0]  # cached: getpid() is a system call
+
+
+def _our_pid() -> int:
+    _OUR_PID[0] = os.getpid()
+    return _OUR_PID[0]
+
+
 def _signed(v: int) -> int:
     return v - (1 << 64) if v & (1 << 63) else v
 
@@ -114,9 +122,11 @@ class Session:
                 abi.ptrace(abi.PTRACE_SETSIGMASK, t.tid, 8, ctypes.addressof(m))
 
     # --- one call ---------------------------------------------------------
-    def syscall(self, nr: int, *args: int, traced: bool = False) -> int:
+    def syscall(self, nr: int, *args: int, traced: bool = False, result: bool = True) -> int:
         """Run nr(args) in the tracee; its return value (or -errno).
-        traced: a filter stops it (TRACE), so no entry stop is needed."""
+        traced: a filter stops it (TRACE), so no entry stop is needed.
+        result: False when the caller reads the outcome from memory (0 is
+        returned: one GETREGS less)."""
         w = self.work
         ctypes.memmove(self._work_p, ctypes.addressof(self.saved), ctypes.sizeof(w))
         a = tuple(args) + (0,) * (6 - len(args))
@@ -159,6 +169,8 @@ class Session:
             else:
                 raise TraceeGone(tid)  # fail closed: nothing else can stop here
             self._check(abi.ptrace(request, tid, None, None), "resume")
+        if not result:
+            return 0
         self._check(abi.ptrace(abi.PTRACE_GETREGS, tid, None, self._work_p), "getregs")
         return _signed(w.rax)
 
@@ -254,6 +266,13 @@ def install_fd(s: Session, fd: int, cloexec: bool, ticket: int) -> int:
     if t.table.private_needed:
         private_channel(s)
     base = scratch(s)
+    mm = t.mm
+    if mm.image_at != base:
+        # The msghdr, its iovec and an empty data and control area: the same
+        # bytes for every injection into this address space.
+        mm.image = (_HDR.pack(0, 0, base + _IOV, 1, base + _CMSG, _CMSG_SPACE, 0).ljust(_IOV, b"\0")
+                    + _IOVEC.pack(base + _DATA, 8) + bytes(_CMSG - _DATA + _CMSG_SPACE))
+        mm.image_at = base
     chan = t.table.chan
     if chan.dirty:
         _drain(chan)
@@ -264,23 +283,21 @@ def install_fd(s: Session, fd: int, cloexec: bool, ticket: int) -> int:
     except OSError as e:
         return -(e.errno or errno.EIO)
     chan.dirty = True  # until the tracee has taken it
-    image = (_HDR.pack(0, 0, base + _IOV, 1, base + _CMSG, _CMSG_SPACE, 0).ljust(_IOV, b"\0")
-             + _IOVEC.pack(base + _DATA, 8) + bytes(_CMSG - _DATA + _CMSG_SPACE))
-    if os.pwrite(_mem(t), image, base) != len(image):
+    mem = _mem(t)
+    if os.pwrite(mem, mm.image, base) != len(mm.image):
         return -errno.EFAULT
     flags = MSG_DONTWAIT | (MSG_CMSG_CLOEXEC if cloexec else 0)
-    n = s.syscall(SYS_recvmsg, t.table.reserved, base, flags, traced=True)
-    if n != 8:
-        log.warning("ptrace: injected recvmsg in %d returned %d", t.tid, n)
-        return n if n < 0 else -errno.EIO
-    got = os.pread(_mem(t), _CMSG - _DATA + _CMSG_SPACE, base + _DATA)
+    # Its result is read from the scratch page (an 8-byte message with one
+    # fd, or nothing: the ticket stays 0).
+    s.syscall(SYS_recvmsg, t.table.reserved, base, flags, traced=True, result=False)
+    got = os.pread(mem, _CMSG - _DATA + _CMSG_SPACE, base + _DATA)
     (seen,) = _TICKET.unpack_from(got, 0)
     clen, level, ctype, theirs = _CMSGHDR.unpack_from(got, _CMSG - _DATA)
     if seen != ticket or level != socket.SOL_SOCKET or ctype != socket.SCM_RIGHTS or clen != 20:
-        log.warning("ptrace: %d received a message that is not ours: fd not given", t.tid)
+        log.warning("ptrace: %d did not receive its fd (injected recvmsg)", t.tid)
         return -errno.EIO
     chan.dirty = False
-    if abi.kcmp_file(os.getpid(), t.tid, fd, theirs) != 0:
+    if abi.kcmp_file(_OUR_PID[0] or _our_pid(), t.tid, fd, theirs) != 0:
         log.warning("ptrace: fd %d of %d is not the file sent", theirs, t.tid)
         return -errno.EIO
     return theirs

@@ -80,12 +80,14 @@ class AddressSpace:
     on the first injection; fork copies it at the same address), and a
     /proc/TID/mem fd of it (bound to this address space, not the tid)."""
 
-    __slots__ = ("scratch", "mem", "tasks")
+    __slots__ = ("scratch", "mem", "tasks", "image", "image_at")
 
     def __init__(self, scratch: int = 0) -> None:
         self.scratch = scratch
         self.mem = -1
         self.tasks = 0
+        self.image = b""   # what inject.install_fd writes at image_at
+        self.image_at = 0
 
     def unref(self) -> None:
         self.tasks -= 1
