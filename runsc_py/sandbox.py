@@ -252,7 +252,7 @@ class SandboxHost:
         """The ptrace platform: a tracer thread seizes the process, then it
         is told so (sentry/platform/ptrace_entry.py waits for that)."""
         from sentry.handoff import ATTACHED, HandoffError, receive_attach
-        from sentry.platform.ptrace import PtraceSupervisor
+        from sentry.platform.ptrace import PtraceSupervisor, platform_dispatch
         try:
             req = receive_attach(sock)
         except (HandoffError, OSError) as e:
@@ -263,7 +263,7 @@ class SandboxHost:
                 raise HandoffError(f"process {req.pid} is not in the container's pid namespace")
             sandbox = self._sentry_sandbox(init_pid)
             if self._ptrace is None:
-                self._ptrace = PtraceSupervisor(sandbox, self._dispatch())
+                self._ptrace = PtraceSupervisor(sandbox, self._dispatch(platform_dispatch(self.dispatch)))
             self._ptrace.attach(req.pid, req.send, req.drain, req.reserved, watch=req.pid == init_pid)
             sock.sendall(ATTACHED)
             log.debug("sentry: tracing %d", req.pid)
@@ -299,15 +299,17 @@ class SandboxHost:
             self._sandbox = Sandbox(files, so, self.limits)
         return self._sandbox
 
-    def _dispatch(self) -> list[Any]:
-        """The dispatch table, wrapped for --strace."""
+    def _dispatch(self, table: list[Any] | None = None) -> list[Any]:
+        """The dispatch table (or TABLE: the platform's), wrapped for --strace."""
+        if table is None:
+            table = self.dispatch
         if not self.options.strace:
-            return self.dispatch
+            return table
         from sentry import strace
         from sentry.policy import syscall_numbers
         names = {nr: name for name, nr in syscall_numbers().items()}
         only = {n.strip() for n in self.options.strace_syscalls.split(",") if n.strip()} or None
-        dispatch = strace.wrap(self.dispatch, names, only, self.options.strace_format)
+        dispatch = strace.wrap(table, names, only, self.options.strace_format)
         logger = logging.getLogger("sentry.strace")
         logger.setLevel(logging.INFO)
         if self.options.strace_format == "json" and not logger.handlers:

@@ -625,13 +625,7 @@ class Tracer:
         chan.nr = nr
         chan.kind = VALUE
         chan.session = None
-        fi = _OPEN_FLAGS_ARG.get(nr)
-        if fi is not None and not args[fi] & _NO_WAIT:
-            chan.nonblock_added = True
-            chan.open_flags = args[fi] & 0xFFFFFFFF
-            cargs[fi] = args[fi] | os.O_NONBLOCK
-        else:
-            chan.nonblock_added = False
+        chan.nonblock_added = False  # (_nonblocking sets it for an open)
         call.load(next(sup.tickets), tid, nr)
         tree = sup.sandbox.tree
         res = invoke(handler, call, tree, KEEPS if tree is None else sup.tree_kinds.get(handler, CHANGES))
@@ -770,8 +764,42 @@ class Tracer:
             abi.pidfd_signal(t.pidfd, SIGURG)
 
 
+def _nonblocking(handler: Handler, fi: int) -> Handler:
+    """open/openat run on the tracer thread with O_NONBLOCK added (argument
+    fi): an open that would wait (a FIFO without its other end, a lease)
+    then fails or returns at once, and the tracer finishes it on a worker
+    (PtraceChannel.reply_fd, Tracer._seccomp).  Inside any --strace
+    wrapper, which shows the caller's own flags."""
+    def h(call: Call) -> int | None:
+        chan = call.chan
+        a = call.args
+        f = a[fi]
+        if chan.inline and not f & _NO_WAIT:  # type: ignore[attr-defined]
+            chan.nonblock_added = True  # type: ignore[attr-defined]
+            chan.open_flags = f & 0xFFFFFFFF  # type: ignore[attr-defined]
+            a[fi] = f | os.O_NONBLOCK  # type: ignore[index]
+        return handler(call)
+
+    h.__name__ = handler.__name__
+    h.__module__ = handler.__module__
+    return h
+
+
+def platform_dispatch(dispatch: list[Handler | None]) -> list[Handler | None]:
+    """The dispatch table as this platform runs it (before any --strace
+    wrapping): opens made non-blocking on the tracer (_nonblocking)."""
+    out = list(dispatch)
+    for nr, fi in _OPEN_FLAGS_ARG.items():
+        if out[nr] is not None:
+            out[nr] = _nonblocking(out[nr], fi)  # type: ignore[arg-type]
+    return out
+
+
 class PtraceSupervisor:
-    """The ptrace platform for one sandbox: tracers, workers, handlers."""
+    """The ptrace platform for one sandbox: tracers, workers, handlers.
+
+    dispatch: the table to run, made by platform_dispatch() (and then
+    maybe wrapped for --strace)."""
 
     def __init__(self, sandbox: Sandbox, dispatch: list[Handler | None], *,
                  max_workers: int = 16) -> None:

@@ -33,7 +33,7 @@ from runsc_py.sandbox import SandboxHost, SandboxOptions
 from sentry.call import Sandbox, SentryOptions
 from sentry.files import DirectFS
 from sentry.handoff import ATTACHED, receive_attach, receive_listener
-from sentry.platform.ptrace import PtraceSupervisor
+from sentry.platform.ptrace import PtraceSupervisor, platform_dispatch
 from sentry.install import prepare_filter, send_listener
 from sentry.policy import PolicyOptions
 from sentry.supervisor import Supervisor, build_dispatch
@@ -172,7 +172,7 @@ def _run(probe: str, args: list[str], files: Any, *, policy: PolicyOptions | Non
         if traced:
             req = receive_attach(parent_sock)
             os.close(req.pidfd)
-            sup = PtraceSupervisor(Sandbox(files, opts), build_dispatch(policy))
+            sup = PtraceSupervisor(Sandbox(files, opts), platform_dispatch(build_dispatch(policy)))
             sup.attach(req.pid, req.send, req.drain, req.reserved, watch=True)
             parent_sock.sendall(ATTACHED)
         else:
