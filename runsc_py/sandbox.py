@@ -277,13 +277,15 @@ class SandboxHost:
     def wait_init(self, init_pid: int) -> int:
         """init's wait status once it has exited.  On the ptrace platform its
         tracer (a thread of ours, as is its parent) reaps it: ask it."""
-        if self._ptrace is not None:
-            st = self._ptrace.exit_status(init_pid)
+        while self._ptrace is not None:
+            st = self._ptrace.exit_status(init_pid, 0.2)
             if st is not None:
                 return st
-        while True:
-            _, status = os.waitpid(init_pid, 0)
-            return status
+            if not self._ptrace.tracing:
+                # Its tracer ended without seeing it exit (a tracer failure:
+                # EXITKILL killed it): it is our child again.
+                break
+        return os.waitpid(init_pid, 0)[1]
 
     def _sentry_sandbox(self, init_pid: int) -> Any:
         """The container as the sentry knows it (made on the first attach:
