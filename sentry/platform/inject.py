@@ -142,8 +142,8 @@ class Session:
             w.orig_rax = U64
             request = abi.PTRACE_CONT if traced else abi.PTRACE_SYSCALL
             expect_entry = not traced
-        self._check(abi.ptrace(abi.PTRACE_SETREGS, tid, None, self._work_p), "setregs")
-        self._check(abi.ptrace(request, tid, None, None), "resume")
+        self._check(abi.ptrace(abi.PTRACE_SETREGS, tid, 0, self._work_p), "setregs")
+        self._check(abi.ptrace(request, tid, 0, 0), "resume")
         self.at_seccomp = False
         while True:
             status = self.waiter.wait_tid(tid)
@@ -160,7 +160,7 @@ class Session:
                 request = abi.PTRACE_SYSCALL
             elif event == abi.PTRACE_EVENT_STOP:
                 if sig != abi.SIGTRAP:  # group-stop: stay stopped, resume as planned later
-                    self._check(abi.ptrace(abi.PTRACE_LISTEN, tid, None, None), "listen")
+                    self._check(abi.ptrace(abi.PTRACE_LISTEN, tid, 0, 0), "listen")
                     continue
             elif event == 0:
                 # A signal on the way back to user mode (only SIGURG can be
@@ -168,10 +168,10 @@ class Session:
                 self._held(sig)
             else:
                 raise TraceeGone(tid)  # fail closed: nothing else can stop here
-            self._check(abi.ptrace(request, tid, None, None), "resume")
+            self._check(abi.ptrace(request, tid, 0, 0), "resume")
         if not result:
             return 0
-        self._check(abi.ptrace(abi.PTRACE_GETREGS, tid, None, self._work_p), "getregs")
+        self._check(abi.ptrace(abi.PTRACE_GETREGS, tid, 0, self._work_p), "getregs")
         return _signed(w.rax)
 
     def _held(self, sig: int) -> None:
@@ -196,7 +196,7 @@ class Session:
         ctypes.memmove(self._work_p, ctypes.addressof(self.saved), ctypes.sizeof(w))
         w.orig_rax = U64
         w.rax = rax & U64
-        self._check(abi.ptrace(abi.PTRACE_SETREGS, self.t.tid, None, self._work_p), "setregs")
+        self._check(abi.ptrace(abi.PTRACE_SETREGS, self.t.tid, 0, self._work_p), "setregs")
         self._unblock()
 
     def restart(self) -> None:
@@ -207,7 +207,7 @@ class Session:
         w.rip = self.saved.rip - 2
         w.rax = self.saved.orig_rax
         w.orig_rax = U64
-        self._check(abi.ptrace(abi.PTRACE_SETREGS, self.t.tid, None, self._work_p), "setregs")
+        self._check(abi.ptrace(abi.PTRACE_SETREGS, self.t.tid, 0, self._work_p), "setregs")
         self._unblock()
 
     def _unblock(self) -> None:

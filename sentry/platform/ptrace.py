@@ -390,10 +390,10 @@ class Tracer:
             self.sup._tracer_done(self)
 
     def _seize(self) -> bool:
-        r = abi.ptrace(abi.PTRACE_SEIZE, self.pid, None, _OPTIONS)
-        if r != 0:
-            err = abi.get_errno()
-            self.error = f"ptrace: seize {self.pid}: {os.strerror(err)}"
+        try:
+            abi.ptrace_checked(abi.PTRACE_SEIZE, self.pid, 0, _OPTIONS)  # python-ptrace's
+        except abi.PtraceError as e:
+            self.error = f"ptrace: seize {self.pid}: {os.strerror(e.errno or errno.EPERM)}"
             self.first_chan.send.close()
             self.first_chan.drain.close()
             self.attached.set()
@@ -501,7 +501,7 @@ class Tracer:
 
     # --- requests ------------------------------------------------------------------
     def _request(self, req: int, t: Tracee, data: int = 0) -> None:
-        if abi.ptrace(req, t.tid, None, data) != 0:
+        if abi.ptrace(req, t.tid, 0, data) != 0:
             err = abi.get_errno()
             if err == errno.ESRCH:
                 raise inject.TraceeGone(t.tid)
@@ -600,7 +600,7 @@ class Tracer:
     def _seccomp(self, t: Tracee) -> None:
         regs = self.regs
         tid = t.tid
-        if abi.ptrace(abi.PTRACE_GETREGS, tid, None, self.regs_p) != 0:
+        if abi.ptrace(abi.PTRACE_GETREGS, tid, 0, self.regs_p) != 0:
             raise inject.TraceeGone(tid)
         nr = regs.orig_rax
         args = (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9)
@@ -662,8 +662,8 @@ class Tracer:
         regs = self.regs
         regs.orig_rax = U64
         regs.rax = value & U64
-        if (abi.ptrace(abi.PTRACE_SETREGS, t.tid, None, self.regs_p) != 0
-                or abi.ptrace(abi.PTRACE_CONT, t.tid, None, None) != 0):
+        if (abi.ptrace(abi.PTRACE_SETREGS, t.tid, 0, self.regs_p) != 0
+                or abi.ptrace(abi.PTRACE_CONT, t.tid, 0, 0) != 0):
             raise inject.TraceeGone(t.tid)
 
     def _finish(self, s: inject.Session, value: int) -> None:

@@ -9,10 +9,13 @@ declared here, from include/uapi/linux/ptrace.h: SEIZE, INTERRUPT, LISTEN
 (3.4), GETSIGMASK/SETSIGMASK (3.11), GET_SYSCALL_INFO (5.3), the options
 TRACESECCOMP (3.5) and EXITKILL (3.8), the events SECCOMP and STOP.
 
-The per-stop requests (GETREGS, SETREGS, CONT, SYSCALL, GETEVENTMSG) go
-through a direct ctypes binding of libc's ptrace() that keeps the GIL (they
-never block): python-ptrace's wrapper adds a Python frame and an errno
-check per call.  waitpid releases the GIL (it blocks).
+The per-stop calls (ptrace: GETREGS, SETREGS, CONT, SYSCALL...; waitpid)
+go through cffi's out-of-line ABI mode (_ptrace_cffi.py, made by
+ptrace_cffi_build.py, where the measurements are): ~0.4 us less per call
+than ctypes here.  Their pointer arguments are integers (ctypes.addressof
+of python-ptrace's structures, 0 for NULL); errno after them is
+`get_errno()`.  python-ptrace's own `ptrace()` wrapper (a Python frame and
+an exception per error) serves the once-per-process SEIZE.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def _preload_libc() -> None:
 _preload_libc()
 
 from ptrace.binding import func as _pt  # noqa: E402
+from ptrace.error import PtraceError  # noqa: E402,F401  (what ptrace_checked raises)
 from ptrace.binding.linux_struct import user_regs_struct  # noqa: E402
 
 UserRegs = user_regs_struct
@@ -82,15 +86,19 @@ WNOTHREAD = 0x20000000  # __WNOTHREAD: only this thread's tracees and children
 SIGTRAP = 5
 SYSCALL_STOP = SIGTRAP | 0x80  # a syscall-stop's WSTOPSIG with TRACESYSGOOD
 
+from ._ptrace_cffi import ffi as _ffi  # noqa: E402
+
+_cffi_libc = _ffi.dlopen("libc.so.6")
+ptrace = _cffi_libc.ptrace     # (request, pid, addr: int, data: int) -> long
+waitpid = _cffi_libc.waitpid   # (pid, status address: int, options) -> int
+
+
+def get_errno() -> int:
+    """errno after ptrace() or waitpid() (cffi keeps its own copy)."""
+    return int(_ffi.errno)
+
+
 _libc = ctypes.PyDLL("libc.so.6", use_errno=True)   # keeps the GIL: never blocks
-_libc_b = ctypes.CDLL("libc.so.6", use_errno=True)  # releases it
-ptrace = _libc.ptrace
-ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-ptrace.restype = ctypes.c_long
-waitpid = _libc_b.waitpid
-waitpid.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
-waitpid.restype = ctypes.c_int
-get_errno = ctypes.get_errno
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 
