@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ._netcases import net_cases
 from ._runtimes import REPO, Runtime, Session
 
 PROBES = Path(__file__).resolve().parent / "probes"
@@ -165,6 +166,7 @@ MICRO_OPS = [
     ("fork_wait", "fork+wait"),
     ("fork_exec_wait", "fork+exec+wait"),
     ("create_write_unlink", "create+write+close+unlink"),
+    ("read_meminfo", "read /proc/meminfo (synthesized)"),
 ]
 
 
@@ -366,4 +368,5 @@ def all_cases(opts: Options) -> list[Case]:
         Case("concurrent", case_concurrent, 3, (
             Metric("running", f"{c} sandboxes started concurrently: all running", "s"),
             Metric("delete", f"{c} sandboxes: delete all", "s"))),
+        *net_cases(Case, Metric),
     ]

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from .creds import Creds, CredsCache, CredsEpoch, ThreadCreds, read_umask
-from .errors import SysError
 from .hostcalls import Scratch
 from .memory import Memory
 from .platform.base import CallChannel
@@ -29,12 +28,14 @@ from .policy import PolicyOptions
 from . import kernobj
 from .files import FileOps
 from .lookups import LookupCache, TreeEpoch
+from .unixnames import NameMirror
 
 if TYPE_CHECKING:
     from gofer.client import GoferFS
 
     from .files import DirectFS
     from .synth import Limits
+    from .netguard import NetGuard
 
 Result = Optional[int]
 
@@ -63,19 +64,22 @@ class SentryOptions:
     policy: PolicyOptions = field(default_factory=PolicyOptions)
     container_pidns: str | None = None
     private_ns: frozenset[str] = frozenset()
+    net: "NetGuard | None" = None  # the network policy (sentry/netguard.py); None: none
 
 
 class Sandbox:
     """Container-wide state shared by the supervisor threads."""
 
     def __init__(self, files: "DirectFS | GoferFS", options: SentryOptions | None = None,
-                 limits: "Limits | None" = None) -> None:
+                 limits: "Limits | None" = None, names: NameMirror | None = None) -> None:
         """files: how container files are reached (sentry/files.py).
         limits: the container's cgroup limits (sentry/synth.py), None: the
         host's files are shown as they are (an in-process sentry)."""
         self.options = options or SentryOptions()
         self.files = files
         self.limits = limits
+        # AF_UNIX names bound as the caller wrote them (sentry/unixnames.py).
+        self.names = names or NameMirror(-1)
         # The container's mount ids (sentry/paths.py `contained`).
         self.mount_ids: frozenset[int] = frozenset()
         self.creds_epoch = CredsEpoch()

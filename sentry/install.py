@@ -11,7 +11,7 @@ The ordering is the whole point of this module:
      seccomp(SECCOMP_SET_MODE_FILTER, NEW_LISTENER|WAIT_KILLABLE_RECV, prog).
      From here on every emulate-tier syscall of THIS process blocks until a
      supervisor answers it.
-  3. send_listener(): sendmsg(SCM_RIGHTS) of the listener to the supervisor
+  3. send_listener(): the listener's number to the supervisor, which takes it (pidfd_getfd)
      (sendmsg is native) and close(listener) (native).  The workload must
      never hold its own listener: it could answer its own notifications.
   4. the caller calls os.execve(): execve is notified; the supervisor that
@@ -133,9 +133,17 @@ def install_filter(options: PolicyOptions | None = None) -> int:
 
 
 def send_listener(sock: socket.socket, listener_fd: int) -> None:
-    """Step 3: hand the listener to the supervisor, then close our copy."""
+    """Step 3: hand the listener to the supervisor, then close our copy.
+
+    We are under the filter already, where sendmsg is notified (its
+    destination lies in memory: sentry/syscalls/net_send.py), so the fd
+    cannot travel by SCM_RIGHTS: its NUMBER goes by send(2) (sendto without
+    an address: native), the supervisor takes it with pidfd_getfd(2) and
+    acknowledges; only then is our copy closed."""
     try:
-        socket.send_fds(sock, [HANDOFF_MAGIC], [listener_fd])
+        sock.send(HANDOFF_MAGIC + listener_fd.to_bytes(4, "little"))
+        if sock.recv(1) != b"\x01":
+            raise OSError(errno.EPROTO, "hand the listener over: no acknowledgement")
     finally:
         os.close(listener_fd)
 

@@ -43,6 +43,7 @@ import stat as _stat
 from typing import TYPE_CHECKING
 
 from . import kernobj, ownproc, procfs, synth
+from .creds import SELF_PROC_CAPS
 from .errors import SysError
 from .files import ENOENT_VIA_LINK, ROOT
 from .hostcalls import (RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
@@ -93,7 +94,16 @@ def split_last(path: bytes) -> tuple[bytes, bytes, int]:
 def _start(call: Call, dirfd_arg: int | None) -> int:
     """Our O_PATH fd of the target's cwd (dirfd None: AT_FDCWD) or dirfd,
     which must be a directory of the container (`contained`)."""
-    fd = open_start_dir(call.pid, AT_FDCWD if dirfd_arg is None else signed_fd(dirfd_arg))
+    dfd = AT_FDCWD if dirfd_arg is None else signed_fd(dirfd_arg)
+    try:
+        fd = open_start_dir(call.pid, dfd)
+    except SysError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM):
+            raise
+        # The caller's own fd or cwd (a non-dumpable caller's /proc entries
+        # belong to root): what Linux grants any task on itself.
+        with call.creds_state.lifted(SELF_PROC_CAPS):
+            fd = open_start_dir(call.pid, dfd)
     try:
         contained(call, fd)
     except BaseException:
@@ -150,7 +160,8 @@ def open_path(call: Call, dirfd_arg: int | None, path: bytes, flags: int, mode: 
     start = -1
     if path[0] != 0x2F:
         start = _start(call, dirfd_arg)
-    elif path.startswith(b"/proc/"):
+    elif path.startswith(b"/proc/") and not resolve & RESOLVE_NO_SYMLINKS:
+        # (with RESOLVE_NO_SYMLINKS "self" is a symlink like any other: ELOOP)
         path = procfs.translate_abs(path, creds.ns_tgid, creds.ns_tid)
     try:
         if start >= 0 or not call.creds_hit or call.mem.fd < 0:
@@ -178,7 +189,7 @@ def open_path(call: Call, dirfd_arg: int | None, path: bytes, flags: int, mode: 
         else:
             fd = call.fs.resolve_probed(start, path, flags, mode)
             if _needs_walk(call, fd):
-                fd = _walk(call, creds, real_ids, start, path, flags, mode)
+                fd = _walk(call, creds, real_ids, start, path, flags, mode, resolve)
                 if fd < 0:
                     raise SysError(-fd)
                 return _check_object(call, fd, intent, call.proc_rel)
@@ -189,7 +200,7 @@ def open_path(call: Call, dirfd_arg: int | None, path: bytes, flags: int, mode: 
             os.close(start)
     if fd < 0:
         raise SysError(-fd)
-    return _guard(call, fd, creds, real_ids, dirfd_arg, path, flags, mode, intent)
+    return _guard(call, fd, creds, real_ids, dirfd_arg, path, flags, mode, intent, resolve)
 
 
 def _same_mount(call: Call, fd: int, start: int) -> int:
@@ -215,12 +226,14 @@ def _same_mount(call: Call, fd: int, start: int) -> int:
 
 
 def _needs_walk(call: Call, fd: int) -> bool:
-    """Did the fast resolution stop at a procfs link (sentry/procfs.py)?"""
-    # (The gofer holds no CAP_SYS_PTRACE: the kernel's access check on a
-    # procfs magic link comes before the ELOOP of RESOLVE_NO_MAGICLINKS,
-    # so there it reads EACCES.)
-    return fd == ENOENT_VIA_LINK or fd == -errno.ELOOP or (
-        fd == -errno.EACCES and call.sb.files.mode == "gofer")
+    """Did the fast resolution stop at a procfs link (sentry/procfs.py),
+    or at a refusal the walk may answer otherwise?  EACCES: the gofer holds
+    no CAP_SYS_PTRACE (the kernel's access check on a procfs magic link
+    comes before the ELOOP of RESOLVE_NO_MAGICLINKS), and a non-dumpable
+    caller's own /proc/<pid>/fd belongs to root, which Linux lets the
+    caller itself search (procfs.self_only).  Elsewhere the walk meets the
+    same refusal: only failing lookups pay for it."""
+    return fd == ENOENT_VIA_LINK or fd == -errno.ELOOP or fd == -errno.EACCES
 
 
 def _walk(call: Call, creds: Creds, real_ids: bool, start: int, path: bytes, flags: int,
@@ -282,16 +295,24 @@ def _open_scoped(call: Call, dirfd_arg: int | None, path: bytes, flags: int, mod
         call.check_valid()
         call.creds_state.become(creds)
         fd = call.fs.openat2(start, path, flags, mode, resolve | RESOLVE_NO_MAGICLINKS)
-        if fd == -errno.ELOOP and not resolve & RESOLVE_NO_MAGICLINKS \
-                and call.sb.fs_kinds.is_proc(call.scratch, start):
-            fd = ENOENT_VIA_LINK  # a magic link on the way: the walk follows it
+        if fd == -errno.ELOOP and not resolve & (RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS):
+            fd = ENOENT_VIA_LINK  # a magic link on the way: the walk decides (EXDEV, scoped)
+        elif fd == -errno.ENOENT and not resolve & RESOLVE_NO_SYMLINKS:
+            # A procfs "self" link resolves to nothing for the sentry: is
+            # there a symlink on the way?  Then the walk follows it.
+            probe = call.fs.openat2(start, path, _O_PATH, 0,
+                                    resolve | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS)
+            if probe >= 0:
+                os.close(probe)
+            elif probe == -errno.ELOOP:
+                fd = ENOENT_VIA_LINK
         if fd < 0 and fd != ENOENT_VIA_LINK:
             raise SysError(-fd, "openat2")
         if fd >= 0 and not call.sb.fs_kinds.is_proc(call.scratch, fd):
             return _check_object(call, fd, intent)
         if fd >= 0:
             os.close(fd)
-        fd = _walk(call, creds, False, start, path, flags, mode, resolve & _SCOPED)
+        fd = _walk(call, creds, False, start, path, flags, mode, resolve)
     finally:
         os.close(start)
     if fd < 0:
@@ -309,7 +330,7 @@ def release(call: Call, fd: int) -> None:
 
 
 def _guard(call: Call, fd: int, creds: Creds, real_ids: bool, dirfd_arg: int | None,
-           path: bytes, flags: int, mode: int, intent: int) -> int:
+           path: bytes, flags: int, mode: int, intent: int, resolve: int = 0) -> int:
     """Every resolved object passes here (module docstring): procfs results
     are redone by the walk with exactly the target's capabilities, and
     objects of kernel filesystems are checked (kernobj.py)."""
@@ -338,7 +359,7 @@ def _guard(call: Call, fd: int, creds: Creds, real_ids: bool, dirfd_arg: int | N
         cs.restore_ptrace()  # to open the start dir in our procfs
     start = _start(call, dirfd_arg) if path[0] != 0x2F else -1
     try:
-        fd = _walk(call, creds, real_ids, start, path, flags, mode)
+        fd = _walk(call, creds, real_ids, start, path, flags, mode, resolve)
     finally:
         if start >= 0:
             os.close(start)
@@ -418,26 +439,50 @@ def open_fd_object(call: Call, dirfd_arg: int, intent: int = LOOKUP) -> int:
         raise SysError(errno.EBADF, "fd object")
     where = f"{call.pid}/cwd" if dfd == AT_FDCWD else f"{call.pid}/fd/{dfd}"
     try:
-        fd = ownproc.open_(where, _O_PATH)
-    except OSError as e:
-        raise SysError(errno.EBADF if e.errno == errno.ENOENT else (e.errno or errno.EIO),
-                       where) from None
+        fd = procfs.open_own(call, where, _O_PATH)
+    except SysError as e:
+        if e.errno == errno.ENOENT:
+            raise SysError(errno.EBADF, where) from None
+        raise
     try:
         call.check_valid()
+        if intent != LOOKUP:
+            held_inside(call, fd)
     except BaseException:
         os.close(fd)
         raise
     return _check_object(call, fd, intent)
 
 
+def held_inside(call: Call, fd: int) -> None:
+    """Refuse (EACCES) to act on a held object that is not the container's:
+    on none of its mounts, and not one that exists only as an fd (pipe,
+    socket, anon inode, memfd).  The workload's fds come from the sentry's
+    guarded opens, except O_PATH ones, which the kernel opens for it
+    (fs_open): whatever that reached, nothing outside the container is
+    changed, linked or executed through it."""
+    mid = procfs.mount_id(call.scratch, fd)
+    if mid in call.sb.mount_ids:
+        return
+    ids = frozenset(procfs.mount_ids(f"{call.pid}/mountinfo"))
+    call.sb.mount_ids = ids
+    if mid in ids:
+        return
+    if not _stat.S_ISDIR(os.fstat(fd).st_mode) and procfs.fd_only(call, fd):
+        return
+    raise SysError(errno.EACCES, "held object outside the container")
+
+
 def held_fd(call: Call, n: int, intent: int = LOOKUP) -> int:
     """Our copy of the target's open file n (pidfd_getfd: the same open
     file, so the kernel's own answers, EBADF for an O_PATH fd..., are the
-    target's), checked for what the call will do with it, and the target's
+    target's), checked for what the call will do with it (an object outside
+    the container is never changed: `held_inside`), and the target's
     credentials in force."""
     fd = procfs.target_fd(call, signed_fd(n))
     try:
         if intent != LOOKUP:
+            held_inside(call, fd)
             kernobj.check(call, fd, intent)
         call.act_as_target()
     except BaseException:
@@ -457,37 +502,6 @@ def open_child(call: Call, dirfd: int, name: bytes, flags: int, intent: int = CH
         return _check_object(call, fd, intent)
     except SysError as e:
         return -e.errno
-
-
-def installable(call: Call, fd: int, flags: int) -> int:
-    """An fd the platform will install in the target for this open.
-
-    Platforms differ here (call.chan.passes_o_path): ptrace hands fds over
-    with SCM_RIGHTS, which carries O_PATH files as they are, so the O_PATH
-    fd itself is installed.  SECCOMP_IOCTL_NOTIF_ADDFD refuses O_PATH files
-    (the kernel takes the source with fget(), which skips them: EBADF), so
-    there an O_PATH open is
-    answered with the same object opened for reading, with the target's
-    credentials (still in force) and checked for reading like any read
-    open: a directory or regular file the caller may read.  Anything else
-    cannot be handed over as O_PATH on this platform: a symlink (O_NOFOLLOW)
-    ELOOP, a directory or file it may not read EACCES, other kinds (FIFOs,
-    sockets, devices: opening them for reading could block or act) EACCES.
-    fd is consumed."""
-    if not flags & os.O_PATH or call.chan.passes_o_path:
-        return fd
-    try:
-        mode = os.fstat(fd).st_mode
-        if _stat.S_ISLNK(mode):
-            raise SysError(errno.ELOOP, "O_PATH of a symlink: not on this platform")
-        if not (_stat.S_ISDIR(mode) or _stat.S_ISREG(mode)):
-            raise SysError(errno.EACCES, "O_PATH of a special file: not on this platform")
-        new = reopen(fd, os.O_RDONLY | (os.O_DIRECTORY if _stat.S_ISDIR(mode) else 0))
-    finally:
-        os.close(fd)
-    if new < 0:
-        raise SysError(-new, "O_PATH reopened for reading")
-    return _check_object(call, new, READ)
 
 
 def reopen(fd: int, flags: int) -> int:

@@ -39,7 +39,7 @@ from .errors import SysError
 from .lookups import CHANGES, KEEPS, tree_kinds
 from .lookups import TreeEpoch
 from .platform.seccomp_notify import AUDIT_ARCH_X86_64, Channel, Listener, ListenerClosed
-from .policy import DENY, EMULATE, NATIVE, Entry, PolicyOptions, build_table, syscall_numbers
+from .policy import DENY, EMULATE, NATIVE, NOTIFY, Entry, PolicyOptions, build_table, syscall_numbers
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,14 @@ def _missing(name: str) -> Handler:
     return handler
 
 
-def _refused(e: Entry) -> Handler:
+def _refused(e: Entry, emulate: Handler | None = None) -> Handler:
     """--strace (PolicyOptions.trace_refused): the answer the filter would
-    give itself, by the table's reference semantics (Entry.decide)."""
-    def handler(call: Call) -> int:
+    give itself, by the table's reference semantics (Entry.decide); the
+    arguments a native entry notifies go to its handler, EMULATE."""
+    def handler(call: Call) -> int | None:
         action = e.decide(list(call.args))
+        if action == NOTIFY and emulate is not None:
+            return emulate(call)
         return -action if isinstance(action, int) else -errno.ENOSYS
 
     handler.__name__ = f"refused_{e.name}"
@@ -80,17 +83,18 @@ def build_dispatch(options: PolicyOptions | None = None) -> list[Handler | None]
         nr = numbers.get(e.name)
         if nr is None or nr >= TABLE_SIZE:
             continue
+        handler = None
+        if e.tier == EMULATE or (e.tier == NATIVE and e.handler):
+            mod_name, _, func = e.handler.rpartition(".")
+            try:
+                mod = importlib.import_module(f"sentry.syscalls.{mod_name}")
+                handler = getattr(mod, func)
+            except (ImportError, AttributeError):
+                handler = _missing(e.name)
         if trace and (e.tier == DENY or (e.tier == NATIVE and e.rules)):
-            table[nr] = _refused(e)
-            continue
-        if e.tier != EMULATE and not (e.tier == NATIVE and e.handler):
-            continue
-        mod_name, _, func = e.handler.rpartition(".")
-        try:
-            mod = importlib.import_module(f"sentry.syscalls.{mod_name}")
-            table[nr] = getattr(mod, func)
-        except (ImportError, AttributeError):
-            table[nr] = _missing(e.name)
+            table[nr] = _refused(e, handler)
+        else:
+            table[nr] = handler
     return table
 
 

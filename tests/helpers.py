@@ -1139,7 +1139,14 @@ def find_leaks(ctx: TestContext) -> tuple[list[str], Callable[[], None]]:
                     leaked_state.append(e)
                     problems.append(f"state dir left: {e}")
 
+    # -- network: namespaces, interfaces, nft tables, bridge leases
+    net_leaks = find_net_leaks(ids)
+    problems += [desc for desc, _undo in net_leaks]
+
     def cleanup() -> None:
+        for _desc, undo in net_leaks:
+            with contextlib.suppress(Exception):
+                undo()
         for d in leaked_cgroups:
             for sub in _all_cgroup_descendants(d):
                 fs = sub / "freezer.state"
@@ -1182,6 +1189,46 @@ def find_leaks(ctx: TestContext) -> tuple[list[str], Callable[[], None]]:
                 shutil.rmtree(e, ignore_errors=True)
 
     return problems, cleanup
+
+
+def _net_host_veth(cid: str) -> str:
+    """runsc_py/network/bridge.py's name for a container's host-side veth."""
+    return "rpy" + hashlib.sha256(cid.encode()).hexdigest()[:12]
+
+
+def find_net_leaks(ids: set[str]) -> list[tuple[str, Callable[[], None]]]:
+    """Network objects named after the test's container ids: namespaces
+    (/run/netns), interfaces (the bridge mode's host veths, anything whose
+    name holds an id), nft tables runsc-py-<id>, bridge leases naming an id;
+    and the shared bridge when no lease is left.  (description, undo)."""
+    out: list[tuple[str, Callable[[], None]]] = []
+    if not ids:
+        return out
+    def run(*cmd: str) -> Callable[[], None]:
+        return lambda: subprocess.run(list(cmd), capture_output=True, timeout=20)
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/run/netns"):
+            if any(name.startswith(i) for i in ids):
+                out.append((f"network namespace left: {name}", run("ip", "netns", "del", name)))
+    veths = {_net_host_veth(i) for i in ids}
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/sys/class/net"):
+            if name in veths or any(i in name for i in ids):
+                out.append((f"interface left: {name}", run("ip", "link", "del", name)))
+    if shutil.which("nft"):
+        r = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, timeout=20)
+        for ln in r.stdout.splitlines():
+            parts = ln.split()
+            if len(parts) == 3 and parts[2] in {f"runsc-py-{i}" for i in ids}:
+                out.append((f"nft table left: {parts[1]} {parts[2]}",
+                            run("nft", "delete", "table", parts[1], parts[2])))
+    leases = Path("/run/runsc-py-net/leases")
+    with contextlib.suppress(OSError):
+        for lease in leases.iterdir():
+            with contextlib.suppress(OSError):
+                if lease.read_text().split("\n")[0] in ids:
+                    out.append((f"bridge lease left: {lease}", lease.unlink))
+    return out
 
 
 def remove_workdir(workdir: Path) -> None:
@@ -1243,15 +1290,3 @@ KNOWN_DIFFERENCES = [
     # fds from received ones.
     ["linkat-empty-path"],
 ]
-# Only on the seccomp platform: an O_PATH open is installed as a read open
-# there (SECCOMP_IOCTL_NOTIF_ADDFD refuses O_PATH files), so fgetxattr on
-# it reads the attribute (ENODATA here) where Linux answers EBADF.  The
-# ptrace platform installs the O_PATH fd itself (SCM_RIGHTS carries it).
-KNOWN_DIFFERENCES_SECCOMP = [["fgetxattr-opath"]]
-
-
-def known_differences(platform: str) -> list[list[str]]:
-    """KNOWN_DIFFERENCES for a platform ("" or "auto": either one's)."""
-    if platform == "ptrace":
-        return KNOWN_DIFFERENCES
-    return KNOWN_DIFFERENCES + KNOWN_DIFFERENCES_SECCOMP

@@ -1,9 +1,13 @@
 """Side-by-side verdicts of several runtimes, from the harness's JSON results.
 
     python -m benchmarks.escape.compare /tmp/escape-out   # results-*.json there
+    python -m benchmarks.escape.compare /tmp/escape-out --write benchmarks/escape/RESULTS.md
 
 Prints one Markdown table per capability profile (rows: probes, columns:
-runtimes) and a count of each verdict per runtime and profile.
+runtimes) and a count of each verdict per runtime and profile.  --write puts
+those tables and every runtime's own table with its details into FILE,
+below the GENERATED line: what is above it (the explanatory header, the
+notes) is kept as it is.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.escape.harness import VERDICTS
+from benchmarks.escape.harness import VERDICTS, markdown
 
-ORDER = ("runsc-py", "runc", "crun", "runsc")
+ORDER = ("runsc-py", "runsc-py-gofer", "runc", "crun", "runsc")
+GENERATED = ("<!-- Everything below is written by `python -m benchmarks.escape.compare DIR "
+             "--write FILE`; edit above this line. -->")
 
 
 def load(directory: Path) -> list[dict[str, Any]]:
@@ -58,11 +64,27 @@ def tables(results: list[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def write(path: Path, results: list[dict[str, Any]]) -> None:
+    """Replace what follows the GENERATED line of PATH (appended if missing)
+    with the side-by-side tables and each runtime's own section."""
+    head = path.read_text() if path.exists() else ""
+    head = head.split(GENERATED, 1)[0].rstrip("\n")
+    body = ["## Side by side", "", tables(results).rstrip("\n"), "", "## Per runtime", ""]
+    body += [markdown(r) for r in results]
+    path.write_text(head + "\n\n" + GENERATED + "\n\n" + "\n".join(body).rstrip("\n") + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.escape.compare")
     ap.add_argument("dir", help="directory holding the harness's results-RUNTIME.json files")
+    ap.add_argument("--write", metavar="FILE",
+                    help="write the tables into FILE below its GENERATED line (e.g. RESULTS.md)")
     a = ap.parse_args(argv)
-    print(tables(load(Path(a.dir))), end="")
+    results = load(Path(a.dir))
+    if a.write:
+        write(Path(a.write), results)
+    else:
+        print(tables(results), end="")
     return 0
 
 

@@ -11,16 +11,34 @@ Verdicts
              hostname changed, real host kernel addresses were printed
     ERROR    the container did not run the probe (the runtime failed); not a verdict
 
+Profiles
+    runc-default    `runc spec`'s capabilities, masked and read-only paths
+    docker-default  Docker's capability set
+    all-caps        every capability the harness holds and the runtime
+                    knows, noNewPrivileges false
+    privileged      what `docker run --privileged` gives: all-caps, and no
+                    masked or read-only paths, every device allowed in the
+                    devices cgroup, device nodes for the host disk holding
+                    the marker, /dev/mem and /dev/kmsg, /sys and the cgroup
+                    mount read-write, the host's cgroup namespace (Docker's
+                    default on a cgroup v1 host), plus the host's /proc
+                    bind-mounted at /hostproc (`-v /proc:/hostproc`)
+
 The probe prints its own view; the harness overrides it with ESCAPED when a
-host check fails (marker content seen in the output, hostname or core_pattern
-changed, bytes injected into the host-side pty).  Every container is deleted
-and every file removed, whatever happens.
+host check fails (marker content seen in the output, hostname, core_pattern
+or another probed knob changed, bytes injected into the host-side pty).  The
+host holds three markers: a secret file, a helper process whose command line
+and environment hold the secret (for /hostproc), and a key in the harness's
+own process keyring (for /proc/keys).  Every container is deleted, every
+file removed, every knob restored, whatever happens.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import fcntl
+import glob
 import json
 import os
 import pty
@@ -34,7 +52,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._runtimes import KNOWN
+from benchmarks._runtimes import KNOWN, binary
 from runsc_py.busybox import build_rootfs
 from runsc_py.spec import CAPABILITIES, default_spec
 
@@ -48,9 +66,20 @@ PROFILES = {
     "runc-default": None,              # runc spec's capabilities, untouched
     "docker-default": DOCKER_CAPS,
     "all-caps": list(CAPABILITIES),    # and noNewPrivileges false
+    "privileged": list(CAPABILITIES),  # and the rest of `docker run --privileged` (_privileged)
 }
+ALL_CAPS_PROFILES = ("all-caps", "privileged")
 VERDICTS = ("BLOCKED", "ALLOWED", "ESCAPED", "ERROR")
 CORE_PATTERN = "/proc/sys/kernel/core_pattern"
+# Host-wide knobs the probes write (the value already there): compared after
+# every probe and restored if changed.  Cgroup files at each v1 hierarchy's
+# root are added by Host (release_agent, notify_on_release).
+KNOBS = (CORE_PATTERN, "/proc/sys/vm/dirty_ratio", "/sys/kernel/mm/ksm/pages_to_scan",
+         "/sys/module/printk/parameters/time", "/sys/kernel/uevent_helper",
+         "/proc/sys/fs/binfmt_misc/status")
+# Character devices the privileged profile lists (path, major, minor), as
+# Docker's --privileged lists every host device.
+PRIVILEGED_CHAR_DEVICES = (("/dev/mem", 1, 1), ("/dev/kmsg", 1, 11))
 
 
 def build_probes(dest: Path) -> dict[str, str]:
@@ -80,31 +109,70 @@ def _blockdev_of(path: str) -> str:
     return f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
 
 
+def _blockdev_name(dev: str) -> str:
+    """/dev/NAME of the block device MAJOR:MINOR (its uevent's DEVNAME)."""
+    try:
+        for line in Path(f"/sys/dev/block/{dev}/uevent").read_text().splitlines():
+            if line.startswith("DEVNAME="):
+                return "/dev/" + line.split("=", 1)[1]
+    except OSError:
+        pass
+    return "/dev/escape-blk"
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_SYS_ADD_KEY, _SYS_KEYCTL = 248, 250          # x86_64
+_KEY_SPEC_PROCESS_KEYRING, _KEYCTL_INVALIDATE = -2, 21
+
+
 class Host:
-    """The host markers: a secret file, the hostname, core_pattern."""
+    """The host markers: a secret file, a helper process holding the secret
+    in its command line and environment (read through /hostproc), a key in
+    this process's own keyring (listed in /proc/keys), the hostname, and the
+    host-wide knobs the probes write (KNOBS)."""
 
     def __init__(self) -> None:
         token = secrets.token_hex(8)
         self.marker = f"/tmp/escape-marker-{token}"
         self.content = f"host-secret-{secrets.token_hex(12)}"
+        self.helper: subprocess.Popen[bytes] | None = None
+        self.key = -1
         fd = os.open(self.marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.write(fd, self.content.encode() + b"\n")
         os.close(fd)
-        self.hostname = socket.gethostname()
-        self.core_pattern = self._core()
+        try:
+            self.hostname = socket.gethostname()
+            self.knobs = {p: v for p in self._knob_paths() if (v := _read(p)) is not None}
+            # `sh -c 'sleep; :'` stays a shell (no exec of the last command),
+            # so its own argv and environment keep the secret.
+            self.helper = subprocess.Popen(
+                ["/bin/sh", "-c", "sleep 86400; :", "escape-host-helper", self.content],
+                env={"PATH": "/usr/bin:/bin", "ESCAPE_HOST_SECRET": self.content},
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+            self.key_desc = f"escape-host-key-{token}"
+            # The process keyring: this process's alone (never a keyring
+            # other host processes share), gone when it exits.
+            self.key = _libc.syscall(_SYS_ADD_KEY, b"user", self.key_desc.encode(), b"x", 1,
+                                     _KEY_SPEC_PROCESS_KEYRING)
+        except BaseException:
+            self.close()
+            raise
 
     @staticmethod
-    def _core() -> str | None:
-        try:
-            return Path(CORE_PATTERN).read_text()
-        except OSError:
-            return None
+    def _knob_paths() -> list[str]:
+        roots = sorted(glob.glob("/sys/fs/cgroup/*/release_agent"))
+        roots += sorted(glob.glob("/sys/fs/cgroup/*/notify_on_release"))
+        return [*KNOBS, *roots]
 
     def env(self) -> list[str]:
         mp = _mountpoint(self.marker)
+        dev = _blockdev_of(self.marker)
         return [f"ESCAPE_MARKER_PATH={self.marker}", f"ESCAPE_MARKER_CONTENT={self.content}",
                 f"ESCAPE_MARKER_FSREL={os.path.relpath(self.marker, mp)}",
-                f"ESCAPE_BLOCKDEV={_blockdev_of(self.marker)}"]
+                f"ESCAPE_BLOCKDEV={dev}", f"ESCAPE_BLOCKDEV_PATH={_blockdev_name(dev)}",
+                f"ESCAPE_HOST_PID={self.helper.pid if self.helper else 1}",
+                f"ESCAPE_HOST_KEY={self.key_desc if self.key > 0 else ''}"]
 
     def check(self) -> list[str]:
         """What changed on the host; restores it."""
@@ -112,20 +180,46 @@ class Host:
         if socket.gethostname() != self.hostname:
             bad.append(f"host hostname changed to {socket.gethostname()!r}")
             socket.sethostname(self.hostname)
-        core = self._core()
-        if core != self.core_pattern:
-            bad.append(f"host core_pattern changed to {core!r}")
-            if self.core_pattern is not None:
-                Path(CORE_PATTERN).write_text(self.core_pattern)
+        for path, was in self.knobs.items():
+            now = _read(path)
+            if now != was:
+                bad.append(f"host {path} changed to {now!r}")
+                if now is not None:
+                    _restore(path, was)
         if not os.path.exists(self.marker):
             bad.append("host marker deleted")
+        if self.helper is not None and self.helper.poll() is not None:
+            bad.append(f"host helper process killed ({self.helper.returncode})")
         return bad
 
     def close(self) -> None:
+        """Remove the markers and restore every knob (whatever check() saw)."""
+        for path, was in getattr(self, "knobs", {}).items():
+            if _read(path) != was:
+                _restore(path, was)
+        if self.helper is not None:
+            _killpg(self.helper.pid)
+            self.helper.wait()
+        if self.key > 0:
+            _libc.syscall(_SYS_KEYCTL, _KEYCTL_INVALIDATE, self.key)
         try:
             os.unlink(self.marker)
         except OSError:
             pass
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+def _restore(path: str, value: str) -> None:
+    try:
+        Path(path).write_text(value)
+    except OSError as e:
+        print(f"warning: cannot restore {path} to {value!r}: {e}", file=sys.stderr)
 
 
 def held_caps() -> set[str]:
@@ -156,11 +250,39 @@ def make_bundle(work: Path, profile: str, rootfs: Path, env: list[str],
         caps = [c for c in caps if c in held_caps() and (known is None or c in known)]
         # As Docker does: no ambient set (root needs none; ambient would need inheritable).
         proc["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
-    if profile == "all-caps":
+    if profile in ALL_CAPS_PROFILES:
         proc["noNewPrivileges"] = False
+    if profile == "privileged":
+        _privileged(spec, dict(e.split("=", 1) for e in env))
     spec["hostname"] = "escape-sandbox"
     (bundle / "config.json").write_text(json.dumps(spec, indent=1))
     return bundle
+
+
+def _privileged(spec: dict, env: dict[str, str]) -> None:
+    """The rest of `docker run --privileged -v /proc:/hostproc` (capabilities
+    and noNewPrivileges are set by the caller)."""
+    lin = spec["linux"]
+    # Docker's default on a cgroup v1 host (this one's controllers are v1):
+    # the host's cgroup namespace, so a new v1 mount shows a hierarchy's root.
+    lin["namespaces"] = [n for n in lin["namespaces"] if n["type"] != "cgroup"]
+    lin["maskedPaths"] = []
+    lin["readonlyPaths"] = []
+    lin.setdefault("resources", {})["devices"] = [{"allow": True, "access": "rwm"}]
+    devices = []
+    if "ESCAPE_BLOCKDEV" in env:
+        major, minor = (int(x) for x in env["ESCAPE_BLOCKDEV"].split(":"))
+        devices.append({"path": env.get("ESCAPE_BLOCKDEV_PATH", "/dev/escape-blk"), "type": "b",
+                        "major": major, "minor": minor, "fileMode": 0o660, "uid": 0, "gid": 0})
+    for path, major, minor in PRIVILEGED_CHAR_DEVICES:
+        devices.append({"path": path, "type": "c", "major": major, "minor": minor,
+                        "fileMode": 0o600, "uid": 0, "gid": 0})
+    lin["devices"] = devices
+    for m in spec["mounts"]:
+        if m["destination"] in ("/sys", "/sys/fs/cgroup"):
+            m["options"] = [o for o in m.get("options", []) if o != "ro"] + ["rw"]
+    spec["mounts"].append({"destination": "/hostproc", "type": "bind", "source": "/proc",
+                           "options": ["rbind", "rw"]})
 
 
 # Linux 5.7's capabilities (CAP_PERFMON, CAP_BPF and CAP_CHECKPOINT_RESTORE came in 5.8/5.9).
@@ -214,11 +336,14 @@ def parse(name: str, out: str) -> tuple[str, str] | None:
 
 
 class Runner:
-    def __init__(self, runtime: str, work: Path, timeout: float = 30) -> None:
-        if runtime not in KNOWN:
+    """One runtime (argv: its command before --root; default KNOWN[runtime])."""
+
+    def __init__(self, runtime: str, work: Path, timeout: float = 30,
+                 argv: list[str] | None = None) -> None:
+        if argv is None and runtime not in KNOWN:
             raise SystemExit(f"unknown runtime {runtime!r} (known: {', '.join(KNOWN)})")
         self.name = runtime
-        self.argv = list(KNOWN[runtime])
+        self.argv = list(argv if argv is not None else KNOWN[runtime])
         self.root = work / f"root-{runtime}"
         self.root.mkdir()
         self.work = work
@@ -336,54 +461,90 @@ def _drain(fd: int) -> str:
     return data.decode(errors="replace")
 
 
-def run_suite(runtime: str, profiles: list[str], probes: list[str] | None = None,
-              log=None) -> dict:
-    """Run PROBES (default all) under every profile; return the results dict."""
-    work = Path(tempfile.mkdtemp(prefix="escape-", dir="/var/tmp"))
-    host = None
-    runner = None
-    try:
-        os.chmod(work, 0o755)
-        host = Host()
-        rootfs = work / "rootfs"
-        build_rootfs(str(rootfs))
-        table = build_probes(rootfs / "escape")
-        names = probes or list(table)
-        unknown = [n for n in names if n not in table]
+class Suite:
+    """The scratch space of one or more runtimes' runs: the host markers, the
+    busybox rootfs with the probes, a Runner per runtime.  A context
+    manager: on exit every container is deleted, the knobs restored, the
+    markers and files removed, whatever happened."""
+
+    def __init__(self) -> None:
+        self.work = Path(tempfile.mkdtemp(prefix="escape-", dir="/var/tmp"))
+        self.host: Host | None = None
+        self.runners: list[Runner] = []
+        try:
+            os.chmod(self.work, 0o755)
+            self.host = Host()
+            self.rootfs = self.work / "rootfs"
+            build_rootfs(str(self.rootfs))
+            (self.rootfs / "hostproc").mkdir()     # the privileged profile's mount point
+            self.table = build_probes(self.rootfs / "escape")
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Suite:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            for r in self.runners:
+                r.cleanup()
+        finally:
+            if self.host:
+                self.host.close()
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def run(self, runtime: str, profiles: list[str], probes: list[str] | None = None,
+            log=None, argv: list[str] | None = None) -> dict:
+        """Run PROBES (default all) under every profile with RUNTIME (argv:
+        its command, default KNOWN[runtime]); return the results dict."""
+        assert self.host is not None
+        names = probes or list(self.table)
+        unknown = [n for n in names if n not in self.table]
         if unknown:
-            raise SystemExit(f"unknown probes: {', '.join(unknown)} (known: {', '.join(table)})")
-        runner = Runner(runtime, work)
-        results: dict = {"runtime": runtime, "profiles": profiles, "probes": names,
-                         "work": str(work), "marker": host.marker,
+            raise SystemExit(f"unknown probes: {', '.join(unknown)} (known: {', '.join(self.table)})")
+        runner = Runner(runtime, self.work, argv=argv)
+        self.runners.append(runner)
+        results: dict = {"runtime": runtime, "argv": runner.argv, "profiles": profiles, "probes": names,
+                         "work": str(self.work), "marker": self.host.marker,
                          "kernel": os.uname().release, "date": time.strftime("%Y-%m-%d %H:%M"),
                          "results": {}, "capabilities": {}}
         known: set[str] | None = None
-        if "all-caps" in profiles:
-            known, how = runtime_caps(runner, rootfs)
+        if any(p in ALL_CAPS_PROFILES for p in profiles):
+            known, how = runtime_caps(runner, self.rootfs)
             left_out = [c for c in CAPABILITIES if c in held_caps() and c not in known]
-            results["capabilities"]["all-caps"] = {"known": how, "left_out": left_out}
+            for p in profiles:
+                if p in ALL_CAPS_PROFILES:
+                    results["capabilities"][p] = {"known": how, "left_out": left_out}
             if log and left_out:
-                log(f"{runtime}: all-caps leaves out {', '.join(left_out)} ({how})")
+                log(f"{runtime}: all-caps and privileged leave out {', '.join(left_out)} ({how})")
         for profile in profiles:
-            bundle = make_bundle(work, profile, rootfs, host.env(), known=known)
+            bundle = make_bundle(self.work, profile, self.rootfs, self.host.env(), known=known,
+                                 name=f"bundle-{profile}-{runner.token}")
             row = results["results"].setdefault(profile, {})
             for name in names:
-                r = runner.run_probe(bundle, table[name], name, host)
+                r = runner.run_probe(bundle, self.table[name], name, self.host)
                 row[name] = r
                 if log:
                     log(f"{runtime} {profile} {name}: {r['verdict']} {r['detail']}")
         return results
-    finally:
-        if runner:
-            runner.cleanup()
-        if host:
-            host.close()
-        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_suite(runtime: str, profiles: list[str], probes: list[str] | None = None,
+              log=None) -> dict:
+    """Run PROBES (default all) under every profile; return the results dict."""
+    with Suite() as suite:
+        return suite.run(runtime, profiles, probes, log=log)
 
 
 def markdown(results: dict) -> str:
     profiles = results["profiles"]
-    lines = [f"### {results['runtime']} (kernel {results['kernel']}, {results['date']})", "",
+    argv = results.get("argv") or [results["runtime"]]
+    cmd = " ".join([os.path.basename(binary(argv)), *(argv[1:] if argv[0] != "unshare" else [])])
+    lines = [f"### {results['runtime']} (`{cmd}`, kernel {results['kernel']}, {results['date']})", "",
              "| probe | " + " | ".join(profiles) + " |", "|---" * (len(profiles) + 1) + "|"]
     for name in results["probes"]:
         cells = [results["results"][p][name]["verdict"] for p in profiles]

@@ -6,7 +6,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from benchmarks.posture import caps, dumpable, fds, procfs
+from benchmarks.posture import caps, dumpable, fds, procfs, surface
 from benchmarks.posture.discover import Sandbox
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ class Proc:
     dumpable: dumpable.Dumpable
     cgroups: list[str]
     fds: list[fds.Fd] = field(default_factory=list)
+    # The workload's host kernel surface, read from its filters (surface.py).
+    surface: dict[str, object] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -55,6 +57,7 @@ class Proc:
             "host_namespaces_shared": self.host_ns,
             "dumpable": {"value": self.dumpable.value, "method": self.dumpable.method},
             "cgroups": self.cgroups, "fds": [f.to_json() for f in self.fds],
+            "surface": self.surface,
         }
 
 
@@ -96,7 +99,8 @@ def one(pid: int, role: str, why: str, sb: Sandbox, host_ns: dict[str, int],
         threads=nthreads, thread_diffs=diffs, ns=ns,
         host_ns=sorted(k for k, v in ns.items() if host_ns.get(k) == v),
         dumpable=dumpable.check(pid, st, own_userns), cgroups=procfs.cgroups(pid),
-        fds=fds.read(pid))
+        fds=fds.read(pid),
+        surface=surface.surface(pid) if role == "workload" else {})
 
 
 def _link_ipc(procs: list[Proc]) -> None:

@@ -121,10 +121,11 @@ def _fd(f: dict[str, Any]) -> str:
 
 def summary(results: list[dict[str, Any]]) -> str:
     """One row per runtime: the workload's and the helpers' posture at a glance."""
-    lines = ["| runtime | workload procs | workload seccomp | workload NNP | workload CapEff "
+    lines = ["| runtime | workload procs | workload seccomp | host kernel surface (allow / notify) "
+             "| workload NNP | workload CapEff "
              "| workload host ns | helpers | helper seccomp | helper CapEff | helper dumpable "
              "| helper host ns | flagged fds beyond stdio (workload / helpers) |",
-             "|---|---:|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---:|---|---|---|---|---|---|---|---|---|---|---|"]
     for res in results:
         full = _full(res)
         w = [p for p in res["processes"] if p["role"] == "workload"]
@@ -141,7 +142,8 @@ def summary(results: list[dict[str, Any]]) -> str:
             return sum(flagged_count(p) for p in ps)
 
         cells = [res["runtime"], str(len(w)),
-                 uniq([_seccomp(p) for p in w]), uniq([str(p["no_new_privs"]) for p in w]),
+                 uniq([_seccomp(p) for p in w]), uniq([_surface(p) for p in w]),
+                 uniq([str(p["no_new_privs"]) for p in w]),
                  uniq([_caps(p["cap_eff"], full) for p in w]),
                  uniq([", ".join(p["host_namespaces_shared"]) or "none" for p in w]),
                  uniq([_name(p) for p in h]) if h else "none",
@@ -151,6 +153,17 @@ def summary(results: list[dict[str, Any]]) -> str:
                  f"{flagged(w)} / {flagged(h)}"]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines)
+
+
+def _surface(p: dict[str, Any]) -> str:
+    """Syscalls the workload reaches the host kernel with, read from its
+    filters (surface.py): allowed for some arguments / sent to a supervisor."""
+    s = p.get("surface") or {}
+    if not s:
+        return "?"
+    if "error" in s:
+        return f"unreadable ({s['error'][:60]})"
+    return f"{s['allow']} / {s['notify']}"
 
 
 def _name(p: dict[str, Any]) -> str:

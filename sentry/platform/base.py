@@ -26,14 +26,11 @@ class CallChannel(Protocol):
     """One sentry thread's way to read and answer the call it was given.
 
     args: the six argument values of the current call, overwritten in place
-    for each call (a Call binds it once).  passes_o_path: reply_fd can give
-    the caller an O_PATH file as such (sentry/paths.py `installable`).
-    Every method takes the call's id (the platform's own numbering) and
+    for each call (a Call binds it once).  Every method takes the call's id (the platform's own numbering) and
     never raises for a caller that went away: it returns False (or
     -ENOENT) and the answer is dropped."""
 
     args: Sequence[int]
-    passes_o_path: bool
 
     def id_valid(self, nid: int) -> bool:
         """True while call nid is pending: its pid still names its caller."""

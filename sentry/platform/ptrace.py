@@ -118,8 +118,6 @@ class PtraceChannel:
     the caller is parked: id_valid asks its pidfd, and the answer is kept
     in the Park for the tracer."""
 
-    passes_o_path = True  # SCM_RIGHTS carries O_PATH files as they are
-
     __slots__ = ("args", "inline", "tracer", "call", "t", "nr", "kind", "value", "session",
                  "park", "nonblock_added", "open_flags")
 
@@ -367,6 +365,13 @@ class Tracer:
 
     def _main(self) -> None:
         try:
+            setup = self.sup.thread_setup
+            if setup is not None and not setup():
+                self.error = f"ptrace: the tracer of {self.pid} could not be set up"
+                self.first_chan.send.close()
+                self.first_chan.drain.close()
+                self.attached.set()
+                return
             if not self._seize():
                 return
             self.chan = PtraceChannel(self)
@@ -802,9 +807,13 @@ class PtraceSupervisor:
     maybe wrapped for --strace)."""
 
     def __init__(self, sandbox: Sandbox, dispatch: list[Handler | None], *,
-                 max_workers: int = 16) -> None:
+                 max_workers: int = 16, thread_setup: Callable[[], bool] | None = None) -> None:
+        """thread_setup: run first by each tracer thread (the workers it
+        starts inherit what it set: a network namespace); False: that
+        thread serves nothing (its tracee is never attached)."""
         self.sandbox = sandbox
         self.dispatch = dispatch
+        self.thread_setup = thread_setup
         self.tree_kinds = tree_kinds(handler_names(dispatch))
         self.workers = Workers(self, max_workers)
         self.tickets = itertools.count(1)

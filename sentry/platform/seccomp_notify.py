@@ -189,11 +189,6 @@ class Channel:
 
     The seccomp platform's `CallChannel` (sentry/platform/base.py)."""
 
-    # SECCOMP_IOCTL_NOTIF_ADDFD takes its source with fget(), which skips
-    # O_PATH files (EBADF): an O_PATH open cannot be installed as such
-    # (sentry/paths.py `installable` reopens it for reading).
-    passes_o_path = False
-
     __slots__ = ("listener", "fd", "notif", "resp", "addfd", "_id", "_notif_p",
                  "_resp_p", "_addfd_p", "_id_p", "_notif_size", "args", "data",
                  "placement", "_notif_view", "_zero")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import select
 
 from .. import paths, pids
 from ..call import Call
@@ -28,6 +27,7 @@ from ..call import Call
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 SYS_signalfd4, SYS_timerfd_create, SYS_timerfd_gettime, SYS_eventfd2 = 289, 283, 287, 290
+SYS_epoll_create1 = 291
 SYS_inotify_rm_watch, SYS_pidfd_open = 255, 434
 O_CLOEXEC, O_NONBLOCK = os.O_CLOEXEC, os.O_NONBLOCK
 
@@ -45,7 +45,7 @@ def epoll_create(call: Call) -> int | None:
     size = call.args[0] & 0xFFFFFFFF
     if size == 0 or size & 0x80000000:
         return -errno.EINVAL
-    return _answer(call, select.epoll(flags=0).detach(), False)
+    return _answer(call, _libc.syscall(SYS_epoll_create1, O_CLOEXEC), False)
 
 
 def epoll_create1(call: Call) -> int | None:
@@ -53,7 +53,7 @@ def epoll_create1(call: Call) -> int | None:
     flags = call.args[0] & 0xFFFFFFFF
     if flags & ~O_CLOEXEC:
         return -errno.EINVAL
-    return _answer(call, select.epoll(flags=0).detach(), bool(flags & O_CLOEXEC))
+    return _answer(call, _libc.syscall(SYS_epoll_create1, O_CLOEXEC), bool(flags & O_CLOEXEC))
 
 
 def _eventfd(call: Call, count: int, flags: int) -> int | None:
@@ -185,3 +185,19 @@ def mq_getsetattr(call: Call) -> int:
     if a[2]:
         call.mem.write(call.pid, a[2], old.raw)
     return 0
+
+
+SYS_mq_unlink = 241
+NAME_MAX = 255
+
+
+def mq_unlink(call: Call) -> int:
+    """Implements Linux syscall mq_unlink(2): a name in the container's IPC
+    namespace (which the sentry shares), removed with the caller's
+    credentials."""
+    name = call.mem.read_cstring(call.pid, call.args[0], NAME_MAX + 2)
+    if len(name) > NAME_MAX:
+        return -errno.ENAMETOOLONG
+    call.act_as_target()
+    r = _libc.syscall(SYS_mq_unlink, name)
+    return 0 if r == 0 else -ctypes.get_errno()

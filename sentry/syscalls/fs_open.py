@@ -9,7 +9,6 @@ import os
 
 from .. import paths
 from ..call import Call
-from ..errors import SysError
 from ..hostcalls import (RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
                          RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV)
 
@@ -36,8 +35,9 @@ def _flags_mode(call: Call, flags: int, mode: int) -> tuple[int, int]:
     return flags, mode
 
 
-def _do_open(call: Call, dirfd: int | None, path_arg: int, flags: int, mode: int,
-             resolve: int = 0) -> None:
+def _opened(call: Call, dirfd: int | None, path_arg: int, flags: int, mode: int,
+            resolve: int = 0) -> tuple[int, int]:
+    """(our fd of the resolved object, the flags in force)."""
     path = call.path(path_arg)
     flags, mode = _flags_mode(call, flags, mode)
     try:
@@ -47,7 +47,31 @@ def _do_open(call: Call, dirfd: int | None, path_arg: int, flags: int, mode: int
             # Before the caller can see the new name; also when the open
             # failed after creating it (O_DIRECTORY on some kernels, an LSM).
             call.names_added()
-    call.reply_fd(paths.installable(call, fd, flags), bool(flags & os.O_CLOEXEC))
+    return fd, flags
+
+
+def _do_open(call: Call, dirfd: int | None, path_arg: int, flags: int, mode: int,
+             resolve: int = 0) -> None:
+    fd, flags = _opened(call, dirfd, path_arg, flags, mode, resolve)
+    if flags & os.O_PATH:
+        _continue_o_path(call, fd)
+        return
+    call.reply_fd(fd, bool(flags & os.O_CLOEXEC))
+
+
+def _continue_o_path(call: Call, fd: int) -> None:
+    """An O_PATH open the sentry resolved (the errors above are its own)
+    is then run by the kernel in the caller: SECCOMP_IOCTL_NOTIF_ADDFD
+    refuses O_PATH files (it takes its source with fget(), which skips
+    them), and only the kernel can give the caller one.  Not a decision
+    resting on the path: the flags are a value in the notification (O_PATH:
+    no access to contents, no side effect of an open), and the kernel
+    resolves the path again in the caller's root and mount namespace; every
+    later use of the fd by the sentry checks its object is the container's
+    (paths.contained for a dirfd or cwd, paths.held_inside for a change,
+    the procfs walk for a reopen)."""
+    os.close(fd)
+    call.reply_continue()
 
 
 def open_(call: Call) -> None:
@@ -64,8 +88,8 @@ def openat(call: Call) -> None:
 
 def creat(call: Call) -> None:
     """Implements Linux syscall creat(2)."""
-    a = call.args
-    _do_open(call, None, 0, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, a[1] & 0xFFFFFFFF)
+    fd, _flags = _opened(call, None, 0, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, call.args[1] & 0xFFFFFFFF)
+    call.reply_fd(fd, False)
 
 
 class _OpenHow(ctypes.Structure):
@@ -84,7 +108,6 @@ def openat2(call: Call) -> int | None:
     call.mem.read_into(call.pid, a[2], how)
     if size > ctypes.sizeof(_OpenHow) and call.read(a[2] + 24, size - 24).strip(b"\0"):
         return -errno.E2BIG
-    path = call.path(1)
     flags, mode, resolve = how.flags, how.mode, how.resolve
     if flags & ~VALID_OPEN_FLAGS or resolve & ~RESOLVE_ALL or mode & ~0o7777:
         return -errno.EINVAL

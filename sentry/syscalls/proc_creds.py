@@ -125,11 +125,12 @@ def getsid(call: Call) -> int:
 def rt_sigpending(call: Call) -> int:
     """Implements Linux syscall rt_sigpending(2): the pending signals the
     caller blocks (its own and its process's)."""
-    if call.args[1] != 8:
+    size = call.args[1]
+    if size > 8:
         return -errno.EINVAL
     st = pids.status(call.pid)
     if st is None:
         return -errno.ESRCH
     pending = (int(st[b"SigPnd"][0], 16) | int(st[b"ShdPnd"][0], 16)) & int(st[b"SigBlk"][0], 16)
-    call.mem.write(call.pid, call.args[0], struct.pack("Q", pending))
+    call.mem.write(call.pid, call.args[0], struct.pack("Q", pending)[:size])
     return 0

@@ -54,11 +54,15 @@ def _interpreter(fd: int) -> bytes | None:
 
 def _check(call: Call, dirfd: int | None, path: bytes, flags: int) -> int | None:
     """-errno to refuse the exec, None to let the kernel run it."""
-    if not path:
-        return None if flags & AT_EMPTY_PATH else -errno.ENOENT
     try:
-        fd = paths.open_path(call, dirfd, path,
-                             _O_PATH | (os.O_NOFOLLOW if flags & AT_SYMLINK_NOFOLLOW else 0))
+        if not path:
+            if not flags & AT_EMPTY_PATH or dirfd is None:
+                return -errno.ENOENT
+            # fexecve: the fd's own object, which must be the container's.
+            fd = paths.open_fd_object(call, dirfd, paths.CHANGE)
+        else:
+            fd = paths.open_path(call, dirfd, path,
+                                 _O_PATH | (os.O_NOFOLLOW if flags & AT_SYMLINK_NOFOLLOW else 0))
     except SysError as e:
         return -e.errno
     try:

@@ -31,12 +31,13 @@ SYS_ioprio_get = 252
 SCHED_ATTR_MAX = 4096
 
 
-def _pid(call: Call, i: int) -> int:
-    """Argument i as a pid_t: negative is EINVAL (the sched_* rule)."""
+def _pid(call: Call, i: int, negative: int = errno.EINVAL) -> int:
+    """Argument i as a pid_t: negative is EINVAL (the sched_* rule; the
+    affinity calls look it up like any other pid: ESRCH)."""
     v = call.args[i] & 0xFFFFFFFF
     v = v - (1 << 32) if v & 0x80000000 else v
     if v < 0:
-        raise SysError(errno.EINVAL, "pid")
+        raise SysError(negative, "pid")
     return pids.tid_of(call, v)
 
 
@@ -198,7 +199,7 @@ def sched_getaffinity(call: Call) -> int:
     need = (nr + 63) // 64 * _LONG  # the kernel's cpumask_size()
     if size * 8 < nr or size & (_LONG - 1):
         return -errno.EINVAL
-    tid = _pid(call, 0)
+    tid = _pid(call, 0, errno.ESRCH)
     try:
         cpus = _view(call, tid)
     except OSError as e:
@@ -210,3 +211,47 @@ def sched_getaffinity(call: Call) -> int:
     call.check_valid()
     call.mem.write(call.pid, a[2], bytes(mask))
     return need
+
+
+_CAP_SYS_NICE = 23
+
+
+def sched_setaffinity(call: Call) -> int:
+    """Implements Linux syscall sched_setaffinity(2): the kernel's rule for
+    another task (the same owner, or CAP_SYS_NICE) is checked here, then the
+    sentry sets the mask; the kernel keeps it within the task's cpuset."""
+    a = call.args
+    size = a[1] & 0xFFFFFFFF
+    tid = _pid(call, 0, errno.ESRCH)
+    if tid != call.pid:
+        me = call.creds()
+        st = pids.status(tid)
+        if st is None:
+            return -errno.ESRCH
+        uids = [int(x) for x in st.get(b"Uid", [])[:2]]
+        if me.euid not in uids and not me.cap_eff >> _CAP_SYS_NICE & 1:
+            return -errno.EPERM
+    raw = call.read(a[2], min(size, 1024))
+    cpus = {i * 8 + b for i, byte in enumerate(raw) for b in range(8) if byte >> b & 1}
+    try:
+        os.sched_setaffinity(tid, cpus)
+    except OSError as e:
+        return -(e.errno or errno.EINVAL)
+    return 0
+
+
+def getcpu(call: Call) -> int:
+    """Implements Linux syscall getcpu(2): the CPU the caller made the call
+    on (its /proc stat), and that CPU's NUMA node."""
+    a = call.args
+    f = pids.stat_fields(call.pid)
+    if f is None:
+        return -errno.ESRCH
+    cpu = int(f[36])
+    lim = call.sb.limits
+    node = lim.cpu_node.get(cpu, 0) if lim is not None else 0
+    if a[0]:
+        call.mem.write(call.pid, a[0], struct.pack("I", cpu))
+    if a[1]:
+        call.mem.write(call.pid, a[1], struct.pack("I", node))
+    return 0

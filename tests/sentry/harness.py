@@ -176,7 +176,7 @@ def _run(probe: str, args: list[str], files: Any, *, policy: PolicyOptions | Non
             sup.attach(req.pid, req.send, req.drain, req.reserved, watch=True)
             parent_sock.sendall(ATTACHED)
         else:
-            lfd = receive_listener(parent_sock)
+            lfd = receive_listener(parent_sock, pid)
             sup = Supervisor(lfd, Sandbox(files, opts), threads=threads, sync_wakeup=sync_wakeup)
             sup.start()
             def watch() -> None:  # the stall monitor, then close, as Supervisor.serve does

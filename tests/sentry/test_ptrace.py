@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -112,18 +113,19 @@ def test_a_process_that_changes_credentials_gets_its_own_socket(ptprobe: str, ro
     assert any("reserved socket of its own" in m for m in caplog.messages), caplog.messages
 
 
-def _in_root(ptprobe: str, root: str) -> None:
+def _in_root(ptprobe: str, root: str) -> str:
     Path(root, "bin").mkdir(exist_ok=True)
     exe = Path(root, "bin", "ptprobe")
     exe.write_bytes(Path(ptprobe).read_bytes())
     exe.chmod(0o755)
+    return str(exe)
 
 
-# In gofer mode the probe runs in a mount namespace rooted at root, where
-# /bin/ptprobe is the file the sentry checks.
+# In gofer mode the probe runs in a mount namespace rooted at root, from
+# /bin/ptprobe there: the file the sentry checks.
 def test_exec_runs_what_was_checked(ptprobe: str, root: str) -> None:
-    _in_root(ptprobe, root)
-    r = _run(ptprobe, ["pid", "exec=/bin/ptprobe", "pid"], root, file_access="gofer")
+    exe = _in_root(ptprobe, root)
+    r = _run(exe, ["pid", "exec=/bin/ptprobe", "pid"], root, file_access="gofer")
     assert r.status == 0, r.out
     assert r.out.count("pid ") == 2 and "exec" not in r.out, r.out
 
@@ -132,12 +134,13 @@ def test_an_exec_of_another_file_is_killed(ptprobe: str, root: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     # As if another thread had rewritten the path between the handler's check
     # and the kernel's exec: the file executed is not the one checked.
-    _in_root(ptprobe, root)
+    exe = _in_root(ptprobe, root)
+    shutil.copy(exe, Path(root, "bin", "other"))
     real = execcheck.expected
 
     def elsewhere(call, nr, path):  # type: ignore[no-untyped-def]
-        return frozenset({(0, 0)}) if path == b"/bin/ptprobe" else real(call, nr, path)
+        return frozenset({(0, 0)}) if path == b"/bin/other" else real(call, nr, path)
     monkeypatch.setattr(execcheck, "expected", elsewhere)
-    r = _run(ptprobe, ["pid", "exec=/bin/ptprobe", "pid"], root, file_access="gofer")
+    r = _run(exe, ["pid", "exec=/bin/other", "pid"], root, file_access="gofer")
     assert os.WIFSIGNALED(r.status) and r.signaled == signal.SIGKILL, r.out
     assert r.out.count("pid ") == 1, r.out

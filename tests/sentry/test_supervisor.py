@@ -10,7 +10,6 @@ import signal
 import pytest
 from harness import default_platform, run_probe
 
-from sentry.policy import PolicyOptions
 
 
 def test_native_emulated_and_denied(probe: str, root: str) -> None:

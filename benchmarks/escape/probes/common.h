@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct probe { const char *name; int (*fn)(const char *name); };
@@ -60,6 +61,18 @@ __attribute__((unused)) static int rewrite_same(const char *path, char *old, siz
     close(fd);
     errno = e;
     return w < 0 ? -1 : 0;
+}
+
+/* A writable scratch directory: /tmp/LEAF, or /dev/LEAF where the rootfs is
+ * read-only (/dev is a tmpfs in every runtime). */
+__attribute__((unused)) static const char *scratch(const char *leaf) {
+    static char buf[128];
+    snprintf(buf, sizeof buf, "/tmp/%s", leaf);
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST) {
+        snprintf(buf, sizeof buf, "/dev/%s", leaf);
+        mkdir(buf, 0755);
+    }
+    return buf;
 }
 
 #define PROBE_MAIN(table)                                                       \

@@ -5,16 +5,6 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
-static const char *scratch(const char *leaf) {
-    static char buf[128];
-    snprintf(buf, sizeof buf, "/tmp/%s", leaf);
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST) {
-        snprintf(buf, sizeof buf, "/dev/%s", leaf);  /* read-only rootfs: /dev is a tmpfs */
-        mkdir(buf, 0755);
-    }
-    return buf;
-}
-
 static int chroot_escape(const char *name) {
     const char *d = scratch("chroot-jail");
     if (chroot(d) < 0) return BLOCKED("chroot(%s): %s", d, ERR);

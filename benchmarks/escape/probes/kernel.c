@@ -1,30 +1,11 @@
-/* Host-kernel state and attack surface: /proc and /sys knobs, kernel memory,
- * bpf, perf, userfaultfd, io_uring, keyrings, modules, kexec. */
+/* Host-kernel state and attack surface: kernel memory, bpf, perf,
+ * userfaultfd, io_uring, keyrings, modules, kexec (the /proc and /sys knobs
+ * are in knobs.c, the other host secrets in secrets.c). */
 #include "common.h"
 #include <linux/bpf.h>
 #include <linux/kexec.h>
 #include <linux/perf_event.h>
 #include <sys/syscall.h>
-
-/* Host-global knobs: a successful write (of the value already there) reached
- * the host kernel. */
-static int knob(const char *name, const char *path) {
-    char old[4096];
-    if (rewrite_same(path, old, sizeof old) < 0) return BLOCKED("write %s: %s", path, ERR);
-    return ESCAPED("wrote %s (host-global; the old value was written back)", path);
-}
-static int core_pattern(const char *name) { return knob(name, "/proc/sys/kernel/core_pattern"); }
-static int uevent_helper(const char *name) { return knob(name, "/sys/kernel/uevent_helper"); }
-static int sysrq_trigger(const char *name) {
-    int fd = open("/proc/sysrq-trigger", O_WRONLY);
-    if (fd < 0) return BLOCKED("open /proc/sysrq-trigger for writing: %s", ERR);
-    /* 'h' only prints the help text to the host kernel log. */
-    ssize_t w = write(fd, "h", 1);
-    int e = errno;
-    close(fd);
-    if (w < 0) return BLOCKED("write /proc/sysrq-trigger: %s", strerror(e));
-    return ESCAPED("wrote 'h' to the host's /proc/sysrq-trigger");
-}
 
 static int kcore(const char *name) {
     int fd = open("/proc/kcore", O_RDONLY);
@@ -126,7 +107,6 @@ static int kexec_load_(const char *name) {
 }
 
 static const struct probe probes[] = {
-    {"core_pattern", core_pattern}, {"sysrq_trigger", sysrq_trigger}, {"uevent_helper", uevent_helper},
     {"kcore", kcore}, {"kallsyms", kallsyms}, {"bpf_prog_load", bpf_prog_load},
     {"perf_event_open", perf_event}, {"userfaultfd", userfaultfd_}, {"io_uring_setup", io_uring},
     {"add_key", add_key}, {"init_module", init_module_}, {"finit_module", finit_module_},
