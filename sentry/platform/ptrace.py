@@ -86,6 +86,7 @@ _PARK_MASK = inject._ALL_BUT_URG
 
 SYS_open, SYS_creat, SYS_openat, SYS_openat2 = 2, 85, 257, 437
 SYS_connect, SYS_sync, SYS_syncfs = 42, 162, 306
+SYS_sendto, SYS_sendmsg, SYS_sendmmsg = 44, 46, 307
 SYS_dup2, SYS_recvmsg, SYS_dup3, SYS_close_range = 33, 47, 292, 436
 SYS_pause, SYS_clone, SYS_fork, SYS_vfork = 34, 56, 57, 58
 SYS_execve, SYS_execveat = execcheck.SYS_execve, execcheck.SYS_execveat
@@ -96,7 +97,9 @@ _CRED_CALLS = frozenset((105, 106, 113, 114, 117, 119, 116, 122, 123, 126))
 # Calls whose handler may wait for another task: always run on a worker.
 # creat and openat2 too (their flags cannot be made O_NONBLOCK here: creat
 # has none, openat2's are in the caller's memory).
-_MAY_BLOCK = frozenset((SYS_creat, SYS_openat2, SYS_connect, SYS_sync, SYS_syncfs))
+# Sends too: an emulated sendmsg on a full socket waits for its reader.
+_MAY_BLOCK = frozenset((SYS_creat, SYS_openat2, SYS_connect, SYS_sync, SYS_syncfs,
+                        SYS_sendto, SYS_sendmsg, SYS_sendmmsg))
 _OPEN_FLAGS_ARG = {SYS_open: 1, SYS_openat: 2}
 _NO_WAIT = os.O_NONBLOCK | os.O_PATH
 _RESERVED_NRS = frozenset((SYS_recvmsg, SYS_dup2, SYS_dup3, SYS_close_range))
@@ -146,13 +149,9 @@ class PtraceChannel:
         return True
 
     def reply_continue(self, nid: int) -> bool:
-        if not self.inline:
-            # Only the tracer can let a call run; no worker-run handler
-            # continues.  Fail closed.
-            log.error("ptrace: a parked call asked to continue: ENOSYS")
-            self.kind, self.value = VALUE, -errno.ENOSYS
-            return False
         self.kind = CONTINUE
+        if not self.inline:
+            return True  # the tracer makes the call again and lets it run (Tracer._wake)
         if self.nr in (SYS_execve, SYS_execveat) and self.call is not None and self.t is not None:
             path = self.call.read_paths.get(0 if self.nr == SYS_execve else 1)
             self.t.pending_exec = execcheck.expected(self.call, self.nr, path)
@@ -289,6 +288,8 @@ class Workers:
             _complete(job, res)
         elif chan.kind == FD:
             _complete(job, 0, fd=True)
+        elif chan.kind == CONTINUE:
+            _complete(job, 0, cont=True)
         else:
             _complete(job, chan.value)
         self.sup.handled += 1
@@ -308,7 +309,7 @@ def _reopen(call: TracedCall, fd: int, flags: int) -> int | None:
     return None
 
 
-def _complete(job: _Job, value: int, fd: bool = False) -> None:
+def _complete(job: _Job, value: int, fd: bool = False, cont: bool = False) -> None:
     """The worker's answer: into the Park, then wake the caller (SIGURG), or
     dropped if the caller died meanwhile."""
     park = job.park
@@ -323,6 +324,7 @@ def _complete(job: _Job, value: int, fd: bool = False) -> None:
                 os.close(park.fd)
                 park.fd = -1
             park.value = value
+        park.cont = cont
         park.done = True
         # Under the lock: the tracer closes the pidfd only after marking the
         # park abandoned, so this is still the caller's pidfd.
@@ -609,6 +611,13 @@ class Tracer:
             raise inject.TraceeGone(tid)
         nr = regs.orig_rax
         args = (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9)
+        if t.bypass is not None:
+            # A parked call its handler let run, made again (_wake).
+            same = t.bypass == (nr, *args)
+            t.bypass = None
+            if same:
+                self._resume(t, 0)
+                return
         if nr in _RESERVED_NRS:
             self._reserved(t, nr, args)
             return
@@ -754,6 +763,19 @@ class Tracer:
         t.park = None
         self._own_reach()
         s = inject.Session(self, t, park.saved, at_seccomp=False)
+        if park.cont:
+            # The handler lets the call run: make it again; its next seccomp
+            # stop (the same call, the same registers) is let through
+            # unanswered, as CONTINUE does on the seccomp platform.
+            p = park.saved
+            t.bypass = (p.orig_rax, p.rdi, p.rsi, p.rdx, p.r10, p.r8, p.r9)
+            s.restart()
+            m = ctypes.c_uint64(park.mask)
+            abi.ptrace(abi.PTRACE_SETSIGMASK, t.tid, 8, ctypes.addressof(m))
+            self._resume(t, 0)
+            if park.held_urg and t.pidfd >= 0:
+                abi.pidfd_signal(t.pidfd, SIGURG)
+            return
         value = park.value
         if park.fd >= 0:
             try:

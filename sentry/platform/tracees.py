@@ -113,13 +113,14 @@ class Park:
     fd: int = -1            # ...an fd of ours to install
     cloexec: bool = False
     held_urg: bool = False  # a SIGURG of the workload's came meanwhile: deliver it after
+    cont: bool = False      # the handler lets the call run (CONTINUE)
 
 
 class Tracee:
     """One traced task (thread)."""
 
     __slots__ = ("tid", "tgid", "table", "mm", "pidfd", "park", "pending_exec", "watched",
-                 "started")
+                 "started", "bypass")
 
     def __init__(self, tid: int, tgid: int, table: FdTable, mm: AddressSpace) -> None:
         self.tid = tid
@@ -134,6 +135,9 @@ class Tracee:
         self.pending_exec: frozenset[tuple[int, int]] | None = None
         self.watched = False  # its exit status is kept (the container's init)
         self.started = True   # False until its first stop (a new child)
+        # (nr, args) of a parked call its handler let run: its next seccomp
+        # stop, if it is that call again, runs unanswered (ptrace.py _wake).
+        self.bypass: tuple[int, ...] | None = None
 
     def set_table(self, table: FdTable) -> None:
         table.tasks += 1

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -160,6 +161,25 @@ int main(int argc, char **argv) {
             kill(c, SIGKILL);
             waitpid(c, NULL, 0);
             printf("ptrace attach %ld %d traceme %ld %d\n", r1, r1 < 0 ? e1 : 0, r2, r2 < 0 ? e2 : 0);
+        } else if (!strncmp(a, "openat2-opath=", 14)) {
+            /* a parked call (openat2) whose handler lets the kernel run it */
+            struct { unsigned long long flags, mode, resolve; } how = {O_PATH, 0, 0};
+            int fd = syscall(SYS_openat2, AT_FDCWD, a + 14, &how, sizeof how);
+            int fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
+            printf("openat2-opath %d %d opath=%d\n", fd >= 0, fd < 0 ? errno : 0,
+                   fl >= 0 && (fl & O_PATH) != 0);
+        } else if (!strcmp(a, "sendmsg")) {
+            /* a parked call (an emulated send) on a socketpair */
+            int sv[2];
+            socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+            struct iovec iov = {"ping", 4};
+            struct msghdr m = {0};
+            m.msg_iov = &iov;
+            m.msg_iovlen = 1;
+            long n = sendmsg(sv[0], &m, 0);
+            char buf[8] = {0};
+            read(sv[1], buf, 4);
+            printf("sendmsg %ld %s\n", n, buf);
         } else if (!strcmp(a, "pid")) {
             printf("pid %d\n", getpid());
         } else printf("unknown %s\n", a);

@@ -144,3 +144,17 @@ def test_an_exec_of_another_file_is_killed(ptprobe: str, root: str,
     r = _run(exe, ["pid", "exec=/bin/other", "pid"], root, file_access="gofer")
     assert os.WIFSIGNALED(r.status) and r.signaled == signal.SIGKILL, r.out
     assert r.out.count("pid ") == 1, r.out
+
+
+def test_a_parked_call_its_handler_lets_run(ptprobe: str, root: str) -> None:
+    # openat2 is parked (its flags are in memory); its handler lets an O_PATH
+    # open run in the kernel (CONTINUE): the call is made again and let
+    # through.  sendmsg is parked (a send may wait for its reader).
+    # (In gofer mode: the caller's own root, where the kernel resolves the
+    # path again, is the container's.)
+    exe = _in_root(ptprobe, root)
+    r = _run(exe, ["openat2-opath=/etc/hello", "sendmsg"], root, file_access="gofer")
+    assert r.status == 0, r.out
+    got = r.lines()
+    assert got["openat2-opath"] == ["1", "0", "opath=1"], r.out
+    assert got["sendmsg"] == ["4", "ping"], r.out
