@@ -1,7 +1,8 @@
 """--platform=auto: which platform this machine, in this place, can run.
 
-Once per `create`, in a short-lived child of the runtime (a filter cannot
-be removed, so the probe installs its own in a process that then exits):
+Once per `create`, in a short-lived thread of the runtime (a filter cannot
+be removed, but it belongs to the thread that installs it, and goes with
+it; so does no_new_privs), three questions:
 
   1. seccomp(SET_MODE_FILTER, NEW_LISTENER) of an allow-all program.
      Refused when the kernel is older than 5.0, when seccomp is off, or
@@ -22,8 +23,8 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import os
 import struct
+import threading
 
 from . import PTRACE, SECCOMP
 
@@ -32,55 +33,64 @@ _SECCOMP_SET_MODE_FILTER = 1
 _FLAG_NEW_LISTENER = 1 << 3
 _PR_SET_NO_NEW_PRIVS = 38
 _RET_ALLOW = 0x7FFF0000
+# ioctl numbers and flags (include/uapi/linux/seccomp.h; seccomp_notify.py)
+_IOCTL_NOTIF_SET_FLAGS = 0x40082104
+_IOCTL_NOTIF_ADDFD = 0x40182103
+_SYNC_WAKE_UP = 1
+_ADDFD_FLAG_SEND = 2
+_ADDFD = struct.Struct("=QIIII")  # struct seccomp_notif_addfd
 
 
 class _Fprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def _probe_child() -> str:
-    """In the child: "ok" or what failed (stage: errno name)."""
-    from .seccomp_notify import (ADDFD_FLAG_SEND, IOCTL_NOTIF_ADDFD, IOCTL_NOTIF_SET_FLAGS,
-                                 USER_NOTIF_FD_SYNC_WAKE_UP, SeccompNotifAddfd)
+def _name(err: int) -> str:
+    return errno.errorcode.get(err, str(err))
+
+
+def _probe(out: list[str]) -> None:
+    """In the probing thread: "ok" or what failed, into out."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.syscall.restype = ctypes.c_long
-    prog_insn = ctypes.create_string_buffer(struct.pack("=HBBI", 0x06, 0, 0, _RET_ALLOW), 8)
-    prog = _Fprog(1, ctypes.addressof(prog_insn))
-    libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    insn = ctypes.create_string_buffer(struct.pack("=HBBI", 0x06, 0, 0, _RET_ALLOW), 8)
+    prog = _Fprog(1, ctypes.addressof(insn))
+    libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # this thread only
     fd = libc.syscall(ctypes.c_long(_SYS_seccomp), ctypes.c_ulong(_SECCOMP_SET_MODE_FILTER),
                       ctypes.c_ulong(_FLAG_NEW_LISTENER), ctypes.byref(prog))
     if fd < 0:
-        return f"seccomp user notification refused: {errno.errorcode.get(ctypes.get_errno(), '?')}"
+        out.append(f"seccomp user notification refused: {_name(ctypes.get_errno())}")
+        return
     ioctl = libc.ioctl
     ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
-    if ioctl(fd, IOCTL_NOTIF_SET_FLAGS, USER_NOTIF_FD_SYNC_WAKE_UP) != 0:
-        return f"no SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: {errno.errorcode.get(ctypes.get_errno(), '?')}"
-    add = SeccompNotifAddfd(id=(1 << 64) - 1, flags=ADDFD_FLAG_SEND, srcfd=0)
-    if ioctl(fd, IOCTL_NOTIF_ADDFD, ctypes.addressof(add)) == 0 or ctypes.get_errno() != errno.ENOENT:
-        return f"no SECCOMP_IOCTL_NOTIF_ADDFD with SEND: {errno.errorcode.get(ctypes.get_errno(), '?')}"
-    return "ok"
+    try:
+        if ioctl(fd, _IOCTL_NOTIF_SET_FLAGS, _SYNC_WAKE_UP) != 0:
+            out.append(f"no SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: {_name(ctypes.get_errno())}")
+            return
+        add = ctypes.create_string_buffer(_ADDFD.pack((1 << 64) - 1, _ADDFD_FLAG_SEND, 0, 0, 0),
+                                          _ADDFD.size)
+        if ioctl(fd, _IOCTL_NOTIF_ADDFD, ctypes.addressof(add)) == 0 or ctypes.get_errno() != errno.ENOENT:
+            out.append(f"no SECCOMP_IOCTL_NOTIF_ADDFD with SEND: {_name(ctypes.get_errno())}")
+            return
+        out.append("ok")
+    finally:
+        libc.close(fd)
 
 
 def seccomp_notify() -> tuple[bool, str]:
-    """(usable, why) for the seccomp platform, probed in a child."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
+    """(usable, why) for the seccomp platform, probed in a thread that then
+    ends (with its filter)."""
+    out: list[str] = []
+
+    def run() -> None:
         try:
-            os.close(r)
-            try:
-                msg = _probe_child()
-            except BaseException as e:
-                msg = f"probe failed: {e}"
-            os.write(w, msg.encode()[:512])
-        finally:
-            os._exit(0)
-    os.close(w)
-    try:
-        msg = os.read(r, 512).decode(errors="replace") or "probe failed: no answer"
-    finally:
-        os.close(r)
-        os.waitpid(pid, 0)
+            _probe(out)
+        except BaseException as e:  # an answer whatever happens
+            out.append(f"probe failed: {e}")
+    t = threading.Thread(target=run, name="platform-probe")
+    t.start()
+    t.join()
+    msg = out[0] if out else "probe failed: no answer"
     if msg == "ok":
         return True, "seccomp user notification with ADDFD|SEND and sync wake-up"
     return False, msg
