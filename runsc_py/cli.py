@@ -86,8 +86,12 @@ def global_parser() -> argparse.ArgumentParser:
                    help="cgroupsPath is slice:prefix:name (created through cgroupfs)")
     p.add_argument("--rootless", default="auto",
                    help="true|false|auto; rootless containers need a user namespace in the spec")
-    p.add_argument("--platform", default="seccomp", choices=["seccomp", "ptrace"],
-                   help="how the sentry intercepts syscalls (default seccomp)")
+    p.add_argument("--platform", default="auto", choices=["auto", "seccomp", "ptrace"],
+                   help="how the sentry intercepts syscalls: seccomp user notification "
+                        "(fast: needs Linux 6.6 and no other listener in the filter chain), "
+                        "ptrace (works where that is missing; each intercepted call costs a "
+                        "ptrace stop), or auto (default: seccomp where it works, else ptrace, "
+                        "probed at each create)")
     p.add_argument("--network", default="sandbox", choices=["sandbox", "host", "none", "bridge"],
                    help="sandbox: the spec's network namespace (default); none: a loopback only; "
                         "host: the host's; bridge: a veth into a NAT bridge (run without an engine)")

@@ -57,7 +57,7 @@ class CreateOptions:
     no_pivot: bool = False
     preserve_fds: int = 0
     systemd_cgroup: bool = False
-    platform: str = "seccomp"
+    platform: str = "auto"   # resolved by create (_choose_platform)
     net_raw: bool = False
     strace: bool = False
     strace_syscalls: str = ""
@@ -99,8 +99,7 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
     _check_sysctls(spec.get("linux") or {})
     if spec["process"].get("terminal") and not opts.console_socket:
         raise RuntimeFailure("cannot allocate tty if runsc-py will detach without setting console socket")
-    if opts.platform != "seccomp":
-        raise RuntimeFailure(f"platform {opts.platform}: not available yet (use --platform=seccomp)")
+    opts.platform = _choose_platform(opts.platform)
     if opts.console_socket and not spec["process"].get("terminal"):
         raise RuntimeFailure("cannot use console socket if runsc-py will not detach or allocate tty")
 
@@ -133,6 +132,23 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
     except BaseException:
         _abort(st, cg, sandbox_pid, state_dir)
         raise
+
+
+def _choose_platform(asked: str) -> str:
+    """The platform this container runs on: asked, or for `auto` what the
+    probe finds (sentry/platform/probe.py), logged with the reason."""
+    from sentry.platform import AUTO, PLATFORMS
+    from sentry.platform import probe
+    if asked not in PLATFORMS:
+        raise RuntimeFailure(f"platform {asked}: unknown (one of {', '.join(PLATFORMS)})")
+    if asked != AUTO:
+        return asked
+    chosen, why = probe.choose()
+    # The fallback is worth a warning: every intercepted call then costs a
+    # ptrace stop.
+    log.log(logging.INFO if chosen == "seccomp" else logging.WARNING, "platform auto: %s (%s)",
+            chosen, why)
+    return chosen
 
 
 def _sandbox_options(opts: CreateOptions, spec: dict[str, Any]) -> SandboxOptions:
@@ -531,12 +547,10 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
             conn.settimeout(_PEER_TIMEOUT)  # the message is there when it polls readable
             pending[conn.fileno()] = (conn, time.monotonic() + _PEER_TIMEOUT)
             poller.register(conn.fileno(), select.POLLIN)
-    while True:
-        try:
-            _, status = os.waitpid(init_pid, 0)
-            break
-        except ChildProcessError:
-            os._exit(1)
+    try:
+        status = host.wait_init(init_pid)
+    except ChildProcessError:
+        os._exit(1)
     host.drain()
     host.stop_gofer()
     _exit_like(status)

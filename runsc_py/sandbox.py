@@ -64,19 +64,19 @@ def prepare_filter(opts: SandboxOptions) -> Any:
     """Build the workload filter now (imports, BPF): before any pivot_root or
     setns into the container's mount namespace hides the host's files."""
     from sentry.install import prepare_filter as _prepare
-    return _prepare(policy_options(opts))
+    return _prepare(policy_options(opts), opts.platform)
 
 
 def enter(prepared: Any, sock: socket.socket, no_new_privs: bool = False) -> None:
-    """Install the prepared filter and hand the listener to the sentry.
+    """Install the prepared filter and hand the workload to the sentry: its
+    listener (seccomp), or itself to the tracer (ptrace, which attaches
+    before the filters go in: sentry/platform/ptrace_entry.py).
 
     Called while the process still holds CAP_SYS_ADMIN (in its user
     namespace), so no_new_privs is set only when the spec asks for it.
     Everything after this runs under the sentry.
     """
-    from sentry.install import send_listener
-    fd = prepared.install(no_new_privs)
-    send_listener(sock, fd)
+    prepared.enter(sock, no_new_privs)
 
 
 def stage_proc() -> tuple[int, dict[str, str]]:
@@ -118,6 +118,7 @@ class SandboxHost:
     _gofer: socket.socket | None = None
     gofer_pid: int = -1
     gofer_pidfd: int = -1
+    _ptrace: Any = None                         # sentry.platform.ptrace.PtraceSupervisor
     proc_fd: int = -1                           # the sentry's /proc, detached (stage_proc)
     host_ns: dict[str, str] = field(default_factory=dict)  # the host's namespace links
     limits: Any = None                          # sentry.synth.Limits: the container's cgroups
@@ -135,6 +136,8 @@ class SandboxHost:
         import seccomp  # noqa: F401
         import sentry.handoff  # noqa: F401
         import sentry.supervisor
+        if options.platform == "ptrace":
+            import sentry.platform.ptrace  # noqa: F401
         import gofer.client  # noqa: F401
         import gofer.server  # noqa: F401
         import gofer.filter  # noqa: F401
@@ -278,7 +281,7 @@ class SandboxHost:
         self._drop_capabilities(workload_caps)
         # Always enforcing: no environment switch turns it into log-only (a
         # runtime inherits whatever environment containerd or a shim has).
-        self_filter.install(join_netns=self.options.network == "none")
+        self_filter.install(join_netns=self.options.network == "none", platform=self.options.platform)
 
     def drain(self, timeout: float = 1.0) -> None:
         """Let the supervisors finish (they stop when every target is gone),
@@ -287,11 +290,16 @@ class SandboxHost:
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        if self._ptrace is not None:
+            self._ptrace.drain(max(0.0, deadline - time.monotonic()))
 
     def attach(self, sock: socket.socket, init_pid: int, pid: int = 0) -> None:
-        """Receive one listener from SOCK (sent by PID, 0: the socket's
-        peer) and start serving it."""
-        from sentry.call import Sandbox, SentryOptions
+        """Receive one process from SOCK (sent by PID, 0: the socket's peer)
+        and start serving it: its listener (seccomp), or the process itself
+        to trace (ptrace)."""
+        if self.options.platform == "ptrace":
+            self._attach_traced(sock, init_pid)
+            return
         from sentry.handoff import HandoffError, receive_listener
         from sentry.supervisor import Supervisor
         try:
@@ -299,6 +307,56 @@ class SandboxHost:
         except (HandoffError, OSError) as e:
             log.warning("sentry: refused a listener: %s", e)
             return
+        sup = Supervisor(fd, self._sentry_sandbox(init_pid), dispatch=self._dispatch())
+        t = threading.Thread(target=self._serve, args=(sup,), name=f"sentry-listener-{fd}", daemon=True)
+        t.start()
+        self._threads.append(t)
+        log.debug("sentry: serving listener %d (sync wake-up: %s)", fd, sup.sync_wakeup)
+
+    def _attach_traced(self, sock: socket.socket, init_pid: int) -> None:
+        """The ptrace platform: a tracer thread seizes the process, then it
+        is told so (sentry/platform/ptrace_entry.py waits for that)."""
+        from sentry.handoff import ATTACHED, HandoffError, receive_attach
+        from sentry.platform.ptrace import PtraceSupervisor, platform_dispatch
+        try:
+            req = receive_attach(sock)
+        except (HandoffError, OSError) as e:
+            log.warning("sentry: refused an attach request: %s", e)
+            return
+        try:
+            if req.pid != init_pid and _ns_link(req.pid, "pid") != _ns_link(init_pid, "pid"):
+                raise HandoffError(f"process {req.pid} is not in the container's pid namespace")
+            sandbox = self._sentry_sandbox(init_pid)
+            if self._ptrace is None:
+                self._ptrace = PtraceSupervisor(sandbox, self._dispatch(platform_dispatch(self.dispatch)),
+                                                thread_setup=self._join_workload_netns)
+            self._ptrace.attach(req.pid, req.send, req.drain, req.reserved, watch=req.pid == init_pid)
+            sock.sendall(ATTACHED)
+            log.debug("sentry: tracing %d", req.pid)
+        except (HandoffError, OSError) as e:
+            log.warning("sentry: could not trace %d: %s", req.pid, e)
+            req.send.close()
+            req.drain.close()
+        finally:
+            os.close(req.pidfd)
+
+    def wait_init(self, init_pid: int) -> int:
+        """init's wait status once it has exited.  On the ptrace platform its
+        tracer (a thread of ours, as is its parent) reaps it: ask it."""
+        while self._ptrace is not None:
+            st = self._ptrace.exit_status(init_pid, 0.2)
+            if st is not None:
+                return st
+            if not self._ptrace.tracing:
+                # Its tracer ended without seeing it exit (a tracer failure:
+                # EXITKILL killed it): it is our child again.
+                break
+        return os.waitpid(init_pid, 0)[1]
+
+    def _sentry_sandbox(self, init_pid: int) -> Any:
+        """The container as the sentry knows it (made on the first attach:
+        the gofer joins init's mount namespace then)."""
+        from sentry.call import Sandbox, SentryOptions
         if self._sandbox is None:
             files = self._attach_gofer(init_pid)
             so = SentryOptions(release=self.options.uname_release,
@@ -311,27 +369,30 @@ class SandboxHost:
             if self.options.network == "none":
                 from sentry import ownproc
                 self._workload_netns = ownproc.open_(f"{init_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        sup = Supervisor(fd, self._sandbox, dispatch=self.dispatch)
-        if self.options.strace:
-            from sentry import strace
-            from sentry.policy import syscall_numbers
-            names = {nr: name for name, nr in syscall_numbers().items()}
-            only = {n.strip() for n in self.options.strace_syscalls.split(",") if n.strip()} or None
-            sup.dispatch = strace.wrap(sup.dispatch, names, only, self.options.strace_format)
-            logger = logging.getLogger("sentry.strace")
-            logger.setLevel(logging.INFO)
-            if self.options.strace_format == "json" and not logger.handlers:
-                for h in logging.getLogger().handlers:
-                    if isinstance(h, logging.FileHandler):
-                        # The file is open already: our root holds no path.
-                        strace.json_handler(logging.StreamHandler(h.stream))
-                        break
+        return self._sandbox
+
+    def _dispatch(self, table: list[Any] | None = None) -> list[Any]:
+        """The dispatch table (or TABLE: the platform's), wrapped for --strace."""
+        if table is None:
+            table = self.dispatch
         if self.options.strace or (self.options.net_policy or {}).get("log"):
             logging.getLogger("sentry.net").setLevel(logging.INFO)  # every network decision
-        t = threading.Thread(target=self._serve, args=(sup,), name=f"sentry-listener-{fd}", daemon=True)
-        t.start()
-        self._threads.append(t)
-        log.debug("sentry: serving listener %d (sync wake-up: %s)", fd, sup.sync_wakeup)
+        if not self.options.strace:
+            return table
+        from sentry import strace
+        from sentry.policy import syscall_numbers
+        names = {nr: name for name, nr in syscall_numbers().items()}
+        only = {n.strip() for n in self.options.strace_syscalls.split(",") if n.strip()} or None
+        dispatch = strace.wrap(table, names, only, self.options.strace_format)
+        logger = logging.getLogger("sentry.strace")
+        logger.setLevel(logging.INFO)
+        if self.options.strace_format == "json" and not logger.handlers:
+            for h in logging.getLogger().handlers:
+                if isinstance(h, logging.FileHandler):
+                    # The file is open already: our root holds no path.
+                    strace.json_handler(logging.StreamHandler(h.stream))
+                    break
+        return dispatch
 
 
     def _private_ns(self, init_pid: int) -> frozenset[str]:
@@ -351,14 +412,20 @@ class SandboxHost:
         makes for the workload see the workload's interfaces, while our
         main thread, whose namespace is what /proc/<pid>/ns/net shows the
         engine, stays in the spec's."""
+        if self._join_workload_netns():
+            sup.serve()
+
+    def _join_workload_netns(self) -> bool:
+        """With --network=none, the calling (sentry) thread joins the
+        workload's network namespace (see _serve); False if it could not."""
         if self._workload_netns >= 0:
             from . import libc
             try:
                 libc.setns(self._workload_netns, libc.CLONE_NEWNET)
             except OSError as e:
                 log.error("sentry: join the workload's network namespace: %s", e.strerror)
-                return
-        sup.serve()
+                return False
+        return True
 
     def _net_guard(self) -> Any:
         """The network policy the handlers check (sentry/netguard.py)."""

@@ -34,6 +34,7 @@ import errno
 import logging
 import os
 import socket
+from typing import Any
 
 from .policy import PolicyOptions
 
@@ -59,9 +60,13 @@ class SockFprog(ctypes.Structure):
 
 
 class PreparedFilter:
-    """A built filter plus everything needed to load it without allocating."""
+    """A built filter plus everything needed to load it without allocating.
 
-    def __init__(self, bpf: bytes) -> None:
+    listener: load it with NEW_LISTENER (the seccomp platform's policy);
+    without, install() returns -1 (the ptrace platform's two filters)."""
+
+    def __init__(self, bpf: bytes, listener: bool = True) -> None:
+        self.listener = listener
         n = len(bpf) // 8
         if n == 0 or n > 4096:
             raise ValueError(f"install: filter of {n} instructions")
@@ -86,10 +91,11 @@ class PreparedFilter:
         if no_new_privs and self._prctl(*self._args_nnp) != 0:
             err = self._get_errno()
             raise OSError(err, f"install filter: prctl no_new_privs: {os.strerror(err)}")
-        flags = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+        flags = (SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+                 if self.listener else 0)
         fd = self._syscall(ctypes.c_long(SYS_seccomp), ctypes.c_ulong(SECCOMP_SET_MODE_FILTER),
                            ctypes.c_ulong(flags), self._prog_ref)
-        if fd < 0 and self._get_errno() == errno.EINVAL:
+        if fd < 0 and self._get_errno() == errno.EINVAL and self.listener:
             # Kernel < 5.19: no WAIT_KILLABLE_RECV.  A signal may then
             # interrupt an emulated call (the answer gets ENOENT, handled).
             flags = SECCOMP_FILTER_FLAG_NEW_LISTENER
@@ -99,13 +105,21 @@ class PreparedFilter:
             err = self._get_errno()
             raise OSError(err, f"install filter: seccomp set_mode_filter: {os.strerror(err)}")
         self.flags_used = flags
-        return int(fd)
+        return int(fd) if self.listener else -1
+
+    def enter(self, sock: socket.socket, no_new_privs: bool = False) -> None:
+        """Steps 2-3: install, hand the listener over."""
+        send_listener(sock, self.install(no_new_privs))
 
 
-def prepare_filter(options: PolicyOptions | None = None) -> PreparedFilter:
-    """Step 1: build the BPF (imports libseccomp; allocates)."""
+def prepare_filter(options: PolicyOptions | None = None, platform: str = "seccomp") -> "PreparedFilter | Any":
+    """Step 1: build the BPF (imports libseccomp; allocates).  On the ptrace
+    platform: its two filters and its hand-off (platform/ptrace_entry.py)."""
     from .filter import build_bpf
 
+    if platform == "ptrace":
+        from .platform.ptrace_entry import PreparedTrace
+        return PreparedTrace(PreparedFilter(build_bpf(options, trace=True), listener=False))
     return PreparedFilter(build_bpf(options))
 
 

@@ -193,9 +193,26 @@ DIRFD_ARGS: dict[str, tuple[int, ...]] = {
 _FD_SIGN = 0x80000000
 
 # Deliberately absent (EPERM): execve/execveat, mount family, pivot_root,
-# chroot, unshare, setns, ptrace, bpf, perf_event_open, userfaultfd,
-# io_uring_*, keyctl family, *_module, kexec_*, reboot, swapon/off, clone
-# with namespace flags, socket for anything but AF_UNIX and route/diag netlink.
+# chroot, unshare, setns, ptrace (but on the ptrace platform, below), bpf,
+# perf_event_open, userfaultfd, io_uring_*, keyctl family, *_module,
+# kexec_*, reboot, swapon/off, clone with namespace flags, socket for
+# anything but AF_UNIX and route/diag netlink.
+
+# The ptrace platform only (sentry/platform/ptrace.py): the requests its
+# tracer threads make, nothing else (no ATTACH, POKE*, PEEK*, DETACH...),
+# and kcmp(KCMP_FILE) to check an injected fd is the file sent.
+PTRACE_REQUESTS: dict[int, str] = {
+    0x4206: "PTRACE_SEIZE: attach init and every exec'd process",
+    7: "PTRACE_CONT: resume a stop",
+    24: "PTRACE_SYSCALL: resume to the exit of an injected call",
+    12: "PTRACE_GETREGS: a stopped call's number and arguments",
+    13: "PTRACE_SETREGS: its answer, or an injected call",
+    0x4201: "PTRACE_GETEVENTMSG: the new tid of a fork, the old tid of an exec",
+    0x4208: "PTRACE_LISTEN: leave a group-stop stopped",
+    0x420A: "PTRACE_GETSIGMASK: a parked caller's signal mask",
+    0x420B: "PTRACE_SETSIGMASK: hold its signals meanwhile, then give them back",
+}
+KCMP_FILE = 0
 
 
 def build_allowlist(allow: dict[str, str], default_errno: int = errno.EPERM,
@@ -239,29 +256,40 @@ def build_allowlist(allow: dict[str, str], default_errno: int = errno.EPERM,
     return f
 
 
-def build(default_errno: int = errno.EPERM, join_netns: bool = False) -> Any:
+def build(default_errno: int = errno.EPERM, join_netns: bool = False,
+          platform: str = "seccomp") -> Any:
     """A libseccomp filter object for the sandbox process.  join_netns:
     setns(fd, CLONE_NEWNET) too (--network=none: the sentry's threads join
-    the workload's namespace, runsc_py/sandbox.py)."""
+    the workload's namespace, runsc_py/sandbox.py).  platform: ptrace adds
+    PTRACE_REQUESTS and kcmp(KCMP_FILE)."""
     import seccomp
     f = build_allowlist(ALLOW, default_errno, dirfd_args=DIRFD_ARGS)
     if join_netns:
         f.add_rule(seccomp.ALLOW, "setns", seccomp.Arg(1, seccomp.EQ, CLONE_NEWNET))
+    if platform == "ptrace":
+        for req in PTRACE_REQUESTS:
+            f.add_rule(seccomp.ALLOW, "ptrace", seccomp.Arg(0, seccomp.EQ, req))
+        f.add_rule(seccomp.ALLOW, "kcmp", seccomp.Arg(2, seccomp.EQ, KCMP_FILE))
     return f
 
 
-def install(join_netns: bool = False) -> None:
+def install(join_netns: bool = False, platform: str = "seccomp") -> None:
     """Load the filter on the calling process (single-threaded: no TSYNC
     needed).  Always enforcing: there is no log-only mode to switch on."""
-    f = build(join_netns=join_netns)
+    f = build(join_netns=join_netns, platform=platform)
     f.load()
-    log.debug("sentry: own seccomp filter installed (%d syscalls allowed)", len(ALLOW) + 3)
+    log.debug("sentry: own seccomp filter installed (%d syscalls allowed, platform %s)",
+              len(ALLOW) + 3, platform)
 
 
-def table(join_netns: bool = False) -> list[tuple[str, str]]:
+def table(join_netns: bool = False, platform: str = "seccomp") -> list[tuple[str, str]]:
     rows = sorted((name, reason + (f" (arg {', '.join(map(str, DIRFD_ARGS[name]))}: a directory fd, "
                                    "never AT_FDCWD)" if name in DIRFD_ARGS else ""))
                   for name, reason in ALLOW.items())
+    if platform == "ptrace":
+        rows += [("ptrace", "ptrace platform only, requests: "
+                            + "; ".join(PTRACE_REQUESTS.values())),
+                 ("kcmp", "ptrace platform only, KCMP_FILE: an injected fd is the file sent")]
     rows += [("clone", "threads only: CLONE_THREAD required"),
              ("socket", "AF_UNIX; AF_NETLINK with NETLINK_ROUTE or NETLINK_SOCK_DIAG"),
              ("prctl", "PR_SET_NAME, PR_GET_NAME, PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS, "

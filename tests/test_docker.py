@@ -28,6 +28,8 @@ from typing import Iterator
 
 import pytest
 
+from helpers import install_args
+
 from test_containerd import (_cgroup_dirs, _mounts_under, _pids_naming, _wait_until, scrub,
                              stop_daemon)
 
@@ -78,7 +80,8 @@ def docker(rootfs_master: Path, runtime_binary: str) -> Iterator[Docker]:
     dk = Docker(dir=d, sock=str(d / "docker.sock"), binary=os.path.abspath(runtime_binary),
                 cgroup_parent=f"rsp-dk-{tag}", ns=f"rsp-dk-{tag}")
     existed = {p for p in HOST_PATHS if p.exists()}
-    res = subprocess.run([dk.binary, "install", "--docker-config", str(d / "daemon.json")],
+    res = subprocess.run([dk.binary, "install", *install_args(dk.binary), "--docker-config",
+                          str(d / "daemon.json")],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
                          timeout=TIMEOUT)
     assert res.returncode == 0, res
