@@ -328,6 +328,27 @@ class ThreadCreds:
             else:
                 self.current = (uid, gid, groups, caps)
 
+    @contextmanager
+    def own_for_now(self) -> Iterator[None]:
+        """`with own_for_now():` the sentry's own credentials for the
+        platform's own work inside a handler (the ptrace platform's fd
+        injection writes the caller's /proc/TID/mem, root's 0600 inode once
+        the caller is non-dumpable), then exactly what was in force again;
+        no capability if that was unknown or cannot be restored."""
+        prev, last = self.current, self._last
+        if prev == self.own:
+            yield
+            return
+        self.reset()
+        try:
+            yield
+        finally:
+            if prev is _UNKNOWN:
+                self._fail_closed()
+            else:
+                self.apply(prev)
+                self._last = last
+
     def restore_ptrace(self) -> None:
         """Add CAP_SYS_PTRACE back (after a procfs operation)."""
         uid, gid, groups, caps = self.current

@@ -530,18 +530,26 @@ class Tracer:
 
     def install(self, s: inject.Session, fd: int, cloexec: bool) -> int:
         """An fd for the tracee of session s (inject.install_fd, with our
-        own credentials' reach restored for the tracer's own procfs use)."""
-        self._own_reach()
+        own credentials for the tracer's own procfs use, then the caller's
+        again: a handler may go on after it)."""
+        cs = self.call.creds_state if self.call is not None else None
         try:
-            return inject.install_fd(s, fd, cloexec, next(self.sup.tickets))
+            if cs is None:
+                return inject.install_fd(s, fd, cloexec, next(self.sup.tickets))
+            with cs.own_for_now():
+                return inject.install_fd(s, fd, cloexec, next(self.sup.tickets))
         except OSError as e:
             log.warning("ptrace: installing an fd in %d: %s", s.t.tid, e)
             return -(e.errno or errno.EIO)
 
     def _own_reach(self) -> None:
+        """The sentry's own credentials for the tracer's own procfs use
+        after a handler (/proc/TID/mem and exe of a task that may be
+        non-dumpable: root's inodes); the next handler's become() takes
+        the caller's again."""
         cs = self.call.creds_state if self.call is not None else None
-        if cs is not None and cs.ptrace_dropped:
-            cs.restore_ptrace()
+        if cs is not None and cs.current != cs.own:
+            cs.reset()
 
     # --- exits, forks, execs ----------------------------------------------------
     def _exited(self, t: Tracee, st: int) -> None:
