@@ -328,7 +328,10 @@ def _complete(job: _Job, value: int, fd: bool = False, cont: bool = False) -> No
         park.done = True
         # Under the lock: the tracer closes the pidfd only after marking the
         # park abandoned, so this is still the caller's pidfd.
-        abi.pidfd_signal(job.t.pidfd, SIGURG)
+        r = abi.pidfd_signal(job.t.pidfd, SIGURG)
+        if r < 0 and r != -errno.ESRCH:
+            # The caller would wait in pause(2) for ever.
+            log.error("ptrace: waking %d for its parked call: %s", job.t.tid, os.strerror(-r))
 
 
 class Tracer:
@@ -844,6 +847,10 @@ class PtraceSupervisor:
         self.sandbox = sandbox
         self.dispatch = dispatch
         self.thread_setup = thread_setup
+        # Files the sentry creates for a tracee get the tracee's umask
+        # applied by the handlers, not ours (as the seccomp supervisor's
+        # start does: the umask is the process's).
+        os.umask(0)
         self.tree_kinds = tree_kinds(handler_names(dispatch))
         self.workers = Workers(self, max_workers)
         self.tickets = itertools.count(1)
