@@ -41,6 +41,7 @@ import threading
 from typing import NoReturn
 
 from runsc_py import libc
+from runsc_py.timeline import mark
 from sentry import hostcalls
 from sentry.creds import ThreadCreds
 from sentry.errors import SysError
@@ -279,6 +280,7 @@ def _attach(control: socket.socket) -> Gofer:
     # Always enforcing: no environment switch turns it into log-only (a
     # runtime inherits whatever environment containerd or a shim has).
     gofer_filter.install()
+    mark("gofer.confined")
     gofer = Gofer(root)
     protocol.send(control, protocol.encode_reply(req.id, req.op, 0), [root])
     log.debug("gofer: attached to the container root")

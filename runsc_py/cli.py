@@ -160,6 +160,8 @@ def split_global(argv: list[str], parser: argparse.ArgumentParser | None = None
 
 
 def main(argv: list[str] | None = None) -> None:
+    import time
+    t_main, cpu_main = time.time_ns(), time.process_time()
     argv = normalize(list(sys.argv[1:] if argv is None else argv))
     gp = global_parser()
     gflags, cmd, rest = split_global(argv, gp)
@@ -183,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
                 strace_format=gargs.strace_format)
     from . import log as logsetup
     logsetup.setup(g.log, g.log_format, g.debug)
+    from . import timeline
+    timeline.mark(f"cli.{cmd}.main", t_main, cpu_main)
     if cmd not in COMMANDS:
         _fail(f"command {cmd!r} does not exist", 1)
     if os.geteuid() != 0 and cmd not in _UNPRIVILEGED:
@@ -197,7 +201,9 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit as e:
         sys.exit(e.code if isinstance(e.code, int) else 2)
     try:
+        timeline.mark(f"cli.{cmd}.parsed")
         code = mod.run(g, args)
+        timeline.mark(f"cli.{cmd}.done")
     except RuntimeFailure as e:
         _fail(str(e), e.exit_code)
     except KeyboardInterrupt:

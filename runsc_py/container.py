@@ -18,6 +18,7 @@ from .cgroups import CgroupManager
 from .errors import ContainerNotRunning, RuntimeFailure
 from .hooks import run_hooks
 from .state import START_SOCKET, ContainerState, Status, Store, proc_start_time
+from .timeline import mark
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def start(store: Store, cid: str) -> None:
         except OSError as e:
             raise RuntimeFailure(f"start container: connect to init: {e.strerror}") from None
         with conn:
+            mark("start.connected")
             conn.sendall(b"start")
             st.started = True
             store.save(st)
@@ -71,6 +73,7 @@ def start(store: Store, cid: str) -> None:
                 if not data:
                     break
                 chunks.append(data)
+        mark("start.init-execed")
         if chunks:
             raise RuntimeFailure(b"".join(chunks).decode(errors="replace"))
         hooks = st.config.get("hooks") or {}

@@ -34,6 +34,7 @@ from .spec import RLIMITS
 from .state import START_SOCKET, ContainerState, Store, proc_start_time
 from .sandbox import SENTRY_SOCKET, SandboxHost, SandboxOptions, stage_proc
 from .sync import Channel, Msg
+from .timeline import mark
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
         # Device rules are always set (the sandbox's table applies even to
         # a spec that has none: runc's defaults, then sandbox.devices).
         cg.set({"devices": [], **(lx.get("resources") or {})})
+        mark("create.cgroups")
         sandbox_pid = _launch(store, st, opts, spec, cg, state_dir, sandbox_opts)
         return st
     except BaseException:
@@ -181,6 +183,7 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
         if pid != 0:
             libc.setns(own_pid_ns, libc.CLONE_NEWPID)  # our later children are ours again
             os.close(own_pid_ns)
+    mark("create.sandbox-forked")
     sandbox_end.close()
     init_end.close()
     start_sock.close()
@@ -210,6 +213,7 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
         msg, _ = to_sandbox.recv(Msg.HELLO)
     cg.apply(pid)
     to_sandbox.send(Msg.CGROUPS)
+    mark("create.cgroups-applied")
     # Init and the gofer, as pidfds: the sandbox numbers them in its own
     # pid namespace, the state file keeps the host's numbers.
     _msg, fds = to_sandbox.recv(Msg.INIT_PID)
@@ -226,6 +230,7 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
     hook_state["pid"] = pid
 
     to_init.recv(Msg.HOOKS)
+    mark("create.init-rootfs")
     hooks = spec.get("hooks") or {}
     run_hooks("prestart", hooks.get("prestart"), hook_state)
     run_hooks("createRuntime", hooks.get("createRuntime"), hook_state)
@@ -244,6 +249,7 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
         write_pid_file(opts.pid_file, pid)
     store.save(st)
     to_sandbox.send(Msg.DONE)
+    mark("create.done")
     log.debug("container %s created: sandbox pid %d, init pid %d", st.id, pid, st.init_pid)
     return pid
 
@@ -252,6 +258,7 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
                   sentry_sock: socket.socket, init_cfg: standard.InitConfig, ns_fds: dict[str, int], new_ns: set[str]) -> NoReturn:
     """The sandbox process: set up namespaces, fork init, then supervise it."""
     try:
+        mark("sandbox.start")
         libc.set_name("runsc-sandbox")
         os.setsid()
         staged = stage_proc()
@@ -270,6 +277,7 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
             os.setresuid(0, 0, 0)
         # Imports first: nothing may fork between unshare(CLONE_NEWPID) and init.
         host = SandboxHost.prepare(init_cfg.sandbox, staged)
+        mark("sandbox.imported")
         chan.send(Msg.HELLO)
         chan.recv(Msg.CGROUPS)  # we are in the container's cgroups now
         # The sandbox keeps a mount namespace of its own (a private copy of
@@ -290,6 +298,7 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
         elif not any(n.get("type") == "time" for n in lx.get("namespaces") or []):
             born = _own_clocks()
         host.open_limits(init_cfg.cgroup_dirs, born)
+        mark("sandbox.namespaces")
         libc.mount(None, "/", None, libc.MS_SLAVE | libc.MS_REC)
         mount_ns_fd = ns_fds.pop("mount", -1)
         pid_ns_fd = ns_fds.pop("pid", -1)
@@ -348,7 +357,9 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
         # The gofer: forked now (init has its own copy of every fd it needs
         # already, so it never holds the gofer's socket), attached to the
         # container's mount namespace when init hands itself over.
+        mark("sandbox.init-forked")
         host.start_gofer()
+        mark("sandbox.gofer-forked")
         init_pidfd = libc.pidfd_open(init_pid)
         chan.send(Msg.INIT_PID, fds=[init_pidfd, host.gofer_pidfd])
     except BaseException as e:
@@ -397,6 +408,7 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
     # From here on the sandbox process runs under its own allowlist
     # (sentry/self_filter.py): no exec, mount, namespaces, ptrace, bpf...
     host.confine()
+    mark("sandbox.confined")
     poller = select.poll()
     for fd in (chan.sock.fileno(), pidfd, handoff.fileno(), sentry_sock.fileno(), host.gofer_pidfd):
         poller.register(fd, select.POLLIN)
@@ -470,8 +482,11 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
             break
         except ChildProcessError:
             os._exit(1)
+    mark("sandbox.init-exited")
     host.drain()
+    mark("sandbox.drained")
     host.stop_gofer()
+    mark("sandbox.exit")
     _exit_like(status)
 
 

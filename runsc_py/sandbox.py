@@ -235,7 +235,10 @@ class SandboxHost:
             log.warning("sentry: refused a listener: %s", e)
             return
         if self._sandbox is None:
+            from .timeline import mark
+            mark("sentry.attach")
             files = self._attach_gofer(init_pid)
+            mark("sentry.gofer-attached")
             so = SentryOptions(release=self.options.uname_release,
                                userns=self.options.userns,
                                policy=policy_options(self.options),

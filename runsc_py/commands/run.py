@@ -28,6 +28,8 @@ def run(g: Globals, a: argparse.Namespace) -> int:
     if a.detach:
         return 0
     code = wait_forwarding(st.pid, st.init_pid)
+    from ..timeline import mark
+    mark("run.exited")
     if not a.keep:
         _cleanup(store, a.id)
     return code

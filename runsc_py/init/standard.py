@@ -31,6 +31,7 @@ from ..errors import RuntimeFailure
 from ..hooks import run_hooks
 from ..sandbox import SandboxOptions, enter, prepare_filter
 from ..sync import Channel, Msg
+from ..timeline import mark
 from . import console, network, process, rootfs
 
 log = logging.getLogger(__name__)
@@ -93,12 +94,14 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
     #    once it is our parent: see step 4.)  Dumpable: in a new user
     #    namespace the uid change cleared it, and the sentry (same uid, no
     #    privilege over our inherited mm) must read /proc/<us>/root.
+    mark("init.start")
     os.setsid()
     if in_userns:
         libc.prctl(libc.PR_SET_DUMPABLE, 1)
     # The sandbox filter is built now, while the host's files (Python modules,
     # libseccomp) are still visible; it is installed right before execve.
     cfg.prepared_filter = prepare_filter(cfg.sandbox)
+    mark("init.filter-built")
     # The container's mount namespace is ours alone (the sandbox process
     # keeps its own, with the host's /proc).
     if mount_ns_fd >= 0:
@@ -125,6 +128,7 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
     if "network" in cfg.new_namespaces:
         network.loopback_up()
 
+    mark("init.rootfs")
     # 4. prestart and createRuntime hooks run in the runtime's namespace.
     chan.send(Msg.HOOKS)
     msg, _ = chan.recv(Msg.HOOKS_DONE)
@@ -180,6 +184,7 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
     process.apply_rlimits(proc.get("rlimits"))
 
     # 11. `create` is done: wait for `start`.
+    mark("init.ready")
     chan.send(Msg.READY)
     chan.close()
     conn = _wait_for_start(start_sock)
@@ -204,6 +209,7 @@ def _exec(cfg: InitConfig, conn: socket.socket, sentry_sock: socket.socket) -> N
     argv0 = process.lookup(proc["args"][0], env)
     last_cap = process.last_cap()
 
+    mark("init.exec-prepared")  # the last mark: step 15 closes the log file
     # 15. No fd of the runtime survives execve (CVE-2024-21626).
     process.close_inherited_fds(2 + cfg.preserve_fds)
     process.reset_signals()

@@ -29,6 +29,7 @@ from .. import paths
 from ..call import Call
 from ..errors import SysError
 from ..hostcalls import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW
+from runsc_py.timeline import mark
 
 log = logging.getLogger(__name__)
 _O_PATH = os.O_PATH | os.O_CLOEXEC
@@ -93,6 +94,7 @@ def execve(call: Call) -> int | None:
     if r is not None:
         return r
     call.sb.creds_epoch.bump()
+    mark("sentry.execve")
     call.reply_continue()
     return None
 

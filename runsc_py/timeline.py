@@ -1,0 +1,47 @@
+"""The start-up timeline: which phase of a container's start-up took the time.
+
+Every process of a start-up (the CLI, the sandbox process, the container's
+init, the gofer) calls `mark("phase")` as it passes a phase; with --debug
+each mark is one debug log line
+
+    timeline: PHASE real_ns=N cpu_ms=C pid=P
+
+CLOCK_REALTIME is one clock for the whole system (CLOCK_MONOTONIC is not:
+init and the gofer live in the container's time namespace, whose monotonic
+clock starts at its creation), so the lines of all processes (they log to
+the same --log file) fall on one axis; cpu_ms is the
+marking process's own CPU time so far (for the CLI's first mark: the
+interpreter's start-up and the imports before main).  `parse` reads them
+back (benchmarks/_startup.py puts them in the report).  Without --debug a
+mark costs one level check.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+log = logging.getLogger("runsc_py.timeline")
+
+_LINE = (r"timeline: (?P<phase>[\w.\-]+) real_ns=(?P<ns>\d+) cpu_ms=(?P<cpu>[\d.]+) "
+         r"pid=(?P<pid>\d+)")
+
+
+def mark(phase: str, real_ns: int | None = None, cpu_s: float | None = None) -> None:
+    """Log PHASE as passed now (or at REAL_NS, with CPU_S of CPU time so far:
+    a mark taken before logging was set up)."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    ns = time.time_ns() if real_ns is None else real_ns
+    cpu = time.process_time() if cpu_s is None else cpu_s
+    log.debug("timeline: %s real_ns=%d cpu_ms=%.2f pid=%d", phase, ns, cpu * 1e3, os.getpid())
+
+
+def parse(text: str) -> list[tuple[str, int, float, int]]:
+    """The marks in a log's TEXT (either format): (phase, real_ns, cpu_ms, pid)
+    in the order of their clock."""
+    import re  # not at import: the CLI's start-up does without it
+    out = [(m["phase"], int(m["ns"]), float(m["cpu"]), int(m["pid"]))
+           for m in re.finditer(_LINE, text)]
+    return sorted(out, key=lambda r: r[1])
