@@ -8,14 +8,12 @@ start-up time matters.
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import logging
 import os
 import sys
-from dataclasses import dataclass
-
 from .errors import RuntimeFailure
+from .flags import SUPPRESS, Parser
+from .record import Record
 
 COMMANDS = {
     "create": "Create a container (it waits for `start`)",
@@ -43,8 +41,9 @@ VERSION = "0.1.0"
 SPEC_VERSION = "1.1.0"
 
 
-@dataclass
-class Globals:
+class Globals(Record):
+    """The global flags."""
+
     root: str
     log: str | None
     log_format: str
@@ -66,9 +65,9 @@ def _bool(v: str) -> bool:
     return v.lower() in ("1", "true", "yes", "")
 
 
-def global_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="runsc-py", add_help=False,
-                                description="A sandboxed, runc-compatible OCI runtime.")
+def global_parser() -> Parser:
+    p = Parser(prog="runsc-py", add_help=False,
+               description="A sandboxed, runc-compatible OCI runtime.")
     p.add_argument("-h", "--help", action="store_true")
     p.add_argument("-v", "--version", action="store_true")
     p.add_argument("--root", default="/run/runsc-py",
@@ -92,7 +91,7 @@ def global_parser() -> argparse.ArgumentParser:
                         "(default true; =false when something outside may change the root, "
                         "like gVisor's --file-access=shared)")
     p.add_argument("--no-lookup-cache", action="store_false", dest="lookup_cache",
-                   help=argparse.SUPPRESS)
+                   help=SUPPRESS)
     p.add_argument("--strace", action="store_true", help="log every intercepted syscall")
     p.add_argument("--strace-syscalls", default="", help="comma-separated syscalls to log")
     p.add_argument("--strace-format", default="text", choices=["text", "json"],
@@ -101,7 +100,7 @@ def global_parser() -> argparse.ArgumentParser:
     p.add_argument("--uname-release", default="",
                    help="the kernel release uname(2) reports inside (default: the host's own; "
                         "per container: annotation dev.runsc-py.uname-release)")
-    p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--criu", default=None, help=SUPPRESS)
     return p
 
 
@@ -141,12 +140,11 @@ def normalize(argv: list[str]) -> list[str]:
     return out
 
 
-def split_global(argv: list[str], parser: argparse.ArgumentParser | None = None
+def split_global(argv: list[str], parser: Parser | None = None
                  ) -> tuple[list[str], str | None, list[str]]:
     """Split argv into (global flags, command, command args)."""
     # The global flags that take a value, as the parser declares them.
-    takes_value = {s for act in (parser or global_parser())._actions
-                   if act.nargs != 0 for s in act.option_strings}
+    takes_value = (parser or global_parser()).value_options()
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -194,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
               "an unprivileged container root is available through a user namespace "
               "with linux.uidMappings/gidMappings in config.json", 1)
     mod = importlib.import_module(f".commands.{cmd}", __package__)
-    parser = argparse.ArgumentParser(prog=f"runsc-py {cmd}", description=COMMANDS[cmd])
+    parser = Parser(prog=f"runsc-py {cmd}", description=COMMANDS[cmd])
     mod.configure(parser)
     try:
         args = parser.parse_args(rest)
@@ -216,6 +214,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fail(msg: str, code: int) -> None:
+    import logging
     logging.getLogger("runsc-py").error("%s", msg)
     print(f"runsc-py: {msg}", file=sys.stderr)
     sys.exit(code)

@@ -62,6 +62,8 @@ def exec_process(store: Store, cid: str, opts: ExecOptions) -> int:
     # hands its listener to the sentry over sentry.sock.  Built here, before
     # the fork, while the host's files (modules, libseccomp) are visible.
     sandbox_opts = SandboxOptions.from_state(st.platform, st.sandbox)
+    from . import filtercache
+    sandbox_opts.bpf = filtercache.load(store.root, sandbox_opts, ("workload",))
     prepared = prepare_filter(sandbox_opts)
     try:
         sentry_conn = connect(store.dir(cid), SENTRY_SOCKET)

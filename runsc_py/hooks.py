@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import RuntimeFailure
+
+if TYPE_CHECKING:
+    import subprocess
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ def _run_one(name: str, hook: dict[str, Any], payload: bytes) -> None:
         env[k] = v
     timeout = hook.get("timeout")
     log.debug("running %s hook %s %s", name, path, args)
+    import subprocess  # here: most containers have no hooks, and every command loads this module
     try:
         proc = subprocess.Popen(args, executable=path, env=env, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,

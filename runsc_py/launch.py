@@ -18,21 +18,21 @@ from __future__ import annotations
 import logging
 import os
 import resource
-import shutil
 import signal
 import socket
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from . import libc
+from . import filtercache, libc
 from .cgroups import CgroupManager
 from .errors import RuntimeFailure
 from .hooks import run_hooks
 from .init import standard
 from .log import rfc3339
 from .spec import RLIMITS
-from .state import START_SOCKET, ContainerState, Store, proc_start_time
+from .state import START_SOCKET, ContainerState, Store, proc_start_time, remove_tree
 from .sandbox import SENTRY_SOCKET, SandboxHost, SandboxOptions, stage_proc
+from .procs import connect, connect_start, stop_processes  # noqa: F401  (re-exported)
 from .sync import Channel, Msg
 from .timeline import mark
 
@@ -107,6 +107,8 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
         raise RuntimeFailure(f"container with id exists: {opts.cid}") from None
 
     sandbox_opts = _sandbox_options(opts, spec)
+    sandbox_opts.bpf = filtercache.load(store.root, sandbox_opts)
+    mark("create.filters")
     st = ContainerState(id=opts.cid, bundle=bundle, rootfs=rootfs, created=rfc3339(),
                         owner=_owner(), annotations=dict(spec.get("annotations") or {}),
                         platform=opts.platform, sandbox=sandbox_opts.filter_state(), config=spec)
@@ -738,20 +740,6 @@ def _listen(state_dir: str, name: str) -> socket.socket:
     return sock
 
 
-def connect_start(state_dir: str) -> socket.socket:
-    return connect(state_dir, START_SOCKET)
-
-
-def connect(state_dir: str, name: str) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        sock.connect(f"/proc/self/fd/{dfd}/{name}")
-    finally:
-        os.close(dfd)
-    return sock
-
-
 def _write_id_maps(pid: int, lx: dict[str, Any]) -> None:
     for kind, key in (("uid", "uidMappings"), ("gid", "gidMappings")):
         maps = lx.get(key) or []
@@ -883,49 +871,4 @@ def _abort(st: ContainerState, cg: CgroupManager | None, sandbox_pid: int, state
             cg.destroy()
         except Exception as e:  # cleanup continues whatever happens
             log.warning("cleanup of cgroup failed: %s", e)
-    shutil.rmtree(state_dir, ignore_errors=True)
-
-
-def stop_processes(st: ContainerState, sandbox_pid: int) -> None:
-    """SIGKILL init first so the sandbox reaps it and exits; then the sandbox.
-
-    Killing the sandbox first would orphan init to whatever reaps orphans.
-    """
-    if st.init_pid and proc_start_time(st.init_pid) == st.init_start:
-        try:
-            os.kill(st.init_pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        _wait_gone(st.init_pid, st.init_start, 2.0)
-    if sandbox_pid:
-        start = st.pid_start or proc_start_time(sandbox_pid)
-        if not _wait_gone(sandbox_pid, start or 0, 1.0 if st.init_pid else 0.0):
-            try:
-                os.kill(sandbox_pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            os.waitpid(sandbox_pid, os.WNOHANG if sandbox_pid != _child_of_us(sandbox_pid) else 0)
-        except ChildProcessError:
-            pass
-        _wait_gone(sandbox_pid, start or 0)
-
-
-def _child_of_us(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        ppid = int(data[data.rfind(b")") + 2:].split()[1])
-        return pid if ppid == os.getpid() else -1
-    except (OSError, ValueError, IndexError):
-        return -1
-
-
-def _wait_gone(pid: int, start: int, timeout: float = 5.0) -> bool:
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc_start_time(pid) != start:
-            return True
-        time.sleep(0.005)
-    return False
+    remove_tree(state_dir)

@@ -37,6 +37,9 @@ class SandboxOptions:
     lookup_cache: bool = False     # sentry/lookups.py
     uts_private: bool = False      # the UTS namespace is the container's own (not the host's)
     uname_release: str = ""        # what uname(2) reports ("": the host's, uname native)
+    # kind -> seccomp program ("workload", "sentry", "gofer"), from the
+    # runtime's cache (filtercache.py); not kept in the state file
+    bpf: dict[str, bytes] = field(default_factory=dict)
 
     # The fields the workload's filter depends on: kept in the state file,
     # so that an `exec` builds the very filter init got.
@@ -59,7 +62,10 @@ def policy_options(opts: SandboxOptions) -> Any:
 def prepare_filter(opts: SandboxOptions) -> Any:
     """Build the workload filter now (imports, BPF): before any pivot_root or
     setns into the container's mount namespace hides the host's files."""
+    from sentry.install import PreparedFilter
     from sentry.install import prepare_filter as _prepare
+    if "workload" in opts.bpf:
+        return PreparedFilter(opts.bpf["workload"])
     return _prepare(policy_options(opts))
 
 
@@ -117,6 +123,7 @@ class SandboxHost:
     proc_fd: int = -1                           # the sentry's /proc, detached (stage_proc)
     host_ns: dict[str, str] = field(default_factory=dict)  # the host's namespace links
     limits: Any = None                          # sentry.synth.Limits: the container's cgroups
+    prepared: dict[str, Any] = field(default_factory=dict)  # "sentry"/"gofer" -> PreparedFilter
 
     @classmethod
     def prepare(cls, options: SandboxOptions, staged: tuple[int, dict[str, str]]) -> "SandboxHost":
@@ -133,8 +140,11 @@ class SandboxHost:
         import gofer.filter  # noqa: F401
         # Build the dispatch table now (it imports every handler module):
         # after confine_fs the sentry can no longer read the host's files.
+        from sentry.install import PreparedFilter
         return cls(options, sentry.supervisor.build_dispatch(policy_options(options)),
-                   proc_fd=staged[0], host_ns=staged[1])
+                   proc_fd=staged[0], host_ns=staged[1],
+                   prepared={k: PreparedFilter(v) for k, v in options.bpf.items()
+                             if k in ("sentry", "gofer")})
 
     def open_limits(self, cgroup_dirs: dict[str, str], born: int | None = None) -> None:
         """Open the container's cgroup directories and read the host's
@@ -157,7 +167,7 @@ class SandboxHost:
         if pid == 0:  # --------------------------------------------- gofer
             try:
                 _close_all_but({theirs.fileno(), null} | _log_fds())
-                server.main(theirs, null, parent)
+                server.main(theirs, null, parent, self.prepared.get("gofer"))
             finally:
                 os._exit(1)
         os.close(null)
@@ -214,7 +224,7 @@ class SandboxHost:
         ownproc.reset("/proc")
         # Always enforcing: no environment switch turns it into log-only (a
         # runtime inherits whatever environment containerd or a shim has).
-        self_filter.install()
+        self_filter.install(self.prepared.get("sentry"))
 
     def drain(self, timeout: float = 1.0) -> None:
         """Let the supervisors finish (they stop when every target is gone),

@@ -127,17 +127,25 @@ def build_filter(options: PolicyOptions | None = None) -> seccomp.SyscallFilter:
 
 def build_bpf(options: PolicyOptions | None = None) -> bytes:
     """The filter as raw BPF (struct sock_filter[]), ready for seccomp(2)."""
-    import os
-    import tempfile
+    return export_bpf(build_filter(options))
 
-    f = build_filter(options)
-    with tempfile.TemporaryFile() as tmp:
-        f.export_bpf(tmp)
-        tmp.flush()
-        os.lseek(tmp.fileno(), 0, os.SEEK_SET)
+
+def export_bpf(f: seccomp.SyscallFilter) -> bytes:
+    """A libseccomp filter's program as raw BPF, exactly what its load()
+    would hand to seccomp(2).  Through a memfd (libseccomp writes to an fd;
+    tempfile costs an import of random, shutil and more)."""
+    import os
+
+    fd = os.memfd_create("runsc-py-bpf", os.MFD_CLOEXEC)
+    try:
+        with open(fd, "w+b", closefd=False) as tmp:
+            f.export_bpf(tmp)
         data = b""
-        while chunk := os.read(tmp.fileno(), 65536):
+        os.lseek(fd, 0, os.SEEK_SET)
+        while chunk := os.read(fd, 65536):
             data += chunk
+    finally:
+        os.close(fd)
     if not data or len(data) % 8:
         raise RuntimeError(f"filter: export_bpf: bad program size {len(data)}")
     return data

@@ -29,7 +29,6 @@ the init is single-threaded when it calls this.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import logging
 import os
@@ -77,6 +76,21 @@ class PreparedFilter:
         self._args_nnp = (ctypes.c_int(PR_SET_NO_NEW_PRIVS), ctypes.c_ulong(1), ctypes.c_ulong(0),
                           ctypes.c_ulong(0), ctypes.c_ulong(0))
         self.flags_used = 0
+
+    def load_allowlist(self) -> None:
+        """Load a filter without NOTIFY actions (the sandbox's and the
+        gofer's own allowlists) exactly as libseccomp 2.5's load() does with
+        the attributes they use (CTL_NNP=1; no TSYNC, LOG or SPEC_ALLOW;
+        no listener without NOTIFY actions): prctl(PR_SET_NO_NEW_PRIVS),
+        then seccomp(SECCOMP_SET_MODE_FILTER, 0, prog)."""
+        if self._prctl(*self._args_nnp) != 0:
+            err = self._get_errno()
+            raise OSError(err, f"load filter: prctl no_new_privs: {os.strerror(err)}")
+        r = self._syscall(ctypes.c_long(SYS_seccomp), ctypes.c_ulong(SECCOMP_SET_MODE_FILTER),
+                          ctypes.c_ulong(0), self._prog_ref)
+        if r != 0:
+            err = self._get_errno()
+            raise OSError(err, f"load filter: seccomp set_mode_filter: {os.strerror(err)}")
 
     def install(self, no_new_privs: bool = True) -> int:
         """[no_new_privs +] seccomp(2); returns the listener fd (O_CLOEXEC).

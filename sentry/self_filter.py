@@ -232,11 +232,22 @@ def build(default_errno: int = errno.EPERM) -> Any:
     return build_allowlist(ALLOW, default_errno, dirfd_args=DIRFD_ARGS)
 
 
-def install() -> None:
+def build_bpf() -> bytes:
+    """build() as raw BPF, exactly what its load() would install."""
+    from .filter import export_bpf
+    return export_bpf(build())
+
+
+def install(prepared: Any = None) -> None:
     """Load the filter on the calling process (single-threaded: no TSYNC
-    needed).  Always enforcing: there is no log-only mode to switch on."""
-    f = build()
-    f.load()
+    needed).  Always enforcing: there is no log-only mode to switch on.
+    PREPARED: this filter's program from the runtime's cache
+    (runsc_py/filtercache.py) as a sentry.install.PreparedFilter, made
+    before the sandbox confined itself, loaded as libseccomp's load() would."""
+    if prepared is None:
+        build().load()
+    else:
+        prepared.load_allowlist()
     log.debug("sentry: own seccomp filter installed (%d syscalls allowed)", len(ALLOW) + 3)
 
 

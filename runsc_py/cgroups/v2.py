@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from dataclasses import dataclass
 from typing import Any
 
 from runsc_py.errors import RuntimeFailure
+from runsc_py.record import Record
 
 from . import _fs
 from ._base import FREEZE_TIMEOUT, CgroupManager, hugepage_sizes, opt_int
@@ -64,8 +64,7 @@ def _num(v: int) -> str:
     return "max" if v < 0 else str(v)
 
 
-@dataclass(frozen=True)
-class Write:
+class Write(Record, frozen=True):
     """One value to write; alts are (file, value) tried in order, the first
     existing file wins.  missing_ok: skip silently if no file exists."""
 

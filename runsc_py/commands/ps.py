@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
+from typing import TYPE_CHECKING
 
 from ..cli import Globals
+from ..flags import REMAINDER
+
+if TYPE_CHECKING:  # argparse is imported only for help and errors (flags.py)
+    import argparse
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", "-f", default="table", choices=["table", "json"])
     p.add_argument("id")
-    p.add_argument("ps_args", nargs=argparse.REMAINDER, help="arguments for ps(1) (default -ef)")
+    p.add_argument("ps_args", nargs=REMAINDER, help="arguments for ps(1) (default -ef)")
 
 
 def run(g: Globals, a: argparse.Namespace) -> int:
