@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import TYPE_CHECKING
 
 from ..cli import Globals
@@ -31,6 +30,7 @@ def run(g: Globals, a: argparse.Namespace) -> int:
     if a.format == "json":
         print(json.dumps(pids))
         return 0
+    import subprocess  # the table only: `ps --format json` (containerd's) runs no ps(1)
     args = [x for x in a.ps_args if x != "--"] or ["-ef"]
     try:
         out = subprocess.run(["ps", *args], capture_output=True, text=True, check=True).stdout
