@@ -285,6 +285,10 @@ def _attach(control: socket.socket, prepared: Any = None) -> Gofer:
     gofer = Gofer(root)
     protocol.send(control, protocol.encode_reply(req.id, req.op, 0), [root])
     log.debug("gofer: attached to the container root")
+    # Serving from now on: the collector (off in the launcher, frozen over
+    # what the sandbox made before the fork) runs again.
+    import gc
+    gc.enable()
     return gofer
 
 

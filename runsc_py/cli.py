@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import NoReturn
+
 from .errors import RuntimeFailure
 from .flags import SUPPRESS, Parser
 from .record import Record
@@ -211,6 +213,33 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as e:
         _fail(f"{cmd}: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), 1)
     sys.exit(code or 0)
+
+
+def run_and_exit(argv: list[str] | None = None) -> NoReturn:
+    """main(), then leave at once: the output flushed (stdout, stderr, the
+    log file), but none of the interpreter's finalization (module teardown,
+    a last collection), which costs a short command a twentieth of its
+    time.  Safe because every command is done when main() returns: nothing
+    runs at exit (no atexit hook, no thread, no buffered file but these)."""
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as e:
+        if e.code is None:
+            code = 0
+        elif isinstance(e.code, int):
+            code = e.code & 0xFF
+        else:
+            print(e.code, file=sys.stderr)
+            code = 1
+    if "logging" in sys.modules:
+        sys.modules["logging"].shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _fail(msg: str, code: int) -> None:

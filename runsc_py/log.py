@@ -8,18 +8,25 @@ JSON object per line: {"level": ..., "msg": ..., "time": RFC3339}.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import sys
+import time
 
 _LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
            logging.ERROR: "error", logging.CRITICAL: "fatal"}
 
 
 def rfc3339(ts: float | None = None) -> str:
-    t = _dt.datetime.now(_dt.timezone.utc) if ts is None else _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
-    return t.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """UTC with microseconds, as datetime's isoformat() would write it
+    ("2026-12-07T01:02:03.000456Z"), without importing datetime."""
+    if ts is None:
+        ts = time.time()
+    secs = int(ts // 1)
+    us = int(round((ts - secs) * 1e6))
+    if us >= 1000000:
+        secs, us = secs + 1, us - 1000000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{us:06d}Z"
 
 
 class JsonFormatter(logging.Formatter):

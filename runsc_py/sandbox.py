@@ -141,10 +141,17 @@ class SandboxHost:
         # Build the dispatch table now (it imports every handler module):
         # after confine_fs the sentry can no longer read the host's files.
         from sentry.install import PreparedFilter
-        return cls(options, sentry.supervisor.build_dispatch(policy_options(options)),
+        host = cls(options, sentry.supervisor.build_dispatch(policy_options(options)),
                    proc_fd=staged[0], host_ns=staged[1],
                    prepared={k: PreparedFilter(v) for k, v in options.bpf.items()
                              if k in ("sentry", "gofer")})
+        # What is made so far (modules, tables) lives as long as the
+        # sandbox: out of the collector's reach, also in init and the
+        # gofer, which fork from here (a collection writes to every object
+        # it scans, so each would copy those pages for itself).
+        import gc
+        gc.freeze()
+        return host
 
     def open_limits(self, cgroup_dirs: dict[str, str], born: int | None = None) -> None:
         """Open the container's cgroup directories and read the host's
@@ -220,11 +227,16 @@ class SandboxHost:
     def confine(self) -> None:
         """Install the sentry's own seccomp filter on this (single-threaded)
         process, once its procfs fd is open: the filter refuses AT_FDCWD."""
+        import gc
         from sentry import ownproc, self_filter
         ownproc.reset("/proc")
         # Always enforcing: no environment switch turns it into log-only (a
         # runtime inherits whatever environment containerd or a shim has).
         self_filter.install(self.prepared.get("sentry"))
+        # The start-up is over: the collector (off in the launcher) runs
+        # again, over what the sentry allocates from now on (prepare froze
+        # what was there).
+        gc.enable()
 
     def drain(self, timeout: float = 1.0) -> None:
         """Let the supervisors finish (they stop when every target is gone),

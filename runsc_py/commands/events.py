@@ -33,6 +33,8 @@ def parse_duration(text: str) -> float:
 
 
 def run(g: Globals, a: argparse.Namespace) -> int:
+    import gc
+    gc.enable()  # a long-lived command: the launcher turned the collector off for the start-up
     from ..cgroups import CgroupManager
     from ..errors import ContainerNotRunning
     from ..state import Status, Store
