@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from . import libc
@@ -30,6 +29,7 @@ from .cgroups import CgroupManager
 from .errors import RuntimeFailure
 from .init import console, process
 from .launch import JOIN_ORDER, NS_FLAGS, _send_console, connect, write_pid_file
+from .record import Record
 from .sandbox import SENTRY_SOCKET, SandboxOptions, enter, prepare_filter
 from .state import ContainerState, Status, Store
 from .signals import wait_forwarding
@@ -39,8 +39,7 @@ _NS_FILES = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid"
              "cgroup": "cgroup", "time": "time", "mount": "mnt"}
 
 
-@dataclass
-class ExecOptions:
+class ExecOptions(Record):
     process: dict[str, Any]
     detach: bool = False
     pid_file: str | None = None

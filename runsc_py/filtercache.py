@@ -11,7 +11,7 @@ storing the ones that are missing.
 
 What the bytes depend on, all of it in the key (a SHA-256):
   - the runtime's version and this file's format;
-  - the source of the four modules that build them (FILTER_SOURCES: they
+  - the source of the modules that build them (FILTER_SOURCES: they
     import nothing else of ours, which tests/test_filtercache.py checks);
   - the generator: the libseccomp Python binding and libseccomp.so.2 found
     on this host (device, inode, size, mtime of each);
@@ -61,7 +61,7 @@ _MAX_PROGRAM = 4096 * 8                 # BPF_MAXINSNS instructions
 KINDS = ("workload", "sentry", "gofer")
 # The modules whose code decides the programs (package, file).
 FILTER_SOURCES = (("sentry", "policy.py"), ("sentry", "filter.py"), ("sentry", "self_filter.py"),
-                  ("gofer", "filter.py"))
+                  ("gofer", "filter.py"), ("runsc_py", "record.py"))
 _LIBSECCOMP_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
                     "/usr/lib", "/usr/local/lib", "/lib")
 

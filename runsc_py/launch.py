@@ -20,7 +20,6 @@ import os
 import resource
 import signal
 import socket
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from . import filtercache, libc
@@ -29,10 +28,11 @@ from .errors import RuntimeFailure
 from .hooks import run_hooks
 from .init import standard
 from .log import rfc3339
+from .procs import connect, connect_start, stop_processes  # noqa: F401  (re-exported)
+from .record import Record
 from .spec import RLIMITS
 from .state import START_SOCKET, ContainerState, Store, proc_start_time, remove_tree
 from .sandbox import SENTRY_SOCKET, SandboxHost, SandboxOptions, stage_proc
-from .procs import connect, connect_start, stop_processes  # noqa: F401  (re-exported)
 from .sync import Channel, Msg
 from .timeline import mark
 
@@ -48,8 +48,7 @@ NS_FLAGS = {
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
 
-@dataclass
-class CreateOptions:
+class CreateOptions(Record):
     cid: str
     bundle: str
     pid_file: str | None = None

@@ -6,7 +6,8 @@ a `state` or `kill`, which needs none of it.  A Record's fields are its
 class annotations, in order (a subclass's after its base's); a field's
 default is the class attribute of that name, and a dict or list default is
 copied for each instance (dataclasses' default_factory).  Records compare
-by value; a frozen one refuses changes and hashes by value.
+by value; a frozen one refuses changes and hashes by value; replace() is
+dataclasses.replace.
 """
 
 from __future__ import annotations
@@ -26,30 +27,16 @@ class Record:
         cls._frozen = frozen
         if frozen:
             cls.__hash__ = Record._hash  # type: ignore[method-assign]
+            cls.__setattr__ = Record._refuse  # type: ignore[method-assign]
+        if "__init__" not in cls.__dict__:
+            cls.__init__ = _make_init(cls)  # type: ignore[misc]
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        name = type(self).__name__
-        if len(args) > len(self._fields):
-            raise TypeError(f"{name}: {len(args)} arguments for {len(self._fields)} fields")
-        values = dict(zip(self._fields, args))
-        for k, v in kw.items():
-            if k not in self._fields:
-                raise TypeError(f"{name}: unknown field {k!r}")
-            if k in values:
-                raise TypeError(f"{name}: {k!r} given twice")
-            values[k] = v
-        for f in self._fields:
-            if f not in values:
-                if not hasattr(type(self), f):
-                    raise TypeError(f"{name}: missing field {f!r}")
-                d = getattr(type(self), f)
-                values[f] = d.copy() if isinstance(d, (dict, list)) else d
-            object.__setattr__(self, f, values[f])
+    def _refuse(self, key: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot set {key!r}")
 
-    def __setattr__(self, key: str, value: Any) -> None:
-        if self._frozen:
-            raise AttributeError(f"{type(self).__name__} is frozen: cannot set {key!r}")
-        object.__setattr__(self, key, value)
+    def replace(self, **changes: Any) -> Any:
+        """A copy with CHANGES (dataclasses.replace)."""
+        return type(self)(**{**self.as_dict(), **changes})
 
     def as_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self._fields}
@@ -66,3 +53,38 @@ class Record:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields) + ")"
+
+
+_MISSING = object()
+
+
+def _make_init(cls: type) -> Any:
+    """An __init__ with the fields as parameters, compiled once per class
+    (one compile: dataclasses makes several, and imports inspect for them),
+    so that a record is made as fast as a dataclass instance."""
+    fields = cls._fields  # type: ignore[attr-defined]
+    own = [k for k in cls.__mro__[:cls.__mro__.index(Record)]]  # Record's methods are no defaults
+    defaults = {f: k.__dict__[f] for f in fields for k in reversed(own) if f in k.__dict__}
+    params, body = [], []
+    env: dict[str, Any] = {"_setattr": object.__setattr__, "_MISSING": _MISSING}
+    seen_default = False
+    for f in fields:
+        if f not in defaults:
+            if seen_default:
+                raise TypeError(f"{cls.__name__}: field {f!r} without a default follows one with a default")
+            params.append(f)
+            body.append(f"_setattr(self, {f!r}, {f})")
+            continue
+        seen_default = True
+        env[f"_d_{f}"] = d = defaults[f]
+        if isinstance(d, (dict, list)):  # a fresh copy for each instance
+            params.append(f"{f}=_MISSING")
+            body.append(f"_setattr(self, {f!r}, _d_{f}.copy() if {f} is _MISSING else {f})")
+        else:
+            params.append(f"{f}=_d_{f}")
+            body.append(f"_setattr(self, {f!r}, {f})")
+    src = f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body or ["pass"]) + "\n"
+    exec(src, env)  # our own field names: identifiers, as the class syntax checked
+    init = env["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init

@@ -17,16 +17,16 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass, field
 from typing import Any
+
+from .record import Record
 
 log = logging.getLogger(__name__)
 
 SENTRY_SOCKET = "sentry.sock"
 
 
-@dataclass
-class SandboxOptions:
+class SandboxOptions(Record):
     platform: str = "seccomp"
     net_raw: bool = False
     userns: bool = False
@@ -39,7 +39,7 @@ class SandboxOptions:
     uname_release: str = ""        # what uname(2) reports ("": the host's, uname native)
     # kind -> seccomp program ("workload", "sentry", "gofer"), from the
     # runtime's cache (filtercache.py); not kept in the state file
-    bpf: dict[str, bytes] = field(default_factory=dict)
+    bpf: dict[str, bytes] = {}
 
     # The fields the workload's filter depends on: kept in the state file,
     # so that an `exec` builds the very filter init got.
@@ -111,19 +111,18 @@ def stage_proc() -> tuple[int, dict[str, str]]:
 _SYSCTL_NS = ("net", "uts", "ipc", "user")
 
 
-@dataclass
-class SandboxHost:
+class SandboxHost(Record):
     options: SandboxOptions
-    dispatch: list[Any] = field(default_factory=list)  # syscall number -> handler
+    dispatch: list[Any] = []  # syscall number -> handler
     _sandbox: Any = None
-    _threads: list[threading.Thread] = field(default_factory=list)
+    _threads: list[threading.Thread] = []
     _gofer: socket.socket | None = None
     gofer_pid: int = -1
     gofer_pidfd: int = -1
     proc_fd: int = -1                           # the sentry's /proc, detached (stage_proc)
-    host_ns: dict[str, str] = field(default_factory=dict)  # the host's namespace links
+    host_ns: dict[str, str] = {}  # the host's namespace links
     limits: Any = None                          # sentry.synth.Limits: the container's cgroups
-    prepared: dict[str, Any] = field(default_factory=dict)  # "sentry"/"gofer" -> PreparedFilter
+    prepared: dict[str, Any] = {}  # "sentry"/"gofer" -> PreparedFilter
 
     @classmethod
     def prepare(cls, options: SandboxOptions, staged: tuple[int, dict[str, str]]) -> "SandboxHost":

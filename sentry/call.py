@@ -16,8 +16,9 @@ from __future__ import annotations
 import errno
 import os
 import stat as _stat
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
+
+from runsc_py.record import Record
 
 from .creds import Creds, CredsCache, CredsEpoch, ThreadCreds, read_umask
 from .errors import SysError
@@ -40,8 +41,7 @@ Result = Optional[int]
 # (Path resolution lives in sentry/paths.py, the one guarded entry point.)
 
 
-@dataclass
-class SentryOptions:
+class SentryOptions(Record):
     """What the supervisor needs besides the listener.
 
     release, version: what an emulated uname(2) reports (only when the
@@ -59,7 +59,7 @@ class SentryOptions:
     release: str = ""
     version: str = ""
     userns: bool = False
-    policy: PolicyOptions = field(default_factory=PolicyOptions)
+    policy: PolicyOptions = PolicyOptions()  # (immutable: one default for all)
     container_pidns: str | None = None
     private_ns: frozenset[str] = frozenset()
 

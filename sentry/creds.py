@@ -27,7 +27,8 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from dataclasses import dataclass
+
+from runsc_py.record import Record
 
 from . import hostcalls, ownproc
 from .errors import SysError
@@ -51,8 +52,7 @@ _CAP_SYS_MODULE, _CAP_SYS_RAWIO, _CAP_SYS_ADMIN, _CAP_SYSLOG = 16, 17, 21, 34
 _NEVER = (1 << _CAP_SYS_MODULE) | (1 << _CAP_SYS_RAWIO) | (1 << _CAP_SYS_ADMIN) | (1 << _CAP_SYSLOG)
 
 
-@dataclass(frozen=True)
-class Creds:
+class Creds(Record, frozen=True):
     ruid: int
     rgid: int
     fsuid: int

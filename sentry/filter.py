@@ -83,18 +83,16 @@ def _add(f: seccomp.SyscallFilter, e: Entry, nr: int | str, trace: bool = False)
 
 def _traced(e: Entry) -> Entry:
     """The entry with NOTIFY wherever it would answer an errno itself."""
-    from dataclasses import replace
-
     from .policy import Rule
     if e.tier == DENY:
-        return replace(e, tier=EMULATE, handler="refused")
+        return e.replace(tier=EMULATE, handler="refused")
     if e.tier != NATIVE or not e.rules:
         return e
     rules = tuple(Rule(NOTIFY, r.args) if isinstance(r.action, int) else r for r in e.rules)
     if e.otherwise != errno.ENOSYS or any(r.action == errno.ENOSYS for r in e.rules):
         # the catch-all: NOTIFY for whatever no rule matches
         rules += (Rule(NOTIFY, (ge(_first_arg(e), 0),)),)
-    return replace(e, rules=tuple(r for r in rules), otherwise=errno.ENOSYS)
+    return e.replace(rules=tuple(r for r in rules), otherwise=errno.ENOSYS)
 
 
 def build_filter(options: PolicyOptions | None = None) -> seccomp.SyscallFilter:

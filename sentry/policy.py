@@ -30,8 +30,9 @@ pointers (a BPF filter cannot, and the memory could change anyway).
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
+
+from runsc_py.record import Record
 
 NATIVE = "native"
 EMULATE = "emulate"
@@ -50,8 +51,7 @@ _ENOSYS = errno.ENOSYS
 _OP_TEXT = {"eq": "==", "ne": "!=", "ge": ">="}
 
 
-@dataclass(frozen=True)
-class ArgCmp:
+class ArgCmp(Record, frozen=True):
     """One comparison on a syscall argument: op is eq, ne, ge or masked_eq."""
 
     index: int
@@ -78,8 +78,7 @@ class ArgCmp:
         raise ValueError(f"policy: unknown comparison {self.op}")
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Record, frozen=True):
     """action (ALLOW, NOTIFY or an errno) when all comparisons hold."""
 
     action: str | int
@@ -101,8 +100,7 @@ def _act_text(action: str | int) -> str:
     return action if isinstance(action, str) else _errname(action)
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(Record, frozen=True):
     """One syscall.  otherwise: a native entry's answer (an errno) for the
     argument values none of its rules match."""
 
@@ -111,7 +109,7 @@ class Entry:
     reason: str
     errno: int = 0
     handler: str = ""
-    rules: tuple[Rule, ...] = field(default=())
+    rules: tuple[Rule, ...] = ()
     otherwise: int = _ENOSYS  # (the field "errno" hides the module here)
 
     def rule_text(self) -> str:
@@ -854,8 +852,7 @@ DANGEROUS = (
 )
 
 
-@dataclass(frozen=True)
-class PolicyOptions:
+class PolicyOptions(Record, frozen=True):
     """Options that change the table.
 
     net_raw: allow SOCK_RAW for AF_INET/AF_INET6 (like --net-raw).
@@ -928,7 +925,7 @@ def build_table(options: PolicyOptions | None = None) -> dict[str, Entry]:
     table = _check_unique(_raw_entries(options))
     for name, handler in options.notify_extra:
         old = table.get(name)
-        table[name] = replace(old, tier=EMULATE, handler=handler, rules=(), errno=0) if old \
+        table[name] = old.replace(tier=EMULATE, handler=handler, rules=(), errno=0) if old \
             else _emulate(name, handler, "moved to the emulate tier by an option")
     return table
 

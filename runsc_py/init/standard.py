@@ -23,12 +23,12 @@ import os
 import select
 import signal
 import socket
-from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from .. import libc
 from ..errors import RuntimeFailure
 from ..hooks import run_hooks
+from ..record import Record
 from ..sandbox import SandboxOptions, enter, prepare_filter
 from ..sync import Channel, Msg
 from ..timeline import mark
@@ -37,18 +37,17 @@ from . import console, network, process, rootfs
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class InitConfig:
+class InitConfig(Record):
     spec: dict[str, Any]
     rootfs: str
     hook_state: dict[str, Any]          # the state JSON handed to hooks
     new_namespaces: set[str]            # namespace types created (not joined)
-    cgroup_mounts: list[tuple[str, str]] = field(default_factory=list)
-    cgroup_dirs: dict[str, str] = field(default_factory=dict)  # controller -> host dir
+    cgroup_mounts: list[tuple[str, str]] = []
+    cgroup_dirs: dict[str, str] = {}  # controller -> host dir
     state_dir: str = ""
     no_pivot: bool = False
     preserve_fds: int = 0
-    sandbox: SandboxOptions = field(default_factory=SandboxOptions)
+    sandbox: SandboxOptions = SandboxOptions()  # (always given: launch.py)
     prepared_filter: Any = None
 
 
