@@ -30,6 +30,10 @@ class Record:
             cls.__setattr__ = Record._refuse  # type: ignore[method-assign]
         if "__init__" not in cls.__dict__:
             cls.__init__ = _make_init(cls)  # type: ignore[misc]
+        if "__eq__" not in cls.__dict__:
+            cls.__eq__ = _make_eq(cls)  # type: ignore[method-assign]
+            if not frozen:
+                cls.__hash__ = None  # type: ignore[assignment]  # as a dataclass with eq
 
     def _refuse(self, key: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is frozen: cannot set {key!r}")
@@ -41,12 +45,6 @@ class Record:
     def as_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self._fields}
 
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return self.as_dict() == other.as_dict()  # type: ignore[attr-defined]
-
-    __hash__ = None  # type: ignore[assignment]  # mutable records are not hashable
 
     def _hash(self) -> int:
         return hash(tuple(getattr(self, f) for f in self._fields))
@@ -88,3 +86,19 @@ def _make_init(cls: type) -> Any:
     init = env["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     return init
+
+
+def _make_eq(cls: type) -> Any:
+    """__eq__ comparing the fields as one tuple (as dataclasses does):
+    records are compared on hot paths (sentry/creds.py)."""
+    fields = cls._fields  # type: ignore[attr-defined]
+    mine = ", ".join(f"self.{f}" for f in fields)
+    theirs = ", ".join(f"other.{f}" for f in fields)
+    src = ("def __eq__(self, other):\n"
+           "    if other.__class__ is not self.__class__:\n        return NotImplemented\n"
+           f"    return ({mine}{',' if fields else ''}) == ({theirs}{',' if fields else ''})\n")
+    env: dict[str, Any] = {}
+    exec(src, env)  # our own field names, as in _make_init
+    eq = env["__eq__"]
+    eq.__qualname__ = f"{cls.__qualname__}.__eq__"
+    return eq

@@ -82,6 +82,11 @@ class Sandbox:
         # Bumped by every call that may change the file tree; None: no
         # lookup cache (sentry/lookups.py).
         self.tree: TreeEpoch | None = TreeEpoch() if files.lookup_cache else None
+        # Our fd of the container's procfs root, -1: none of its own, None:
+        # not looked for yet (sentry/procfs.py own_exe_text).
+        self.proc_root: int | None = None
+        # A program's "#!" interpreter by its identity (syscalls/proc_exec.py).
+        self.interpreters: dict[tuple[int, ...], bytes] = {}
 
 
 class Gone(Exception):
