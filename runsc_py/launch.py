@@ -248,7 +248,6 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
 
     if opts.pid_file:
         write_pid_file(opts.pid_file, pid)
-    store.save(st)
     to_sandbox.send(Msg.DONE)
     mark("create.done")
     log.debug("container %s created: sandbox pid %d, init pid %d", st.id, pid, st.init_pid)

@@ -183,21 +183,23 @@ class SandboxHost(Record):
         self.gofer_pidfd = libc.pidfd_open(pid)
 
     def stop_gofer(self) -> None:
-        """Close the control socket (the gofer exits on EOF) and reap it."""
-        import time
+        """Close the control socket (the gofer exits on EOF) and reap it,
+        woken by its pidfd (readable once it has exited), not by polling."""
+        import select
         if self._gofer is None:
             return
         self._gofer.close()
         self._gofer = None
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            try:
-                pid, _ = os.waitpid(self.gofer_pid, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid:
-                return
-            time.sleep(0.005)
+        if self.gofer_pidfd >= 0:
+            poller = select.poll()
+            poller.register(self.gofer_pidfd, select.POLLIN)
+            poller.poll(2000)
+        try:
+            pid, _ = os.waitpid(self.gofer_pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid:
+            return
         os.kill(self.gofer_pid, 9)
         try:
             os.waitpid(self.gofer_pid, 0)
