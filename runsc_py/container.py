@@ -7,18 +7,21 @@ runc's wording.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
-from typing import Any
 
 from .cgroups import CgroupManager
 from .errors import ContainerNotRunning, RuntimeFailure
 from .hooks import run_hooks
+from .log import get_logger
 from .state import START_SOCKET, ContainerState, Status, Store, proc_start_time, remove_tree
 from .timeline import mark
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+log = get_logger(__name__)  # (runsc_py/log.py: no `logging` import unless a record is written)
 
 
 def oci_state(store: Store, st: ContainerState) -> dict[str, Any]:

@@ -17,7 +17,10 @@ holds both to the same answers.
 from __future__ import annotations
 
 import types
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 # argparse's own values for these constants (checked by tests/test_flags.py),
 # so that the commands' add_argument calls need no argparse import.

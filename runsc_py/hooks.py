@@ -10,16 +10,17 @@ runtime namespace before `start` returns; poststop after delete.
 from __future__ import annotations
 
 import json
-import logging
 import os
-from typing import TYPE_CHECKING, Any
 
 from .errors import RuntimeFailure
+from .log import get_logger
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
 if TYPE_CHECKING:
+    from typing import Any
     import subprocess
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # (runsc_py/log.py: no `logging` import unless a record is written)
 
 
 # runtime-spec: a failing poststart or poststop hook is a warning, and the

@@ -12,7 +12,9 @@ dataclasses.replace.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 
 class Record:

@@ -13,10 +13,13 @@ import fcntl
 import json
 import os
 import re
-from typing import Any
 
 from .errors import ContainerNotExist, RuntimeFailure
 from .record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_ROOT = "/run/runsc-py"
 STATE_FILE = "state.json"

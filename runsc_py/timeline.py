@@ -19,11 +19,12 @@ mark costs one level check.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 
-log = logging.getLogger("runsc_py.timeline")
+from .log import debug_enabled, get_logger
+
+log = get_logger("runsc_py.timeline")
 
 _LINE = (r"timeline: (?P<phase>[\w.\-]+) real_ns=(?P<ns>\d+) cpu_ms=(?P<cpu>[\d.]+) "
          r"faults=(?P<faults>-?\d+) pid=(?P<pid>\d+)")
@@ -32,7 +33,7 @@ _LINE = (r"timeline: (?P<phase>[\w.\-]+) real_ns=(?P<ns>\d+) cpu_ms=(?P<cpu>[\d.
 def mark(phase: str, real_ns: int | None = None, cpu_s: float | None = None) -> None:
     """Log PHASE as passed now (or at REAL_NS, with CPU_S of CPU time so far:
     a mark taken before logging was set up)."""
-    if not log.isEnabledFor(logging.DEBUG):
+    if not debug_enabled():
         return
     import resource
     ns = time.time_ns() if real_ns is None else real_ns

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.runsc_py_only
 HEAVY = ("sentry", "gofer", "pyroute2", "seccomp")
 # Neither these: they cost more than the short commands themselves.
 STDLIB_HEAVY = ("argparse", "dataclasses", "inspect", "subprocess", "shutil", "ctypes", "hashlib",
-                "tempfile")
+                "tempfile", "logging", "typing")
 
 
 def _imports(runtime, *args: str) -> tuple[set[str], subprocess.CompletedProcess]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from ..cli import Globals
 from ..flags import REMAINDER
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
 if TYPE_CHECKING:  # argparse is imported only for help and errors (flags.py)
     import argparse
 
