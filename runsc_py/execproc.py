@@ -7,7 +7,8 @@
                    -- CGROUPS -> setns into the container's
                                  namespaces (user first), fork E2
                    <-- INIT_PID  (E2's pid), exit
-                   <------------------------------ CONSOLE (pty master)
+                   <------------------------------ CONSOLE (pty master;
+                                                   may come before INIT_PID)
                                                         rlimits, cwd, user,
                                                         caps, sandbox, execve
     the channel closes by execve (close-on-exec): success; else ERROR.
@@ -89,11 +90,19 @@ def exec_process(store: Store, cid: str, opts: ExecOptions) -> int:
         if st.cgroup:
             CgroupManager.from_dict(st.cgroup).apply(pid)
         chan.send(Msg.CGROUPS)
-        msg, _ = chan.recv(Msg.INIT_PID)
+        # E2 may send CONSOLE before E1 has sent INIT_PID (whichever of the
+        # two runs first after the fork): either order.
+        msg, fds = chan.recv(Msg.INIT_PID, Msg.CONSOLE)
+        console_fds = None
+        if msg["type"] is Msg.CONSOLE:
+            console_fds = fds
+            msg, _ = chan.recv(Msg.INIT_PID)
         proc_pid = int(msg["pid"])
         os.waitpid(pid, 0)
         if proc.get("terminal"):
-            msg, fds = chan.recv(Msg.CONSOLE)
+            if console_fds is None:
+                msg, console_fds = chan.recv(Msg.CONSOLE)
+            fds = console_fds
             try:
                 _send_console(opts.console_socket or "", fds[0])
             finally:
