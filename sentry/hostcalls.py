@@ -45,6 +45,7 @@ RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
+_SCOPED_RESOLVE = RESOLVE_BENEATH | RESOLVE_IN_ROOT
 
 STAT_SIZE = 144
 STATX_SIZE = 256
@@ -77,7 +78,21 @@ class Scratch:
         how.mode = mode
         how.resolve = resolve
         r = _syscall(SYS_openat2, dirfd, path, self.how_ref, ctypes.sizeof(OpenHow))
-        return r if r >= 0 else -_get_errno()
+        if r >= 0:
+            return r
+        err = _get_errno()
+        # openat2(2): with RESOLVE_IN_ROOT or RESOLVE_BENEATH, a ".." walked
+        # while a rename or a mount happened anywhere on the host (a global
+        # sequence count) fails with EAGAIN, and "the caller should retry";
+        # the workload's own lookup would have gone through.
+        tries = 0
+        while err == errno.EAGAIN and resolve & _SCOPED_RESOLVE and tries < 16:
+            tries += 1
+            r = _syscall(SYS_openat2, dirfd, path, self.how_ref, ctypes.sizeof(OpenHow))
+            if r >= 0:
+                return r
+            err = _get_errno()
+        return -err
 
     def fstat_into(self, fd: int) -> int:
         """newfstatat(fd, "", buf, AT_EMPTY_PATH) into self.stat."""
