@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ._netcases import net_cases
 from ._runtimes import REPO, Runtime, Session
 
 PROBES = Path(__file__).resolve().parent / "probes"
@@ -175,6 +176,7 @@ MICRO_OPS = [
     ("fork_wait", "fork+wait"),
     ("fork_exec_wait", "fork+exec+wait"),
     ("create_write_unlink", "create+write+close+unlink"),
+    ("read_meminfo", "read /proc/meminfo (synthesized)"),
 ]
 
 
@@ -449,6 +451,7 @@ def all_cases(opts: Options) -> list[Case]:
         Case("density", case_density, 1, tuple(
             Metric(f"pss{w}", f"runtime PSS per idle sandbox, {w} running", "MiB")
             for w in (1, 10, m) if w <= m)),
+        *net_cases(Case, Metric),
         *extra_cases(opts),
     ]
 

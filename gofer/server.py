@@ -228,6 +228,9 @@ def main(control: socket.socket, null: int, parent: int, prepared: Any = None) -
             os.dup2(null, fd)
         os.close(null)
         libc.prctl(libc.PR_SET_DUMPABLE, 0)
+        # Modes arrive with the caller's umask applied by the sentry: ours
+        # must not mask them again (was 022: umask 0; touch f gave 0644).
+        os.umask(0)
         # `kill --all` signals every process of the container's cgroup, the
         # gofer included: only SIGKILL (or the sandbox's end) stops it.
         for sig in signal.valid_signals():

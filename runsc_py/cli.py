@@ -66,6 +66,12 @@ class Globals(Record):
     lookup_cache: bool = True
     uname_release: str = ""
     strace_format: str = "text"
+    net_allow: tuple[str, ...] = ()
+    net_deny: tuple[str, ...] = ()
+    net_default: str = ""
+    net_deny_private: bool = False
+    net_policy: str = ""
+    net_log: str = ""
 
 
 def _bool(v: str) -> bool:
@@ -86,10 +92,26 @@ def global_parser() -> Parser:
                    help="cgroupsPath is slice:prefix:name (created through cgroupfs)")
     p.add_argument("--rootless", default="auto",
                    help="true|false|auto; rootless containers need a user namespace in the spec")
-    p.add_argument("--platform", default="seccomp", choices=["seccomp", "ptrace"],
-                   help="how the sentry intercepts syscalls (default seccomp)")
-    p.add_argument("--network", default="sandbox", choices=["sandbox", "host", "none"],
-                   help="network of the sandbox (default: the spec's network namespace)")
+    p.add_argument("--platform", default="auto", choices=["auto", "seccomp", "ptrace"],
+                   help="how the sentry intercepts syscalls: seccomp user notification "
+                        "(fast: needs Linux 6.6 and no other listener in the filter chain), "
+                        "ptrace (works where that is missing; each intercepted call costs a "
+                        "ptrace stop), or auto (default: seccomp where it works, else ptrace, "
+                        "probed at each create)")
+    p.add_argument("--network", default="sandbox", choices=["sandbox", "host", "none", "bridge"],
+                   help="sandbox: the spec's network namespace (default); none: a loopback only; "
+                        "host: the host's; bridge: a veth into a NAT bridge (run without an engine)")
+    p.add_argument("--net-allow", action="append", default=[], metavar="[in:|out:]CIDR[:PORTS]",
+                   help="allow traffic to (out, default) or accepted on (in) CIDR; repeatable")
+    p.add_argument("--net-deny", action="append", default=[], metavar="[in:|out:]CIDR[:PORTS]",
+                   help="deny it; the longest prefix decides, a deny beats an allow of the same length")
+    p.add_argument("--net-default", default="", choices=["", "allow", "deny"],
+                   help="egress verdict when no rule matches (default allow)")
+    p.add_argument("--net-deny-private", action="store_true",
+                   help="also deny RFC 1918, 100.64.0.0/10 and fc00::/7")
+    p.add_argument("--net-policy", default="", metavar="FILE", help="a JSON network policy file")
+    p.add_argument("--net-log", default="", metavar="FILE",
+                   help="append every network policy decision as a JSON line")
     p.add_argument("--file-access", default="directfs", choices=["directfs", "gofer"],
                    help="how the sentry reaches files (default directfs)")
     p.add_argument("--directfs", action="store_const", const="directfs", dest="file_access")
@@ -114,6 +136,7 @@ def global_parser() -> Parser:
 _LONG = {"root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "platform", "network",
          "file-access", "directfs", "lookup-cache", "strace", "strace-syscalls", "net-raw", "bundle",
          "uname-release", "strace-format",
+         "net-allow", "net-deny", "net-default", "net-deny-private", "net-policy", "net-log", "publish",
          "pid-file", "console-socket", "no-pivot", "no-new-keyring", "preserve-fds", "no-subreaper", "detach",
          "force", "all", "format", "process", "tty", "cwd", "env", "user", "resources", "stats",
          "interval", "keep", "additional-gids", "cap", "no-new-privs", "process-label", "apparmor",
@@ -121,7 +144,7 @@ _LONG = {"root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "pl
          "cpuset-mems", "help", "version", "criu"}
 
 
-_BOOL = {"debug", "systemd-cgroup", "net-raw", "strace", "directfs", "lookup-cache", "detach",
+_BOOL = {"debug", "systemd-cgroup", "net-raw", "net-deny-private", "strace", "directfs", "lookup-cache", "detach",
          "force", "all", "tty", "no-pivot", "no-new-keyring", "no-subreaper", "keep", "stats", "no-new-privs"}
 
 
@@ -187,7 +210,10 @@ def main(argv: list[str] | None = None) -> None:
                 platform=gargs.platform, network=gargs.network, file_access=gargs.file_access,
                 strace=gargs.strace, strace_syscalls=gargs.strace_syscalls, net_raw=gargs.net_raw,
                 lookup_cache=gargs.lookup_cache, uname_release=gargs.uname_release,
-                strace_format=gargs.strace_format)
+                strace_format=gargs.strace_format, net_allow=tuple(gargs.net_allow),
+                net_deny=tuple(gargs.net_deny), net_default=gargs.net_default,
+                net_deny_private=gargs.net_deny_private, net_policy=gargs.net_policy,
+                net_log=gargs.net_log)
     from . import log as logsetup
     # The short commands configure logging at their first record, if any
     # (log.py): importing it costs them a third of their CPU.

@@ -146,11 +146,12 @@ def delete(store: Store, cid: str, force: bool) -> None:
 
 def destroy(store: Store, st: ContainerState) -> None:
     """Kill every process, remove the cgroups and the state; run poststop hooks."""
-    from .procs import stop_processes
+    from .procs import remove_network, stop_processes
     cg = CgroupManager.from_dict(st.cgroup) if st.cgroup else None
     if cg is not None and store.status(st) is Status.PAUSED:
         cg.thaw()
     stop_processes(st, st.pid if proc_start_time(st.pid) == st.pid_start else 0)
+    remove_network(st)
     if cg is not None:
         try:
             cg.kill_all(signal.SIGKILL)

@@ -15,8 +15,16 @@ What the bytes depend on, all of it in the key (a SHA-256):
     import nothing else of ours, which tests/test_filtercache.py checks);
   - the generator: the libseccomp Python binding and libseccomp.so.2 found
     on this host (device, inode, size, mtime of each);
-  - the kind, and for the workload filter its options
-    (SandboxOptions.FILTER_FIELDS, the same fields an `exec` rebuilds it from).
+  - the kind and its options (_options): for the workload filter
+    SandboxOptions.FILTER_FIELDS (the same fields an `exec` rebuilds it
+    from) and the platform (ptrace's variant has SECCOMP_RET_TRACE where
+    seccomp's has USER_NOTIF); for the sandbox's own allowlist the platform
+    (ptrace adds the tracer's requests and kcmp) and whether its threads
+    join the workload's network namespace (--network=none: setns); the
+    gofer's has none.
+The ptrace platform's second filter, which guards its reserved descriptor
+(sentry/platform/reserved.py), is not cached: init builds it, for the hard
+RLIMIT_NOFILE the spec gives it.
 
 Nothing here is trusted that did not pass every check (when in doubt the
 program is rebuilt, from the policy, in this process):
@@ -69,16 +77,18 @@ _LIBSECCOMP_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib6
 _READ, _GETPID, _EXECVE, _PTRACE, _MOUNT, _CLONE3, _UNKNOWN = 0, 39, 59, 101, 165, 435, 999
 
 
-def _probes(kind: str, traced: bool) -> dict[tuple[int, int], int]:
+def _probes(kind: str, traced: bool, platform: str = "seccomp") -> dict[tuple[int, int], int]:
     """What every program of KIND answers, whatever the rest of the policy:
     README's invariants (the workload's filter under --strace notifies what
-    it would refuse, so that the sentry logs it)."""
+    it would refuse, so that the sentry logs it; on the ptrace platform the
+    sentry is reached by SECCOMP_RET_TRACE instead of a notification)."""
     from sentry import bpf
     x86, i386 = bpf.AUDIT_ARCH_X86_64, bpf.AUDIT_ARCH_I386
     eperm, enosys = bpf.RET_ERRNO | errno.EPERM, bpf.RET_ERRNO | errno.ENOSYS
     if kind == "workload":
-        refused = bpf.RET_USER_NOTIF if traced else eperm
-        return {(_GETPID, x86): bpf.RET_ALLOW, (_EXECVE, x86): bpf.RET_USER_NOTIF,
+        sentry = bpf.RET_TRACE if platform == "ptrace" else bpf.RET_USER_NOTIF
+        refused = sentry if traced else eperm
+        return {(_GETPID, x86): bpf.RET_ALLOW, (_EXECVE, x86): sentry,
                 (_PTRACE, x86): refused, (_MOUNT, x86): refused, (_UNKNOWN, x86): enosys,
                 (bpf.X32_SYSCALL_BIT | _GETPID, x86): bpf.RET_KILL_PROCESS,
                 (20, i386): bpf.RET_KILL_PROCESS}
@@ -92,8 +102,7 @@ def load(root: str, sandbox: Any, kinds: tuple[str, ...] = KINDS) -> dict[str, b
     """kind -> program for SANDBOX (a runsc_py.sandbox.SandboxOptions), from
     the cache under the runtime's ROOT, built and stored where missing or
     refused.  Never fails for a cache problem: the worst case is a build."""
-    options = sandbox.filter_state()
-    traced = bool(options.get("strace"))
+    traced = bool(sandbox.filter_state().get("strace"))
     try:
         inputs = _inputs()
     except OSError as e:
@@ -103,32 +112,44 @@ def load(root: str, sandbox: Any, kinds: tuple[str, ...] = KINDS) -> dict[str, b
     out = {}
     try:
         for kind in kinds:
-            opts = options if kind == "workload" else {}
             build = _builder(kind, sandbox)
             if dfd < 0 or inputs is None:
                 out[kind] = build()
                 continue
-            key = _key(inputs, kind, opts)
-            out[kind] = _get(dfd, kind, key, build, _probes(kind, traced))
+            key = _key(inputs, kind, _options(kind, sandbox))
+            out[kind] = _get(dfd, kind, key, build, _probes(kind, traced, sandbox.platform))
     finally:
         if dfd >= 0:
             os.close(dfd)
     return out
 
 
+def _options(kind: str, sandbox: Any) -> dict[str, Any]:
+    """Every option KIND's program depends on (its builder below reads
+    nothing else of SANDBOX): part of the key."""
+    if kind == "workload":
+        return {**sandbox.filter_state(), "platform": sandbox.platform}
+    if kind == "sentry":
+        return {"join_netns": sandbox.network == "none", "platform": sandbox.platform}
+    return {}
+
+
 def _builder(kind: str, sandbox: Any) -> Callable[[], bytes]:
     """The function that builds KIND's program from the policy (imports
-    libseccomp and the policy modules: only on a miss)."""
+    libseccomp and the policy modules: only on a miss).  What it reads of
+    SANDBOX is in _options."""
+    opts = _options(kind, sandbox)
     if kind == "workload":
         def workload() -> bytes:
             from sentry.filter import build_bpf
-            from .sandbox import policy_options
-            return build_bpf(policy_options(sandbox))
+            from .sandbox import SandboxOptions, policy_options
+            fields = {k: v for k, v in opts.items() if k in SandboxOptions.FILTER_FIELDS}
+            return build_bpf(policy_options(SandboxOptions(**fields)), trace=opts["platform"] == "ptrace")
         return workload
     if kind == "sentry":
         def sentry() -> bytes:
             from sentry.self_filter import build_bpf
-            return build_bpf()
+            return build_bpf(join_netns=opts["join_netns"], platform=opts["platform"])
         return sentry
     if kind == "gofer":
         def gofer() -> bytes:

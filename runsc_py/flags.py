@@ -101,7 +101,10 @@ class Parser:
         import argparse
         p = argparse.ArgumentParser(**self._init)
         for names, kw in self._calls:
-            p.add_argument(*names, **kw)
+            # argparse tests SUPPRESS by identity (help, default): ours is
+            # an equal string, not the same object.
+            p.add_argument(*names, **{k: argparse.SUPPRESS if isinstance(v, str) and v == SUPPRESS else v
+                                      for k, v in kw.items()})
         return p
 
     def print_help(self) -> None:

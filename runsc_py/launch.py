@@ -28,7 +28,7 @@ from .errors import RuntimeFailure
 from .hooks import run_hooks
 from .init import standard
 from .log import rfc3339
-from .procs import connect, connect_start, stop_processes  # noqa: F401  (re-exported)
+from .procs import connect, connect_start, remove_network, stop_processes  # noqa: F401  (re-exported)
 from .record import Record
 from .spec import RLIMITS
 from .state import START_SOCKET, ContainerState, Store, proc_start_time, remove_tree
@@ -56,7 +56,7 @@ class CreateOptions(Record):
     no_pivot: bool = False
     preserve_fds: int = 0
     systemd_cgroup: bool = False
-    platform: str = "seccomp"
+    platform: str = "auto"   # resolved by create (_choose_platform)
     net_raw: bool = False
     strace: bool = False
     strace_syscalls: str = ""
@@ -64,6 +64,11 @@ class CreateOptions(Record):
     lookup_cache: bool = True
     uname_release: str = ""
     strace_format: str = "text"
+    network: str = "sandbox"            # runsc_py/network: sandbox, none, host, bridge
+    net_policy: dict[str, Any] | None = None  # sentry/netpolicy.py NetPolicy.to_json()
+    net_log: str = ""                   # --net-log FILE
+    net_log_all: bool = False           # --strace: log every network decision too
+    publish: tuple[str, ...] = ()       # -p, with --network=bridge
 
 
 def _lookup_cache(opts: CreateOptions, spec: dict[str, Any]) -> bool:
@@ -93,8 +98,8 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
     _check_sysctls(spec.get("linux") or {})
     if spec["process"].get("terminal") and not opts.console_socket:
         raise RuntimeFailure("cannot allocate tty if runsc-py will detach without setting console socket")
-    if opts.platform != "seccomp":
-        raise RuntimeFailure(f"platform {opts.platform}: not available yet (use --platform=seccomp)")
+    opts.platform = _choose_platform(opts.platform)
+    mark(f"create.platform-{opts.platform}")  # --platform=auto: after its probe
     if opts.console_socket and not spec["process"].get("terminal"):
         raise RuntimeFailure("cannot use console socket if runsc-py will not detach or allocate tty")
 
@@ -110,7 +115,8 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
     mark("create.filters")
     st = ContainerState(id=opts.cid, bundle=bundle, rootfs=rootfs, created=rfc3339(),
                         owner=_owner(), annotations=dict(spec.get("annotations") or {}),
-                        platform=opts.platform, sandbox=sandbox_opts.filter_state(), config=spec)
+                        platform=opts.platform,
+                        sandbox={**sandbox_opts.filter_state(), "network": opts.network}, config=spec)
     cg: CgroupManager | None = None
     sandbox_pid = 0
     try:
@@ -131,6 +137,23 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
         raise
 
 
+def _choose_platform(asked: str) -> str:
+    """The platform this container runs on: asked, or for `auto` what the
+    probe finds (sentry/platform/probe.py), logged with the reason."""
+    from sentry.platform import AUTO, PLATFORMS
+    from sentry.platform import probe
+    if asked not in PLATFORMS:
+        raise RuntimeFailure(f"platform {asked}: unknown (one of {', '.join(PLATFORMS)})")
+    if asked != AUTO:
+        return asked
+    chosen, why = probe.choose()
+    # The fallback is worth a warning: every intercepted call then costs a
+    # ptrace stop.
+    log.log(logging.INFO if chosen == "seccomp" else logging.WARNING, "platform auto: %s (%s)",
+            chosen, why)
+    return chosen
+
+
 def _sandbox_options(opts: CreateOptions, spec: dict[str, Any]) -> SandboxOptions:
     """What the sandbox process and the workload's filter need to know."""
     lx = spec.get("linux") or {}
@@ -142,19 +165,31 @@ def _sandbox_options(opts: CreateOptions, spec: dict[str, Any]) -> SandboxOption
                           strace_syscalls=opts.strace_syscalls, strace_format=opts.strace_format,
                           file_access=opts.file_access,
                           lookup_cache=_lookup_cache(opts, spec),
-                          uts_private="uts" in private_namespaces(lx), uname_release=release)
+                          uts_private="uts" in private_namespaces(lx), uname_release=release,
+                          network=opts.network)  # the sentry's filter depends on it (--network=none)
 
 
 def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],
             cg: CgroupManager, state_dir: str, sandbox_opts: SandboxOptions) -> int:
+    from .network import modes
     lx = spec.get("linux") or {}
     namespaces = {n["type"]: n.get("path") or "" for n in lx.get("namespaces") or []}
+    net = modes.plan(opts.network, namespaces)
+    if net.mode == "host":
+        namespaces.pop("network", None)  # the sandbox and the workload stay in ours
+    helper, net_job = _network_job(store, opts, net, st, state_dir)
     new_ns = {t for t, p in namespaces.items() if not p}
     joined = {t: _container_namespace(store, t, p) for t, p in namespaces.items() if p}
     ns_fds = _open_namespaces(joined)
 
     start_sock = _listen(state_dir, START_SOCKET)
     sentry_sock = _listen(state_dir, SENTRY_SOCKET)
+    # An exec'd process announces its listener by number; the sandbox takes
+    # it from the pid the kernel records with the message (sentry/handoff.py).
+    # Set on the listener: a connection accepted later inherits it, and one
+    # not accepted yet gets the sender's credentials anyway, so no message
+    # goes without them whenever it is sent.
+    sentry_sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
     to_sandbox, sandbox_end = Channel.pair("runtime", "sandbox")
     to_init, init_end = Channel.pair("runtime", "container init")
     hook_state = {"ociVersion": spec.get("ociVersion", ""), "id": st.id, "status": "creating",
@@ -163,7 +198,10 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
                                    new_namespaces=new_ns, cgroup_mounts=host_cgroup_mounts(),
                                    cgroup_dirs=_cgroup_dirs(cg), state_dir=state_dir,
                                    no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
-                                   sandbox=sandbox_opts)
+                                   sandbox=sandbox_opts.replace(
+                                       network=net.mode, net_policy=opts.net_policy,
+                                       net_log=opts.net_log, net_log_all=opts.net_log_all),
+                                   loopback=("network" in new_ns or net.workload_own) and helper is None)
 
     own_pid_ns = _sandbox_pid_namespace(ns_fds.get("pid"))
     pid = -1
@@ -192,18 +230,47 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
     for fd in ns_fds.values():
         os.close(fd)
     try:
-        return _drive(store, st, opts, spec, cg, pid, to_sandbox, to_init, new_ns, hook_state)
+        return _drive(store, st, opts, spec, cg, pid, to_sandbox, to_init, new_ns, hook_state,
+                      helper, net_job, net)
     except BaseException:
         stop_processes(st, pid)
         raise
     finally:
         to_sandbox.close()
         to_init.close()
+        if helper is not None:
+            helper.close()
+
+
+def _network_job(store: Store, opts: CreateOptions, net: Any, st: ContainerState,
+                 state_dir: str) -> tuple[Any, dict[str, Any]]:
+    """The network set-up helper (network/setup.py), started now so that
+    pyroute2 is imported while the sandbox builds the container, and its
+    job; (None, {}) when nothing needs it."""
+    from sentry.netpolicy import NetPolicy
+    nets = []
+    if net.backstop and opts.net_policy is not None:
+        nets = [str(n) for n in NetPolicy.from_json(opts.net_policy).denied_nets()]
+    bridge = None
+    if net.mode == "bridge":
+        from .network import bridge as br
+        bridge = br.plan(opts.cid, opts.publish, state_dir)
+        st.sandbox["bridge"] = bridge
+        store.save(st)  # what delete must remove is on record before it exists
+    elif opts.publish:
+        raise RuntimeFailure("--publish: needs --network=bridge")
+    if not nets and bridge is None:
+        return None, {}
+    from .network.setup import Helper
+    # lo: only in a namespace of our own, as runc (a joined one is its owner's).
+    return Helper.start(), {"lo": net.spec_ns == "new" or net.workload_own, "nets": nets,
+                            "bridge": bridge}
 
 
 def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],
            cg: CgroupManager, pid: int, to_sandbox: Channel, to_init: Channel,
-           new_ns: set[str], hook_state: dict[str, Any]) -> int:
+           new_ns: set[str], hook_state: dict[str, Any], helper: Any = None,
+           net_job: dict[str, Any] | None = None, net: Any = None) -> int:
     """The runtime's half of the sync protocol (sync.py)."""
     lx = spec.get("linux") or {}
     st.pid = pid
@@ -229,6 +296,15 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
     st.init_start = proc_start_time(st.init_pid) or 0
     store.save(st)
     hook_state["pid"] = pid
+
+    # The network, before the prestart hooks (runc's order): in the
+    # workload's namespace, init's own with --network=none.
+    if helper is not None and net_job is not None:
+        owner = st.init_pid if net.workload_own else pid
+        ans = helper.run(dict(net_job, netns=f"/proc/{owner}/ns/net"))
+        if ans.get("bridge"):
+            st.sandbox["bridge"] = ans["bridge"]
+            store.save(st)
 
     to_init.recv(Msg.HOOKS)
     mark("create.init-rootfs")
@@ -327,6 +403,10 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
                     libc.setns(pid_ns_fd, libc.CLONE_NEWPID)
                 else:
                     libc.unshare(libc.CLONE_NEWPID)
+                # --network=none: the workload's own namespace, away from the
+                # spec's (which we keep, for the engine to configure).
+                if init_cfg.sandbox.network == "none":
+                    libc.unshare(libc.CLONE_NEWNET)
                 init_pid = os.fork()
                 if init_pid == 0:  # ------------------------------------ init
                     os.close(host.proc_fd)
@@ -366,12 +446,16 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
         log.debug("sandbox set-up failed", exc_info=True)
         chan.error(f"sandbox: {getattr(e, 'strerror', None) or e}")
         os._exit(1)
-    _supervise(chan, init_pid, init_pidfd, host, handoff_sentry, sentry_sock, init_cfg.state_dir)
+    from .init.process import cap_mask
+    caps = (init_cfg.spec.get("process") or {}).get("capabilities") or {}
+    _supervise(chan, init_pid, init_pidfd, host, handoff_sentry, sentry_sock, init_cfg.state_dir,
+               cap_mask(caps.get("bounding")))
 
 
 def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", handoff: socket.socket,
-               sentry_sock: socket.socket, state_dir: str) -> NoReturn:
+               sentry_sock: socket.socket, state_dir: str, workload_caps: int) -> NoReturn:
     """Wait for init and exit as it did; meanwhile host the sentry.
+    workload_caps: the container's bounding set (the sentry keeps those).
 
     Events: the runtime's DONE (or its death, which aborts), init's listener
     on the handoff socketpair, listeners of `exec`'d processes on sentry.sock,
@@ -407,7 +491,7 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
     peers_ok = _runtime_uids()
     # From here on the sandbox process runs under its own allowlist
     # (sentry/self_filter.py): no exec, mount, namespaces, ptrace, bpf...
-    host.confine()
+    host.confine(workload_caps)
     mark("sandbox.confined")
     poller = select.poll()
     for fd in (chan.sock.fileno(), pidfd, handoff.fileno(), sentry_sock.fileno(), host.gofer_pidfd):
@@ -460,7 +544,7 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
             watching_chan = False
         if handoff.fileno() in fds:
             # init's listener, sent right before it execs the user's program
-            host.attach(handoff, init_pid)
+            host.attach(handoff, init_pid, init_pid)
             poller.unregister(handoff.fileno())
             handoff.close()
         if sentry_sock.fileno() in fds:
@@ -476,12 +560,10 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
             conn.settimeout(_PEER_TIMEOUT)  # the message is there when it polls readable
             pending[conn.fileno()] = (conn, time.monotonic() + _PEER_TIMEOUT)
             poller.register(conn.fileno(), select.POLLIN)
-    while True:
-        try:
-            _, status = os.waitpid(init_pid, 0)
-            break
-        except ChildProcessError:
-            os._exit(1)
+    try:
+        status = host.wait_init(init_pid)
+    except ChildProcessError:
+        os._exit(1)
     mark("sandbox.init-exited")
     host.drain()
     mark("sandbox.drained")
@@ -863,6 +945,7 @@ def _owner() -> str:
 def _abort(st: ContainerState, cg: CgroupManager | None, sandbox_pid: int, state_dir: str) -> None:
     """Undo a failed create: no process, cgroup or state may stay behind."""
     stop_processes(st, sandbox_pid or st.pid)
+    remove_network(st)
     if cg is not None:
         try:
             cg.kill_all(signal.SIGKILL)

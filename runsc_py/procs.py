@@ -11,7 +11,10 @@ import select
 import signal
 import socket
 
+from .log import get_logger
 from .state import START_SOCKET, ContainerState, proc_start_time
+
+log = get_logger(__name__)  # (runsc_py/log.py: no `logging` import unless a record is written)
 
 
 def connect_start(state_dir: str) -> socket.socket:
@@ -86,3 +89,15 @@ def wait_gone(pid: int, start: int, timeout: float = 5.0) -> bool:
         return proc_start_time(pid) != start
     finally:
         os.close(fd)
+
+
+def remove_network(st: ContainerState) -> None:
+    """What --network=bridge made on the host (network/bridge.py, imported
+    only when there is one: it needs pyroute2)."""
+    cfg = (st.sandbox or {}).get("bridge")
+    if cfg:
+        from .network import bridge
+        try:
+            bridge.remove(cfg)
+        except Exception as e:  # cleanup continues whatever happens
+            log.warning("cleanup of the bridge network failed: %s", e)

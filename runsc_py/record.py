@@ -4,8 +4,9 @@
 compiles the methods of every class it decorates: more CPU than the rest of
 a `state` or `kill`, which needs none of it.  A Record's fields are its
 class annotations, in order (a subclass's after its base's); a field's
-default is the class attribute of that name, and a dict or list default is
-copied for each instance (dataclasses' default_factory).  Records compare
+default is the class attribute of that name, and a dict, list or set default
+is copied for each instance (dataclasses' default_factory); factory(f) as
+a default calls f for each instance.  Records compare
 by value; a frozen one refuses changes and hashes by value; replace() is
 dataclasses.replace.
 """
@@ -58,6 +59,16 @@ class Record:
 _MISSING = object()
 
 
+class factory:
+    """A default made by calling FN for each instance (dataclasses'
+    field(default_factory=FN)), for what is not a dict, list or set."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+
 def _make_init(cls: type) -> Any:
     """An __init__ with the fields as parameters, compiled once per class
     (one compile: dataclasses makes several, and imports inspect for them),
@@ -77,9 +88,12 @@ def _make_init(cls: type) -> Any:
             continue
         seen_default = True
         env[f"_d_{f}"] = d = defaults[f]
-        if isinstance(d, (dict, list)):  # a fresh copy for each instance
+        if isinstance(d, (dict, list, set)):  # a fresh copy for each instance
             params.append(f"{f}=_MISSING")
             body.append(f"_setattr(self, {f!r}, _d_{f}.copy() if {f} is _MISSING else {f})")
+        elif isinstance(d, factory):
+            params.append(f"{f}=_MISSING")
+            body.append(f"_setattr(self, {f!r}, _d_{f}.fn() if {f} is _MISSING else {f})")
         else:
             params.append(f"{f}=_d_{f}")
             body.append(f"_setattr(self, {f!r}, {f})")

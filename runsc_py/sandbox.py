@@ -35,6 +35,10 @@ class SandboxOptions(Record):
     strace_format: str = "text"    # or "json": one object per call
     file_access: str = "directfs"  # or "gofer": every file operation is a gofer request
     lookup_cache: bool = False     # sentry/lookups.py
+    network: str = "sandbox"       # runsc_py/network/modes.py
+    net_policy: dict[str, Any] | None = None  # sentry/netpolicy.py, as JSON
+    net_log: str = ""              # --net-log FILE (opened before we confine ourselves)
+    net_log_all: bool = False      # --strace: every decision to the log too
     uts_private: bool = False      # the UTS namespace is the container's own (not the host's)
     uname_release: str = ""        # what uname(2) reports ("": the host's, uname native)
     # kind -> seccomp program ("workload", "sentry", "gofer"), from the
@@ -62,23 +66,21 @@ def policy_options(opts: SandboxOptions) -> Any:
 def prepare_filter(opts: SandboxOptions) -> Any:
     """Build the workload filter now (imports, BPF): before any pivot_root or
     setns into the container's mount namespace hides the host's files."""
-    from sentry.install import PreparedFilter
     from sentry.install import prepare_filter as _prepare
-    if "workload" in opts.bpf:
-        return PreparedFilter(opts.bpf["workload"])
-    return _prepare(policy_options(opts))
+    cached = opts.bpf.get("workload")  # the runtime's cache (filtercache.py), for this platform
+    return _prepare(None if cached is not None else policy_options(opts), opts.platform, cached)
 
 
 def enter(prepared: Any, sock: socket.socket, no_new_privs: bool = False) -> None:
-    """Install the prepared filter and hand the listener to the sentry.
+    """Install the prepared filter and hand the workload to the sentry: its
+    listener (seccomp), or itself to the tracer (ptrace, which attaches
+    before the filters go in: sentry/platform/ptrace_entry.py).
 
     Called while the process still holds CAP_SYS_ADMIN (in its user
     namespace), so no_new_privs is set only when the spec asks for it.
     Everything after this runs under the sentry.
     """
-    from sentry.install import send_listener
-    fd = prepared.install(no_new_privs)
-    send_listener(sock, fd)
+    prepared.enter(sock, no_new_privs)
 
 
 def stage_proc() -> tuple[int, dict[str, str]]:
@@ -119,10 +121,14 @@ class SandboxHost(Record):
     _gofer: socket.socket | None = None
     gofer_pid: int = -1
     gofer_pidfd: int = -1
+    _ptrace: Any = None                         # sentry.platform.ptrace.PtraceSupervisor
     proc_fd: int = -1                           # the sentry's /proc, detached (stage_proc)
     host_ns: dict[str, str] = {}  # the host's namespace links
     limits: Any = None                          # sentry.synth.Limits: the container's cgroups
     prepared: dict[str, Any] = {}  # "sentry"/"gofer" -> PreparedFilter
+    names: Any = None                           # sentry.unixnames.NameMirror (confine)
+    net_log_fd: int = -1                        # --net-log, opened before confine_fs
+    _workload_netns: int = -1                   # --network=none: init's namespace
 
     @classmethod
     def prepare(cls, options: SandboxOptions, staged: tuple[int, dict[str, str]]) -> "SandboxHost":
@@ -134,14 +140,24 @@ class SandboxHost(Record):
         import seccomp  # noqa: F401
         import sentry.handoff  # noqa: F401
         import sentry.supervisor
+        if options.platform == "ptrace":
+            import sentry.platform.ptrace  # noqa: F401
         import gofer.client  # noqa: F401
         import gofer.server  # noqa: F401
         import gofer.filter  # noqa: F401
         # Build the dispatch table now (it imports every handler module):
         # after confine_fs the sentry can no longer read the host's files.
+        import sentry.netguard  # noqa: F401
+        log_fd = -1
+        if options.net_log:
+            try:
+                log_fd = os.open(options.net_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                                 0o640)
+            except OSError as e:
+                raise OSError(e.errno, f"network log {options.net_log}: {e.strerror}") from None
         from sentry.install import PreparedFilter
         host = cls(options, sentry.supervisor.build_dispatch(policy_options(options)),
-                   proc_fd=staged[0], host_ns=staged[1],
+                   proc_fd=staged[0], host_ns=staged[1], net_log_fd=log_fd,
                    prepared={k: PreparedFilter(v) for k, v in options.bpf.items()
                              if k in ("sentry", "gofer")})
         # What is made so far (modules, tables) lives as long as the
@@ -207,7 +223,7 @@ class SandboxHost(Record):
             pass
 
     def confine_fs(self, workdir: str) -> None:
-        """pivot_root into an empty read-only tmpfs with only /proc (the
+        """pivot_root into an empty tmpfs with only /proc (the
         sandbox namespace's procfs from stage_proc, whose pids match the
         notifications).  Our mount namespace is private; WORKDIR (any
         existing directory) is the mount point."""
@@ -222,18 +238,70 @@ class SandboxHost(Record):
         libc.pivot_root(".", ".")
         libc.umount2(".", libc.MNT_DETACH)
         os.chdir("/")
-        libc.mount(None, "/", None, libc.MS_REMOUNT | libc.MS_BIND | libc.MS_RDONLY
+        # Writable: the sentry's scratch tree for AF_UNIX names
+        # (sentry/unixnames.py); nothing else is ever written there.
+        libc.mount(None, "/", None, libc.MS_REMOUNT | libc.MS_BIND
                    | libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
 
-    def confine(self) -> None:
+    # Capabilities the sentry never uses, for itself or for a caller (its
+    # workers never carry CAP_SYS_ADMIN, _MODULE, _RAWIO or SYSLOG to a
+    # caller's operation: sentry/creds.py _NEVER; network calls are made
+    # without CAP_NET_ADMIN: net_socket.NetCaps), dropped for good before its
+    # filter: a compromised sentry then cannot reconfigure the network it
+    # lives in (the host's with --network=host), load modules, read the
+    # kernel log or do raw I/O.  Except those the workload may hold: the
+    # kernel compares permitted sets (cap_safe_nice, cap_ptrace_access_check:
+    # a task whose set is not within the sentry's needs CAP_SYS_NICE or
+    # CAP_SYS_PTRACE in the caller's name), so the sentry keeps a superset
+    # of the workload's bounding set, and CAP_SYS_ADMIN with --network=none,
+    # where its threads setns into the workload's network namespace.
+    _NEVER_CAPS = {
+        "NET_ADMIN": 12, "SYS_MODULE": 16, "SYS_RAWIO": 17, "SYS_PACCT": 20, "SYS_ADMIN": 21,
+        "SYS_BOOT": 22, "SYS_TIME": 25, "SYS_TTY_CONFIG": 26, "LEASE": 28, "AUDIT_WRITE": 29,
+        "AUDIT_CONTROL": 30, "MAC_OVERRIDE": 32, "MAC_ADMIN": 33, "SYSLOG": 34, "WAKE_ALARM": 35,
+        "BLOCK_SUSPEND": 36, "AUDIT_READ": 37, "PERFMON": 38, "BPF": 39, "CHECKPOINT_RESTORE": 40,
+    }
+
+    def _drop_capabilities(self, workload_caps: int) -> None:
+        """workload_caps: the spec's bounding set (a mask), kept."""
+        from . import libc
+        from sentry import hostcalls
+        drop = {c for c in self._NEVER_CAPS.values() if not workload_caps >> c & 1}
+        if self.options.network == "none":
+            drop.discard(21)  # CAP_SYS_ADMIN: setns
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                last = int(f.read())
+        except (OSError, ValueError):
+            last = 40
+        mask = 0
+        for cap in sorted(drop):
+            if cap <= last:
+                mask |= 1 << cap
+                try:
+                    libc.prctl(libc.PR_CAPBSET_DROP, cap)
+                except OSError:
+                    pass  # not in our bounding set already (a user namespace's)
+        eff, perm, inh = hostcalls.capget_self()
+        r = hostcalls.capset_self(eff & ~mask, perm & ~mask, inh & ~mask)
+        if r < 0:
+            raise OSError(-r, "sandbox: drop capabilities")
+
+    def confine(self, workload_caps: int = ~0) -> None:
         """Install the sentry's own seccomp filter on this (single-threaded)
         process, once its procfs fd is open: the filter refuses AT_FDCWD."""
         import gc
         from sentry import ownproc, self_filter
+        from sentry.unixnames import NameMirror
         ownproc.reset("/proc")
+        self.names = NameMirror(os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        self._drop_capabilities(workload_caps)
         # Always enforcing: no environment switch turns it into log-only (a
         # runtime inherits whatever environment containerd or a shim has).
-        self_filter.install(self.prepared.get("sentry"))
+        # The cached program (filtercache.py) was built for these same
+        # join_netns and platform: they are in its key.
+        self_filter.install(self.prepared.get("sentry"), join_netns=self.options.network == "none",
+                            platform=self.options.platform)
         # The start-up is over: the collector (off in the launcher) runs
         # again, over what the sentry allocates from now on (prepare froze
         # what was there).
@@ -246,17 +314,73 @@ class SandboxHost(Record):
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        if self._ptrace is not None:
+            self._ptrace.drain(max(0.0, deadline - time.monotonic()))
 
-    def attach(self, sock: socket.socket, init_pid: int) -> None:
-        """Receive one listener from SOCK and start serving it."""
-        from sentry.call import Sandbox, SentryOptions
+    def attach(self, sock: socket.socket, init_pid: int, pid: int = 0) -> None:
+        """Receive one process from SOCK (sent by PID, 0: the socket's peer)
+        and start serving it: its listener (seccomp), or the process itself
+        to trace (ptrace)."""
+        if self.options.platform == "ptrace":
+            self._attach_traced(sock, init_pid)
+            return
         from sentry.handoff import HandoffError, receive_listener
         from sentry.supervisor import Supervisor
         try:
-            fd = receive_listener(sock)
+            fd = receive_listener(sock, pid)
         except (HandoffError, OSError) as e:
             log.warning("sentry: refused a listener: %s", e)
             return
+        sup = Supervisor(fd, self._sentry_sandbox(init_pid), dispatch=self._dispatch())
+        t = threading.Thread(target=self._serve, args=(sup,), name=f"sentry-listener-{fd}", daemon=True)
+        t.start()
+        self._threads.append(t)
+        log.debug("sentry: serving listener %d (sync wake-up: %s)", fd, sup.sync_wakeup)
+
+    def _attach_traced(self, sock: socket.socket, init_pid: int) -> None:
+        """The ptrace platform: a tracer thread seizes the process, then it
+        is told so (sentry/platform/ptrace_entry.py waits for that)."""
+        from sentry.handoff import ATTACHED, HandoffError, receive_attach
+        from sentry.platform.ptrace import PtraceSupervisor, platform_dispatch
+        try:
+            req = receive_attach(sock)
+        except (HandoffError, OSError) as e:
+            log.warning("sentry: refused an attach request: %s", e)
+            return
+        try:
+            if req.pid != init_pid and _ns_link(req.pid, "pid") != _ns_link(init_pid, "pid"):
+                raise HandoffError(f"process {req.pid} is not in the container's pid namespace")
+            sandbox = self._sentry_sandbox(init_pid)
+            if self._ptrace is None:
+                self._ptrace = PtraceSupervisor(sandbox, self._dispatch(platform_dispatch(self.dispatch)),
+                                                thread_setup=self._join_workload_netns)
+            self._ptrace.attach(req.pid, req.send, req.drain, req.reserved, watch=req.pid == init_pid)
+            sock.sendall(ATTACHED)
+            log.debug("sentry: tracing %d", req.pid)
+        except (HandoffError, OSError) as e:
+            log.warning("sentry: could not trace %d: %s", req.pid, e)
+            req.send.close()
+            req.drain.close()
+        finally:
+            os.close(req.pidfd)
+
+    def wait_init(self, init_pid: int) -> int:
+        """init's wait status once it has exited.  On the ptrace platform its
+        tracer (a thread of ours, as is its parent) reaps it: ask it."""
+        while self._ptrace is not None:
+            st = self._ptrace.exit_status(init_pid, 0.2)
+            if st is not None:
+                return st
+            if not self._ptrace.tracing:
+                # Its tracer ended without seeing it exit (a tracer failure:
+                # EXITKILL killed it): it is our child again.
+                break
+        return os.waitpid(init_pid, 0)[1]
+
+    def _sentry_sandbox(self, init_pid: int) -> Any:
+        """The container as the sentry knows it (made on the first attach:
+        the gofer joins init's mount namespace then)."""
+        from sentry.call import Sandbox, SentryOptions
         if self._sandbox is None:
             from .timeline import mark
             mark("sentry.attach")
@@ -266,27 +390,36 @@ class SandboxHost(Record):
                                userns=self.options.userns,
                                policy=policy_options(self.options),
                                container_pidns=_ns_link(init_pid, "pid"),
-                               private_ns=self._private_ns(init_pid))
-            self._sandbox = Sandbox(files, so, self.limits)
-        sup = Supervisor(fd, self._sandbox, dispatch=self.dispatch)
-        if self.options.strace:
-            from sentry import strace
-            from sentry.policy import syscall_numbers
-            names = {nr: name for name, nr in syscall_numbers().items()}
-            only = {n.strip() for n in self.options.strace_syscalls.split(",") if n.strip()} or None
-            sup.dispatch = strace.wrap(sup.dispatch, names, only, self.options.strace_format)
-            logger = logging.getLogger("sentry.strace")
-            logger.setLevel(logging.INFO)
-            if self.options.strace_format == "json" and not logger.handlers:
-                for h in logging.getLogger().handlers:
-                    if isinstance(h, logging.FileHandler):
-                        # The file is open already: our root holds no path.
-                        strace.json_handler(logging.StreamHandler(h.stream))
-                        break
-        t = threading.Thread(target=sup.serve, name=f"sentry-listener-{fd}", daemon=True)
-        t.start()
-        self._threads.append(t)
-        log.debug("sentry: serving listener %d (sync wake-up: %s)", fd, sup.sync_wakeup)
+                               private_ns=self._private_ns(init_pid),
+                               net=self._net_guard())
+            self._sandbox = Sandbox(files, so, self.limits, self.names)
+            if self.options.network == "none":
+                from sentry import ownproc
+                self._workload_netns = ownproc.open_(f"{init_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        return self._sandbox
+
+    def _dispatch(self, table: list[Any] | None = None) -> list[Any]:
+        """The dispatch table (or TABLE: the platform's), wrapped for --strace."""
+        if table is None:
+            table = self.dispatch
+        if self.options.strace or (self.options.net_policy or {}).get("log"):
+            logging.getLogger("sentry.net").setLevel(logging.INFO)  # every network decision
+        if not self.options.strace:
+            return table
+        from sentry import strace
+        from sentry.policy import syscall_numbers
+        names = {nr: name for name, nr in syscall_numbers().items()}
+        only = {n.strip() for n in self.options.strace_syscalls.split(",") if n.strip()} or None
+        dispatch = strace.wrap(table, names, only, self.options.strace_format)
+        logger = logging.getLogger("sentry.strace")
+        logger.setLevel(logging.INFO)
+        if self.options.strace_format == "json" and not logger.handlers:
+            for h in logging.getLogger().handlers:
+                if isinstance(h, logging.FileHandler):
+                    # The file is open already: our root holds no path.
+                    strace.json_handler(logging.StreamHandler(h.stream))
+                    break
+        return dispatch
 
 
     def _private_ns(self, init_pid: int) -> frozenset[str]:
@@ -298,6 +431,38 @@ class SandboxHost(Record):
             if mine and self.host_ns.get(kind) and mine != self.host_ns[kind]:
                 out.add(kind)
         return frozenset(out)
+
+    def _serve(self, sup: Any) -> None:
+        """A supervisor's thread: with --network=none it first joins the
+        workload's network namespace (namespaces are per thread; the
+        workers it starts inherit it), so the netlink sockets the sentry
+        makes for the workload see the workload's interfaces, while our
+        main thread, whose namespace is what /proc/<pid>/ns/net shows the
+        engine, stays in the spec's."""
+        if self._join_workload_netns():
+            sup.serve()
+
+    def _join_workload_netns(self) -> bool:
+        """With --network=none, the calling (sentry) thread joins the
+        workload's network namespace (see _serve); False if it could not."""
+        if self._workload_netns >= 0:
+            from . import libc
+            try:
+                libc.setns(self._workload_netns, libc.CLONE_NEWNET)
+            except OSError as e:
+                log.error("sentry: join the workload's network namespace: %s", e.strerror)
+                return False
+        return True
+
+    def _net_guard(self) -> Any:
+        """The network policy the handlers check (sentry/netguard.py)."""
+        from sentry.netguard import NetGuard
+        from sentry.netpolicy import NetPolicy
+        pol = self.options.net_policy
+        if pol is None:
+            return None
+        return NetGuard(NetPolicy.from_json(pol), log_fd=self.net_log_fd,
+                        log_strace=self.options.net_log_all or bool(pol.get("log")))
 
     def _attach_gofer(self, init_pid: int) -> Any:
         """The gofer joins init's mount namespace (final once init hands

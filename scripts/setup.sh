@@ -8,9 +8,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export DEBIAN_FRONTEND=noninteractive
 
 want_pkgs=(python3 python3-venv python3-pip python3-seccomp libseccomp2 busybox-static
-           gcc libc6-dev iproute2 procps runc)
+           gcc libc6-dev iproute2 procps runc nftables)
 if [[ "${RUNSC_PY_SETUP_TEST:-0}" == 1 ]]; then
-    want_pkgs+=(containerd podman umoci runsc crun docker.io)
+    want_pkgs+=(containerd podman umoci runsc crun docker.io iperf3 debootstrap)
 fi
 missing=()
 for p in "${want_pkgs[@]}"; do

@@ -33,6 +33,7 @@ RET_KILL_PROCESS = 0x80000000
 RET_KILL_THREAD = 0x00000000
 RET_ERRNO = 0x00050000
 RET_USER_NOTIF = 0x7FC00000
+RET_TRACE = 0x7FF00000            # data 0 (libseccomp's TRACE(0): the ptrace platform)
 RET_ALLOW = 0x7FFF0000
 
 _INSN = struct.Struct("<HBBI")

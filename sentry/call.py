@@ -1,13 +1,14 @@
-"""`Call`: what a handler sees of one notification, and `Sandbox`: what it
-knows of the container.
+"""`Call`: what a handler sees of one intercepted call, and `Sandbox`: what
+it knows of the container.
 
 Handler signature (all of them): `handler(call: Call) -> Result` where
 Result is an int (>= 0: the syscall's return value, < 0: -errno) or None
 when the handler already answered (ADDFD|SEND, CONTINUE).  Handlers may
 also raise SysError(errno).
 
-One Call object per supervisor thread is reused for every notification (its
-fields are overwritten), together with that thread's Channel, Memory,
+One Call object per supervisor thread is reused for every call (its fields
+are overwritten), together with that thread's channel to the platform
+(sentry/platform/base.py: seccomp user notification or ptrace), Memory,
 Scratch buffers and credentials state: no per-call allocation of those.
 """
 
@@ -21,20 +22,21 @@ from typing import TYPE_CHECKING, Optional
 from runsc_py.record import Record
 
 from .creds import Creds, CredsCache, CredsEpoch, ThreadCreds, read_umask
-from .errors import SysError
 from .hostcalls import Scratch
 from .memory import Memory
-from .notify import Channel
+from .platform.base import CallChannel
 from .policy import PolicyOptions
 from . import kernobj
 from .files import FileOps
 from .lookups import LookupCache, TreeEpoch
+from .unixnames import NameMirror
 
 if TYPE_CHECKING:
     from gofer.client import GoferFS
 
     from .files import DirectFS
     from .synth import Limits
+    from .netguard import NetGuard
 
 Result = Optional[int]
 
@@ -62,19 +64,22 @@ class SentryOptions(Record):
     policy: PolicyOptions = PolicyOptions()  # (immutable: one default for all)
     container_pidns: str | None = None
     private_ns: frozenset[str] = frozenset()
+    net: "NetGuard | None" = None  # the network policy (sentry/netguard.py); None: none
 
 
 class Sandbox:
     """Container-wide state shared by the supervisor threads."""
 
     def __init__(self, files: "DirectFS | GoferFS", options: SentryOptions | None = None,
-                 limits: "Limits | None" = None) -> None:
+                 limits: "Limits | None" = None, names: NameMirror | None = None) -> None:
         """files: how container files are reached (sentry/files.py).
         limits: the container's cgroup limits (sentry/synth.py), None: the
         host's files are shown as they are (an in-process sentry)."""
         self.options = options or SentryOptions()
         self.files = files
         self.limits = limits
+        # AF_UNIX names bound as the caller wrote them (sentry/unixnames.py).
+        self.names = names or NameMirror(-1)
         # The container's mount ids (sentry/paths.py `contained`).
         self.mount_ids: frozenset[int] = frozenset()
         self.creds_epoch = CredsEpoch()
@@ -90,7 +95,7 @@ class Sandbox:
 
 
 class Gone(Exception):
-    """The notification is no longer valid: nothing to answer."""
+    """The call is no longer valid (its caller is gone): nothing to answer."""
 
 
 class Call:
@@ -98,7 +103,7 @@ class Call:
                  "args", "_creds", "creds_hit", "creds_cache", "on_proc", "stat_of", "lent", "proc_rel",
                  "answer")
 
-    def __init__(self, chan: Channel, sb: Sandbox) -> None:
+    def __init__(self, chan: CallChannel, sb: Sandbox) -> None:
         self.chan = chan
         self.mem = Memory()
         self.scratch = Scratch()
@@ -124,8 +129,8 @@ class Call:
         self.lent = -1
         self.proc_rel: list[bytes] | None = None
         # How a handler that returned None answered (--strace reads it):
-        # ("fd", number) or ("continue", 0).
-        self.answer: tuple[str, int] | None = None
+        # ("fd", number or None: not known yet) or ("continue", 0).
+        self.answer: tuple[str, int | None] | None = None
         self.mem.before_write = self._before_write
         self.mem.mem_fd = self._mem_fd
 
@@ -139,12 +144,13 @@ class Call:
         if self.creds_state.ptrace_dropped:
             self.creds_state.restore_ptrace()
 
-    def load(self) -> None:
-        """Take the fields of the channel's current notification."""
-        n = self.chan.notif
-        self.id = n.id
-        self.pid = n.pid
-        self.nr = n.data.nr
+    def load(self, nid: int, pid: int, nr: int) -> None:
+        """Start a new call: its id on the channel, the caller's tid (as the
+        sentry's pid namespace numbers it) and the syscall number; the
+        channel's args hold its arguments."""
+        self.id = nid
+        self.pid = pid
+        self.nr = nr
         self._creds = None
         self.mem.fd_pid = 0
         self.on_proc = False
@@ -221,14 +227,17 @@ class Call:
 
     # --- answering ---------------------------------------------------------
     def reply_fd(self, fd: int, cloexec: bool) -> None:
-        """Give our fd to the target as the call's result (and close ours)."""
+        """Give our fd to the target as the call's result (and close ours).
+
+        answer: ("fd", number), or ("fd", None) when the platform installs
+        it after the handler returns (ptrace, a call run off the tracer)."""
         try:
             r = self.chan.reply_fd(self.id, fd, cloexec)
         finally:
             os.close(fd)
         self.answer = ("fd", r)
-        if r < 0 and r != -errno.ENOENT:
-            # ADDFD failed (EMFILE in the target...): answer the error.
+        if r is not None and r < 0 and r != -errno.ENOENT:
+            # Installing failed (EMFILE in the target...): answer the error.
             self.chan.reply(self.id, r)
 
     def reply_continue(self) -> None:

@@ -6,7 +6,7 @@ costs a context switch.  SYNC_WAKE_UP gives the notification round trip the
 second kind.  Two other hand-offs do not have it:
 
 - SECCOMP_IOCTL_NOTIF_ADDFD wakes the target with a plain completion while
-  we run on its CPU, so the scheduler picks the idle one (sentry/notify.py);
+  we run on its CPU, so the scheduler picks the idle one (sentry/platform/seccomp_notify.py);
 - a gofer request wakes the gofer's channel thread, and its reply wakes us,
   each seen from a busy CPU (gofer/client.py).
 

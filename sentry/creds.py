@@ -27,6 +27,8 @@ from __future__ import annotations
 import errno
 import os
 import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 from runsc_py.record import Record
 
@@ -42,6 +44,12 @@ _CAP_SYS_PTRACE = 19
 # pass the ptrace check for another uid's process: /proc paths must get
 # their own emulation before they reach openat2 (not done yet).
 _KEEP = 1 << _CAP_SYS_PTRACE
+# What Linux lets a task do to its OWN /proc/<pid> entries whatever its
+# credentials (same thread group: proc_fd_permission, ptrace_may_access):
+# search and list fd/ and fdinfo/, follow exe, cwd, root and fd/N.  A
+# non-dumpable task's entries belong to root, so the sentry, acting with
+# the task's fsuid, needs these two of its own for them (`lifted`).
+SELF_PROC_CAPS = (1 << 2) | _KEEP  # CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE
 # Never carried into host file operations, whatever the spec grants: the
 # sandbox, not the capability set, is the boundary.  CAP_SYSLOG makes the
 # kernel print real addresses in files opened with it (/proc/kallsyms,
@@ -149,6 +157,7 @@ class ThreadCreds:
         eff, perm, inh = hostcalls.capget_self()
         self.own_eff, self.own_perm, self.own_inh = eff, perm, inh
         self.own_groups = tuple(os.getgroups())
+        self.own_euid, self.own_egid = os.geteuid(), os.getegid()
         self.own: tuple[int, int, tuple[int, ...], int] = (
             os.geteuid(), os.getegid(), self.own_groups, eff)
         self.current = self.own
@@ -212,6 +221,20 @@ class ThreadCreds:
             raise
         self.current = want
 
+    def use_caps(self, caps: int) -> None:
+        """Make this thread's effective capabilities exactly caps (within
+        our permitted set), keeping its ids; recorded, so a later become()
+        or apply() starts from it (network calls: sentry/syscalls/net_socket.py)."""
+        caps &= self.own_perm
+        if caps == self.current[3]:
+            return
+        r = hostcalls.capset_self(caps, self.own_perm, self.own_inh)
+        if r < 0:
+            raise SysError(-r, "switch creds: capset")
+        self._last = None
+        uid, gid, groups, _ = self.current
+        self.current = (uid, gid, groups, caps)
+
     @property
     def unknown(self) -> bool:
         """A switch failed: nothing is in force but no capability."""
@@ -244,6 +267,74 @@ class ThreadCreds:
             self._fail_closed()
             raise SysError(-r, "switch creds: capset")
         self.current = (uid, gid, groups, caps & ~_KEEP)
+
+    @contextmanager
+    def as_peer(self, c: Creds) -> Iterator[None]:
+        """`with as_peer(c):` this thread's effective uid and gid are also
+        c's, for the one call after which the kernel records them as an
+        AF_UNIX socket's peer credentials (connect, listen: SO_PEERCRED,
+        SO_PEERGROUPS, what postgres' peer authentication and D-Bus read);
+        fs ids, groups and capabilities are c's as with `become`.  Then our
+        own again; a step that fails leaves no effective capability."""
+        self.reset()
+        self.current = _UNKNOWN
+        self._last = None
+        caps = 0 if self.userns else (c.cap_eff & self.own_perm & ~_NEVER)
+        try:
+            _check(hostcalls.setgroups(c.groups), "setgroups")
+            # Leaving euid 0 clears the effective set, not the permitted one
+            # (our real and saved uid stay 0): restored from it below.
+            _check(hostcalls.set_effective_ids(c.euid, c.egid), "setresuid")
+            if (c.fsuid, c.fsgid) != (c.euid, c.egid):
+                _check(hostcalls.capset_self(self.own_eff, self.own_perm, self.own_inh), "capset")
+                hostcalls.setfsgid(c.fsgid)
+                hostcalls.setfsuid(c.fsuid)
+            _check(hostcalls.capset_self(caps, self.own_perm, self.own_inh), "capset")
+        except BaseException:
+            self._fail_closed()
+            self._own_ids()
+            raise
+        try:
+            yield
+        finally:
+            self._own_ids()
+
+    def _own_ids(self) -> None:
+        """After `as_peer`: our effective ids and capabilities again."""
+        r = hostcalls.capset_self(self.own_eff, self.own_perm, self.own_inh)
+        if r == 0:
+            r = hostcalls.set_effective_ids(self.own_euid, self.own_egid)
+        if r < 0:
+            self._fail_closed()
+            raise SysError(-r, "switch creds: back to our own ids")
+        self.current = _UNKNOWN
+        self.reset()
+
+    @contextmanager
+    def lifted(self, extra: int) -> Iterator[None]:
+        """`with lifted(SELF_PROC_CAPS):` these capabilities of our own in
+        force too (ids unchanged), then exactly the previous set again;
+        only for an operation on the caller's own procfs entries, which the
+        kernel grants any task on itself."""
+        uid, gid, groups, caps = self.current
+        want = (caps | extra) & self.own_perm
+        if self.current is _UNKNOWN or want == caps:
+            yield
+            return
+        self._last = None
+        r = hostcalls.capset_self(want, self.own_perm, self.own_inh)
+        if r < 0:
+            self._fail_closed()
+            raise SysError(-r, "switch creds: capset")
+        self.current = (uid, gid, groups, want)
+        try:
+            yield
+        finally:
+            r = hostcalls.capset_self(caps, self.own_perm, self.own_inh)
+            if r < 0:
+                self._fail_closed()
+            else:
+                self.current = (uid, gid, groups, caps)
 
     def restore_ptrace(self) -> None:
         """Add CAP_SYS_PTRACE back (after a procfs operation)."""
@@ -380,6 +471,11 @@ class CredsCache:
             os.close(memfd)
             return -1
         return memfd
+
+    def pidfd(self, tid: int) -> int:
+        """The pidfd kept with tid's entry (after a lookup), or -1."""
+        e = self._d.get(tid)
+        return e[0] if e is not None else -1
 
     def _drop(self, tid: int) -> None:
         e = self._d.pop(tid, None)

@@ -7,7 +7,10 @@
   and "nr >= 0x40000000 (x32) -> bad-arch action"; the bad-arch action is
   KILL_PROCESS.
 - native -> ALLOW (or the entry's argument rules), emulate -> NOTIFY,
-  deny -> ERRNO(errno).
+  deny -> ERRNO(errno).  On the ptrace platform (`trace=True`) emulate is
+  TRACE instead: the same program, every other action unchanged, so native
+  calls never stop and only emulated ones cost a ptrace stop
+  (sentry/platform/ptrace.py).
 - A native entry's `otherwise` errno (the answer for argument values no rule
   matches) is one more rule, "arg >= 0" on the argument every rule compares
   first.  libseccomp puts that comparison after the equality tests on the
@@ -30,11 +33,11 @@ log = logging.getLogger(__name__)
 _OPS = {"eq": seccomp.EQ, "ne": seccomp.NE, "ge": seccomp.GE, "masked_eq": seccomp.MASKED_EQ}
 
 
-def _action(act: str | int) -> int:
+def _action(act: str | int, emulate: int) -> int:
     if act == ALLOW:
         return seccomp.ALLOW
     if act == NOTIFY:
-        return seccomp.NOTIFY
+        return emulate
     assert isinstance(act, int)
     return seccomp.ERRNO(act)
 
@@ -54,9 +57,11 @@ def _first_arg(e: Entry) -> int:
     return first
 
 
-def _add(f: seccomp.SyscallFilter, e: Entry, nr: int | str, trace: bool = False) -> None:
+def _add(f: seccomp.SyscallFilter, e: Entry, nr: int | str, trace: bool = False,
+         emulate: int = seccomp.NOTIFY) -> None:
     """e's rules in f; trace: every errno answer goes to the sentry (NOTIFY),
-    which gives the same errno and logs it (--strace)."""
+    which gives the same errno and logs it (--strace).  emulate: the action
+    that hands a call to the sentry (NOTIFY, or TRACE on ptrace)."""
     if trace:
         e = _traced(e)
     if e.tier == DENY:
@@ -64,7 +69,7 @@ def _add(f: seccomp.SyscallFilter, e: Entry, nr: int | str, trace: bool = False)
             return  # the default action already; libseccomp refuses duplicates (EACCES)
         f.add_rule_exactly(seccomp.ERRNO(e.errno), nr)
     elif e.tier == EMULATE:
-        f.add_rule_exactly(seccomp.NOTIFY, nr)
+        f.add_rule_exactly(emulate, nr)
     elif e.tier == NATIVE:
         if not e.rules:
             f.add_rule_exactly(seccomp.ALLOW, nr)
@@ -74,7 +79,7 @@ def _add(f: seccomp.SyscallFilter, e: Entry, nr: int | str, trace: bool = False)
                     # libseccomp refuses a rule whose action is the default.
                     raise ValueError("an ENOSYS rule needs otherwise=ENOSYS")
                 continue
-            f.add_rule_exactly(_action(r.action), nr, *[_arg(a) for a in r.args])
+            f.add_rule_exactly(_action(r.action, emulate), nr, *[_arg(a) for a in r.args])
         if e.rules and e.otherwise != errno.ENOSYS:
             f.add_rule_exactly(seccomp.ERRNO(e.otherwise), nr, _arg(ge(_first_arg(e), 0)))
     else:
@@ -95,8 +100,9 @@ def _traced(e: Entry) -> Entry:
     return e.replace(rules=tuple(r for r in rules), otherwise=errno.ENOSYS)
 
 
-def build_filter(options: PolicyOptions | None = None) -> seccomp.SyscallFilter:
-    """The libseccomp filter object for the policy (not loaded)."""
+def build_filter(options: PolicyOptions | None = None, trace: bool = False) -> seccomp.SyscallFilter:
+    """The libseccomp filter object for the policy (not loaded).  trace:
+    the ptrace platform's variant (SECCOMP_RET_TRACE for the emulate tier)."""
     from .policy import syscall_numbers
 
     numbers = syscall_numbers()
@@ -110,28 +116,31 @@ def build_filter(options: PolicyOptions | None = None) -> seccomp.SyscallFilter:
     f.set_attr(seccomp.Attr.CTL_OPTIMIZE, 2)
     if not f.exist_arch(seccomp.Arch.X86_64):
         raise RuntimeError("filter: native architecture is not x86-64")
-    trace = bool(options and options.trace_refused)
+    refused = bool(options and options.trace_refused)
+    emulate = seccomp.TRACE(0) if trace else seccomp.NOTIFY
     for e in build_table(options).values():
         nr = numbers.get(e.name)
         if nr is None:
             log.debug("filter: %s: unknown to this libseccomp, left to the default", e.name)
             continue
         try:
-            _add(f, e, nr, trace)
+            _add(f, e, nr, refused, emulate)
         except (RuntimeError, ValueError, OSError) as exc:
             raise RuntimeError(f"filter: {e.name}: {exc}") from exc
     return f
 
 
-def build_bpf(options: PolicyOptions | None = None) -> bytes:
+def build_bpf(options: PolicyOptions | None = None, trace: bool = False) -> bytes:
     """The filter as raw BPF (struct sock_filter[]), ready for seccomp(2)."""
-    return export_bpf(build_filter(options))
+    return export_bpf(build_filter(options, trace))
 
 
 def export_bpf(f: seccomp.SyscallFilter) -> bytes:
     """A libseccomp filter's program as raw BPF, exactly what its load()
-    would hand to seccomp(2).  Through a memfd (libseccomp writes to an fd;
-    tempfile costs an import of random, shutil and more)."""
+    would hand to seccomp(2).  Through a memfd, not a temporary file:
+    libseccomp writes to an fd, tempfile costs an import of random, shutil
+    and more, and the ptrace platform builds one in the container's init,
+    whose root may be read-only (ptrace_entry.py)."""
     import os
 
     fd = os.memfd_create("runsc-py-bpf", os.MFD_CLOEXEC)

@@ -26,6 +26,8 @@ SYS_faccessat2 = 439
 SYS_setfsuid = 122
 SYS_setfsgid = 123
 SYS_setgroups = 116
+SYS_setresuid = 117
+SYS_setresgid = 119
 SYS_capset = 126
 SYS_capget = 125
 SYS_statfs = 137
@@ -45,7 +47,7 @@ RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
-_SCOPED_RESOLVE = RESOLVE_BENEATH | RESOLVE_IN_ROOT
+_EAGAIN_RETRIES = 64  # a scoped openat2 that keeps meeting renames or mounts: EAGAIN
 
 STAT_SIZE = 144
 STATX_SIZE = 256
@@ -73,26 +75,22 @@ class Scratch:
         self.empty = ctypes.c_char_p(b"")
 
     def openat2(self, dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int:
+        """openat2(2); our fd or -errno.  A scoped lookup (BENEATH,
+        IN_ROOT) fails with EAGAIN when any rename or mount on the host
+        happened while it walked "..": retried, as openat2(2) asks (the
+        walk stops there, before the last component is created)."""
         how = self.how
         how.flags = flags
         how.mode = mode
         how.resolve = resolve
-        r = _syscall(SYS_openat2, dirfd, path, self.how_ref, ctypes.sizeof(OpenHow))
-        if r >= 0:
-            return r
-        err = _get_errno()
-        # openat2(2): with RESOLVE_IN_ROOT or RESOLVE_BENEATH, a ".." walked
-        # while a rename or a mount happened anywhere on the host (a global
-        # sequence count) fails with EAGAIN, and "the caller should retry";
-        # the workload's own lookup would have gone through.
-        tries = 0
-        while err == errno.EAGAIN and resolve & _SCOPED_RESOLVE and tries < 16:
-            tries += 1
+        for _ in range(_EAGAIN_RETRIES):
             r = _syscall(SYS_openat2, dirfd, path, self.how_ref, ctypes.sizeof(OpenHow))
             if r >= 0:
                 return r
             err = _get_errno()
-        return -err
+            if err != errno.EAGAIN or not resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT):
+                return -err
+        return -errno.EAGAIN
 
     def fstat_into(self, fd: int) -> int:
         """newfstatat(fd, "", buf, AT_EMPTY_PATH) into self.stat."""
@@ -134,6 +132,17 @@ def setgroups(groups: tuple[int, ...]) -> int:
     arr = (ctypes.c_uint * max(1, len(groups)))(*groups)
     r = _syscall(SYS_setgroups, len(groups), arr)
     return r if r >= 0 else -_get_errno()
+
+
+def set_effective_ids(uid: int, gid: int) -> int:
+    """setresgid(-1, gid, -1) then setresuid(-1, uid, -1), this thread only
+    (raw syscalls); 0 or -errno.  The kernel also sets the fs ids to them."""
+    keep = ctypes.c_uint(0xFFFFFFFF)
+    if _syscall(SYS_setresgid, keep, ctypes.c_uint(gid), keep) < 0:
+        return -_get_errno()
+    if _syscall(SYS_setresuid, keep, ctypes.c_uint(uid), keep) < 0:
+        return -_get_errno()
+    return 0
 
 
 class _CapHeader(ctypes.Structure):

@@ -11,7 +11,7 @@ The ordering is the whole point of this module:
      seccomp(SECCOMP_SET_MODE_FILTER, NEW_LISTENER|WAIT_KILLABLE_RECV, prog).
      From here on every emulate-tier syscall of THIS process blocks until a
      supervisor answers it.
-  3. send_listener(): sendmsg(SCM_RIGHTS) of the listener to the supervisor
+  3. send_listener(): the listener's number to the supervisor, which takes it (pidfd_getfd)
      (sendmsg is native) and close(listener) (native).  The workload must
      never hold its own listener: it could answer its own notifications.
   4. the caller calls os.execve(): execve is notified; the supervisor that
@@ -33,6 +33,7 @@ import errno
 import logging
 import os
 import socket
+from typing import Any
 
 from .policy import PolicyOptions
 
@@ -58,9 +59,13 @@ class SockFprog(ctypes.Structure):
 
 
 class PreparedFilter:
-    """A built filter plus everything needed to load it without allocating."""
+    """A built filter plus everything needed to load it without allocating.
 
-    def __init__(self, bpf: bytes) -> None:
+    listener: load it with NEW_LISTENER (the seccomp platform's policy);
+    without, install() returns -1 (the ptrace platform's two filters)."""
+
+    def __init__(self, bpf: bytes, listener: bool = True) -> None:
+        self.listener = listener
         n = len(bpf) // 8
         if n == 0 or n > 4096:
             raise ValueError(f"install: filter of {n} instructions")
@@ -100,10 +105,11 @@ class PreparedFilter:
         if no_new_privs and self._prctl(*self._args_nnp) != 0:
             err = self._get_errno()
             raise OSError(err, f"install filter: prctl no_new_privs: {os.strerror(err)}")
-        flags = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+        flags = (SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+                 if self.listener else 0)
         fd = self._syscall(ctypes.c_long(SYS_seccomp), ctypes.c_ulong(SECCOMP_SET_MODE_FILTER),
                            ctypes.c_ulong(flags), self._prog_ref)
-        if fd < 0 and self._get_errno() == errno.EINVAL:
+        if fd < 0 and self._get_errno() == errno.EINVAL and self.listener:
             # Kernel < 5.19: no WAIT_KILLABLE_RECV.  A signal may then
             # interrupt an emulated call (the answer gets ENOENT, handled).
             flags = SECCOMP_FILTER_FLAG_NEW_LISTENER
@@ -113,14 +119,26 @@ class PreparedFilter:
             err = self._get_errno()
             raise OSError(err, f"install filter: seccomp set_mode_filter: {os.strerror(err)}")
         self.flags_used = flags
-        return int(fd)
+        return int(fd) if self.listener else -1
+
+    def enter(self, sock: socket.socket, no_new_privs: bool = False) -> None:
+        """Steps 2-3: install, hand the listener over."""
+        send_listener(sock, self.install(no_new_privs))
 
 
-def prepare_filter(options: PolicyOptions | None = None) -> PreparedFilter:
-    """Step 1: build the BPF (imports libseccomp; allocates)."""
-    from .filter import build_bpf
-
-    return PreparedFilter(build_bpf(options))
+def prepare_filter(options: PolicyOptions | None = None, platform: str = "seccomp",
+                   bpf: bytes | None = None) -> "PreparedFilter | Any":
+    """Step 1: build the BPF (imports libseccomp; allocates).  On the ptrace
+    platform: its two filters and its hand-off (platform/ptrace_entry.py).
+    bpf: the policy's program already built for these options and this
+    platform (the runtime's cache, runsc_py/filtercache.py): not rebuilt."""
+    if bpf is None:
+        from .filter import build_bpf
+        bpf = build_bpf(options, trace=platform == "ptrace")
+    if platform == "ptrace":
+        from .platform.ptrace_entry import PreparedTrace
+        return PreparedTrace(PreparedFilter(bpf, listener=False))
+    return PreparedFilter(bpf)
 
 
 def install_filter(options: PolicyOptions | None = None) -> int:
@@ -133,9 +151,17 @@ def install_filter(options: PolicyOptions | None = None) -> int:
 
 
 def send_listener(sock: socket.socket, listener_fd: int) -> None:
-    """Step 3: hand the listener to the supervisor, then close our copy."""
+    """Step 3: hand the listener to the supervisor, then close our copy.
+
+    We are under the filter already, where sendmsg is notified (its
+    destination lies in memory: sentry/syscalls/net_send.py), so the fd
+    cannot travel by SCM_RIGHTS: its NUMBER goes by send(2) (sendto without
+    an address: native), the supervisor takes it with pidfd_getfd(2) and
+    acknowledges; only then is our copy closed."""
     try:
-        socket.send_fds(sock, [HANDOFF_MAGIC], [listener_fd])
+        sock.send(HANDOFF_MAGIC + listener_fd.to_bytes(4, "little"))
+        if sock.recv(1) != b"\x01":
+            raise OSError(errno.EPROTO, "hand the listener over: no acknowledgement")
     finally:
         os.close(listener_fd)
 

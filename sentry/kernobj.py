@@ -29,7 +29,8 @@ syscall table (sentry/policy.py):
   processes (/proc/<pid>/..., the kernel checks each) and the sysctls Linux
   namespaces (`NAMESPACED_SYSCTLS`), each only where that namespace is the
   container's own and not the host's; every other write is EROFS, as if
-  mounted read-only (what Docker's readonlyPaths give).  Files that leak
+  mounted read-only (what Docker's readonlyPaths give); a name made in a
+  procfs directory outside them is ENOENT, as Linux's.  Files that leak
   host secrets (`SECRET_PROC`) are not read at all (EACCES).
 - sysfs: read-only (EROFS), and /sys/firmware (EACCES).
 - debugfs, tracefs, securityfs, bpffs, configfs, pstore, efivarfs,
@@ -221,8 +222,12 @@ def check(call: Call, fd: int, intent: int, rel: list[bytes] | None = None
         rel = _rel(call, fd, st)
     if rel is None:
         raise SysError(errno.EACCES, "procfs: where the object is cannot be told")
+    if intent == CHANGE and _stat.S_ISDIR(st.st_mode) and (not rel or not rel[0].isdigit()):
+        # A name made, moved or removed in a procfs directory: Linux's
+        # procfs lookups fail for any name it did not make (ENOENT).
+        raise SysError(errno.ENOENT, "procfs: no names made here")
     if not rel:
-        if intent in (WRITE, CHANGE):
+        if intent == WRITE:
             raise SysError(errno.EROFS, "procfs root")
         return kind, rel
     top = rel[0].decode(errors="replace")

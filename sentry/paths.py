@@ -43,6 +43,7 @@ import stat as _stat
 from typing import TYPE_CHECKING
 
 from . import kernobj, ownproc, procfs, synth
+from .creds import SELF_PROC_CAPS
 from .errors import SysError
 from .files import ENOENT_VIA_LINK, ROOT
 from .hostcalls import (RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
@@ -93,7 +94,16 @@ def split_last(path: bytes) -> tuple[bytes, bytes, int]:
 def _start(call: Call, dirfd_arg: int | None) -> int:
     """Our O_PATH fd of the target's cwd (dirfd None: AT_FDCWD) or dirfd,
     which must be a directory of the container (`contained`)."""
-    fd = open_start_dir(call.pid, AT_FDCWD if dirfd_arg is None else signed_fd(dirfd_arg))
+    dfd = AT_FDCWD if dirfd_arg is None else signed_fd(dirfd_arg)
+    try:
+        fd = open_start_dir(call.pid, dfd)
+    except SysError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM):
+            raise
+        # The caller's own fd or cwd (a non-dumpable caller's /proc entries
+        # belong to root): what Linux grants any task on itself.
+        with call.creds_state.lifted(SELF_PROC_CAPS):
+            fd = open_start_dir(call.pid, dfd)
     try:
         contained(call, fd)
     except BaseException:
@@ -216,12 +226,14 @@ def _same_mount(call: Call, fd: int, start: int) -> int:
 
 
 def _needs_walk(call: Call, fd: int) -> bool:
-    """Did the fast resolution stop at a procfs link (sentry/procfs.py)?"""
-    # (The gofer holds no CAP_SYS_PTRACE: the kernel's access check on a
-    # procfs magic link comes before the ELOOP of RESOLVE_NO_MAGICLINKS,
-    # so there it reads EACCES.)
-    return fd == ENOENT_VIA_LINK or fd == -errno.ELOOP or (
-        fd == -errno.EACCES and call.sb.files.mode == "gofer")
+    """Did the fast resolution stop at a procfs link (sentry/procfs.py),
+    or at a refusal the walk may answer otherwise?  EACCES: the gofer holds
+    no CAP_SYS_PTRACE (the kernel's access check on a procfs magic link
+    comes before the ELOOP of RESOLVE_NO_MAGICLINKS), and a non-dumpable
+    caller's own /proc/<pid>/fd belongs to root, which Linux lets the
+    caller itself search (procfs.self_only).  Elsewhere the walk meets the
+    same refusal: only failing lookups pay for it."""
+    return fd == ENOENT_VIA_LINK or fd == -errno.ELOOP or fd == -errno.EACCES
 
 
 def _walk(call: Call, creds: Creds, real_ids: bool, start: int, path: bytes, flags: int,
@@ -427,10 +439,11 @@ def open_fd_object(call: Call, dirfd_arg: int, intent: int = LOOKUP) -> int:
         raise SysError(errno.EBADF, "fd object")
     where = f"{call.pid}/cwd" if dfd == AT_FDCWD else f"{call.pid}/fd/{dfd}"
     try:
-        fd = ownproc.open_(where, _O_PATH)
-    except OSError as e:
-        raise SysError(errno.EBADF if e.errno == errno.ENOENT else (e.errno or errno.EIO),
-                       where) from None
+        fd = procfs.open_own(call, where, _O_PATH)
+    except SysError as e:
+        if e.errno == errno.ENOENT:
+            raise SysError(errno.EBADF, where) from None
+        raise
     try:
         call.check_valid()
         if intent != LOOKUP:

@@ -279,6 +279,8 @@ SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET, SOCK_PACKET = 1, 2, 3, 5, 10
 SOCK_TYPE_MASK = 0xF
 SOCK_MAX = 11  # types from here on: EINVAL before the family is asked
 NETLINK_ROUTE = 0
+NETLINK_SOCK_DIAG = 4
+NETLINK_NOTIFIED = (NETLINK_ROUTE, NETLINK_SOCK_DIAG)
 
 
 def _socket_type_action(family: int, typ: int, net_raw: bool) -> str | int:
@@ -312,9 +314,18 @@ def _socket_rules(net_raw: bool) -> tuple[Rule, ...]:
     for typ in range(SOCK_TYPE_MASK + 1):
         on_type = (eq(0, AF_NETLINK), masked(1, SOCK_TYPE_MASK, typ))
         if typ in (SOCK_RAW, SOCK_DGRAM):
-            rules.append(_allow_if(*on_type, eq(2, NETLINK_ROUTE)))
-            # Other netlink families: as if not built into this kernel.
-            rules.append(Rule(errno.EPROTONOSUPPORT, (*on_type, ne(2, NETLINK_ROUTE))))
+            # The sentry makes NETLINK_ROUTE and NETLINK_SOCK_DIAG sockets
+            # whose file lacks CAP_NET_ADMIN (dumps only); other netlink
+            # protocols it answers EPROTONOSUPPORT (net_socket.socket).
+            for proto in NETLINK_NOTIFIED:
+                rules.append(Rule(NOTIFY, (*on_type, eq(2, proto))))
+            # Other netlink families: as if not built into this kernel (one
+            # rule per value below the last notified one, then ">=": a
+            # filter rule compares an argument once).
+            for proto in range(max(NETLINK_NOTIFIED)):
+                if proto not in NETLINK_NOTIFIED:
+                    rules.append(Rule(errno.EPROTONOSUPPORT, (*on_type, eq(2, proto))))
+            rules.append(Rule(errno.EPROTONOSUPPORT, (*on_type, ge(2, max(NETLINK_NOTIFIED) + 1))))
         else:
             rules.append(Rule(errno.EINVAL if typ >= SOCK_MAX else errno.ESOCKTNOSUPPORT, on_type))
     # Packet sockets: CAP_NET_RAW (EPERM without it), allowed with net_raw.
@@ -451,28 +462,29 @@ def _native_entries(net_raw: bool) -> list[Entry]:
                              "checks CAP_SYS_RESOURCE and the same-credentials rule)"),
         _native("getrandom", "randomness"),
         # sockets: data path native, addresses (bind/connect) emulated
-        _native("socket", "AF_UNIX/INET/INET6 stream, dgram, seqpacket; NETLINK_ROUTE; raw and packet "
+        _native("socket", "AF_UNIX/INET/INET6 stream, dgram, seqpacket; raw and packet "
                           "only with net_raw (else EPERM, as without CAP_NET_RAW); other types "
-                          "ESOCKTNOSUPPORT, other netlink protocols EPROTONOSUPPORT, other families "
-                          "EAFNOSUPPORT (as if not built into the kernel)",
-                *_socket_rules(net_raw), otherwise=errno.EAFNOSUPPORT),
+                          "ESOCKTNOSUPPORT, other families EAFNOSUPPORT (as if not built into "
+                          "the kernel); AF_NETLINK notified: NETLINK_ROUTE/SOCK_DIAG made by "
+                          "the sentry without CAP_NET_ADMIN (dumps only), other protocols "
+                          "EPROTONOSUPPORT",
+                *_socket_rules(net_raw), otherwise=errno.EAFNOSUPPORT).replace(handler="net_socket.socket"),
         _native("socketpair", "AF_UNIX pairs only; INET/INET6/NETLINK EOPNOTSUPP (no pairs in Linux "
                               "either), AF_PACKET EPERM, other families EAFNOSUPPORT",
                 *_socketpair_rules(), otherwise=errno.EAFNOSUPPORT),
-        _native("listen", "socket data path"),
         _native("accept", "socket data path"),
         _native("accept4", "socket data path"),
         _native("shutdown", "socket data path"),
-        _native("sendto", "socket data path (an address given here is not checked: network policy is the netns's job)"),
+        _native("sendto", "socket data path without an address (send); with one, notified: "
+                          "checked against the network policy and sent by the sentry",
+                _allow_if(eq(4, 0)), Rule(NOTIFY, (ne(4, 0),))).replace(handler="net_send.sendto"),
         _native("recvfrom", "socket data path"),
-        _native("sendmsg", "socket data path (also fd passing between workload processes)"),
         _native("recvmsg", "socket data path"),
         _native("getsockopt", "socket options"),
         _native("setsockopt", "socket options"),
         _native("getsockname", "socket addresses"),
         _native("getpeername", "socket addresses"),
         _native("recvmmsg", "socket data path (several datagrams at once)"),
-        _native("sendmmsg", "socket data path (several datagrams at once: DNS resolvers)"),
         *_more_native_entries(),
     ]
 
@@ -700,8 +712,15 @@ _EMULATED: list[tuple[str, str, str]] = [
     # system information
     ("sysinfo", "sys_info.sysinfo", "container view of memory and load"),
     # sockets with addresses
-    ("bind", "net_socket.bind", "AF_UNIX paths resolved in the container root"),
-    ("connect", "net_socket.connect", "AF_UNIX paths resolved in the container root"),
+    ("bind", "net_socket.bind", "AF_UNIX paths resolved in the container root; IP addresses "
+             "checked against the network policy (ingress), bound by the sentry"),
+    ("connect", "net_socket.connect", "AF_UNIX paths resolved in the container root; IP addresses "
+                "checked against the network policy (egress), connected by the sentry"),
+    ("listen", "net_socket.listen", "the bound address checked against the network policy "
+               "(ingress), listen made by the sentry"),
+    ("sendmsg", "net_send.sendmsg", "the destination is inside struct msghdr: copied once, checked "
+                "against the network policy and sent by the sentry (SCM_RIGHTS/CREDENTIALS translated)"),
+    ("sendmmsg", "net_send.sendmmsg", "as sendmsg, for each message"),
     # credentials change: decide on the private copy of the arguments
     ("setuid", "proc_creds.setuid", "credential changes"),
     ("setgid", "proc_creds.setgid", "credential changes"),
@@ -728,17 +747,21 @@ _EMULATED: list[tuple[str, str, str]] = [
 # `runsc-py policy --continue` prints it (the README's list is made from it).
 CONTINUES: dict[str, str] = {
     "open": "O_PATH opens only, after the sentry resolved them (ADDFD cannot install O_PATH "
-            "files); an O_PATH fd gives no access, and every use of it by the sentry checks its "
-            "object is the container's (fs_open._continue_o_path)",
+            "files). The kernel resolves the path again in the caller's own root and mount "
+            "namespace: a rewrite reaches only what the container's mounts show (with the host's "
+            "/proc bound in, a host file's O_PATH fd, whose only native use is fstat); every "
+            "other use of an O_PATH fd is notified and checks its object is the container's",
     "openat": "O_PATH opens only, after the sentry resolved them, as for open",
     "openat2": "O_PATH opens only, after the sentry resolved them, as for open",
     "execve": "after the sentry checked the binary and a #! interpreter in the root; the kernel "
-              "resolves the path again in the caller's mount namespace and root (the container's), "
-              "so no file outside it can be named whatever the caller rewrites",
+              "resolves the path again in the caller's own root and mount namespace, so a rewrite "
+              "reaches only what the container's mounts show (with the host's /proc bound in, a "
+              "host executable, which then runs under the same filter and namespaces)",
     "execveat": "as execve; the dirfd is the caller's own, and an fexecve'd fd's object must be "
                 "the container's",
     "chdir": "the cwd is the caller's own kernel state; the sentry resolved it first, and every "
-             "later use of the cwd checks it is a directory of the container (paths.contained)",
+             "later use of the cwd checks it is a directory of the container (paths.contained), "
+             "so a rewritten path gains nothing",
     "setuid": "integer argument; the kernel checks CAP_SETUID itself; the sentry drops its cached "
               "credentials first",
     "setgid": "integer argument; the kernel checks CAP_SETGID itself",

@@ -54,6 +54,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from . import hostcalls, ownproc
+from .creds import SELF_PROC_CAPS
 from .errors import SysError
 from .files import ROOT
 from .hostcalls import (RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
@@ -303,7 +304,7 @@ class _Walk:
                     return 0
                 # Ends at a directory ("/", "a/..", "a/."): open it.
                 self.call.proc_rel = self.proc_rel
-                return self.fs.openat2(self.cur, b".", flags, mode, BENEATH)
+                return self._openat2(b".", flags, mode, BENEATH, self.proc_rel)
             comp = comps.popleft()
             rest_is_dir = bool(comps)  # "x/" and "x/." name a directory
             last = all(c in (b"", b".") for c in comps) and not prefix_only
@@ -324,7 +325,8 @@ class _Walk:
                     repl += [b"task", b"%d" % creds.ns_tid]
                 comps.extendleft(reversed(repl))
                 continue
-            lfd = self.fs.openat2(self.cur, comp, _O_PATH_NOFOLLOW, 0, BENEATH)
+            lfd = self._openat2(comp, _O_PATH_NOFOLLOW, 0, BENEATH,
+                                self.proc_rel + [comp] if self.proc_rel is not None else None)
             if lfd < 0:
                 if lfd == -errno.ENOENT and last and not rest_is_dir and flags & os.O_CREAT:
                     self.call.proc_rel = self.proc_rel + [comp] if self.proc_rel is not None else None
@@ -381,8 +383,9 @@ class _Walk:
                     if rest_is_dir:
                         oflags |= os.O_DIRECTORY
                     self.call.proc_rel = self.proc_rel + [comp] if self.proc_rel is not None else None
-                    return self.fs.openat2(self.cur, comp, oflags, mode, BENEATH | RESOLVE_NO_SYMLINKS
-                                          if not _stat.S_ISLNK(st.st_mode) else BENEATH)
+                    return self._openat2(comp, oflags, mode, BENEATH | RESOLVE_NO_SYMLINKS
+                                         if not _stat.S_ISLNK(st.st_mode) else BENEATH,
+                                         self.call.proc_rel)
                 if not _stat.S_ISDIR(st.st_mode):
                     return -errno.ENOTDIR
                 rel = self.proc_rel + [comp] if self.proc_rel is not None else None
@@ -393,6 +396,38 @@ class _Walk:
             finally:
                 if lfd >= 0:
                     os.close(lfd)
+
+
+    def _openat2(self, name: bytes, flags: int, mode: int, resolve: int,
+                 rel: list[bytes] | None) -> int:
+        """openat2 in the current directory; for the caller's own fd/,
+        fdinfo/ and magic links (`self_only`), when refused, again with the
+        capabilities that stand for Linux's same-thread-group rule."""
+        fd = self.fs.openat2(self.cur, name, flags, mode, resolve)
+        if fd in (-errno.EACCES, -errno.EPERM) and self_only(self.call, rel):
+            # By the sentry itself in gofer mode too: the gofer holds no
+            # CAP_SYS_PTRACE, and this is procfs, not the container's files.
+            with self.call.creds_state.lifted(SELF_PROC_CAPS):
+                fd = self.s.openat2(self.cur, name, flags, mode, resolve)
+        return fd
+
+
+_SELF_ONLY = frozenset({b"fd", b"fdinfo", b"exe", b"cwd", b"root"})
+
+
+def self_only(call: Call, rel: list[bytes] | None) -> bool:
+    """rel (below the container's procfs root) is, or is below, the
+    caller's own fd/ or fdinfo/ directory or one of its own magic links:
+    what Linux grants a task on its own thread group whatever its
+    credentials (a non-dumpable task's entries belong to root)."""
+    if not rel:
+        return False
+    creds = call.creds()
+    if rel[0] != b"%d" % creds.ns_tgid:
+        return False
+    if len(rel) >= 3 and rel[1] == b"task":
+        rel = rel[:1] + rel[3:]  # any thread of its own thread group
+    return len(rel) >= 2 and rel[1] in _SELF_ONLY
 
 
 def _ident(fd: int) -> tuple[int, int]:
@@ -491,6 +526,22 @@ SYS_pidfd_getfd = 438
 _PIDFD_THREAD = os.O_EXCL
 
 
+def open_own(call: Call, rel: str, flags: int) -> int:
+    """Our fd of the caller's own procfs entry rel ("TID/cwd", "TID/fd/N",
+    in our procfs), or SysError; again with `SELF_PROC_CAPS` if refused
+    (`self_only`: Linux grants these to any task on itself)."""
+    try:
+        return ownproc.open_(rel, flags)
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM):
+            raise SysError(e.errno or errno.EIO, rel) from None
+    try:
+        with call.creds_state.lifted(SELF_PROC_CAPS):
+            return ownproc.open_(rel, flags)
+    except OSError as e:
+        raise SysError(e.errno or errno.EIO, rel) from None
+
+
 def target_fd(call: Call, n: int) -> int:
     """Our copy of the target's fd n (pidfd_getfd), or SysError.
 
@@ -554,10 +605,7 @@ def _magic(call: Call, rel: list[bytes]) -> tuple[int, bool]:
         cs = call.creds_state
         if cs.ptrace_dropped:
             cs.restore_ptrace()
-        try:
-            obj = ownproc.open_(f"{call.pid}/{kind.decode()}", os.O_PATH | os.O_CLOEXEC)
-        except OSError as e:
-            raise SysError(e.errno or errno.EIO, "magic link") from None
+        obj = open_own(call, f"{call.pid}/{kind.decode()}", os.O_PATH | os.O_CLOEXEC)
         call.check_valid()
     else:
         raise SysError(errno.ELOOP, "magic link not followed by the sentry")

@@ -20,7 +20,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CLONE_THREAD = 0x00010000
-AF_UNIX = 1
+CLONE_NEWNET = 0x40000000
+AF_UNIX, AF_NETLINK = 1, 16
+NETLINK_ROUTE, NETLINK_SOCK_DIAG = 0, 4
 
 # name -> reason.  Entries with argument rules are in RULES below.
 ALLOW: dict[str, str] = {
@@ -68,7 +70,7 @@ ALLOW: dict[str, str] = {
     "ppoll": "wait on the listener",
     "select": "wait on sockets",
     "pselect6": "wait on sockets",
-    "epoll_create1": "selectors",
+    "epoll_create1": "selectors; the workload's epoll fds (fs_fd)",
     "epoll_ctl": "selectors",
     "epoll_wait": "selectors",
     "epoll_pwait": "selectors",
@@ -120,7 +122,7 @@ ALLOW: dict[str, str] = {
     "times": "sys_time", "clock_getres": "sys_time",
     "sysfs": "sys_info", "ustat": "sys_info", "lsm_list_modules": "sys_info",
     "get_robust_list": "proc_thread",
-    "epoll_create1": "fs_fd (and Python's selectors)", "eventfd2": "fs_fd",
+    "eventfd2": "fs_fd",
     "timerfd_create": "fs_fd", "timerfd_gettime": "fs_fd", "signalfd4": "fs_fd",
     "inotify_rm_watch": "fs_fd", "memfd_secret": "fs_fd", "mq_getsetattr": "fs_fd",
     "mq_unlink": "fs_fd",
@@ -129,8 +131,9 @@ ALLOW: dict[str, str] = {
     # The only calls that take a path and no directory fd: each is given
     # our own magic link /proc/self/fd/N of an object already resolved in
     # the root (no fd-relative form before Linux 6.13's *xattrat; none at
-    # all for inotify_add_watch or truncate).  The sentry's cwd stays the
-    # empty root's "/": no chdir or fchdir.
+    # all for inotify_add_watch or truncate).  The sentry's cwd is the
+    # empty root's "/", except while an AF_UNIX bind of a relative name
+    # runs there (sentry/unixnames.py).
     "getxattr": "xattr emulation via /proc/self/fd/N",
     "setxattr": "xattr emulation via /proc/self/fd/N",
     "listxattr": "xattr emulation via /proc/self/fd/N",
@@ -153,7 +156,8 @@ ALLOW: dict[str, str] = {
     "getegid": "credentials", "getgroups": "credentials",
     "setfsuid": "act as the target's fsuid", "setfsgid": "act as the target's fsgid",
     "setgroups": "act with the target's groups (per thread)",
-    "setresuid": "restore the worker's identity", "setresgid": "restore the worker's identity",
+    "setresuid": "restore the worker's identity; a unix connect's peer ids (creds.as_peer)",
+    "setresgid": "restore the worker's identity; a unix connect's peer ids (creds.as_peer)",
     "capget": "read capabilities", "capset": "act with the target's capabilities",
     # sockets: the handoff and AF_UNIX emulation
     "accept4": "listeners of exec'd processes on sentry.sock",
@@ -162,8 +166,11 @@ ALLOW: dict[str, str] = {
     "sendmsg": "SCM_RIGHTS replies",
     "recvfrom": "sockets",
     "sendto": "sockets, logging",
-    "bind": "AF_UNIX bind emulation on a target's socket (pidfd_getfd)",
-    "connect": "AF_UNIX connect emulation on a target's socket (pidfd_getfd)",
+    "bind": "bind emulation on a target's socket (pidfd_getfd): AF_UNIX paths, network policy",
+    "fchdir": "a relative AF_UNIX name is bound from a scratch cwd (sentry/unixnames.py)",
+    "connect": "connect emulation on a target's socket (pidfd_getfd): AF_UNIX paths, network policy",
+    "listen": "listen emulation on a target's socket (network policy)",
+    "sendmmsg": "sendmmsg emulation on a target's socket (network policy)",
     "getsockname": "socket emulation",
     "getpeername": "socket emulation",
     "getsockopt": "socket emulation",
@@ -186,9 +193,26 @@ DIRFD_ARGS: dict[str, tuple[int, ...]] = {
 _FD_SIGN = 0x80000000
 
 # Deliberately absent (EPERM): execve/execveat, mount family, pivot_root,
-# chroot, unshare, setns, ptrace, bpf, perf_event_open, userfaultfd,
-# io_uring_*, keyctl family, *_module, kexec_*, reboot, swapon/off, clone
-# with namespace flags, socket for anything but AF_UNIX.
+# chroot, unshare, setns, ptrace (but on the ptrace platform, below), bpf,
+# perf_event_open, userfaultfd, io_uring_*, keyctl family, *_module,
+# kexec_*, reboot, swapon/off, clone with namespace flags, socket for
+# anything but AF_UNIX and route/diag netlink.
+
+# The ptrace platform only (sentry/platform/ptrace.py): the requests its
+# tracer threads make, nothing else (no ATTACH, POKE*, PEEK*, DETACH...),
+# and kcmp(KCMP_FILE) to check an injected fd is the file sent.
+PTRACE_REQUESTS: dict[int, str] = {
+    0x4206: "PTRACE_SEIZE: attach init and every exec'd process",
+    7: "PTRACE_CONT: resume a stop",
+    24: "PTRACE_SYSCALL: resume to the exit of an injected call",
+    12: "PTRACE_GETREGS: a stopped call's number and arguments",
+    13: "PTRACE_SETREGS: its answer, or an injected call",
+    0x4201: "PTRACE_GETEVENTMSG: the new tid of a fork, the old tid of an exec",
+    0x4208: "PTRACE_LISTEN: leave a group-stop stopped",
+    0x420A: "PTRACE_GETSIGMASK: a parked caller's signal mask",
+    0x420B: "PTRACE_SETSIGMASK: hold its signals meanwhile, then give them back",
+}
+KCMP_FILE = 0
 
 
 def build_allowlist(allow: dict[str, str], default_errno: int = errno.EPERM,
@@ -221,42 +245,68 @@ def build_allowlist(allow: dict[str, str], default_errno: int = errno.EPERM,
     if sockets:
         # socket: AF_UNIX only (socketpairs to the gofer; no network).
         f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, AF_UNIX))
+        # and the workload's route and sock_diag netlink sockets
+        # (sentry/syscalls/net_socket.py: made without CAP_NET_ADMIN).
+        for proto in (NETLINK_ROUTE, NETLINK_SOCK_DIAG):
+            f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, AF_NETLINK),
+                       seccomp.Arg(2, seccomp.EQ, proto))
     # prctl: name, dumpable query, no_new_privs query, capability bounding reads.
     for opt in (15, 16, 3, 39, 23, 47):  # SET_NAME GET_NAME GET_DUMPABLE GET_NNP CAPBSET_READ CAP_AMBIENT
         f.add_rule(seccomp.ALLOW, "prctl", seccomp.Arg(0, seccomp.EQ, opt))
     return f
 
 
-def build(default_errno: int = errno.EPERM) -> Any:
-    """A libseccomp filter object for the sandbox process."""
-    return build_allowlist(ALLOW, default_errno, dirfd_args=DIRFD_ARGS)
+def build(default_errno: int = errno.EPERM, join_netns: bool = False,
+          platform: str = "seccomp") -> Any:
+    """A libseccomp filter object for the sandbox process.  join_netns:
+    setns(fd, CLONE_NEWNET) too (--network=none: the sentry's threads join
+    the workload's namespace, runsc_py/sandbox.py).  platform: ptrace adds
+    PTRACE_REQUESTS and kcmp(KCMP_FILE)."""
+    import seccomp
+    f = build_allowlist(ALLOW, default_errno, dirfd_args=DIRFD_ARGS)
+    if join_netns:
+        f.add_rule(seccomp.ALLOW, "setns", seccomp.Arg(1, seccomp.EQ, CLONE_NEWNET))
+    if platform == "ptrace":
+        for req in PTRACE_REQUESTS:
+            f.add_rule(seccomp.ALLOW, "ptrace", seccomp.Arg(0, seccomp.EQ, req))
+        f.add_rule(seccomp.ALLOW, "kcmp", seccomp.Arg(2, seccomp.EQ, KCMP_FILE))
+    return f
 
 
-def build_bpf() -> bytes:
+def build_bpf(join_netns: bool = False, platform: str = "seccomp") -> bytes:
     """build() as raw BPF, exactly what its load() would install."""
     from .filter import export_bpf
-    return export_bpf(build())
+    return export_bpf(build(join_netns=join_netns, platform=platform))
 
 
-def install(prepared: Any = None) -> None:
+def install(prepared: Any = None, join_netns: bool = False, platform: str = "seccomp") -> None:
     """Load the filter on the calling process (single-threaded: no TSYNC
     needed).  Always enforcing: there is no log-only mode to switch on.
-    PREPARED: this filter's program from the runtime's cache
-    (runsc_py/filtercache.py) as a sentry.install.PreparedFilter, made
-    before the sandbox confined itself, loaded as libseccomp's load() would."""
+    PREPARED: this filter's program, built for the same join_netns and
+    platform, from the runtime's cache (runsc_py/filtercache.py) as a
+    sentry.install.PreparedFilter, made before the sandbox confined itself,
+    loaded as libseccomp's load() would."""
     if prepared is None:
-        build().load()
+        build(join_netns=join_netns, platform=platform).load()
     else:
         prepared.load_allowlist()
-    log.debug("sentry: own seccomp filter installed (%d syscalls allowed)", len(ALLOW) + 3)
+    log.debug("sentry: own seccomp filter installed (%d syscalls allowed, platform %s)",
+              len(ALLOW) + 3, platform)
 
 
-def table() -> list[tuple[str, str]]:
+def table(join_netns: bool = False, platform: str = "seccomp") -> list[tuple[str, str]]:
     rows = sorted((name, reason + (f" (arg {', '.join(map(str, DIRFD_ARGS[name]))}: a directory fd, "
                                    "never AT_FDCWD)" if name in DIRFD_ARGS else ""))
                   for name, reason in ALLOW.items())
+    if platform == "ptrace":
+        rows += [("ptrace", "ptrace platform only, requests: "
+                            + "; ".join(PTRACE_REQUESTS.values())),
+                 ("kcmp", "ptrace platform only, KCMP_FILE: an injected fd is the file sent")]
     rows += [("clone", "threads only: CLONE_THREAD required"),
-             ("socket", "AF_UNIX only"),
+             ("socket", "AF_UNIX; AF_NETLINK with NETLINK_ROUTE or NETLINK_SOCK_DIAG"),
              ("prctl", "PR_SET_NAME, PR_GET_NAME, PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS, "
                        "PR_CAPBSET_READ, PR_CAP_AMBIENT")]
+    if join_netns:
+        rows.append(("setns", "CLONE_NEWNET only (--network=none: the sentry's threads join the "
+                              "workload's network namespace)"))
     return sorted(rows)

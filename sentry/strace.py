@@ -4,7 +4,8 @@ Wraps the supervisor's dispatch table (number -> handler) so the hot path
 pays nothing when tracing is off.  What is logged:
 
 - every emulated call, with its result: a value or an errno, "= N (fd
-  injected)" when the answer is a new fd installed in the caller (ADDFD),
+  injected)" when the answer is a new fd installed in the caller (ADDFD;
+  "= ? (fd injected)" when ptrace installs it after the handler returned),
   "= ? (run by the kernel)" when the handler let the kernel run the call
   after its checks (CONTINUE: exec, chdir, credential changes);
 - every call the filter would refuse itself (deny entries, errnos of

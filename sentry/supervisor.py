@@ -37,8 +37,9 @@ from typing import Callable, Optional
 from .call import Call, Gone, Sandbox
 from .errors import SysError
 from .lookups import CHANGES, KEEPS, tree_kinds
-from .notify import AUDIT_ARCH_X86_64, Channel, Listener, ListenerClosed
-from .policy import DENY, EMULATE, NATIVE, Entry, PolicyOptions, build_table, syscall_numbers
+from .lookups import TreeEpoch
+from .platform.seccomp_notify import AUDIT_ARCH_X86_64, Channel, Listener, ListenerClosed
+from .policy import DENY, EMULATE, NATIVE, NOTIFY, Entry, PolicyOptions, build_table, syscall_numbers
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,14 @@ def _missing(name: str) -> Handler:
     return handler
 
 
-def _refused(e: Entry) -> Handler:
+def _refused(e: Entry, emulate: Handler | None = None) -> Handler:
     """--strace (PolicyOptions.trace_refused): the answer the filter would
-    give itself, by the table's reference semantics (Entry.decide)."""
-    def handler(call: Call) -> int:
+    give itself, by the table's reference semantics (Entry.decide); the
+    arguments a native entry notifies go to its handler, EMULATE."""
+    def handler(call: Call) -> int | None:
         action = e.decide(list(call.args))
+        if action == NOTIFY and emulate is not None:
+            return emulate(call)
         return -action if isinstance(action, int) else -errno.ENOSYS
 
     handler.__name__ = f"refused_{e.name}"
@@ -79,23 +83,50 @@ def build_dispatch(options: PolicyOptions | None = None) -> list[Handler | None]
         nr = numbers.get(e.name)
         if nr is None or nr >= TABLE_SIZE:
             continue
+        handler = None
+        if e.tier == EMULATE or (e.tier == NATIVE and e.handler):
+            mod_name, _, func = e.handler.rpartition(".")
+            try:
+                mod = importlib.import_module(f"sentry.syscalls.{mod_name}")
+                handler = getattr(mod, func)
+            except (ImportError, AttributeError):
+                handler = _missing(e.name)
         if trace and (e.tier == DENY or (e.tier == NATIVE and e.rules)):
-            table[nr] = _refused(e)
-            continue
-        if e.tier != EMULATE and not (e.tier == NATIVE and e.handler):
-            continue
-        mod_name, _, func = e.handler.rpartition(".")
-        try:
-            mod = importlib.import_module(f"sentry.syscalls.{mod_name}")
-            table[nr] = getattr(mod, func)
-        except (ImportError, AttributeError):
-            table[nr] = _missing(e.name)
+            table[nr] = _refused(e, handler)
+        else:
+            table[nr] = handler
     return table
 
 
 def handler_names(dispatch: list[Handler | None]) -> dict[Handler, str]:
     """handler -> "module.function" (its name in sentry/lookups.py's lists)."""
     return {h: f"{h.__module__.rpartition('.')[2]}.{h.__name__}" for h in dispatch if h is not None}
+
+
+GONE = object()  # invoke(): the caller went away, nothing to answer
+
+
+def invoke(handler: Handler, call: Call, tree: TreeEpoch | None, kind: str) -> int | None | object:
+    """Run one handler the way every platform does: a SysError is its errno,
+    any other failure ENOSYS (logged), Gone is GONE; the lookup caches are
+    told before the answer (sentry/lookups.py).  Returns the value to
+    answer, None (the handler answered itself) or GONE."""
+    if kind != KEEPS:
+        tree.begin()  # type: ignore[union-attr]
+    try:
+        return handler(call)
+    except SysError as e:
+        return -e.errno
+    except Gone:
+        return GONE
+    except Exception:
+        log.exception("sentry: handler %s failed", getattr(handler, "__name__", "?"))
+        return -errno.ENOSYS
+    finally:
+        # Before the reply: once the call returns, no lookup may answer
+        # from before it (sentry/lookups.py).
+        if kind != KEEPS:
+            tree.end(kind)  # type: ignore[union-attr]
 
 
 class Supervisor:
@@ -251,26 +282,12 @@ class Supervisor:
                 if handler is None or data.arch != AUDIT_ARCH_X86_64:
                     reply(nid, -errno.ENOSYS)
                     continue
-                call.load()
-                kind = KEEPS if tree is None else kinds.get(handler, CHANGES)
-                if kind != KEEPS:
-                    tree.begin()
-                try:
-                    res = handler(call)
-                except SysError as e:
-                    res = -e.errno
-                except Gone:
+                call.load(nid, notif.pid, nr)
+                res = invoke(handler, call, tree, KEEPS if tree is None else kinds.get(handler, CHANGES))
+                if res is GONE:
                     continue
-                except Exception:
-                    log.exception("sentry: handler %s failed", getattr(handler, "__name__", "?"))
-                    res = -errno.ENOSYS
-                finally:
-                    # Before the reply: once the call returns, no lookup
-                    # may answer from before it (sentry/lookups.py).
-                    if kind != KEEPS:
-                        tree.end(kind)
                 if res is not None:
-                    reply(nid, res)
+                    reply(nid, res)  # type: ignore[arg-type]
                 self.handled += 1
         finally:
             call.close()

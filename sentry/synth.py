@@ -46,7 +46,23 @@ from runsc_py.record import Record
 from . import ownproc
 from .errors import SysError
 
-_O_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+# The cgroup files the synthesized views read, per controller ("unified":
+# cgroup v2).  Each is opened read-only once, by name, while the host's
+# files are visible; the sentry keeps these fds and no directory fd, so
+# nothing else of the host's cgroup tree is reachable from it (a
+# directory fd would let a compromised sentry walk ".." and write a
+# release_agent).
+CGROUP_FILES: dict[str, tuple[str, ...]] = {
+    "memory": ("memory.limit_in_bytes", "memory.usage_in_bytes", "memory.stat",
+               "memory.memsw.limit_in_bytes", "memory.memsw.usage_in_bytes", "tasks"),
+    "cpu": ("cpu.cfs_quota_us", "cpu.cfs_period_us", "cpuacct.stat", "tasks"),
+    "cpuacct": ("cpuacct.stat",),
+    "cpuset": ("cpuset.effective_cpus", "cpuset.cpus"),
+    "pids": ("tasks",),
+    "unified": ("memory.max", "memory.current", "memory.stat", "memory.swap.max",
+                "memory.swap.current", "cpu.max", "cpu.stat", "cpuset.cpus.effective",
+                "cgroup.threads"),
+}
 _UNLIMITED = 1 << 62
 _CLK_TCK = 100  # USER_HZ on x86-64
 _F_SEAL_ALL = 0x0001 | 0x0002 | 0x0004 | 0x0008  # SEAL, SHRINK, GROW, WRITE
@@ -54,9 +70,10 @@ _F_ADD_SEALS = 1033
 
 
 class Limits(Record):
-    """The container's cgroup directories (fds) and the host's facts."""
+    """The container's cgroup files (read-only fds) and the host's facts."""
 
-    dirs: dict[str, int] = {}  # controller ("unified" on v2) -> fd
+    files: dict[tuple[str, str], int] = {}  # (controller, name) -> fd
+    controllers: set[str] = set()            # those found ("unified" on v2)
     host_mem_kb: int = 0
     host_swap_kb: int = 0
     cpuinfo: list[bytes] = []  # one "processor : N" block each
@@ -73,13 +90,23 @@ class Limits(Record):
         (its time namespace's offset), so that the ages agree."""
         lim = cls(started=time.clock_gettime(time.CLOCK_BOOTTIME) if born is None else float(born),
                   cpus=tuple(sorted(os.sched_getaffinity(0))))
-        for ctl in ("memory", "cpu", "cpuacct", "cpuset", "pids", "unified"):
+        for ctl, names in CGROUP_FILES.items():
             path = cgroup_dirs.get(ctl)
-            if path:
-                try:
-                    lim.dirs[ctl] = os.open(path, _O_DIR)
-                except OSError:
-                    pass
+            if not path:
+                continue
+            try:
+                d = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            lim.controllers.add(ctl)
+            try:
+                for name in names:
+                    try:
+                        lim.files[(ctl, name)] = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=d)
+                    except OSError:
+                        pass  # not on this kernel or hierarchy (swap accounting off...)
+            finally:
+                os.close(d)
         try:
             with open("/sys/devices/system/cpu/possible", "rb") as f:
                 lim.nr_cpu_ids = max(parse_cpu_list(f.read().decode().strip())) + 1
@@ -107,23 +134,25 @@ class Limits(Record):
         return lim
 
     def close(self) -> None:
-        for fd in self.dirs.values():
+        for fd in self.files.values():
             os.close(fd)
-        self.dirs.clear()
+        self.files.clear()
 
     # --- cgroup files ------------------------------------------------------------
     def _read(self, ctl: str, name: str) -> bytes | None:
-        d = self.dirs.get(ctl)
-        if d is None:
+        fd = self.files.get((ctl, name))
+        if fd is None:
             return None
+        parts = []
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=d)
+            # From offset 0 each time: a cgroup file is generated afresh.
+            while chunk := os.pread(fd, 65536, sum(map(len, parts))):
+                parts.append(chunk)
+                if len(chunk) < 65536:
+                    break
         except OSError:
             return None
-        try:
-            return os.read(fd, 65536)
-        finally:
-            os.close(fd)
+        return b"".join(parts)
 
     def _num(self, ctl: str, name: str) -> int | None:
         v = self._read(ctl, name)
@@ -149,7 +178,7 @@ class Limits(Record):
 
     @property
     def v2(self) -> bool:
-        return "unified" in self.dirs and "memory" not in self.dirs
+        return "unified" in self.controllers and "memory" not in self.controllers
 
     # --- memory -----------------------------------------------------------------------
     def memory(self) -> dict[str, int]:

@@ -34,6 +34,7 @@
 #include <sys/sem.h>
 #include <sys/sendfile.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -42,6 +43,8 @@
 #include <sys/timerfd.h>
 #include <sys/times.h>
 #include <sys/uio.h>
+#include <grp.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -213,6 +216,9 @@ static void sched(void) {
     CPU_ZERO(&cs);
     res("sched_getaffinity", sched_getaffinity(0, sizeof cs, &cs), NULL);
     res("sched_getaffinity-small", syscall(SYS_sched_getaffinity, 0, 4, &cs), NULL);
+    res("sched_getaffinity-pid-1", sched_getaffinity(-1, sizeof cs, &cs), NULL);
+    res("sched_setaffinity-pid-1", sched_setaffinity(-1, sizeof cs, &cs), NULL);
+    res("sched_getparam-pid-1", syscall(SYS_sched_getparam, -1, &(struct sched_param){0}), NULL);
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(0, &one);
@@ -443,6 +449,245 @@ static void procs(void) {
     res("unshare-files", unshare(CLONE_FILES), NULL);
 }
 
+/* AF_UNIX names: the name a socket is bound with is what getsockname,
+ * getpeername, recvfrom's sender and /proc/net/unix report. */
+static int unix_sock(int type) { return socket(AF_UNIX, type | SOCK_CLOEXEC, 0); }
+static long unix_bind(int s, const char *path) {
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+    return bind(s, (struct sockaddr *)&a, sizeof a);
+}
+static long unix_connect(int s, const char *path) {
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+    return connect(s, (struct sockaddr *)&a, sizeof a);
+}
+static void name_of(const char *label, int s, int peer) {
+    struct sockaddr_un a;
+    socklen_t n = sizeof a;
+    memset(&a, 0, sizeof a);
+    long r = peer ? getpeername(s, (struct sockaddr *)&a, &n) : getsockname(s, (struct sockaddr *)&a, &n);
+    char d[160];
+    snprintf(d, sizeof d, "'%s' %u", n > 2 ? a.sun_path : "", (unsigned)n);
+    res(label, r, r < 0 ? NULL : d);
+}
+static void bound(const char *label, const char *path) {
+    int s = unix_sock(SOCK_STREAM);
+    long r = unix_bind(s, path);
+    res(label, r, NULL);
+    if (r == 0) name_of(label, s, 0);
+    close(s);
+}
+static void is_socket(const char *label, const char *path) {
+    struct stat st;
+    long r = lstat(path, &st);
+    res(label, r, r < 0 ? NULL : S_ISSOCK(st.st_mode) ? "socket" : "other");
+}
+static void unix_names(void) {
+    mkdir("/tmp/u", 0755);
+    mkdir("/tmp/u/deep", 0755);
+    mkdir("/srv/u", 0755);
+    bound("unix-abs", "/tmp/u/a.sock");
+    bound("unix-abs-deep", "/tmp/u/deep/a.sock");
+    bound("unix-abs-slashes", "//tmp//u/b.sock");
+    bound("unix-rootfs-dir", "/srv/u/a.sock");
+    chdir("/tmp/u");
+    bound("unix-rel", "c.sock");
+    is_socket("unix-rel-made", "/tmp/u/c.sock");
+    chdir("/tmp");
+    bound("unix-rel-deep", "u/deep/c.sock");
+    bound("unix-rel-dotdot", "u/../u/deep/d.sock");
+    bound("unix-abs-dotdot", "/tmp/../tmp/./u/f.sock");
+    chdir("/");
+    symlink("/tmp/u", "/tmp/link");
+    bound("unix-via-symlink", "/tmp/link/e.sock");
+    is_socket("unix-via-symlink-made", "/tmp/u/e.sock");
+    bound("unix-in-use", "/tmp/u/a.sock");
+    symlink("/tmp/u/nothing", "/tmp/u/dangling");
+    bound("unix-final-symlink", "/tmp/u/dangling");
+    is_socket("unix-final-symlink-not-followed", "/tmp/u/nothing");
+    bound("unix-missing-dir", "/tmp/none/a.sock");
+    bound("unix-proc-first", "/proc/x.sock");
+
+    long r;
+    /* stream: the client sees the server's name, the server an unbound peer */
+    int srv = unix_sock(SOCK_STREAM), cli = unix_sock(SOCK_STREAM);
+    res("unix-listen", unix_bind(srv, "/tmp/u/srv.sock") || listen(srv, 4), NULL);
+    res("unix-connect", unix_connect(cli, "/tmp/u/srv.sock"), NULL);
+    name_of("unix-getpeername", cli, 1);
+    struct sockaddr_un a;
+    socklen_t n = sizeof a;
+    int acc = accept(srv, (struct sockaddr *)&a, &n);
+    val("unix-accept-peer-len", acc, n);
+    name_of("unix-accepted-name", acc, 0);
+    close(acc); close(cli); close(srv);
+
+    /* peer credentials: the connecting process's ids, whoever connects */
+    srv = unix_sock(SOCK_STREAM);
+    unix_bind(srv, "/tmp/u/cred.sock");
+    chmod("/tmp/u/cred.sock", 0777);
+    listen(srv, 4);
+    pid_t kid = fork();
+    if (kid == 0) {
+        setgroups(1, (gid_t[]){1002});
+        setresgid(1001, 1001, 0);
+        setresuid(1000, 1000, 0);  /* as perl's $> = $< = uid: saved uid 0 */
+        int c = unix_sock(SOCK_STREAM);
+        if (unix_connect(c, "/tmp/u/cred.sock") < 0) _exit(1);
+        struct ucred sc;
+        socklen_t l = sizeof sc;
+        getsockopt(c, SOL_SOCKET, SO_PEERCRED, &sc, &l);
+        char b = sc.uid == 0 && sc.gid == 0 ? 'y' : 'n';
+        write(c, &b, 1);
+        pause();
+        _exit(0);
+    }
+    acc = accept(srv, NULL, NULL);
+    struct ucred uc;
+    socklen_t ul = sizeof uc;
+    r = getsockopt(acc, SOL_SOCKET, SO_PEERCRED, &uc, &ul);
+    char d[64];
+    snprintf(d, sizeof d, "uid=%u gid=%u", uc.uid, uc.gid);
+    res("unix-peercred-ids", r, r < 0 ? NULL : d);
+    val("unix-peercred-pid-is-client", r, uc.pid == kid);
+    gid_t groups[8];
+    socklen_t gl = sizeof groups;
+    r = getsockopt(acc, SOL_SOCKET, SO_PEERGROUPS, groups, &gl);
+    snprintf(d, sizeof d, "n=%u first=%u", (unsigned)(gl / sizeof(gid_t)), gl ? groups[0] : 0);
+    res("unix-peergroups", r, r < 0 ? NULL : d);
+    char yn = '?';
+    read(acc, &yn, 1);
+    val("unix-client-sees-server-root", 0, yn == 'y');
+    kill(kid, SIGKILL);
+    waitpid(kid, NULL, 0);
+    close(acc); close(srv);
+
+    /* datagram: recvfrom reports the bound sender's name */
+    int d1 = unix_sock(SOCK_DGRAM), d2 = unix_sock(SOCK_DGRAM);
+    unix_bind(d1, "/tmp/u/d1");
+    chdir("/tmp");
+    unix_bind(d2, "u/d2");
+    struct sockaddr_un to = {.sun_family = AF_UNIX};
+    strcpy(to.sun_path, "/tmp/u/d2");
+    res("unix-sendto", sendto(d1, "x", 1, 0, (struct sockaddr *)&to, sizeof to), NULL);
+    char buf[4];
+    n = sizeof a;
+    memset(&a, 0, sizeof a);
+    r = recvfrom(d2, buf, sizeof buf, 0, (struct sockaddr *)&a, &n);
+    res("unix-recvfrom-sender", r, r < 0 ? NULL : a.sun_path);
+    name_of("unix-dgram-rel-name", d2, 0);
+    close(d1); close(d2);
+    chdir("/");
+
+    /* many binds at once: each socket gets its own name */
+    for (int i = 0; i < 8; i++) {
+        if (fork() == 0) {
+            char p[64], want[64];
+            int bad = 0;
+            for (int j = 0; j < 20; j++) {
+                snprintf(p, sizeof p, "/tmp/u/deep/p%d-%d", i, j);
+                int s = unix_sock(SOCK_STREAM);
+                if (unix_bind(s, p) < 0) bad++;
+                struct sockaddr_un b;
+                socklen_t m = sizeof b;
+                memset(&b, 0, sizeof b);
+                getsockname(s, (struct sockaddr *)&b, &m);
+                snprintf(want, sizeof want, "%s", p);
+                if (strcmp(b.sun_path, want)) bad++;
+                close(s);
+            }
+            _exit(bad);
+        }
+    }
+    int bad = 0, st;
+    while (wait(&st) > 0) bad += WEXITSTATUS(st);
+    val("unix-concurrent-binds-wrong", 0, bad);
+
+    /* as an unprivileged user: its own directory, and one it cannot write */
+    mkdir("/tmp/mine", 0755);
+    chown("/tmp/mine", 1000, 1000);
+    if (fork() == 0) {
+        setgroups(0, NULL);
+        setresgid(1000, 1000, 1000);
+        setresuid(1000, 1000, 1000);
+        bound("unix-user-own-dir", "/tmp/mine/a.sock");
+        bound("unix-user-root-dir", "/tmp/u/user.sock");
+        _exit(0);
+    }
+    wait(NULL);
+    FILE *f = fopen("/proc/net/unix", "r");
+    int seen = 0;
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "/tmp/u/srv.sock") || strstr(line, "/proc/self/fd")) seen += strstr(line, "/proc/self/fd") ? 100 : 1;
+    if (f) fclose(f);
+    val("unix-proc-net-unix", 0, seen);
+}
+
+/* A process that changed its uids without exec is not dumpable: its own
+ * /proc/<pid> entries belong to root, yet Linux lets it use its own fd/,
+ * fdinfo/, exe and cwd (same thread group), not another's. */
+static void nodump_case(const char *how) {
+    char label[64];
+    int other = fork();
+    if (other == 0) { pause(); _exit(0); }
+    pid_t kid = fork();
+    if (kid == 0) {
+        if (!strcmp(how, "saved-root")) {
+            setresgid(1001, 1001, 0);
+            setresuid(1000, 1000, 0);
+        } else {
+            setresgid(1001, 1001, 1001);
+            setresuid(1000, 1000, 1000);
+        }
+        int f = open("/etc/passwd", O_RDONLY);
+        int d = open("/etc", O_RDONLY | O_DIRECTORY);
+        struct stat st;
+        char p[64], buf[256];
+        snprintf(label, sizeof label, "nodump-%s-dumpable", how);
+        val(label, 0, prctl(PR_GET_DUMPABLE));
+        snprintf(label, sizeof label, "nodump-%s-fstat", how);
+        res(label, fstat(f, &st), NULL);
+        snprintf(label, sizeof label, "nodump-%s-fstatat-empty", how);
+        res(label, fstatat(f, "", &st, AT_EMPTY_PATH), NULL);
+        snprintf(label, sizeof label, "nodump-%s-openat-dirfd", how);
+        res(label, openat(d, "passwd", O_RDONLY), NULL);
+        snprintf(label, sizeof label, "nodump-%s-stat-self-fd", how);
+        snprintf(p, sizeof p, "/proc/self/fd/%d", f);
+        res(label, stat(p, &st), NULL);
+        snprintf(label, sizeof label, "nodump-%s-open-self-fd", how);
+        res(label, open(p, O_RDONLY), NULL);
+        snprintf(label, sizeof label, "nodump-%s-list-self-fd", how);
+        res(label, open("/proc/self/fd", O_RDONLY | O_DIRECTORY), NULL);
+        snprintf(label, sizeof label, "nodump-%s-fdinfo", how);
+        snprintf(p, sizeof p, "/proc/self/fdinfo/%d", f);
+        res(label, open(p, O_RDONLY), NULL);
+        snprintf(label, sizeof label, "nodump-%s-readlink-exe", how);
+        res(label, readlink("/proc/self/exe", buf, sizeof buf), NULL);
+        snprintf(label, sizeof label, "nodump-%s-readlink-cwd", how);
+        res(label, readlink("/proc/self/cwd", buf, sizeof buf), NULL);
+        snprintf(label, sizeof label, "nodump-%s-environ", how);
+        res(label, open("/proc/self/environ", O_RDONLY), NULL);
+        snprintf(label, sizeof label, "nodump-%s-task-fd", how);
+        snprintf(p, sizeof p, "/proc/self/task/%d/fd", (int)syscall(SYS_gettid));
+        res(label, open(p, O_RDONLY | O_DIRECTORY), NULL);
+        snprintf(label, sizeof label, "nodump-%s-other-fd", how);
+        snprintf(p, sizeof p, "/proc/%d/fd", other);
+        res(label, open(p, O_RDONLY | O_DIRECTORY), NULL);
+        snprintf(label, sizeof label, "nodump-%s-other-exe", how);
+        snprintf(p, sizeof p, "/proc/%d/exe", other);
+        res(label, readlink(p, buf, sizeof buf), NULL);
+        _exit(0);
+    }
+    waitpid(kid, NULL, 0);
+    kill(other, SIGKILL);
+    waitpid(other, NULL, 0);
+}
+static void nodump(void) {
+    nodump_case("saved-root");
+    nodump_case("all-ids");
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : "all";
     if (!strcmp(only, "all") || !strcmp(only, "files")) files();
@@ -453,5 +698,7 @@ int main(int argc, char **argv) {
     if (!strcmp(only, "all") || !strcmp(only, "aio")) aio();
     if (!strcmp(only, "all") || !strcmp(only, "memory")) memory();
     if (!strcmp(only, "all") || !strcmp(only, "procs")) procs();
+    if (!strcmp(only, "all") || !strcmp(only, "unix")) unix_names();
+    if (!strcmp(only, "all") || !strcmp(only, "nodump")) nodump();
     return 0;
 }

@@ -97,7 +97,6 @@ The leak check (autouse, after every test, even a failed one)
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence

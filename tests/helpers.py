@@ -34,6 +34,7 @@ import select
 import shutil
 import signal
 import socket
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -56,9 +57,70 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 ID_RE = re.compile(r"^[\w+\-.]+$")
 
 
+PLATFORM_ENV = "RUNSC_PY_TEST_PLATFORM"
+
+
+def platform_under_test() -> str:
+    """The sentry platform the tests run runsc-py on: $RUNSC_PY_TEST_PLATFORM
+    (seccomp, ptrace; default: the runtime's own choice, auto)."""
+    return os.environ.get(PLATFORM_ENV, "")
+
+
 def runtime_binary() -> str:
-    """The runtime under test: $RUNSC_PY_TEST_RUNTIME or <repo>/.venv/bin/runsc-py."""
-    return os.environ.get(RUNTIME_ENV) or str(DEFAULT_RUNTIME)
+    """The runtime under test: $RUNSC_PY_TEST_RUNTIME or <repo>/.venv/bin/runsc-py.
+
+    With $RUNSC_PY_TEST_PLATFORM set, runsc-py is run through a wrapper that
+    adds --platform=P to every call, so that the clients the tests drive
+    (containerd, podman, dockerd, CRI) use that platform too."""
+    binary = os.environ.get(RUNTIME_ENV) or str(DEFAULT_RUNTIME)
+    platform = platform_under_test()
+    if not platform or os.path.basename(binary) == "runc":
+        return binary
+    return str(_platform_wrapper(binary, platform))
+
+
+def container_platform(rt: "Runtime", cid: str) -> str:
+    """The sentry platform runsc-py chose for container cid (its state
+    file), "" for runc or when it is gone."""
+    try:
+        return str(json.loads((rt.root / cid / "state.json").read_text()).get("platform", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+# The descriptor the ptrace platform reserves in every workload process
+# (sentry/platform/reserved.py): a socket whose other end is the sandbox's.
+RESERVED_FD = 1023
+
+
+def reserved_socket(pid: int) -> str:
+    """The reserved socket of a ptrace-platform workload process ("" if none)."""
+    try:
+        t = os.readlink(f"/proc/{pid}/fd/{RESERVED_FD}")
+    except OSError:
+        return ""
+    return t if t.startswith("socket:") else ""
+
+
+def install_args(binary: str) -> list[str]:
+    """Arguments of `install` that register BINARY itself: needed when it is
+    the $RUNSC_PY_TEST_PLATFORM wrapper (install registers the runsc-py it
+    runs as, which a wrapper execs)."""
+    return ["--binary", binary] if platform_under_test() and os.path.basename(binary) != "runc" else []
+
+
+def _platform_wrapper(binary: str, platform: str) -> Path:
+    key = hashlib.sha256(f"{binary}\0{platform}".encode()).hexdigest()[:12]
+    d = Path(f"/tmp/runsc-py-{platform}-{key}")
+    exe = d / "runsc-py"
+    text = f'#!/bin/sh\nexec {shlex.quote(binary)} --platform={shlex.quote(platform)} "$@"\n'
+    if not exe.exists() or exe.read_text() != text:
+        d.mkdir(mode=0o755, exist_ok=True)
+        tmp = d / f".runsc-py.{os.getpid()}"
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        os.replace(tmp, exe)
+    return exe
 
 
 def binary_is_runc(binary: str) -> bool:
@@ -685,6 +747,11 @@ class Container:
         return self.rt.state(self.id)
 
     @property
+    def platform(self) -> str:
+        """The sentry platform runsc-py chose for it (its state file), "" for runc."""
+        return container_platform(self.rt, self.id)
+
+    @property
     def status(self) -> str | None:
         return self.rt.status(self.id)
 
@@ -1073,7 +1140,14 @@ def find_leaks(ctx: TestContext) -> tuple[list[str], Callable[[], None]]:
                     leaked_state.append(e)
                     problems.append(f"state dir left: {e}")
 
+    # -- network: namespaces, interfaces, nft tables, bridge leases
+    net_leaks = find_net_leaks(ids)
+    problems += [desc for desc, _undo in net_leaks]
+
     def cleanup() -> None:
+        for _desc, undo in net_leaks:
+            with contextlib.suppress(Exception):
+                undo()
         for d in leaked_cgroups:
             for sub in _all_cgroup_descendants(d):
                 fs = sub / "freezer.state"
@@ -1116,6 +1190,46 @@ def find_leaks(ctx: TestContext) -> tuple[list[str], Callable[[], None]]:
                 shutil.rmtree(e, ignore_errors=True)
 
     return problems, cleanup
+
+
+def _net_host_veth(cid: str) -> str:
+    """runsc_py/network/bridge.py's name for a container's host-side veth."""
+    return "rpy" + hashlib.sha256(cid.encode()).hexdigest()[:12]
+
+
+def find_net_leaks(ids: set[str]) -> list[tuple[str, Callable[[], None]]]:
+    """Network objects named after the test's container ids: namespaces
+    (/run/netns), interfaces (the bridge mode's host veths, anything whose
+    name holds an id), nft tables runsc-py-<id>, bridge leases naming an id;
+    and the shared bridge when no lease is left.  (description, undo)."""
+    out: list[tuple[str, Callable[[], None]]] = []
+    if not ids:
+        return out
+    def run(*cmd: str) -> Callable[[], None]:
+        return lambda: subprocess.run(list(cmd), capture_output=True, timeout=20)
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/run/netns"):
+            if any(name.startswith(i) for i in ids):
+                out.append((f"network namespace left: {name}", run("ip", "netns", "del", name)))
+    veths = {_net_host_veth(i) for i in ids}
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/sys/class/net"):
+            if name in veths or any(i in name for i in ids):
+                out.append((f"interface left: {name}", run("ip", "link", "del", name)))
+    if shutil.which("nft"):
+        r = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, timeout=20)
+        for ln in r.stdout.splitlines():
+            parts = ln.split()
+            if len(parts) == 3 and parts[2] in {f"runsc-py-{i}" for i in ids}:
+                out.append((f"nft table left: {parts[1]} {parts[2]}",
+                            run("nft", "delete", "table", parts[1], parts[2])))
+    leases = Path("/run/runsc-py-net/leases")
+    with contextlib.suppress(OSError):
+        for lease in leases.iterdir():
+            with contextlib.suppress(OSError):
+                if lease.read_text().split("\n")[0] in ids:
+                    out.append((f"bridge lease left: {lease}", lease.unlink))
+    return out
 
 
 def remove_workdir(workdir: Path) -> None:

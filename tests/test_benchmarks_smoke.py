@@ -30,7 +30,9 @@ pytestmark = pytest.mark.slow
 def test_run_start_and_microbench(tmp_path: Path) -> None:
     out = tmp_path / "out"
     chart = importlib.util.find_spec("matplotlib") is not None
-    cmd = [sys.executable, "-m", "benchmarks.run", "--runtimes", "runc,runsc-py",
+    # The runtime name of the platform under test (benchmarks/_runtimes.py).
+    us = "runsc-py-ptrace" if os.environ.get("RUNSC_PY_TEST_PLATFORM") == "ptrace" else "runsc-py"
+    cmd = [sys.executable, "-m", "benchmarks.run", "--runtimes", f"runc,{us}",
            "--cases", "start,microbench", "--repeat", "1", "--budget", "0.01",
            "--out", str(out), "--quiet"] + ([] if chart else ["--no-chart"])
     before = set(Path("/tmp").glob("rsp-bench-*"))
@@ -41,20 +43,20 @@ def test_run_start_and_microbench(tmp_path: Path) -> None:
     if chart:
         assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     res = json.loads((out / "results.json").read_text())
-    assert res["runtimes"] == ["runc", "runsc-py"], res.get("unavailable")
+    assert res["runtimes"] == ["runc", us], res.get("unavailable")
     summary = res["summary"]
-    for rt in ("runc", "runsc-py"):
+    for rt in ("runc", us):
         assert isinstance(summary["start/start"][rt]["median"], (int, float))
     for key, row in summary.items():
         if key.startswith("microbench/"):
             assert isinstance(row["runc"]["median"], (int, float)), (key, row["runc"])
             # runsc-py must have run every operation: an error recorded for
             # the table (n/a) is a failure here.
-            assert isinstance(row["runsc-py"].get("median"), (int, float)), (key, row["runsc-py"])
-            assert not row["runsc-py"].get("errors"), (key, row["runsc-py"])
+            assert isinstance(row[us].get("median"), (int, float)), (key, row[us])
+            assert not row[us].get("errors"), (key, row[us])
     md = (out / "results.md").read_text()
     assert "| start-to-exit /bin/true | ms |" in md
-    assert "runsc-py/runc" in md
+    assert f"{us}/runc" in md
     assert md == r.stdout.rstrip("\n") + "\n"
     assert set(Path("/tmp").glob("rsp-bench-*")) <= before  # its scratch dir is gone
 

@@ -448,3 +448,34 @@ def test_kill_sigterm(containerd: Containerd) -> None:
         cd.ctr("task", "delete", "--force", cid, check=False)
         cd.ctr("containers", "rm", cid, check=False)
     _assert_gone(cd, cid)
+
+
+def test_network_sandbox_policy_and_annotations(containerd: Containerd) -> None:
+    """ctr gives the container a new network namespace: loopback up, the
+    kernel backstop in it, the metadata address refused, netlink mutation
+    refused; a policy set per container with an OCI annotation applies."""
+    cid = _ids(containerd)
+    script = ("ip -o link; ip rule; ip addr add 10.9.9.9/32 dev lo; echo ipaddr=$?;"
+              " nc -w 1 169.254.169.254 80 </dev/null; echo meta=$?;"
+              " nc -w 1 127.0.0.2 9 </dev/null; echo lo=$?")
+    res = containerd.ctr("run", "--rm", *containerd.run_args(),
+                         "--annotation", "dev.runsc-py.net.deny=127.0.0.2/32",
+                         "--annotation", "dev.runsc-py.net.log=true",
+                         IMAGE, cid, "sh", "-c", script, check=False)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, res
+    assert "lo: <LOOPBACK,UP" in out and "eth" not in out, out
+    assert "to 169.254.0.0/16" in out and "prohibit" in out, out
+    assert "ipaddr=0" not in out, out
+    assert "meta=0" not in out and "Permission denied" in out, out
+    assert "lo=0" not in out, out
+    _assert_gone(containerd, cid)
+
+
+def test_network_host_namespace(containerd: Containerd) -> None:
+    cid = _ids(containerd)
+    res = containerd.ctr("run", "--rm", "--net-host", *containerd.run_args(), IMAGE, cid,
+                         "sh", "-c", "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | sort | xargs")
+    host = sorted(ln.split(":")[0].strip() for ln in open("/proc/net/dev").read().splitlines()[2:])
+    assert sorted(res.stdout.split()) == host, res
+    _assert_gone(containerd, cid)

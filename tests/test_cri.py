@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+
+from helpers import install_args
 import tomlkit
 
 from test_containerd import (IMAGE, TIMEOUT, _build_image, _cgroup_dirs, _mounts_under,
@@ -153,7 +155,7 @@ def _namespaces(share_pids: bool) -> Any:
 def _write_config(d: Path, binary: str) -> Path:
     cfg = d / "config.toml"
     cfg.write_text(CONFIG.format(d=d, pause=PAUSE))
-    res = subprocess.run([binary, "install", "--containerd-config", str(cfg)],
+    res = subprocess.run([binary, "install", *install_args(binary), "--containerd-config", str(cfg)],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
                          timeout=TIMEOUT)
     assert res.returncode == 0, res

@@ -15,6 +15,7 @@ is left under it, remove the cgroup parent and the temp dir.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from helpers import install_args
 
 from test_containerd import (_cgroup_dirs, _mounts_under, _pids_naming, _wait_until, scrub,
                              stop_daemon)
@@ -77,10 +80,15 @@ def docker(rootfs_master: Path, runtime_binary: str) -> Iterator[Docker]:
     dk = Docker(dir=d, sock=str(d / "docker.sock"), binary=os.path.abspath(runtime_binary),
                 cgroup_parent=f"rsp-dk-{tag}", ns=f"rsp-dk-{tag}")
     existed = {p for p in HOST_PATHS if p.exists()}
-    res = subprocess.run([dk.binary, "install", "--docker-config", str(d / "daemon.json")],
+    res = subprocess.run([dk.binary, "install", *install_args(dk.binary), "--docker-config",
+                          str(d / "daemon.json")],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
                          timeout=TIMEOUT)
     assert res.returncode == 0, res
+    # A second entry with a runtime flag: the network mode none.
+    cfg = json.loads((d / "daemon.json").read_text())
+    cfg["runtimes"]["runsc-py-none"] = {"path": dk.binary, "runtimeArgs": ["--network=none"]}
+    (d / "daemon.json").write_text(json.dumps(cfg))
     log = open(d / "dockerd.log", "wb")
     proc = subprocess.Popen(
         [DOCKERD or "dockerd", "--config-file", str(d / "daemon.json"),
@@ -167,3 +175,30 @@ def test_docker_detached_exec_stop(docker: Docker) -> None:
         _check_clean(docker, cid)
     finally:
         docker("rm", "--force", name, check=False)
+
+
+def test_docker_network_reaches_the_container(docker: Docker) -> None:
+    """A user-defined bridge network (no iptables: traffic stays on this
+    host's bridge): the engine's interface is the workload's in the default
+    mode, the metadata address is refused; with the runtime's
+    --network=none (a second runtime entry) the engine's veth stays out."""
+    net = f"rsp-net-{uuid.uuid4().hex[:6]}"
+    docker("network", "create", "--subnet", "10.214.0.0/24", "-o",
+           f"com.docker.network.bridge.name=br-{net[-6:]}", net)
+    name = f"dk-{uuid.uuid4().hex[:8]}"
+    try:
+        res = docker("run", "--rm", "--name", name, "--runtime", "runsc-py", "--network", net, IMAGE,
+                     "sh", "-c", "ip -o addr; nc -w 1 169.254.169.254 80 </dev/null; echo meta=$?",
+                     check=False)
+        out = res.stdout + res.stderr
+        assert res.returncode == 0, res
+        assert "eth0" in out and "10.214.0." in out, out
+        assert "meta=0" not in out and "Permission denied" in out, out
+        res = docker("run", "--rm", "--name", name, "--runtime", "runsc-py-none", "--network", net,
+                     IMAGE, "sh", "-c", "ip -o link; ip -o addr", check=False)
+        assert res.returncode == 0, res
+        assert "eth0" not in res.stdout and "10.214.0." not in res.stdout, res
+        assert "lo: <LOOPBACK,UP" in res.stdout, res
+    finally:
+        docker("rm", "-f", name, check=False)
+        docker("network", "rm", net, check=False)

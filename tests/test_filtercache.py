@@ -66,7 +66,7 @@ def _pack(key: bytes, prog: bytes) -> bytes:
 
 
 def _key(kind: str, opts: SandboxOptions) -> bytes:
-    return filtercache._key(filtercache._inputs(), kind, opts.filter_state() if kind == "workload" else {})
+    return filtercache._key(filtercache._inputs(), kind, filtercache._options(kind, opts))
 
 
 # -- what it returns --------------------------------------------------------------
@@ -101,10 +101,11 @@ def test_the_cache_dir_is_private_and_no_container_id(root: Path) -> None:
 def test_fresh_programs_pass_the_checks() -> None:
     """Every program the builders make passes the structure check and the
     probes, or the cache would rebuild it on every start."""
-    for opts in OPTION_SETS:
-        traced = opts.strace
-        for kind in filtercache.KINDS:
-            bpf.expect(_fresh(kind, opts), filtercache._probes(kind, traced))
+    for base in OPTION_SETS:
+        for platform in ("seccomp", "ptrace"):
+            opts = base.replace(platform=platform)
+            for kind in filtercache.KINDS:
+                bpf.expect(_fresh(kind, opts), filtercache._probes(kind, opts.strace, platform))
 
 
 def test_the_interpreter_agrees_with_the_policy_table() -> None:
@@ -122,6 +123,11 @@ def test_the_interpreter_agrees_with_the_policy_table() -> None:
             want = (bpf.RET_ALLOW if act == policy.ALLOW else bpf.RET_USER_NOTIF if act == policy.NOTIFY
                     else bpf.RET_ERRNO | act)
         assert bpf.run(code, nr) == want, name
+    # the ptrace platform's variant: TRACE where the other notifies, the rest alike
+    traced = bpf.decode(_fresh("workload", opts.replace(platform="ptrace")))
+    for name, nr in policy.syscall_numbers().items():
+        want = bpf.run(code, nr)
+        assert bpf.run(traced, nr) == (bpf.RET_TRACE if want == bpf.RET_USER_NOTIF else want), name
 
 
 # -- invalidation ----------------------------------------------------------------
@@ -136,6 +142,42 @@ def test_options_are_separate_entries(root: Path) -> None:
     assert len(names) == len(OPTION_SETS)
     # the sandbox's and the gofer's own filters do not depend on the options
     assert len([n for n in _entries(root) if n.startswith("sentry-")]) == 1
+
+
+def test_platform_and_network_are_separate_entries(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ptrace platform's programs (TRACE for the sentry's calls; the
+    tracer's requests in the sandbox's own) and --network=none's (setns in
+    the sandbox's own) are entries of their own, each what a build gives."""
+    variants = [SandboxOptions(), SandboxOptions(platform="ptrace"), SandboxOptions(network="none"),
+                SandboxOptions(platform="ptrace", network="none")]
+    got = [filtercache.load(str(root), o) for o in variants]
+    for o, progs in zip(variants, got):
+        for kind in filtercache.KINDS:
+            assert progs[kind] == _fresh(kind, o), (o, kind)
+    names = _entries(root)
+    assert len([n for n in names if n.startswith("workload-")]) == 2   # per platform
+    assert len([n for n in names if n.startswith("sentry-")]) == 4     # per platform and network
+    assert len([n for n in names if n.startswith("gofer-")]) == 1
+    _no_build(monkeypatch)
+    assert [filtercache.load(str(root), o) for o in variants] == got
+
+
+def test_every_input_of_a_program_is_in_its_key() -> None:
+    """No field of the sandbox's options changes a program unless it
+    changes that program's key (filtercache._options)."""
+    base = SandboxOptions()
+    samples = {bool: [True], str: ["9.9"], dict: [{"x": b""}], type(None): [None]}
+    special = {"platform": ["ptrace"], "file_access": ["gofer"], "strace_format": ["json"],
+               "network": ["none", "host", "bridge"], "net_policy": [{"version": 1}]}
+    for name in SandboxOptions._fields:
+        if name == "bpf":
+            continue
+        default = getattr(base, name)
+        for value in special.get(name) or samples.get(type(default), []):
+            o = base.replace(**{name: value})
+            for kind in filtercache.KINDS:
+                if _fresh(kind, o) != _fresh(kind, base):
+                    assert filtercache._options(kind, o) != filtercache._options(kind, base), (name, kind)
 
 
 def test_every_policy_option_comes_from_a_kept_field() -> None:

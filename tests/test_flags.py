@@ -114,6 +114,16 @@ def test_constants_are_argparse_values() -> None:
     assert flags.OPTIONAL == argparse.OPTIONAL
 
 
+def test_suppressed_options_stay_out_of_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse hides an option whose help IS its SUPPRESS object."""
+    p = flags.Parser(prog="runsc-py")
+    p.add_argument("--shown", help="a shown option")
+    p.add_argument("--hidden", default=None, help=flags.SUPPRESS)
+    p.print_help()
+    out = capsys.readouterr().out
+    assert "--shown" in out and "hidden" not in out and "SUPPRESS" not in out, out
+
+
 def test_errors_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> None:
     p = flags.Parser(prog="runsc-py kill")
     importlib.import_module("runsc_py.commands.kill").configure(p)

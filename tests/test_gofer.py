@@ -24,7 +24,8 @@ from typing import Iterator
 import pytest
 
 from gofer.server import FILE_CAPS
-from helpers import Runtime, run_ok, wait_ready, wait_until
+from helpers import (RESERVED_FD, Runtime, container_platform, reserved_socket, run_ok, wait_ready,
+                     wait_until)
 from test_sandbox import ALL_CAPS, _status
 
 pytestmark = pytest.mark.runsc_py_only
@@ -117,16 +118,29 @@ def test_workload_sentry_and_gofer_are_separate_processes(runtime, bundle, mode)
         assert int(g["CapEff"], 16) == FILE_CAPS, g["CapEff"]
         assert int(g["CapBnd"], 16) == FILE_CAPS, g["CapBnd"]
         assert Path(f"/proc/{gofer}/environ").stat().st_uid == 0  # non-dumpable: root-owned
-        # The workload holds no socket of the gofer's (nor of the sandbox's).
-        assert not _socket_inodes(init) & (_socket_inodes(gofer) | _socket_inodes(sandbox))
-        assert all(int(fd) <= 2 for fd in os.listdir(f"/proc/{init}/fd"))
+        # The workload holds no socket of the gofer's (nor of the sandbox's),
+        # but on the ptrace platform its reserved one, whose other end (and
+        # a copy of its own, to clear what a failed injection left) is the
+        # sandbox's: the channel fds are given through, not a control socket.
+        traced = container_platform(runtime, cid) == "ptrace"
+
+        def own_fds(pid: int) -> tuple[set[str], list[int]]:
+            socks, fds = _socket_inodes(pid), [int(fd) for fd in os.listdir(f"/proc/{pid}/fd")]
+            if traced:
+                socks.discard(reserved_socket(pid))
+                fds.remove(RESERVED_FD)
+            return socks, fds
+        ours, fds = own_fds(init)
+        assert not ours & (_socket_inodes(gofer) | _socket_inodes(sandbox))
+        assert all(fd <= 2 for fd in fds), fds
         # Nor does a process `exec` adds (it enters through sentry.sock).
         res = runtime.exec(cid, "sleep", "30", detach=True, pid_file=runtime.ctx.workdir / f"{cid}.exec.pid")
         assert res.returncode == 0, res
         extra = [p for p in runtime.ps(cid) if p not in (sandbox, init)]
         assert len(extra) == 1, extra
-        assert not _socket_inodes(extra[0]) & (_socket_inodes(gofer) | _socket_inodes(sandbox))
-        assert all(int(fd) <= 2 for fd in os.listdir(f"/proc/{extra[0]}/fd"))
+        theirs, fds = own_fds(extra[0])
+        assert not theirs & (_socket_inodes(gofer) | _socket_inodes(sandbox))
+        assert all(fd <= 2 for fd in fds), fds
     finally:
         runtime.run("delete", "--force", cid)
 
@@ -288,6 +302,18 @@ def test_links_to_proc_self_are_the_callers(runtime, bundle, mode):
     assert out[:2] == ["from-stdin", "devfd-ok"], out
     assert int(out[2]) >= 3, out
     assert out[3:] == ["1", "1"], out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_created_files_get_the_callers_umask_only(runtime, bundle, mode):
+    """The mode of a new file, directory or FIFO is the caller's mode minus
+    the caller's umask, as natively: the gofer, which creates them in gofer
+    mode, must not mask them again with its own (umask 0 gave 644/755)."""
+    script = ("mkdir /umask && cd /umask && umask 0 && touch f && mkdir d && mkfifo p && stat -c %a f d p && "
+              "umask 027 && touch g && mkdir e && mkfifo q && stat -c %a g e q")
+    b = bundle(["sh", "-c", script], edit=lambda s: s["root"].update(readonly=False))
+    out = run_ok(runtime, b, global_args=[f"--file-access={mode}"]).split()
+    assert out == ["666", "777", "666", "640", "750", "640"], out
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -11,6 +11,8 @@ from typing import Callable
 import pytest
 import tomlkit
 
+from helpers import install_args
+
 pytestmark = pytest.mark.runsc_py_only
 
 CRI = ("plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes")
@@ -66,6 +68,8 @@ FORMATS = {
 @pytest.fixture
 def cli(runtime_binary: str) -> Callable[..., subprocess.CompletedProcess[str]]:
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        if args and args[0] in ("install", "uninstall"):
+            args = (args[0], *install_args(runtime_binary), *args[1:])
         res = subprocess.run([runtime_binary, *args], capture_output=True, text=True,
                              stdin=subprocess.DEVNULL, timeout=60)
         if check:

@@ -22,6 +22,8 @@ from typing import Iterator
 
 import pytest
 
+from helpers import install_args
+
 from test_containerd import _build_image, _cgroup_dirs, _mounts_under, _pids_naming, scrub
 
 pytestmark = [
@@ -149,7 +151,8 @@ def test_podman_machine_limit_is_named(podman: Podman) -> None:
 def test_podman_runtime_registered_by_name(podman: Podman, runtime_binary: str) -> None:
     """`install --podman-config` then `podman --runtime runsc-py` (the name)."""
     conf = podman.dir / "containers.conf"
-    res = subprocess.run([runtime_binary, "install", "--podman-config", str(conf)],
+    res = subprocess.run([runtime_binary, "install", *install_args(runtime_binary), "--podman-config",
+                          str(conf)],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
                          timeout=TIMEOUT)
     assert res.returncode == 0, res

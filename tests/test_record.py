@@ -82,3 +82,19 @@ def test_a_field_without_default_after_one_with_is_refused() -> None:
         class Bad(Record):  # noqa: F841
             a: int = 0
             b: int
+
+
+def test_set_and_factory_defaults_are_per_instance() -> None:
+    import threading
+
+    from runsc_py.record import factory
+
+    class Held(Record):
+        names: set[str] = set()
+        lock: threading.Lock = factory(threading.Lock)
+
+    a, b = Held(), Held()
+    a.names.add("x")
+    assert b.names == set() and a.lock is not b.lock
+    own = threading.Lock()
+    assert Held(lock=own).lock is own

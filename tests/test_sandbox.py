@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import re
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import time
 
 import pytest
 
+from helpers import RESERVED_FD
 from runsc_py.spec import CAPABILITIES
 
 pytestmark = pytest.mark.runsc_py_only
@@ -86,11 +88,17 @@ def test_sandbox_is_invisible_inside(runtime, bundle):
 
 
 def test_workload_holds_no_runtime_fd(runtime, bundle):
+    """Nothing of the runtime's but, on the ptrace platform, the reserved
+    descriptor: a socket whose other end only the sandbox holds, that the
+    workload cannot use (tests/sentry/test_ptrace.py)."""
     b = bundle(["sleep", "30"], rootfs="shared")
     with runtime.container(b) as c:
         for pid in _workload_pids(c):
-            targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
-            assert all(int(fd) <= 2 for fd in os.listdir(f"/proc/{pid}/fd")), targets
+            fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+            if c.platform == "ptrace":
+                assert fds.pop(RESERVED_FD, "").startswith("socket:"), fds
+            targets = list(fds.values())
+            assert all(fd <= 2 for fd in fds), targets
             assert not any("seccomp" in t or "socket" in t for t in targets), targets
 
 
@@ -199,7 +207,9 @@ def test_sentry_own_filter_is_an_allowlist_without_dangerous_calls():
 def test_sentry_own_filter_refuses_at_fdcwd():
     """The sentry's *at calls need a real directory fd (sentry/ownproc.py):
     AT_FDCWD is EPERM however its high bits are set, and the path-only calls
-    it has no use for (statfs, readlink, the l*xattr family, fchdir) too."""
+    it has no use for (statfs, readlink, the l*xattr family) too.  fchdir
+    is allowed: a relative AF_UNIX name is bound from a scratch cwd
+    (sentry/unixnames.py)."""
     import ctypes
     r, w = os.pipe()
     pid = os.fork()
@@ -219,7 +229,7 @@ def test_sentry_own_filter_refuses_at_fdcwd():
                    err(257, ctypes.c_long(d), b"passwd", 0, 0),                   # a dirfd: allowed
                    err(262, ctypes.c_long(-100), b"/", ctypes.create_string_buffer(256), 0),  # newfstatat
                    err(264, ctypes.c_long(d), b"a", ctypes.c_long(-100), b"b"),  # renameat: 2nd dirfd
-                   err(81, ctypes.c_long(d)),                                     # fchdir
+                   err(81, ctypes.c_long(d)),                                     # fchdir: allowed
                    err(137, b"/", ctypes.create_string_buffer(256)),               # statfs
                    err(89, b"/proc/self/exe", ctypes.create_string_buffer(64), 64),  # readlink
                    err(192, b"/etc", b"user.x", None, 0)]                           # lgetxattr
@@ -231,7 +241,7 @@ def test_sentry_own_filter_refuses_at_fdcwd():
     os.close(r)
     os.waitpid(pid, 0)
     e = errno.EPERM
-    assert got == repr([e, e, 0, e, e, e, e, e, e]), got
+    assert got == repr([e, e, 0, e, e, 0, e, e, e]), got
 
 
 def test_strace_logs_intercepted_syscalls(runtime, bundle, workdir):
@@ -263,17 +273,75 @@ def test_filter_without_no_new_privs_when_the_spec_says_so(runtime, bundle):
 
 
 def test_sentry_sees_no_files_by_path(runtime, bundle):
-    """The sandbox process's root is an empty read-only tmpfs with only /proc:
-    neither the host's nor the container's files are reachable by path."""
+    """The sandbox process's root is an empty tmpfs with only /proc: neither
+    the host's nor the container's files are reachable by path.  It is
+    writable, for the scratch tree of AF_UNIX names (sentry/unixnames.py),
+    which is removed after each bind."""
     b = bundle(["sleep", "30"], rootfs="shared")
     with runtime.container(b) as c:
         assert sorted(os.listdir(f"/proc/{c.pid}/root")) == ["proc"]
         mounts = [ln.split() for ln in open(f"/proc/{c.pid}/mountinfo")]
         by_point = {m[4]: m for m in mounts}
         assert sorted(by_point) == ["/", "/proc"], mounts
-        assert by_point["/"][5].startswith("ro"), mounts
+        assert by_point["/"][5].startswith("rw"), mounts
+        assert by_point["/"][-1].endswith("size=16k,mode=555"), mounts
         proc = by_point["/proc"]
         assert proc[proc.index("-") + 1] == "proc" and "subset=pid" in proc[-1], proc
+
+
+_CGROUP_MAGIC, _CGROUP2_MAGIC = 0x27E0EB, 0x63677270
+
+
+def _fs_magic(path: str) -> int:
+    """statfs(2)'s f_type of what path leads to."""
+    import ctypes
+    buf = ctypes.create_string_buffer(120)
+    if ctypes.CDLL(None, use_errno=True).statfs(path.encode(), buf) != 0:
+        return 0
+    return int.from_bytes(buf.raw[:8], "little")
+
+
+def test_sandbox_holds_no_directory_of_the_host_cgroup_tree(runtime, bundle):
+    """The synthesized /proc files read the container's cgroup files through
+    read-only fds opened once (sentry/synth.py): no directory fd of the
+    host's cgroup tree, from which a compromised sentry could walk ".." to
+    other cgroups and their release_agent."""
+    b = bundle(["sleep", "30"], rootfs="shared",
+               config={"linux": {"resources": {"memory": {"limit": 256 * 1024 * 1024},
+                                               "cpu": {"quota": 50000, "period": 100000}}}})
+    with runtime.container(b) as c:
+        held = []
+        for fd in os.listdir(f"/proc/{c.pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{c.pid}/fd/{fd}")
+                st = os.stat(f"/proc/{c.pid}/fd/{fd}")
+            except OSError:
+                continue
+            if _fs_magic(f"/proc/{c.pid}/fd/{fd}") in (_CGROUP_MAGIC, _CGROUP2_MAGIC):
+                held.append((target, stat.S_ISDIR(st.st_mode)))
+        assert held, "the sandbox reads no cgroup file"
+        assert not [t for t, is_dir in held if is_dir], held
+
+
+def test_sandbox_drops_the_capabilities_it_never_uses(runtime, bundle):
+    """With a spec that does not grant them (the default, Docker's set), the
+    sandbox process keeps no CAP_NET_ADMIN (its network calls are made
+    without it), CAP_SYS_ADMIN (only --network=none's threads setns),
+    CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYSLOG, CAP_BPF...: a compromised
+    sentry cannot reconfigure its network namespace (the host's with
+    --network=host) nor reach the kernel through them.  What it acts with
+    for callers stays (file, ptrace, setuid/setgid capabilities), and so
+    does the workload's bounding set (the kernel compares permitted sets)."""
+    b = bundle(["sleep", "30"], rootfs="shared")
+    with runtime.container(b) as c:
+        st = _status(c.pid)
+        for field in ("CapPrm", "CapEff", "CapBnd"):
+            mask = int(st[field], 16)
+            for cap in (12, 16, 17, 21, 34, 39):  # NET_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_ADMIN, SYSLOG, BPF
+                assert not mask >> cap & 1, (field, cap, st[field])
+        prm = int(st["CapPrm"], 16)
+        for cap in (0, 1, 2, 3, 6, 7, 19):  # CHOWN, DAC_*, FOWNER, SETGID, SETUID, SYS_PTRACE
+            assert prm >> cap & 1, (cap, st["CapPrm"])
 
 
 def test_sentry_proc_shows_only_the_sandbox(runtime, bundle):

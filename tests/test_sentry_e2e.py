@@ -86,7 +86,7 @@ echo "$before $(mask $$) $odd"
 @pytest.mark.parametrize("cpus", [None, "1"], ids=["all", "cpuset-1"])
 def test_injected_fds_leave_the_cpu_affinity_alone(runtime, bundle, cpus) -> None:  # type: ignore[no-untyped-def]
     """Every `read x </etc/hostname` is an open whose fd the sentry injects
-    with ADDFD while it pins the caller to its own CPU (sentry/notify.py):
+    with ADDFD while it pins the caller to its own CPU (sentry/platform/seccomp_notify.py):
     the caller's mask afterwards is the one it had, with or without a cpuset,
     and a child forked right after each open never inherits the pin."""
     ncpu = len(os.sched_getaffinity(0))

@@ -139,11 +139,26 @@ def _link_ipc(procs: list[Proc]) -> None:
                 peer_pids = sorted(sock_holder.get(peers[f.inode], set()))
                 f.links.append(f"peer socket:[{peers[f.inode]}] held by "
                                + (", ".join(who(o) for o in peer_pids[:6]) or "nobody"))
-            for o in others + peer_pids:
-                if o != p.pid and role.get(o) != p.role:
-                    f.flagged = True
+            crossing = [o for o in others + peer_pids if o != p.pid and role.get(o) != p.role]
+            if crossing and _reserved(p, f, crossing, names):
+                f.note = ("the ptrace platform's reserved socket: fds are installed through it, "
+                          "every call of the workload on it is refused (EBADF)")
+            elif crossing:
+                f.flagged = True
             if f.place == "pipe" and not others:
                 f.note = "other end not found in any process"
+
+
+# sentry/platform/reserved.py: the ptrace platform gives every workload process
+# this descriptor, a socket whose other end (and a copy of its own) only the
+# sandbox process holds.
+RESERVED_FD = 1023
+
+
+def _reserved(p: Proc, f: fds.Fd, crossing: list[int], names: dict[int, str]) -> bool:
+    """f is a workload's reserved socket, shared with the sandbox process only."""
+    return (f.fd == RESERVED_FD and f.place == "socket" and p.role == "workload"
+            and all(names.get(o) == "runsc-sandbox" for o in crossing))
 
 
 def gather(sb: Sandbox, caller_stdio: tuple[str, ...] = ()) -> tuple[list[Proc], dict[str, object]]:

@@ -107,6 +107,16 @@ static int op_create_unlink(void) {
     return 0;
 }
 
+/* /proc/meminfo as free(1) reads it: synthesized from the container's
+ * cgroup by runsc-py (and by gVisor), the host's under runc. */
+static int op_read_meminfo(void) {
+    int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) FAIL("open meminfo");
+    if (read(fd, buf, 4096) <= 0) FAIL("read meminfo");
+    if (close(fd) < 0) FAIL("close");
+    return 0;
+}
+
 static const struct { const char *name; int (*fn)(void); } OPS[] = {
     {"getpid", op_getpid},
     {"open_close", op_open_close},
@@ -117,6 +127,7 @@ static const struct { const char *name; int (*fn)(void); } OPS[] = {
     {"fork_wait", op_fork_wait},
     {"fork_exec_wait", op_fork_exec_wait},
     {"create_write_unlink", op_create_unlink},
+    {"read_meminfo", op_read_meminfo},
 };
 #define NOPS (sizeof OPS / sizeof OPS[0])
 

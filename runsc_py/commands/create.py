@@ -18,6 +18,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-pivot", action="store_true", help="use MS_MOVE + chroot instead of pivot_root")
     p.add_argument("--no-new-keyring", action="store_true", help="accepted (no session keyring is created)")
     p.add_argument("--preserve-fds", type=int, default=0, help="pass N extra fds (3..3+N-1)")
+    p.add_argument("--publish", "-p", action="append", default=[], metavar="[IP:]HOSTPORT:CTRPORT[/udp]",
+                   help="with --network=bridge: forward a host port to the container")
     p.add_argument("id")
 
 
@@ -35,11 +37,32 @@ def create_from_args(g: Globals, a: argparse.Namespace):  # type: ignore[no-unty
         from ..errors import RuntimeFailure
         raise RuntimeFailure(f"container with id exists: {a.id}")
     cfg = spec.load(a.bundle)
+    net_policy = _net_policy(g, cfg)
     opts = launch.CreateOptions(cid=a.id, bundle=a.bundle, pid_file=a.pid_file,
                                 console_socket=a.console_socket, no_pivot=a.no_pivot,
                                 preserve_fds=a.preserve_fds, systemd_cgroup=g.systemd_cgroup,
                                 platform=g.platform, net_raw=g.net_raw,
                                 strace=g.strace, strace_syscalls=g.strace_syscalls,
                                 file_access=g.file_access, lookup_cache=g.lookup_cache,
-                                uname_release=g.uname_release, strace_format=g.strace_format)
+                                uname_release=g.uname_release, strace_format=g.strace_format,
+                                network=g.network, net_policy=net_policy,
+                                net_log=os.path.abspath(g.net_log) if g.net_log else "",
+                                net_log_all=g.strace, publish=tuple(getattr(a, "publish", ()) or ()))
     return store, launch.create(store, opts, cfg)
+
+
+def _net_policy(g: Globals, cfg: dict) -> dict:  # type: ignore[type-arg]
+    """The network policy of the flags, the policy file and the spec's
+    annotations, as JSON for the sandbox (sentry/netpolicy.py)."""
+    from sentry.netpolicy import PolicyError, PolicySource, annotation_log, build_policy
+    from ..errors import RuntimeFailure
+    ann = dict(cfg.get("annotations") or {})
+    src = PolicySource(allow=g.net_allow, deny=g.net_deny, default=g.net_default,
+                       deny_private=g.net_deny_private, file=g.net_policy)
+    try:
+        pol = build_policy(src, ann, host_network=g.network == "host")
+    except PolicyError as e:
+        raise RuntimeFailure(str(e)) from None
+    out = pol.to_json()
+    out["log"] = annotation_log(ann)
+    return out

@@ -32,7 +32,13 @@ def run(g: Globals, a: argparse.Namespace) -> int:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
         },
-        "annotations": {"io.github.runsc-py.sandbox": "seccomp-notify sentry"},
+        "annotations": {
+            "io.github.runsc-py.sandbox": "sentry on seccomp user notification or ptrace",
+            # --platform: auto (default) probes seccomp user notification
+            # (NEW_LISTENER, ADDFD|SEND, SYNC_WAKE_UP) at each create and
+            # falls back to ptrace; both can be asked for.
+            "io.github.runsc-py.platforms": "auto,seccomp,ptrace",
+        },
     }
     print(json.dumps(features, indent=2))
     return 0

@@ -29,7 +29,9 @@ def run(g: Globals, a: argparse.Namespace) -> int:
             from gofer import filter as own
         else:
             from sentry import self_filter as own  # type: ignore[no-redef]
-        rows = own.table()
+        # The sentry's list has the ptrace platform's entries with
+        # --platform=ptrace (`runsc-py --platform=ptrace policy --sentry`).
+        rows = own.table() if a.gofer else own.table(g.platform)
         if a.format == "json":
             print(json.dumps([{"name": n, "reason": r} for n, r in rows], indent=1))
         else:

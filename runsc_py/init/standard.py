@@ -49,6 +49,7 @@ class InitConfig(Record):
     preserve_fds: int = 0
     sandbox: SandboxOptions = SandboxOptions()  # (always given: launch.py)
     prepared_filter: Any = None
+    loopback: bool = False              # bring lo up here (no network set-up helper)
 
 
 def run(cfg: InitConfig, chan: Channel, start_sock: socket.socket, parent_alive_fd: int,
@@ -122,9 +123,10 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
             rootfs.create_devices(cfg.rootfs, lx.get("devices") or [], defaults=True, in_userns=in_userns)
             rootfs.dev_symlinks(cfg.rootfs)
 
-    # 3. The loopback interface of a new network namespace (pyroute2 must be
-    #    imported before pivot_root: after it the host's files are gone).
-    if "network" in cfg.new_namespaces:
+    # 3. The loopback interface of a new network namespace, unless the
+    #    runtime's network set-up helper does it with pyroute2
+    #    (runsc_py/network/setup.py) before the prestart hooks.
+    if cfg.loopback:
         network.loopback_up()
 
     mark("init.rootfs")

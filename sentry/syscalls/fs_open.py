@@ -9,7 +9,6 @@ import os
 
 from .. import paths
 from ..call import Call
-from ..errors import SysError
 from ..hostcalls import (RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
                          RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV)
 
@@ -109,7 +108,6 @@ def openat2(call: Call) -> int | None:
     call.mem.read_into(call.pid, a[2], how)
     if size > ctypes.sizeof(_OpenHow) and call.read(a[2] + 24, size - 24).strip(b"\0"):
         return -errno.E2BIG
-    path = call.path(1)
     flags, mode, resolve = how.flags, how.mode, how.resolve
     if flags & ~VALID_OPEN_FLAGS or resolve & ~RESOLVE_ALL or mode & ~0o7777:
         return -errno.EINVAL

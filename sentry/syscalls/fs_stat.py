@@ -10,6 +10,7 @@ import os
 
 from .. import paths, procfs
 from ..call import Call
+from ..creds import SELF_PROC_CAPS
 from ..errors import SysError
 from ..hostcalls import (AT_EACCESS, AT_EMPTY_PATH, AT_NO_AUTOMOUNT, AT_STATX_SYNC_TYPE,
                          AT_SYMLINK_NOFOLLOW, STATFS_SIZE)
@@ -138,6 +139,12 @@ def _readlink(call: Call, dirfd_arg: int | None, path_idx: int, buf: int, size: 
         fd = paths.open_path(call, dirfd_arg, path, _O_PATH_NOFOLLOW)
         try:
             n = call.scratch.readlink_fd(fd)
+            if n in (-errno.EACCES, -errno.EPERM) and call.on_proc \
+                    and procfs.self_only(call, call.proc_rel):
+                # Its own exe, cwd, root, fd/N: Linux's same-thread-group
+                # rule, whatever the caller's credentials.
+                with call.creds_state.lifted(SELF_PROC_CAPS):
+                    n = call.scratch.readlink_fd(fd)
             if n >= 0 and call.on_proc:
                 # On procfs: a magic
                 # link's text is relative to OUR root; give the target's.

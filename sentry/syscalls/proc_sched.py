@@ -31,12 +31,13 @@ SYS_ioprio_get = 252
 SCHED_ATTR_MAX = 4096
 
 
-def _pid(call: Call, i: int) -> int:
-    """Argument i as a pid_t: negative is EINVAL (the sched_* rule)."""
+def _pid(call: Call, i: int, negative: int = errno.EINVAL) -> int:
+    """Argument i as a pid_t: negative is EINVAL (the sched_* rule; the
+    affinity calls look it up like any other pid: ESRCH)."""
     v = call.args[i] & 0xFFFFFFFF
     v = v - (1 << 32) if v & 0x80000000 else v
     if v < 0:
-        raise SysError(errno.EINVAL, "pid")
+        raise SysError(negative, "pid")
     return pids.tid_of(call, v)
 
 
@@ -198,7 +199,7 @@ def sched_getaffinity(call: Call) -> int:
     need = (nr + 63) // 64 * _LONG  # the kernel's cpumask_size()
     if size * 8 < nr or size & (_LONG - 1):
         return -errno.EINVAL
-    tid = _pid(call, 0)
+    tid = _pid(call, 0, errno.ESRCH)
     try:
         cpus = _view(call, tid)
     except OSError as e:
@@ -221,7 +222,7 @@ def sched_setaffinity(call: Call) -> int:
     sentry sets the mask; the kernel keeps it within the task's cpuset."""
     a = call.args
     size = a[1] & 0xFFFFFFFF
-    tid = _pid(call, 0)
+    tid = _pid(call, 0, errno.ESRCH)
     if tid != call.pid:
         me = call.creds()
         st = pids.status(tid)

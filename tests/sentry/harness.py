@@ -9,6 +9,11 @@ file_access="gofer": the production gofer (runsc_py.sandbox.SandboxHost.
 start_gofer) serves the files, attached to a mount namespace whose root is
 ROOT (held by a small child that pivot_root'ed there).  "directfs": the
 sentry works in an fd of ROOT itself.
+
+platform: "seccomp" (a Supervisor on the listener) or "ptrace" (the child
+asks to be traced, a PtraceSupervisor's tracer thread in this process
+attaches; this thread never waits for the child then: its tracer reaps it).
+Default: $RUNSC_PY_TEST_PLATFORM, else seccomp.
 """
 
 from __future__ import annotations
@@ -27,10 +32,15 @@ from runsc_py import libc
 from runsc_py.sandbox import SandboxHost, SandboxOptions
 from sentry.call import Sandbox, SentryOptions
 from sentry.files import DirectFS
-from sentry.handoff import receive_listener
+from sentry.handoff import ATTACHED, receive_attach, receive_listener
+from sentry.platform.ptrace import PtraceSupervisor, platform_dispatch
 from sentry.install import prepare_filter, send_listener
 from sentry.policy import PolicyOptions
-from sentry.supervisor import Supervisor
+from sentry.supervisor import Supervisor, build_dispatch
+
+
+def default_platform() -> str:
+    return os.environ.get("RUNSC_PY_TEST_PLATFORM") or "seccomp"
 
 
 @dataclass
@@ -56,11 +66,11 @@ class Run:
 def run_probe(probe: str, args: list[str], root: str, *, policy: PolicyOptions | None = None,
               hostname: str = "sandbox", sync_wakeup: bool = True, threads: int = 1,
               cwd: str | None = None, as_uid: int | None = None,
-              timeout: float = 60.0, file_access: str = "directfs") -> Run:
+              timeout: float = 60.0, file_access: str = "directfs", platform: str = "") -> Run:
     with _files(root, file_access) as (files, holder):
         return _run(probe, args, files, policy=policy, hostname=hostname, sync_wakeup=sync_wakeup,
                     threads=threads, cwd=cwd, as_uid=as_uid, timeout=timeout,
-                    enter=(holder, root))
+                    enter=(holder, root), platform=platform or default_platform())
 
 
 @contextmanager
@@ -115,10 +125,11 @@ def _mount_ns_rooted_at(root: str) -> int:
 
 def _run(probe: str, args: list[str], files: Any, *, policy: PolicyOptions | None,
          hostname: str, sync_wakeup: bool, threads: int, cwd: str | None,
-         as_uid: int | None, timeout: float, enter: tuple[int, str]) -> Run:
+         as_uid: int | None, timeout: float, enter: tuple[int, str], platform: str) -> Run:
     """enter: (pid, root): run the probe in pid's mount namespace (the one
     the gofer serves, rooted at root), as a container's process would."""
-    prepared = prepare_filter(policy)
+    traced = platform == "ptrace"
+    prepared = prepare_filter(policy, platform)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     rpipe, wpipe = os.pipe()
     argv = [probe, *args]
@@ -139,8 +150,10 @@ def _run(probe: str, args: list[str], files: Any, *, policy: PolicyOptions | Non
                 os.setgroups([])
                 os.setgid(as_uid)
                 os.setuid(as_uid)
-            fd = prepared.install()
-            send_listener(child_sock, fd)
+            if traced:
+                prepared.enter(child_sock, True)
+            else:
+                send_listener(child_sock, prepared.install())
             if ns_fd >= 0 and probe.startswith(root.rstrip("/") + "/"):
                 os.execv("/" + os.path.relpath(probe, root), argv)  # as a container would
             os.execve(exe, argv, os.environ)
@@ -151,19 +164,27 @@ def _run(probe: str, args: list[str], files: Any, *, policy: PolicyOptions | Non
     if ns_fd >= 0:
         os.close(ns_fd)
     child_sock.close()
-    sup = None
+    sup: Any = None
+    waiter: threading.Thread | None = None
     try:
         parent_sock.settimeout(timeout)
-        lfd = receive_listener(parent_sock)
         opts = SentryOptions(policy=policy or PolicyOptions(), release=(policy or PolicyOptions()).uname_release)
-        sup = Supervisor(lfd, Sandbox(files, opts), threads=threads, sync_wakeup=sync_wakeup)
-        sup.start()
-        def watch() -> None:  # the stall monitor, then close, as Supervisor.serve does
-            assert sup is not None
-            if sup.wait():
-                sup.close()
-        waiter = threading.Thread(target=watch, daemon=True)
-        waiter.start()
+        if traced:
+            req = receive_attach(parent_sock)
+            os.close(req.pidfd)
+            sup = PtraceSupervisor(Sandbox(files, opts), platform_dispatch(build_dispatch(policy)))
+            sup.attach(req.pid, req.send, req.drain, req.reserved, watch=True)
+            parent_sock.sendall(ATTACHED)
+        else:
+            lfd = receive_listener(parent_sock, pid)
+            sup = Supervisor(lfd, Sandbox(files, opts), threads=threads, sync_wakeup=sync_wakeup)
+            sup.start()
+            def watch() -> None:  # the stall monitor, then close, as Supervisor.serve does
+                assert sup is not None
+                if sup.wait():
+                    sup.close()
+            waiter = threading.Thread(target=watch, daemon=True)
+            waiter.start()
         out = b""
         deadline = time.monotonic() + timeout
         while True:
@@ -174,18 +195,39 @@ def _run(probe: str, args: list[str], files: Any, *, policy: PolicyOptions | Non
             if not chunk:
                 break
             out += chunk
-        _, status = os.waitpid(pid, 0)
+        status = _reap(pid, sup if traced else None, timeout)
         pid = 0
-        waiter.join(timeout=5)
-        return Run(status, out.decode(errors="replace"), sup.handled, sup.workers)
+        if waiter is not None:
+            waiter.join(timeout=5)
+        workers = len(sup.workers._threads) + 1 if traced else sup.workers
+        return Run(status, out.decode(errors="replace"), sup.handled, workers)
     finally:
         if pid:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            os.waitpid(pid, 0)
+            try:
+                _reap(pid, sup if traced else None, timeout)
+            except (ChildProcessError, TimeoutError):
+                pass
         if sup is not None:
             sup.close()
         os.close(rpipe)
         parent_sock.close()
+
+
+def _reap(pid: int, traced: Any, timeout: float) -> int:
+    """The child's wait status: waitpid, or on ptrace what its tracer saw
+    (this thread must not wait for a tracee: it would take its stops)."""
+    if traced is None:
+        return os.waitpid(pid, 0)[1]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = traced.exit_status(pid, 0.05)
+        if st is not None:
+            return st
+        if not traced.tracing:
+            # Its tracer is gone (its EXITKILL killed the probe): ours again.
+            return os.waitpid(pid, 0)[1]
+    raise TimeoutError(f"probe {pid}: not reaped by its tracer in {timeout}s")

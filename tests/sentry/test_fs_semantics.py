@@ -203,7 +203,7 @@ def test_symlink_and_dotdot_escapes_stay_in_the_root(probe: str, tmp_path: Path,
     (root / "work" / "dir").symlink_to(f"{dots}{marker}")
     shutil.copy(probe, root / "probe")
     spellings = ["abs", "rel", "dir/secret", f"{dots}{marker}/secret", f"/{dots}{marker}/secret",
-                 f"dir/../{dots}{marker}/secret", f"./dir/./secret"]
+                 f"dir/../{dots}{marker}/secret", "./dir/./secret"]
     args = [f"cat={p}" for p in spellings]
     native = subprocess.run([str(root / "probe"), *args], cwd=root / "work", capture_output=True,
                             text=True, timeout=60).stdout
@@ -211,3 +211,35 @@ def test_symlink_and_dotdot_escapes_stay_in_the_root(probe: str, tmp_path: Path,
     r = run_probe(str(root / "probe"), args, str(root), cwd=str(root / "work"), file_access=file_access)
     assert "HOST-SECRET" not in r.out, r.out
     assert r.out.count("cat -1") == len(spellings), r.out
+
+
+def test_scoped_lookups_survive_mount_churn(probe: str, tmp_path: Path, file_access: str) -> None:
+    """A lookup confined to the root (openat2 RESOLVE_IN_ROOT) fails with
+    EAGAIN when any mount or rename on the host happens while it walks
+    "..": the sentry retries, as openat2(2) asks, so the workload never sees
+    it.  Here a thread mounts and unmounts a tmpfs in a loop (mount_lock is
+    global) while the probe opens a path with ".." in it 8000 times."""
+    import threading
+    spot = tmp_path / "churn"
+    spot.mkdir()
+    stop = threading.Event()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def churn() -> None:
+        while not stop.is_set():
+            if libc.mount(b"none", str(spot).encode(), b"tmpfs", 0, None) == 0:
+                libc.umount2(str(spot).encode(), 0)
+
+    os.chmod(tmp_path, 0o755)
+    root = _make_root(tmp_path / "r", probe)  # executed from inside the root (gofer mode)
+    t = threading.Thread(target=churn, daemon=True)
+    t.start()
+    try:
+        r = run_probe(str(root / "fsprobe"), ["loop-open=8000:/etc/../etc/./../etc/hello"], str(root),
+                      file_access=file_access, timeout=120)
+    finally:
+        stop.set()
+        t.join()
+        libc.umount2(str(spot).encode(), 2)  # MNT_DETACH, if the last round left it mounted
+    line = r.lines().get("loop-open", [])
+    assert line[-2:] == ["bad", "0"], r

@@ -182,7 +182,7 @@ REFUSALS = [
      errno.EPROTONOSUPPORT),
     ("socket", [policy.AF_NETLINK, policy.SOCK_STREAM, 0], errno.ESOCKTNOSUPPORT,
      errno.ESOCKTNOSUPPORT),
-    ("socket", [policy.AF_NETLINK, policy.SOCK_DGRAM | 0x800, 0], ALLOW, ALLOW),
+    ("socket", [policy.AF_NETLINK, policy.SOCK_DGRAM | 0x800, 0], NOTIFY, NOTIFY),  # made by the sentry
     ("socketpair", [policy.AF_INET, policy.SOCK_STREAM, 0], errno.EOPNOTSUPP, errno.EOPNOTSUPP),
     ("socketpair", [AF_BLUETOOTH, policy.SOCK_STREAM, 0], errno.EAFNOSUPPORT, errno.EAFNOSUPPORT),
     ("socketpair", [policy.AF_PACKET, policy.SOCK_RAW, 0], errno.EPERM, errno.EPERM),

@@ -1,4 +1,5 @@
-"""The seccomp listener fd: receive notifications, answer them.
+"""The seccomp user-notification platform: the listener fd, receiving
+notifications and answering them (sentry/platform/base.py: the interface).
 
 Kernel facts this module relies on (Documentation/userspace-api/seccomp_filter.rst,
 kernel/seccomp.c):
@@ -41,7 +42,7 @@ import errno
 import os
 import select
 
-from .cpu import Placement, current_cpu, several_cpus
+from ..cpu import Placement, current_cpu, several_cpus
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library would fork ldconfig
 _ioctl = _libc.ioctl
@@ -183,7 +184,9 @@ class Listener:
 
 
 class Channel:
-    """One thread's preallocated buffers for RECV/SEND/ADDFD/ID_VALID."""
+    """One thread's preallocated buffers for RECV/SEND/ADDFD/ID_VALID.
+
+    The seccomp platform's `CallChannel` (sentry/platform/base.py)."""
 
     __slots__ = ("listener", "fd", "notif", "resp", "addfd", "_id", "_notif_p",
                  "_resp_p", "_addfd_p", "_id_p", "_notif_size", "args", "data",

@@ -1,0 +1,189 @@
+/* Probe of the ptrace platform's own machinery (tests/sentry/test_ptrace.py):
+ * calls parked on a worker (FIFO opens, one end waiting for the other),
+ * signals arriving meanwhile, threads, the reserved socket of a process that
+ * changes its credentials, exec.  Each argument is one check printing
+ * "<check> <values...>".  Static: gcc -static -O2 -pthread. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {}
+}
+
+static volatile sig_atomic_t got_usr1;
+static void on_usr1(int sig) { (void)sig; got_usr1++; }
+
+/* fifo-read=PATH: a child opens PATH for writing after 300 ms and writes
+ * "x"; we open it for reading first (waits for the writer). */
+static void fifo_read(const char *path, int signal_us) {
+    unlink(path);
+    if (mkfifo(path, 0600)) { printf("fifo-read mkfifo %d\n", errno); return; }
+    pid_t me = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (signal_us) { sleep_ms(100); kill(me, SIGUSR1); }
+        sleep_ms(300);
+        int fd = open(path, O_WRONLY);
+        if (fd >= 0) { write(fd, "x", 1); close(fd); }
+        _exit(fd >= 0 ? 0 : 1);
+    }
+    int fd = open(path, O_RDONLY);
+    int e = errno;
+    char c = '-';
+    if (fd >= 0) { read(fd, &c, 1); close(fd); }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("%s %d %d %c child=%d usr1=%d\n", signal_us ? "fifo-read-signal" : "fifo-read",
+           fd >= 0, fd >= 0 ? 0 : e, c, WIFEXITED(st) ? WEXITSTATUS(st) : -1, (int)got_usr1);
+    fflush(stdout);
+    unlink(path);
+}
+
+/* fifo-write=PATH: we open for writing first, the child reads after 300 ms. */
+static void fifo_write(const char *path) {
+    unlink(path);
+    if (mkfifo(path, 0600)) { printf("fifo-write mkfifo %d\n", errno); return; }
+    pid_t pid = fork();
+    if (pid == 0) {
+        sleep_ms(300);
+        int fd = open(path, O_RDONLY);
+        char c = 0;
+        if (fd >= 0) { read(fd, &c, 1); close(fd); }
+        _exit(c == 'y' ? 0 : 1);
+    }
+    int fd = open(path, O_WRONLY);
+    int e = errno;
+    if (fd >= 0) { write(fd, "y", 1); close(fd); }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("fifo-write %d %d child=%d\n", fd >= 0, fd >= 0 ? 0 : e, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    fflush(stdout);
+    unlink(path);
+}
+
+static const char *thread_path;
+static void *opener(void *arg) {
+    long bad = 0;
+    for (int i = 0; i < 200; i++) {
+        int fd = open(thread_path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) { bad++; continue; }
+        char c;
+        if (read(fd, &c, 1) != 1) bad++;
+        close(fd);
+    }
+    return (void *)bad;
+}
+
+/* threads=PATH: 4 threads opening and reading PATH at once. */
+static void threads(const char *path) {
+    pthread_t t[4];
+    thread_path = path;
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, opener, NULL);
+    long bad = 0;
+    for (int i = 0; i < 4; i++) { void *r; pthread_join(t[i], &r); bad += (long)r; }
+    printf("threads bad %ld\n", bad);
+    fflush(stdout);
+}
+
+static void reserved_ino(char *out, size_t n) {
+    ssize_t r = readlink("/proc/self/fd/1023", out, n - 1);
+    out[r > 0 ? r : 0] = 0;
+}
+
+/* setuid-private=PATH: a forked child that becomes uid 1000 gets a reserved
+ * socket of its own (its parent keeps the one they shared), and still opens
+ * files.  Prints whether the child's socket differs from the parent's
+ * before and after setuid, and whether its open worked. */
+static void setuid_private(const char *path) {
+    char parent[64], before[64], after[64];
+    reserved_ino(parent, sizeof parent);
+    int p[2];
+    pipe(p);
+    pid_t pid = fork();
+    if (pid == 0) {
+        reserved_ino(before, sizeof before);
+        int ok = setresuid(1000, 1000, 1000) == 0;
+        reserved_ino(after, sizeof after);
+        int fd = open(path, O_RDONLY);
+        dprintf(p[1], "setuid-private setuid=%d same-before=%d same-after=%d open=%d\n", ok,
+                !strcmp(parent, before), !strcmp(parent, after), fd >= 0);
+        _exit(0);
+    }
+    close(p[1]);
+    char buf[256] = {0};
+    read(p[0], buf, sizeof buf - 1);
+    waitpid(pid, NULL, 0);
+    int fd = open(path, O_RDONLY);  /* and the parent's channel still works */
+    buf[strcspn(buf, "\n")] = 0;
+    printf("%s parent-open=%d\n", buf, fd >= 0);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (!strncmp(a, "fifo-read=", 10)) fifo_read(a + 10, 0);
+        else if (!strncmp(a, "fifo-read-signal=", 17)) fifo_read(a + 17, 1);
+        else if (!strncmp(a, "fifo-write=", 11)) fifo_write(a + 11);
+        else if (!strncmp(a, "threads=", 8)) threads(a + 8);
+        else if (!strncmp(a, "setuid-private=", 15)) setuid_private(a + 15);
+        else if (!strncmp(a, "exec=", 5)) {
+            /* exec=PATH: run PATH with the remaining arguments */
+            fflush(stdout);
+            execv(a + 5, &argv[i]);
+            printf("exec -1 %d\n", errno);
+            return 0;
+        } else if (!strcmp(a, "ptrace")) {
+            /* the container tracing itself: its own child, and its parent */
+            pid_t c = fork();
+            if (c == 0) { sleep_ms(2000); _exit(0); }
+            long r1 = syscall(SYS_ptrace, 16 /* PTRACE_ATTACH */, c, 0, 0);
+            int e1 = errno;
+            long r2 = syscall(SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0, 0);
+            int e2 = errno;
+            kill(c, SIGKILL);
+            waitpid(c, NULL, 0);
+            printf("ptrace attach %ld %d traceme %ld %d\n", r1, r1 < 0 ? e1 : 0, r2, r2 < 0 ? e2 : 0);
+        } else if (!strncmp(a, "openat2-opath=", 14)) {
+            /* a parked call (openat2) whose handler lets the kernel run it */
+            struct { unsigned long long flags, mode, resolve; } how = {O_PATH, 0, 0};
+            int fd = syscall(SYS_openat2, AT_FDCWD, a + 14, &how, sizeof how);
+            int fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
+            printf("openat2-opath %d %d opath=%d\n", fd >= 0, fd < 0 ? errno : 0,
+                   fl >= 0 && (fl & O_PATH) != 0);
+        } else if (!strcmp(a, "sendmsg")) {
+            /* a parked call (an emulated send) on a socketpair */
+            int sv[2];
+            socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+            struct iovec iov = {"ping", 4};
+            struct msghdr m = {0};
+            m.msg_iov = &iov;
+            m.msg_iovlen = 1;
+            long n = sendmsg(sv[0], &m, 0);
+            char buf[8] = {0};
+            read(sv[1], buf, 4);
+            printf("sendmsg %ld %s\n", n, buf);
+        } else if (!strcmp(a, "pid")) {
+            printf("pid %d\n", getpid());
+        } else printf("unknown %s\n", a);
+        fflush(stdout);
+    }
+    return 0;
+}

@@ -1,0 +1,112 @@
+"""The platforms in real containers: --platform=auto falls back to ptrace where
+seccomp user notification is unavailable, and the ptrace platform's own
+guarantees seen from inside a container (the rest of the suite runs on it
+with RUNSC_PY_TEST_PLATFORM=ptrace)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import Runtime, run_ok
+
+pytestmark = pytest.mark.runsc_py_only
+
+HERE = Path(__file__).parent
+
+# A runtime started under a filter that refuses SECCOMP_FILTER_FLAG_NEW_LISTENER
+# (EBUSY, as when another listener already exists in the chain: runsc-py
+# inside another sandbox).  The filter is inherited by everything it starts.
+_NO_LISTENER = """\
+import os, sys, errno, seccomp
+f = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+f.set_attr(seccomp.Attr.CTL_NNP, 0)
+f.add_rule(seccomp.ERRNO(errno.EBUSY), "seccomp", seccomp.Arg(1, seccomp.MASKED_EQ, 8, 8))
+f.load()
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+@pytest.fixture(scope="module")
+def ptprobe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ptprobe") / "ptprobe"
+    subprocess.run(["gcc", "-static", "-O2", "-pthread", "-o", str(out),
+                    str(HERE / "sentry" / "ptprobe.c")], check=True)
+    return out
+
+
+def _no_listener_runtime(runtime: Runtime, workdir: Path) -> Runtime:
+    wrapper = workdir / "no-listener"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -c '{_NO_LISTENER}' {runtime.binary} \"$@\"\n")
+    wrapper.chmod(0o755)
+    return Runtime(runtime.ctx, str(wrapper), runtime.root, is_runc=False)
+
+
+def test_auto_falls_back_to_ptrace_without_user_notification(runtime, bundle, workdir):
+    rt = _no_listener_runtime(runtime, workdir)
+    b = bundle("cat /etc/hostname; ls /bin/sh", rootfs="shared")
+    log = workdir / "auto.log"
+    with rt.container(b, global_args=["--platform=auto", "--log", str(log)]) as c:
+        assert c.platform == "ptrace"
+        c.wait_status("stopped")
+        assert c.stdout().split() == ["runsc-py-test", "/bin/sh"], c.stdout()
+    text = log.read_text()
+    assert "platform auto: ptrace" in text and "EBUSY" in text, text
+    # With nothing in the way, auto picks seccomp (this kernel has it all).
+    with runtime.container(b, global_args=["--platform=auto"]) as c:
+        assert c.platform == "seccomp"
+
+
+def test_seccomp_asked_where_it_is_missing_fails_clearly(runtime, bundle, workdir):
+    rt = _no_listener_runtime(runtime, workdir)
+    b = bundle(["true"], rootfs="shared")
+    res = rt.run_container(b, extra=(), global_args=["--platform=seccomp"])
+    assert res.returncode != 0 and "seccomp" in res.stderr + res.stdout, res
+
+
+def _with_ptprobe(bundle, ptprobe: Path, args: list[str], caps: list[str] = ()):  # type: ignore[no-untyped-def]
+    config: dict = {"root": {"readonly": False}}
+    if caps:
+        config["process"] = {"capabilities": {k: list(caps) for k in
+                                              ("bounding", "effective", "permitted")}}
+    b = bundle(["/ptprobe", *args], config=config, files={"etc/hello": "hello-root\n"})
+    shutil.copy(ptprobe, b.rootfs / "ptprobe")
+    os.chmod(b.rootfs / "etc" / "hello", 0o644)
+    return b
+
+
+def test_a_process_lowering_its_credentials_gets_its_own_socket(runtime, bundle, ptprobe):
+    # A forked child shares its parent's reserved socket until it calls
+    # setresuid: from then on one of its own (seen through the container's
+    # procfs: /proc/self/fd/1023), and both still receive fds.
+    b = _with_ptprobe(bundle, ptprobe, ["setuid-private=/etc/hello"],
+                      caps=["CAP_SETUID", "CAP_SETGID"])
+    out = run_ok(runtime, b, global_args=["--platform=ptrace"])
+    assert out.split() == ["setuid-private", "setuid=1", "same-before=1", "same-after=0", "open=1",
+                           "parent-open=1"], out
+
+
+def test_fifo_and_threads_in_a_container(runtime, bundle, ptprobe):
+    b = _with_ptprobe(bundle, ptprobe, ["fifo-read=/tmp/f", "fifo-write=/tmp/g", "threads=/etc/hello"])
+    out = run_ok(runtime, b, global_args=["--platform=ptrace"]).splitlines()
+    assert out == ["fifo-read 1 0 x child=0 usr1=0", "fifo-write 1 0 child=0", "threads bad 0"], out
+
+
+def test_ptrace_inside_is_refused(runtime, bundle, ptprobe):
+    # A task has one tracer (the sandbox's), so the container cannot trace its
+    # own processes on this platform: ptrace is EPERM, as the policy says on
+    # both platforms, even with CAP_SYS_PTRACE.  Its tracer is outside the
+    # container's pid namespace: TracerPid reads 0.
+    b = _with_ptprobe(bundle, ptprobe, ["ptrace"], caps=["CAP_SYS_PTRACE"])
+    out = run_ok(runtime, b, global_args=["--platform=ptrace"])
+    assert out.split() == ["ptrace", "attach", "-1", str(errno.EPERM), "traceme", "-1",
+                           str(errno.EPERM)], out
+    out = run_ok(runtime, bundle(["grep", "TracerPid", "/proc/self/status"], rootfs="shared"),
+                 global_args=["--platform=ptrace"])
+    assert out.split() == ["TracerPid:", "0"], out
