@@ -10,6 +10,7 @@ the real launcher against a real container.  No test here measures time.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -26,9 +27,13 @@ STDLIB_HEAVY = ("argparse", "dataclasses", "inspect", "subprocess", "shutil", "c
 def _imports(runtime, *args: str) -> tuple[set[str], subprocess.CompletedProcess]:
     """The modules a command imports (its own process only: the launcher
     is run by the venv's python with -X importtime)."""
-    launcher = Path(runtime.binary)
+    import helpers
+    # The launcher itself, not the $RUNSC_PY_TEST_PLATFORM wrapper (a shell
+    # script that adds --platform): its platform is passed as the wrapper does.
+    launcher = Path(os.environ.get(helpers.RUNTIME_ENV) or helpers.DEFAULT_RUNTIME)
+    platform = [f"--platform={helpers.platform_under_test()}"] if helpers.platform_under_test() else []
     python = launcher.read_text().splitlines()[0][2:].split()[0]
-    cmd = [python, "-IS", "-X", "importtime", str(launcher), "--root", str(runtime.root), *args]
+    cmd = [python, "-IS", "-X", "importtime", str(launcher), *platform, "--root", str(runtime.root), *args]
     # Files, not pipes: a created container keeps the runtime's stdio.
     out, err = runtime.ctx.workdir / "imports.out", runtime.ctx.workdir / "imports.err"
     with open(out, "w") as o, open(err, "w") as e:
