@@ -43,7 +43,7 @@ from typing import Any, NoReturn
 from runsc_py import libc
 from runsc_py.timeline import mark
 from sentry import hostcalls
-from sentry.creds import ThreadCreds
+from sentry.creds import ThreadCreds, own_creds
 from sentry.errors import SysError
 from sentry.files import ENOENT_VIA_LINK, LocalOps
 from sentry.hostcalls import Scratch
@@ -77,6 +77,9 @@ class Gofer:
         self.resolver = Resolver(root_fd, root_link=b"/")
         self.resolver.links_readable = False
         self.threads: list[threading.Thread] = []
+        # Our own credentials, before any channel thread switches: each
+        # starts from them, whatever its creator had in force then.
+        self.own_creds = own_creds()
 
     def serve_channel(self, sock: socket.socket) -> int:
         """Serve sock on a new thread; its tid (the sentry keeps it on its CPU)."""
@@ -87,7 +90,7 @@ class Gofer:
 
     def _channel(self, sock: socket.socket) -> None:
         ops = LocalOps(self.resolver, Scratch())
-        creds = ThreadCreds()
+        creds = ThreadCreds(own=self.own_creds)
         with sock:
             while True:
                 try:

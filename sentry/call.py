@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Optional
 
 from runsc_py.record import Record
 
-from .creds import Creds, CredsCache, CredsEpoch, ThreadCreds, read_umask
+from .creds import Creds, CredsCache, CredsEpoch, ThreadCreds, own_creds, read_umask
 from .hostcalls import Scratch
 from .memory import Memory
 from .platform.base import CallChannel
@@ -83,6 +83,9 @@ class Sandbox:
         # The container's mount ids (sentry/paths.py `contained`).
         self.mount_ids: frozenset[int] = frozenset()
         self.creds_epoch = CredsEpoch()
+        # The sentry's own credentials, taken here before any thread
+        # switches (ThreadCreds of every supervisor thread starts from them).
+        self.own_creds = own_creds()
         self.fs_kinds = kernobj.FsKinds()
         # Bumped by every call that may change the file tree; None: no
         # lookup cache (sentry/lookups.py).
@@ -108,7 +111,7 @@ class Call:
         self.mem = Memory()
         self.scratch = Scratch()
         self.sb = sb
-        self.creds_state = ThreadCreds(sb.options.userns)
+        self.creds_state = ThreadCreds(sb.options.userns, sb.own_creds)
         self.fs: FileOps = sb.files.for_thread(self.scratch, self.creds_state)
         # This thread's own lookup cache (sentry/lookups.py), or None.
         self.lookups: LookupCache | None = (

@@ -149,21 +149,44 @@ def _check(r: int, what: str) -> None:
         raise SysError(-r, f"switch creds: {what}")
 
 
+# The sentry's own credentials: (effective, permitted, inheritable caps,
+# groups, euid, egid), as its first thread has them before any switch.
+OwnCreds = tuple[int, int, int, tuple[int, ...], int, int]
+
+
+def own_creds() -> OwnCreds:
+    """This thread's credentials now: call it once, before any thread
+    switches (sentry.call.Sandbox), and give the result to every ThreadCreds."""
+    eff, perm, inh = hostcalls.capget_self()
+    return (eff, perm, inh, tuple(os.getgroups()), os.geteuid(), os.getegid())
+
+
 class ThreadCreds:
     """One supervisor thread's current fs credentials and how to change them."""
 
-    def __init__(self, userns: bool = False) -> None:
+    def __init__(self, userns: bool = False, own: OwnCreds | None = None) -> None:
+        """own: the sentry's own credentials (own_creds() of its first
+        thread).  A thread inherits the credentials its creator had at that
+        moment: a worker or tracer thread started by a thread acting as a
+        caller would otherwise take that caller's for its own (no CAP_KILL:
+        its wake-up signals EPERM).  So the thread's actual state is read
+        and, where it differs, set to own."""
         self.userns = userns
-        eff, perm, inh = hostcalls.capget_self()
+        if own is None:
+            own = own_creds()
+        eff, perm, inh, groups, euid, egid = own
         self.own_eff, self.own_perm, self.own_inh = eff, perm, inh
-        self.own_groups = tuple(os.getgroups())
-        self.own_euid, self.own_egid = os.geteuid(), os.getegid()
-        self.own: tuple[int, int, tuple[int, ...], int] = (
-            os.geteuid(), os.getegid(), self.own_groups, eff)
-        self.current = self.own
+        self.own_groups = groups
+        self.own_euid, self.own_egid = euid, egid
+        self.own: tuple[int, int, tuple[int, ...], int] = (euid, egid, groups, eff)
         self.thread = threading.get_ident()
         # The arguments of the last become() while still in force.
         self._last: tuple[Creds, bool, bool] | None = None
+        now_eff = hostcalls.capget_self()[0]
+        self.current = (hostcalls.setfsuid(_NO_ID), hostcalls.setfsgid(_NO_ID),
+                        tuple(os.getgroups()), now_eff)
+        if self.current != self.own:
+            self.apply(self.own)
 
     def become(self, c: Creds, real: bool = False, keep_ptrace: bool = True) -> None:
         """Take c's fs credentials (or its real ids, for access(2)).
@@ -335,6 +358,27 @@ class ThreadCreds:
                 self._fail_closed()
             else:
                 self.current = (uid, gid, groups, caps)
+
+    @contextmanager
+    def own_for_now(self) -> Iterator[None]:
+        """`with own_for_now():` the sentry's own credentials for the
+        platform's own work inside a handler (the ptrace platform's fd
+        injection writes the caller's /proc/TID/mem, root's 0600 inode once
+        the caller is non-dumpable), then exactly what was in force again;
+        no capability if that was unknown or cannot be restored."""
+        prev, last = self.current, self._last
+        if prev == self.own:
+            yield
+            return
+        self.reset()
+        try:
+            yield
+        finally:
+            if prev is _UNKNOWN:
+                self._fail_closed()
+            else:
+                self.apply(prev)
+                self._last = last
 
     def restore_ptrace(self) -> None:
         """Add CAP_SYS_PTRACE back (after a procfs operation)."""

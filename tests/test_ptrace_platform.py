@@ -92,6 +92,17 @@ def test_a_process_lowering_its_credentials_gets_its_own_socket(runtime, bundle,
                            "parent-open=1"], out
 
 
+def test_fds_reach_a_non_dumpable_process_after_exec(runtime, bundle, ptprobe):
+    # euid 1000 with real uid 0, then exec: the new program is non-dumpable,
+    # its /proc/PID/mem root's 0600, and the first fd injected into its new
+    # address space opens that mem fd while the tracer acts as the caller
+    # (postgres' pg_ctl under pg_ctlcluster: "Could not open logfile").
+    b = _with_ptprobe(bundle, ptprobe, ["euid1000", "exec=/bin/cat", "/etc/hello"],
+                      caps=["CAP_SETUID"])
+    out = run_ok(runtime, b, global_args=["--platform=ptrace"])
+    assert out == "hello-root\n", out
+
+
 def test_fifo_and_threads_in_a_container(runtime, bundle, ptprobe):
     b = _with_ptprobe(bundle, ptprobe, ["fifo-read=/tmp/f", "fifo-write=/tmp/g", "threads=/etc/hello"])
     out = run_ok(runtime, b, global_args=["--platform=ptrace"]).splitlines()

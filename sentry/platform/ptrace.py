@@ -328,7 +328,10 @@ def _complete(job: _Job, value: int, fd: bool = False, cont: bool = False) -> No
         park.done = True
         # Under the lock: the tracer closes the pidfd only after marking the
         # park abandoned, so this is still the caller's pidfd.
-        abi.pidfd_signal(job.t.pidfd, SIGURG)
+        r = abi.pidfd_signal(job.t.pidfd, SIGURG)
+        if r < 0 and r != -errno.ESRCH:
+            # The caller would wait in pause(2) for ever.
+            log.error("ptrace: waking %d for its parked call: %s", job.t.tid, os.strerror(-r))
 
 
 class Tracer:
@@ -530,18 +533,26 @@ class Tracer:
 
     def install(self, s: inject.Session, fd: int, cloexec: bool) -> int:
         """An fd for the tracee of session s (inject.install_fd, with our
-        own credentials' reach restored for the tracer's own procfs use)."""
-        self._own_reach()
+        own credentials for the tracer's own procfs use, then the caller's
+        again: a handler may go on after it)."""
+        cs = self.call.creds_state if self.call is not None else None
         try:
-            return inject.install_fd(s, fd, cloexec, next(self.sup.tickets))
+            if cs is None:
+                return inject.install_fd(s, fd, cloexec, next(self.sup.tickets))
+            with cs.own_for_now():
+                return inject.install_fd(s, fd, cloexec, next(self.sup.tickets))
         except OSError as e:
             log.warning("ptrace: installing an fd in %d: %s", s.t.tid, e)
             return -(e.errno or errno.EIO)
 
     def _own_reach(self) -> None:
+        """The sentry's own credentials for the tracer's own procfs use
+        after a handler (/proc/TID/mem and exe of a task that may be
+        non-dumpable: root's inodes); the next handler's become() takes
+        the caller's again."""
         cs = self.call.creds_state if self.call is not None else None
-        if cs is not None and cs.ptrace_dropped:
-            cs.restore_ptrace()
+        if cs is not None and cs.current != cs.own:
+            cs.reset()
 
     # --- exits, forks, execs ----------------------------------------------------
     def _exited(self, t: Tracee, st: int) -> None:
@@ -836,6 +847,10 @@ class PtraceSupervisor:
         self.sandbox = sandbox
         self.dispatch = dispatch
         self.thread_setup = thread_setup
+        # Files the sentry creates for a tracee get the tracee's umask
+        # applied by the handlers, not ours (as the seccomp supervisor's
+        # start does: the umask is the process's).
+        os.umask(0)
         self.tree_kinds = tree_kinds(handler_names(dispatch))
         self.workers = Workers(self, max_workers)
         self.tickets = itertools.count(1)

@@ -144,7 +144,12 @@ int main(int argc, char **argv) {
         else if (!strncmp(a, "fifo-write=", 11)) fifo_write(a + 11);
         else if (!strncmp(a, "threads=", 8)) threads(a + 8);
         else if (!strncmp(a, "setuid-private=", 15)) setuid_private(a + 15);
-        else if (!strncmp(a, "exec=", 5)) {
+        else if (!strcmp(a, "euid1000")) {
+            /* only the effective uid lowered (as perl's $> does): the next
+             * exec is of a non-dumpable process, whose /proc entries are
+             * root's */
+            if (setresuid(-1, 1000, -1) != 0) printf("euid1000 -1 %d\n", errno);
+        } else if (!strncmp(a, "exec=", 5)) {
             /* exec=PATH: run PATH with the remaining arguments */
             fflush(stdout);
             execv(a + 5, &argv[i]);

@@ -87,3 +87,40 @@ def test_a_failed_switch_leaves_no_capability_and_nothing_in_force(monkeypatch: 
     assert out["unknown"] is True, out
     assert out.get("second_raised") is True, out
     assert out["eff_after_reset"] == out["own_eff"], out
+
+
+def test_a_thread_started_by_one_acting_as_a_caller_starts_as_the_sentry() -> None:
+    """A thread inherits the credentials its creator has in force (fsuid,
+    groups, effective capabilities).  The ptrace platform starts workers
+    from a tracer thread acting as the caller: they took the caller's
+    credentials for their own, and the wake-up signal of a parked call of
+    a uid-1000 process was EPERM (the caller hung in pause(2)).  A
+    ThreadCreds given the sentry's own credentials sets its thread to them."""
+    import threading
+
+    from sentry import creds, hostcalls
+
+    out: dict[str, object] = {}
+    own = creds.own_creds()
+
+    def inner() -> None:
+        before = (hostcalls.setfsuid(0xFFFFFFFF), hostcalls.capget_self()[0])
+        tc = creds.ThreadCreds(own=own)
+        out["before"] = before
+        out["after"] = (hostcalls.setfsuid(0xFFFFFFFF), hostcalls.capget_self()[0], tuple(os.getgroups()))
+        out["current_is_own"] = tc.current == tc.own
+
+    def outer() -> None:
+        tc = creds.ThreadCreds(own=own)
+        tc.apply((1000, 1000, (1000,), 0))  # acting as a uid-1000 caller
+        t = threading.Thread(target=inner)
+        t.start()
+        t.join()
+        tc.reset()
+
+    t = threading.Thread(target=outer)
+    t.start()
+    t.join()
+    assert out["before"] == (1000, 0), out  # what the kernel gave the new thread
+    assert out["after"] == (os.geteuid(), own[0], own[3]), out
+    assert out["current_is_own"] is True, out
