@@ -202,10 +202,11 @@ def _runnable() -> list[Block]:
 @pytest.mark.runsc_py_only
 @pytest.mark.parametrize("block", _runnable(), ids=lambda b: f"README.md:{b.line}")
 def test_readme_block_runs(block: Block, runtime: Runtime, workdir: Path) -> None:
-    script = commands(block)
+    # The README's /tmp/ first: the runtime's own paths may lie under /tmp
+    # too (the $RUNSC_PY_TEST_PLATFORM wrapper, the test's --root).
+    script = commands(block).replace("/tmp/", f"{workdir}/tmp/")
     script = re.sub(r"(?<![\w/$\"-])\.venv/bin/runsc-py\b",
                     f"{runtime.binary} --root {runtime.root}", script)
-    script = script.replace("/tmp/", f"{workdir}/tmp/")
     (workdir / "tmp").mkdir()
     out, err = workdir / "block.out", workdir / "block.err"
     with open(out, "w") as o, open(err, "w") as e:
