@@ -43,7 +43,8 @@ class Options:
     io_mib: int = 100
     workload_size: int = 16      # the shell workload makes size x size files
     concurrent: int = 20
-    sleep_s: int = 30            # the concurrent sandboxes' sleep
+    concurrent_max: int = 50     # the second concurrent case, and the density case's top
+    sleep_s: int = 600           # the concurrent sandboxes' sleep (deleted before it ends)
 
 
 @dataclass
@@ -51,6 +52,10 @@ class Ctx:
     session: Session
     opts: Options
     rootfs: dict[str, Path] = field(default_factory=dict)  # runtime name -> rootfs
+    # Details a case keeps for the report's own sections (_startup.py, _ctr.py).
+    profiles: dict[str, dict] = field(default_factory=dict)
+    # Things started once and shared by the repetitions (a private containerd).
+    services: dict[str, object] = field(default_factory=dict)
 
     def bundle(self, rt: Runtime, name: str, args: list[str], *, tmpfs_tmp: bool = False) -> Path:
         """A bundle for RT running ARGS on its private, writable rootfs copy."""
@@ -153,7 +158,12 @@ def _json_lines(text: str) -> dict:
 def case_start(ctx: Ctx, rt: Runtime, rep: int) -> dict[str, Value]:
     b = ctx.bundle(rt, "start", ["/bin/true"])
     r = _run_once(rt, b, "start", timeout=60)
-    return {"start": r.elapsed * 1e3 if r.ok else r.error()}
+    if not r.ok:
+        return {"start": r.error()}
+    # CPU and faults of the `run` and every process it waited for: for
+    # runsc-py and runsc that is the sandbox, its gofer and init too.
+    return {"start": r.elapsed * 1e3, "cpu": (r.cpu_user + r.cpu_sys) * 1e3,
+            "sys": r.cpu_sys * 1e3, "faults": float(r.faults)}
 
 
 MICRO_OPS = [
@@ -303,7 +313,14 @@ def case_memory(ctx: Ctx, rt: Runtime, rep: int) -> dict[str, Value]:
 
 
 def case_concurrent(ctx: Ctx, rt: Runtime, rep: int) -> dict[str, Value]:
-    n = ctx.opts.concurrent
+    return _concurrent(ctx, rt, ctx.opts.concurrent)
+
+
+def case_concurrent_max(ctx: Ctx, rt: Runtime, rep: int) -> dict[str, Value]:
+    return _concurrent(ctx, rt, ctx.opts.concurrent_max)
+
+
+def _concurrent(ctx: Ctx, rt: Runtime, n: int) -> dict[str, Value]:
     b = ctx.bundle(rt, "concurrent", ["sleep", str(ctx.opts.sleep_s)])
     ids = [rt.new_id(f"c{i}") for i in range(n)]
     errors: list[str] = []
@@ -331,13 +348,63 @@ def case_concurrent(ctx: Ctx, rt: Runtime, rep: int) -> dict[str, Value]:
         for cid in ids:  # the Session's final sweep catches what delete missed
             rt.session.forget(rt, cid)
     not_running = [s for s in states if s != "running"]
+    failed = float(max(len(errors), len(not_running)))
     if errors:
         msg = f"{len(errors)}/{n} failed: {errors[0]}"
-        return {"running": msg, "delete": msg}
+        return {"running": msg, "delete": msg, "failures": failed}
     if not_running:
         msg = f"{len(not_running)}/{n} not running: {not_running[0]}"
-        return {"running": msg, "delete": msg}
-    return {"running": t_running, "delete": t_delete}
+        return {"running": msg, "delete": msg, "failures": failed}
+    return {"running": t_running, "delete": t_delete, "failures": 0.0}
+
+
+def case_density(ctx: Ctx, rt: Runtime, rep: int) -> dict[str, Value]:
+    """Idle memory per sandbox as the count grows: 1, then 10, then
+    concurrent_max sandboxes running `sleep` (each wave started
+    concurrently), the runtime's own processes' PSS summed and divided by
+    the count after each wave (shared pages, as the interpreter's text and
+    what a sandbox shares with its gofer, are divided among their users)."""
+    top = ctx.opts.concurrent_max
+    waves = [w for w in (1, 10, top) if w <= top]
+    b = ctx.bundle(rt, "density", ["sleep", "600"])
+    running: list[tuple[str, Path]] = []
+    out: dict[str, Value] = {}
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def start(cid: str) -> None:
+        pid_file = ctx.session.work / f"{cid}.pid"
+        r = rt.call("run", "--detach", "--pid-file", str(pid_file), "--bundle", str(b), cid,
+                    timeout=300)
+        with lock:
+            if r.ok:
+                running.append((cid, pid_file))
+            else:
+                errors.append(r.error())
+
+    try:
+        for w in waves:
+            new = [rt.new_id(f"d{i}") for i in range(len(running), w)]
+            with ThreadPoolExecutor(max_workers=max(1, len(new))) as pool:
+                list(pool.map(start, new))
+            if errors:
+                msg = f"{len(errors)} of {w} failed: {errors[0]}"
+                for k in waves:
+                    out.setdefault(f"pss{k}", msg)
+                return out
+            time.sleep(2.0)  # let the sandboxes finish their start-up allocations
+            # Each sandbox's processes name the same --root: take the union.
+            procs: set[int] = set()
+            for _cid, pid_file in running:
+                procs.update(runtime_processes(rt, int(pid_file.read_text().strip())))
+            total = sum(x for x in map(_pss_kib, procs) if x)
+            out[f"pss{w}"] = total / 1024 / len(running)
+        return out
+    finally:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(lambda c: rt.delete(c[0]), running))
+        for cid, _ in running:
+            rt.session.forget(rt, cid)
 
 
 @dataclass(frozen=True)
@@ -346,12 +413,20 @@ class Case:
     fn: Callable[[Ctx, Runtime, int], dict[str, Value]]
     repeat: int
     metrics: tuple[Metric, ...]
+    only: Callable[[str], bool] | None = None  # the runtimes it applies to (by name); None: all
+
+    def applies(self, runtime: str) -> bool:
+        return self.only is None or self.only(runtime)
 
 
 def all_cases(opts: Options) -> list[Case]:
-    mib, n, c = opts.io_mib, opts.workload_size, opts.concurrent
+    mib, n, c, m = opts.io_mib, opts.workload_size, opts.concurrent, opts.concurrent_max
     return [
-        Case("start", case_start, 10, (Metric("start", "start-to-exit /bin/true", "ms"),)),
+        Case("start", case_start, 10, (
+            Metric("start", "start-to-exit /bin/true", "ms"),
+            Metric("cpu", "start-to-exit /bin/true: CPU of every process (user+sys)", "ms"),
+            Metric("sys", "start-to-exit /bin/true: kernel CPU (sys)", "ms"),
+            Metric("faults", "start-to-exit /bin/true: minor page faults", "count"))),
         Case("microbench", case_microbench, 5,
              tuple(Metric(k, label, "us/op") for k, label in MICRO_OPS)),
         Case("io-rootfs", case_io_rootfs, 3, (
@@ -367,6 +442,22 @@ def all_cases(opts: Options) -> list[Case]:
             Metric("procs", "runtime processes, idle container", "count"))),
         Case("concurrent", case_concurrent, 3, (
             Metric("running", f"{c} sandboxes started concurrently: all running", "s"),
-            Metric("delete", f"{c} sandboxes: delete all", "s"))),
+            Metric("delete", f"{c} sandboxes: delete all", "s"),
+            Metric("failures", f"{c} sandboxes started concurrently: failures", "count"))),
+        Case("concurrent-max", case_concurrent_max, 2, (
+            Metric("running", f"{m} sandboxes started concurrently: all running", "s"),
+            Metric("delete", f"{m} sandboxes: delete all", "s"),
+            Metric("failures", f"{m} sandboxes started concurrently: failures", "count"))),
+        Case("density", case_density, 1, tuple(
+            Metric(f"pss{w}", f"runtime PSS per idle sandbox, {w} running", "MiB")
+            for w in (1, 10, m) if w <= m)),
         *net_cases(Case, Metric),
+        *extra_cases(opts),
     ]
+
+
+def extra_cases(opts: Options) -> list[Case]:
+    """The start-up profile (_startup.py) and containerd (_ctr.py) cases."""
+    from ._ctr import ctr_cases
+    from ._startup import startup_cases
+    return [*startup_cases(opts), *ctr_cases(opts)]

@@ -164,6 +164,9 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [f"{i}. {n}" for i, n in enumerate(notes, 1)]
     for w in result.get("warnings", []):
         lines.append(f"- warning: {w}")
+    from . import _ctr, _startup
+    lines += _startup.markdown(result.get("profiles") or {})
+    lines += _ctr.markdown(result.get("profiles") or {})
     return "\n".join(lines) + "\n"
 
 

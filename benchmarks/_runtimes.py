@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import select
 import shutil
 import signal
@@ -81,6 +82,11 @@ class Result:
     stdout: str
     stderr: str
     timed_out: bool = False
+    # The call's process tree, as far as it waited for it (os.wait4):
+    # user and system CPU seconds, minor page faults.
+    cpu_user: float = 0.0
+    cpu_sys: float = 0.0
+    faults: int = 0
 
     @property
     def ok(self) -> bool:
@@ -140,8 +146,9 @@ class Runtime:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                     start_new_session=True)
             timed_out = False
+            ru = None
             try:
-                rc = _wait(proc, timeout)
+                rc, ru = _wait(proc, timeout)
             except subprocess.TimeoutExpired:
                 timed_out = True
                 _kill_group(proc)
@@ -154,6 +161,8 @@ class Runtime:
             out.seek(0)
             err.seek(0)
             res = Result(rc, elapsed, out.read(), err.read(), timed_out)
+            if ru is not None:
+                res.cpu_user, res.cpu_sys, res.faults = ru.ru_utime, ru.ru_stime, ru.ru_minflt
         out_path.unlink(missing_ok=True)
         err_path.unlink(missing_ok=True)
         return res
@@ -171,10 +180,12 @@ class Runtime:
             return None
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int:
-    """proc's exit status, woken the moment it exits.  Popen.wait(timeout)
-    polls with sleeps that grow to 50 ms, which rounded every elapsed time
-    up to the next step of 31.5, 63.5, 113.5, 163.5 ... ms."""
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, "resource.struct_rusage"]:
+    """proc's exit status and resource usage, woken the moment it exits.
+    Popen.wait(timeout) polls with sleeps that grow to 50 ms, which rounded
+    every elapsed time up to the next step of 31.5, 63.5, 113.5, 163.5 ...
+    ms.  wait4 gives the CPU and faults of the process and of the children
+    it waited for (a `run`'s whole tree)."""
     fd = os.pidfd_open(proc.pid)
     try:
         poller = select.poll()
@@ -183,7 +194,9 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int:
             raise subprocess.TimeoutExpired(proc.args, timeout)
     finally:
         os.close(fd)
-    return proc.wait()
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, ru
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -203,6 +216,8 @@ class Session:
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     ids: list[tuple[Runtime, str]] = field(default_factory=list)
     runtimes: dict[str, Runtime] = field(default_factory=dict)
+    # Run first by cleanup() (a private containerd's stop).
+    finalizers: list = field(default_factory=list)
 
     @property
     def io_dir(self) -> Path:
@@ -228,6 +243,12 @@ class Session:
         Returns what had to be cleaned up beyond `delete --force` (reported
         as a warning: it means a runtime left something behind)."""
         leftovers: list[str] = []
+        for fin in reversed(self.finalizers):
+            try:
+                fin()
+            except Exception as e:  # keep cleaning the rest
+                leftovers.append(f"{getattr(fin, '__qualname__', fin)}: {e}")
+        self.finalizers.clear()
         for rt, cid in reversed(self.ids):
             try:
                 rt.delete(cid)

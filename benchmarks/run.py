@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                       args, Progress(args.quiet))
     opts = Options()
     if args.quick:
-        opts = Options(budget=0.05, io_mib=20, workload_size=6, concurrent=5)
+        opts = Options(budget=0.05, io_mib=20, workload_size=6, concurrent=5, concurrent_max=8)
     if args.budget is not None:
         opts.budget = args.budget
     cases = all_cases(opts)
@@ -206,12 +206,15 @@ def _run(args: argparse.Namespace, opts: Options, cases: list, names: list[str],
         reps = args.repeat or (3 if args.quick and case.name == "start" else 1 if args.quick else case.repeat)
         result["repeats"][case.name] = reps
         raw = result["raw"].setdefault(case.name, {})
+        applicable = [rt for rt in runtimes if case.applies(rt.name)]
         for m in case.metrics:
             result["metrics"][f"{case.name}/{m.key}"] = {"label": m.label, "unit": m.unit}
-            raw[m.key] = {rt.name: [] for rt in runtimes}
+            raw[m.key] = {rt.name: [] for rt in applicable}
         for rep in range(reps):
             order = runtimes[rep % len(runtimes):] + runtimes[:rep % len(runtimes)]
             for rt in order:
+                if not case.applies(rt.name):
+                    continue
                 progress.show(f"case {ci}/{len(cases)} {case.name}: {rt.name}, rep {rep + 1}/{reps}")
                 try:
                     values = case.fn(ctx, rt, rep)
@@ -228,6 +231,7 @@ def _run(args: argparse.Namespace, opts: Options, cases: list, names: list[str],
                 for m in case.metrics:  # a metric the case could not produce this time
                     if m.key not in values:
                         raw[m.key][rt.name].append("no value")
+    result["profiles"] = ctx.profiles
     return result
 
 

@@ -12,6 +12,7 @@ bind/connect/accept, no exec, mount or namespaces.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import seccomp  # noqa: F401  (loaded now: the host's files are gone after ATTACH)
 
@@ -75,10 +76,27 @@ ALLOW: dict[str, str] = {
 }
 
 
-def install() -> None:
+def build() -> Any:
+    """The gofer's libseccomp filter object."""
+    return build_allowlist(ALLOW, sockets=False)
+
+
+def build_bpf() -> bytes:
+    """build() as raw BPF, exactly what its load() would install."""
+    from sentry.filter import export_bpf
+    return export_bpf(build())
+
+
+def install(prepared: Any = None) -> None:
     """Load the filter on the calling (single-threaded) gofer.  Always
-    enforcing: there is no log-only mode to switch on."""
-    build_allowlist(ALLOW, sockets=False).load()
+    enforcing: there is no log-only mode to switch on.  PREPARED: this
+    filter's program from the runtime's cache (runsc_py/filtercache.py) as
+    a sentry.install.PreparedFilter, made before the gofer left the host's
+    mount namespace, loaded as libseccomp's load() would."""
+    if prepared is None:
+        build().load()
+    else:
+        prepared.load_allowlist()
     log.debug("gofer: own seccomp filter installed (%d syscalls allowed)", len(ALLOW) + 2)
 
 

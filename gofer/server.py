@@ -38,9 +38,10 @@ import os
 import signal
 import socket
 import threading
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from runsc_py import libc
+from runsc_py.timeline import mark
 from sentry import hostcalls
 from sentry.creds import ThreadCreds, own_creds
 from sentry.errors import SysError
@@ -216,9 +217,10 @@ def _perform(ops, creds, req: Request) -> tuple[int, bytes]:  # type: ignore[no-
 
 # --- the process -------------------------------------------------------------------
 
-def main(control: socket.socket, null: int, parent: int) -> NoReturn:
+def main(control: socket.socket, null: int, parent: int, prepared: Any = None) -> NoReturn:
     """The gofer process's whole life (see the module docstring).  PARENT:
-    the sandbox process's pid, to see whether it died before PDEATHSIG was set."""
+    the sandbox process's pid, to see whether it died before PDEATHSIG was set.
+    PREPARED: its filter from the runtime's cache (gofer/filter.py install)."""
     code = 1
     try:
         libc.set_name("runsc-gofer")
@@ -241,7 +243,7 @@ def main(control: socket.socket, null: int, parent: int) -> NoReturn:
                 except (OSError, ValueError):
                     pass
         libc.unshare(libc.CLONE_NEWNET)  # no network: an empty namespace
-        gofer = _attach(control)
+        gofer = _attach(control, prepared)
         while True:
             try:
                 data, fds = protocol.recv(control)
@@ -268,7 +270,7 @@ def main(control: socket.socket, null: int, parent: int) -> NoReturn:
         os._exit(code)
 
 
-def _attach(control: socket.socket) -> Gofer:
+def _attach(control: socket.socket, prepared: Any = None) -> Gofer:
     """Wait for ATTACH, join the container's mount namespace, confine, reply."""
     data, fds = protocol.recv(control)
     if not data:
@@ -284,10 +286,15 @@ def _attach(control: socket.socket) -> Gofer:
     _drop_capabilities()
     # Always enforcing: no environment switch turns it into log-only (a
     # runtime inherits whatever environment containerd or a shim has).
-    gofer_filter.install()
+    gofer_filter.install(prepared)
+    mark("gofer.confined")
     gofer = Gofer(root)
     protocol.send(control, protocol.encode_reply(req.id, req.op, 0), [root])
     log.debug("gofer: attached to the container root")
+    # Serving from now on: the collector (off in the launcher, frozen over
+    # what the sandbox made before the fork) runs again.
+    import gc
+    gc.enable()
     return gofer
 
 

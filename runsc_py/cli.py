@@ -8,14 +8,17 @@ start-up time matters.
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import logging
 import os
 import sys
-from dataclasses import dataclass
 
 from .errors import RuntimeFailure
+from .flags import SUPPRESS, Parser
+from .record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 COMMANDS = {
     "create": "Create a container (it waits for `start`)",
@@ -37,14 +40,17 @@ COMMANDS = {
     "install": "Register runsc-py with containerd, Docker or podman", "uninstall": "Remove it",
 }
 ALIASES = {"rm": "delete", "ls": "list"}
+# Commands whose modules log through log.get_logger only (tests/test_startup.py).
+_LAZY_LOGGING = {"state", "start", "kill", "delete", "list", "ps", "pause", "resume", "spec", "features"}
 _UNPRIVILEGED = {"spec", "features", "policy"}
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.1.0"
 
 
-@dataclass
-class Globals:
+class Globals(Record):
+    """The global flags."""
+
     root: str
     log: str | None
     log_format: str
@@ -72,9 +78,9 @@ def _bool(v: str) -> bool:
     return v.lower() in ("1", "true", "yes", "")
 
 
-def global_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="runsc-py", add_help=False,
-                                description="A sandboxed, runc-compatible OCI runtime.")
+def global_parser() -> Parser:
+    p = Parser(prog="runsc-py", add_help=False,
+               description="A sandboxed, runc-compatible OCI runtime.")
     p.add_argument("-h", "--help", action="store_true")
     p.add_argument("-v", "--version", action="store_true")
     p.add_argument("--root", default="/run/runsc-py",
@@ -114,7 +120,7 @@ def global_parser() -> argparse.ArgumentParser:
                         "(default true; =false when something outside may change the root, "
                         "like gVisor's --file-access=shared)")
     p.add_argument("--no-lookup-cache", action="store_false", dest="lookup_cache",
-                   help=argparse.SUPPRESS)
+                   help=SUPPRESS)
     p.add_argument("--strace", action="store_true", help="log every intercepted syscall")
     p.add_argument("--strace-syscalls", default="", help="comma-separated syscalls to log")
     p.add_argument("--strace-format", default="text", choices=["text", "json"],
@@ -123,7 +129,7 @@ def global_parser() -> argparse.ArgumentParser:
     p.add_argument("--uname-release", default="",
                    help="the kernel release uname(2) reports inside (default: the host's own; "
                         "per container: annotation dev.runsc-py.uname-release)")
-    p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--criu", default=None, help=SUPPRESS)
     return p
 
 
@@ -164,12 +170,11 @@ def normalize(argv: list[str]) -> list[str]:
     return out
 
 
-def split_global(argv: list[str], parser: argparse.ArgumentParser | None = None
+def split_global(argv: list[str], parser: Parser | None = None
                  ) -> tuple[list[str], str | None, list[str]]:
     """Split argv into (global flags, command, command args)."""
     # The global flags that take a value, as the parser declares them.
-    takes_value = {s for act in (parser or global_parser())._actions
-                   if act.nargs != 0 for s in act.option_strings}
+    takes_value = (parser or global_parser()).value_options()
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -183,6 +188,8 @@ def split_global(argv: list[str], parser: argparse.ArgumentParser | None = None
 
 
 def main(argv: list[str] | None = None) -> None:
+    import time
+    t_main, cpu_main = time.time_ns(), time.process_time()
     argv = normalize(list(sys.argv[1:] if argv is None else argv))
     gp = global_parser()
     gflags, cmd, rest = split_global(argv, gp)
@@ -208,7 +215,11 @@ def main(argv: list[str] | None = None) -> None:
                 net_deny_private=gargs.net_deny_private, net_policy=gargs.net_policy,
                 net_log=gargs.net_log)
     from . import log as logsetup
-    logsetup.setup(g.log, g.log_format, g.debug)
+    # The short commands configure logging at their first record, if any
+    # (log.py): importing it costs them a third of their CPU.
+    logsetup.setup(g.log, g.log_format, g.debug, defer=cmd in _LAZY_LOGGING and not g.debug)
+    from . import timeline
+    timeline.mark(f"cli.{cmd}.main", t_main, cpu_main)
     if cmd not in COMMANDS:
         _fail(f"command {cmd!r} does not exist", 1)
     if os.geteuid() != 0 and cmd not in _UNPRIVILEGED:
@@ -216,14 +227,16 @@ def main(argv: list[str] | None = None) -> None:
               "an unprivileged container root is available through a user namespace "
               "with linux.uidMappings/gidMappings in config.json", 1)
     mod = importlib.import_module(f".commands.{cmd}", __package__)
-    parser = argparse.ArgumentParser(prog=f"runsc-py {cmd}", description=COMMANDS[cmd])
+    parser = Parser(prog=f"runsc-py {cmd}", description=COMMANDS[cmd])
     mod.configure(parser)
     try:
         args = parser.parse_args(rest)
     except SystemExit as e:
         sys.exit(e.code if isinstance(e.code, int) else 2)
     try:
+        timeline.mark(f"cli.{cmd}.parsed")
         code = mod.run(g, args)
+        timeline.mark(f"cli.{cmd}.done")
     except RuntimeFailure as e:
         _fail(str(e), e.exit_code)
     except KeyboardInterrupt:
@@ -235,8 +248,36 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code or 0)
 
 
+def run_and_exit(argv: list[str] | None = None) -> NoReturn:
+    """main(), then leave at once: the output flushed (stdout, stderr, the
+    log file), but none of the interpreter's finalization (module teardown,
+    a last collection), which costs a short command a twentieth of its
+    time.  Safe because every command is done when main() returns: nothing
+    runs at exit (no atexit hook, no thread, no buffered file but these)."""
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as e:
+        if e.code is None:
+            code = 0
+        elif isinstance(e.code, int):
+            code = e.code & 0xFF
+        else:
+            print(e.code, file=sys.stderr)
+            code = 1
+    if "logging" in sys.modules:
+        sys.modules["logging"].shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def _fail(msg: str, code: int) -> None:
-    logging.getLogger("runsc-py").error("%s", msg)
+    from .log import get_logger
+    get_logger("runsc-py").error("%s", msg)
     print(f"runsc-py: {msg}", file=sys.stderr)
     sys.exit(code)
 

@@ -7,19 +7,21 @@ runc's wording.
 
 from __future__ import annotations
 
-import logging
 import os
-import shutil
 import signal
-import time
-from typing import Any
 
 from .cgroups import CgroupManager
 from .errors import ContainerNotRunning, RuntimeFailure
 from .hooks import run_hooks
-from .state import START_SOCKET, ContainerState, Status, Store, proc_start_time
+from .log import get_logger
+from .state import START_SOCKET, ContainerState, Status, Store, proc_start_time, remove_tree
+from .timeline import mark
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+log = get_logger(__name__)  # (runsc_py/log.py: no `logging` import unless a record is written)
 
 
 def oci_state(store: Store, st: ContainerState) -> dict[str, Any]:
@@ -53,12 +55,13 @@ def start(store: Store, cid: str) -> None:
         if status is not Status.CREATED:
             raise RuntimeFailure(f"cannot start a container in the {status.value} state")
         state_dir = store.dir(cid)
-        from .launch import connect_start
+        from .procs import connect_start
         try:
             conn = connect_start(state_dir)
         except OSError as e:
             raise RuntimeFailure(f"start container: connect to init: {e.strerror}") from None
         with conn:
+            mark("start.connected")
             conn.sendall(b"start")
             st.started = True
             store.save(st)
@@ -71,6 +74,7 @@ def start(store: Store, cid: str) -> None:
                 if not data:
                     break
                 chunks.append(data)
+        mark("start.init-execed")
         if chunks:
             raise RuntimeFailure(b"".join(chunks).decode(errors="replace"))
         hooks = st.config.get("hooks") or {}
@@ -99,17 +103,16 @@ def kill(store: Store, cid: str, sig: int, all_: bool = False) -> None:
 
 def _signal(st: ContainerState, sig: int) -> bool:
     """Signal the workload's init; False if it is gone (pid reuse guarded)."""
-    from . import libc
     if not st.init_pid or proc_start_time(st.init_pid) != st.init_start:
         return False
     try:
-        pidfd = libc.pidfd_open(st.init_pid)
+        pidfd = os.pidfd_open(st.init_pid)
     except OSError:
         return False
     try:
         if proc_start_time(st.init_pid) != st.init_start:
             return False
-        libc.pidfd_send_signal(pidfd, sig)
+        signal.pidfd_send_signal(pidfd, sig)
         return True
     except OSError:
         return False
@@ -130,7 +133,7 @@ def delete(store: Store, cid: str, force: bool) -> None:
             st = store.load(cid)
         except RuntimeFailure:
             if force:
-                shutil.rmtree(store.dir(cid), ignore_errors=True)
+                remove_tree(store.dir(cid))
                 return
             raise
         status = store.status(st)
@@ -143,7 +146,7 @@ def delete(store: Store, cid: str, force: bool) -> None:
 
 def destroy(store: Store, st: ContainerState) -> None:
     """Kill every process, remove the cgroups and the state; run poststop hooks."""
-    from .launch import remove_network, stop_processes
+    from .procs import remove_network, stop_processes
     cg = CgroupManager.from_dict(st.cgroup) if st.cgroup else None
     if cg is not None and store.status(st) is Status.PAUSED:
         cg.thaw()
@@ -159,16 +162,8 @@ def destroy(store: Store, st: ContainerState) -> None:
     hooks = st.config.get("hooks") or {}
     state = _hook_state(store, st)
     state["status"] = "stopped"
-    shutil.rmtree(store.dir(st.id), ignore_errors=True)
+    remove_tree(store.dir(st.id))
     run_hooks("poststop", hooks.get("poststop"), state)
-
-
-def _wait_gone(pid: int, start: int, timeout: float = 5.0) -> None:
-    if not pid:
-        return
-    deadline = time.monotonic() + timeout
-    while proc_start_time(pid) == start and time.monotonic() < deadline:
-        time.sleep(0.002)
 
 
 def pause(store: Store, cid: str) -> None:

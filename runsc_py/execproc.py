@@ -7,7 +7,8 @@
                    -- CGROUPS -> setns into the container's
                                  namespaces (user first), fork E2
                    <-- INIT_PID  (E2's pid), exit
-                   <------------------------------ CONSOLE (pty master)
+                   <------------------------------ CONSOLE (pty master;
+                                                   may come before INIT_PID)
                                                         rlimits, cwd, user,
                                                         caps, sandbox, execve
     the channel closes by execve (close-on-exec): success; else ERROR.
@@ -22,7 +23,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from . import libc
@@ -30,6 +30,7 @@ from .cgroups import CgroupManager
 from .errors import RuntimeFailure
 from .init import console, process
 from .launch import JOIN_ORDER, NS_FLAGS, _send_console, connect, write_pid_file
+from .record import Record
 from .sandbox import SENTRY_SOCKET, SandboxOptions, enter, prepare_filter
 from .state import ContainerState, Status, Store
 from .signals import wait_forwarding
@@ -39,8 +40,7 @@ _NS_FILES = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid"
              "cgroup": "cgroup", "time": "time", "mount": "mnt"}
 
 
-@dataclass
-class ExecOptions:
+class ExecOptions(Record):
     process: dict[str, Any]
     detach: bool = False
     pid_file: str | None = None
@@ -62,6 +62,8 @@ def exec_process(store: Store, cid: str, opts: ExecOptions) -> int:
     # hands its listener to the sentry over sentry.sock.  Built here, before
     # the fork, while the host's files (modules, libseccomp) are visible.
     sandbox_opts = SandboxOptions.from_state(st.platform, st.sandbox)
+    from . import filtercache
+    sandbox_opts.bpf = filtercache.load(store.root, sandbox_opts, ("workload",))
     prepared = prepare_filter(sandbox_opts)
     try:
         sentry_conn = connect(store.dir(cid), SENTRY_SOCKET)
@@ -88,11 +90,19 @@ def exec_process(store: Store, cid: str, opts: ExecOptions) -> int:
         if st.cgroup:
             CgroupManager.from_dict(st.cgroup).apply(pid)
         chan.send(Msg.CGROUPS)
-        msg, _ = chan.recv(Msg.INIT_PID)
+        # E2 may send CONSOLE before E1 has sent INIT_PID (whichever of the
+        # two runs first after the fork): either order.
+        msg, fds = chan.recv(Msg.INIT_PID, Msg.CONSOLE)
+        console_fds = None
+        if msg["type"] is Msg.CONSOLE:
+            console_fds = fds
+            msg, _ = chan.recv(Msg.INIT_PID)
         proc_pid = int(msg["pid"])
         os.waitpid(pid, 0)
         if proc.get("terminal"):
-            msg, fds = chan.recv(Msg.CONSOLE)
+            if console_fds is None:
+                msg, console_fds = chan.recv(Msg.CONSOLE)
+            fds = console_fds
             try:
                 _send_console(opts.console_socket or "", fds[0])
             finally:

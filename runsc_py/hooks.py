@@ -10,14 +10,17 @@ runtime namespace before `start` returns; poststop after delete.
 from __future__ import annotations
 
 import json
-import logging
 import os
-import subprocess
-from typing import Any
 
 from .errors import RuntimeFailure
+from .log import get_logger
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any
+    import subprocess
+
+log = get_logger(__name__)  # (runsc_py/log.py: no `logging` import unless a record is written)
 
 
 # runtime-spec: a failing poststart or poststop hook is a warning, and the
@@ -49,6 +52,7 @@ def _run_one(name: str, hook: dict[str, Any], payload: bytes) -> None:
         env[k] = v
     timeout = hook.get("timeout")
     log.debug("running %s hook %s %s", name, path, args)
+    import subprocess  # here: most containers have no hooks, and every command loads this module
     try:
         proc = subprocess.Popen(args, executable=path, env=env, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,

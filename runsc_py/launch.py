@@ -18,23 +18,23 @@ from __future__ import annotations
 import logging
 import os
 import resource
-import shutil
 import signal
 import socket
-import dataclasses
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from . import libc
+from . import filtercache, libc
 from .cgroups import CgroupManager
 from .errors import RuntimeFailure
 from .hooks import run_hooks
 from .init import standard
 from .log import rfc3339
+from .procs import connect, connect_start, remove_network, stop_processes  # noqa: F401  (re-exported)
+from .record import Record
 from .spec import RLIMITS
-from .state import START_SOCKET, ContainerState, Store, proc_start_time
+from .state import START_SOCKET, ContainerState, Store, proc_start_time, remove_tree
 from .sandbox import SENTRY_SOCKET, SandboxHost, SandboxOptions, stage_proc
 from .sync import Channel, Msg
+from .timeline import mark
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,7 @@ NS_FLAGS = {
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
 
-@dataclass
-class CreateOptions:
+class CreateOptions(Record):
     cid: str
     bundle: str
     pid_file: str | None = None
@@ -100,6 +99,7 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
     if spec["process"].get("terminal") and not opts.console_socket:
         raise RuntimeFailure("cannot allocate tty if runsc-py will detach without setting console socket")
     opts.platform = _choose_platform(opts.platform)
+    mark(f"create.platform-{opts.platform}")  # --platform=auto: after its probe
     if opts.console_socket and not spec["process"].get("terminal"):
         raise RuntimeFailure("cannot use console socket if runsc-py will not detach or allocate tty")
 
@@ -111,6 +111,8 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
         raise RuntimeFailure(f"container with id exists: {opts.cid}") from None
 
     sandbox_opts = _sandbox_options(opts, spec)
+    sandbox_opts.bpf = filtercache.load(store.root, sandbox_opts)
+    mark("create.filters")
     st = ContainerState(id=opts.cid, bundle=bundle, rootfs=rootfs, created=rfc3339(),
                         owner=_owner(), annotations=dict(spec.get("annotations") or {}),
                         platform=opts.platform,
@@ -127,6 +129,7 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
         # Device rules are always set (the sandbox's table applies even to
         # a spec that has none: runc's defaults, then sandbox.devices).
         cg.set({"devices": [], **(lx.get("resources") or {})})
+        mark("create.cgroups")
         sandbox_pid = _launch(store, st, opts, spec, cg, state_dir, sandbox_opts)
         return st
     except BaseException:
@@ -162,7 +165,8 @@ def _sandbox_options(opts: CreateOptions, spec: dict[str, Any]) -> SandboxOption
                           strace_syscalls=opts.strace_syscalls, strace_format=opts.strace_format,
                           file_access=opts.file_access,
                           lookup_cache=_lookup_cache(opts, spec),
-                          uts_private="uts" in private_namespaces(lx), uname_release=release)
+                          uts_private="uts" in private_namespaces(lx), uname_release=release,
+                          network=opts.network)  # the sentry's filter depends on it (--network=none)
 
 
 def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],
@@ -194,8 +198,8 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
                                    new_namespaces=new_ns, cgroup_mounts=host_cgroup_mounts(),
                                    cgroup_dirs=_cgroup_dirs(cg), state_dir=state_dir,
                                    no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
-                                   sandbox=dataclasses.replace(
-                                       sandbox_opts, network=net.mode, net_policy=opts.net_policy,
+                                   sandbox=sandbox_opts.replace(
+                                       network=net.mode, net_policy=opts.net_policy,
                                        net_log=opts.net_log, net_log_all=opts.net_log_all),
                                    loopback=("network" in new_ns or net.workload_own) and helper is None)
 
@@ -218,6 +222,7 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
         if pid != 0:
             libc.setns(own_pid_ns, libc.CLONE_NEWPID)  # our later children are ours again
             os.close(own_pid_ns)
+    mark("create.sandbox-forked")
     sandbox_end.close()
     init_end.close()
     start_sock.close()
@@ -276,6 +281,7 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
         msg, _ = to_sandbox.recv(Msg.HELLO)
     cg.apply(pid)
     to_sandbox.send(Msg.CGROUPS)
+    mark("create.cgroups-applied")
     # Init and the gofer, as pidfds: the sandbox numbers them in its own
     # pid namespace, the state file keeps the host's numbers.
     _msg, fds = to_sandbox.recv(Msg.INIT_PID)
@@ -301,6 +307,7 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
             store.save(st)
 
     to_init.recv(Msg.HOOKS)
+    mark("create.init-rootfs")
     hooks = spec.get("hooks") or {}
     run_hooks("prestart", hooks.get("prestart"), hook_state)
     run_hooks("createRuntime", hooks.get("createRuntime"), hook_state)
@@ -317,8 +324,8 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
 
     if opts.pid_file:
         write_pid_file(opts.pid_file, pid)
-    store.save(st)
     to_sandbox.send(Msg.DONE)
+    mark("create.done")
     log.debug("container %s created: sandbox pid %d, init pid %d", st.id, pid, st.init_pid)
     return pid
 
@@ -327,6 +334,7 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
                   sentry_sock: socket.socket, init_cfg: standard.InitConfig, ns_fds: dict[str, int], new_ns: set[str]) -> NoReturn:
     """The sandbox process: set up namespaces, fork init, then supervise it."""
     try:
+        mark("sandbox.start")
         libc.set_name("runsc-sandbox")
         os.setsid()
         staged = stage_proc()
@@ -345,6 +353,7 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
             os.setresuid(0, 0, 0)
         # Imports first: nothing may fork between unshare(CLONE_NEWPID) and init.
         host = SandboxHost.prepare(init_cfg.sandbox, staged)
+        mark("sandbox.imported")
         chan.send(Msg.HELLO)
         chan.recv(Msg.CGROUPS)  # we are in the container's cgroups now
         # The sandbox keeps a mount namespace of its own (a private copy of
@@ -365,6 +374,7 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
         elif not any(n.get("type") == "time" for n in lx.get("namespaces") or []):
             born = _own_clocks()
         host.open_limits(init_cfg.cgroup_dirs, born)
+        mark("sandbox.namespaces")
         libc.mount(None, "/", None, libc.MS_SLAVE | libc.MS_REC)
         mount_ns_fd = ns_fds.pop("mount", -1)
         pid_ns_fd = ns_fds.pop("pid", -1)
@@ -427,7 +437,9 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
         # The gofer: forked now (init has its own copy of every fd it needs
         # already, so it never holds the gofer's socket), attached to the
         # container's mount namespace when init hands itself over.
+        mark("sandbox.init-forked")
         host.start_gofer()
+        mark("sandbox.gofer-forked")
         init_pidfd = libc.pidfd_open(init_pid)
         chan.send(Msg.INIT_PID, fds=[init_pidfd, host.gofer_pidfd])
     except BaseException as e:
@@ -480,6 +492,7 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
     # From here on the sandbox process runs under its own allowlist
     # (sentry/self_filter.py): no exec, mount, namespaces, ptrace, bpf...
     host.confine(workload_caps)
+    mark("sandbox.confined")
     poller = select.poll()
     for fd in (chan.sock.fileno(), pidfd, handoff.fileno(), sentry_sock.fileno(), host.gofer_pidfd):
         poller.register(fd, select.POLLIN)
@@ -551,8 +564,11 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
         status = host.wait_init(init_pid)
     except ChildProcessError:
         os._exit(1)
+    mark("sandbox.init-exited")
     host.drain()
+    mark("sandbox.drained")
     host.stop_gofer()
+    mark("sandbox.exit")
     _exit_like(status)
 
 
@@ -804,20 +820,6 @@ def _listen(state_dir: str, name: str) -> socket.socket:
     return sock
 
 
-def connect_start(state_dir: str) -> socket.socket:
-    return connect(state_dir, START_SOCKET)
-
-
-def connect(state_dir: str, name: str) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        sock.connect(f"/proc/self/fd/{dfd}/{name}")
-    finally:
-        os.close(dfd)
-    return sock
-
-
 def _write_id_maps(pid: int, lx: dict[str, Any]) -> None:
     for kind, key in (("uid", "uidMappings"), ("gid", "gidMappings")):
         maps = lx.get(key) or []
@@ -950,60 +952,4 @@ def _abort(st: ContainerState, cg: CgroupManager | None, sandbox_pid: int, state
             cg.destroy()
         except Exception as e:  # cleanup continues whatever happens
             log.warning("cleanup of cgroup failed: %s", e)
-    shutil.rmtree(state_dir, ignore_errors=True)
-
-
-def remove_network(st: ContainerState) -> None:
-    """What --network=bridge made on the host (network/bridge.py)."""
-    cfg = (st.sandbox or {}).get("bridge")
-    if cfg:
-        from .network import bridge
-        try:
-            bridge.remove(cfg)
-        except Exception as e:  # cleanup continues whatever happens
-            log.warning("cleanup of the bridge network failed: %s", e)
-
-
-def stop_processes(st: ContainerState, sandbox_pid: int) -> None:
-    """SIGKILL init first so the sandbox reaps it and exits; then the sandbox.
-
-    Killing the sandbox first would orphan init to whatever reaps orphans.
-    """
-    if st.init_pid and proc_start_time(st.init_pid) == st.init_start:
-        try:
-            os.kill(st.init_pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        _wait_gone(st.init_pid, st.init_start, 2.0)
-    if sandbox_pid:
-        start = st.pid_start or proc_start_time(sandbox_pid)
-        if not _wait_gone(sandbox_pid, start or 0, 1.0 if st.init_pid else 0.0):
-            try:
-                os.kill(sandbox_pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            os.waitpid(sandbox_pid, os.WNOHANG if sandbox_pid != _child_of_us(sandbox_pid) else 0)
-        except ChildProcessError:
-            pass
-        _wait_gone(sandbox_pid, start or 0)
-
-
-def _child_of_us(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        ppid = int(data[data.rfind(b")") + 2:].split()[1])
-        return pid if ppid == os.getpid() else -1
-    except (OSError, ValueError, IndexError):
-        return -1
-
-
-def _wait_gone(pid: int, start: int, timeout: float = 5.0) -> bool:
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc_start_time(pid) != start:
-            return True
-        time.sleep(0.005)
-    return False
+    remove_tree(state_dir)

@@ -8,7 +8,6 @@ once more with their own context and never lose the errno.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import struct
 

@@ -17,16 +17,16 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass, field
 from typing import Any
+
+from .record import Record
 
 log = logging.getLogger(__name__)
 
 SENTRY_SOCKET = "sentry.sock"
 
 
-@dataclass
-class SandboxOptions:
+class SandboxOptions(Record):
     platform: str = "seccomp"
     net_raw: bool = False
     userns: bool = False
@@ -41,6 +41,9 @@ class SandboxOptions:
     net_log_all: bool = False      # --strace: every decision to the log too
     uts_private: bool = False      # the UTS namespace is the container's own (not the host's)
     uname_release: str = ""        # what uname(2) reports ("": the host's, uname native)
+    # kind -> seccomp program ("workload", "sentry", "gofer"), from the
+    # runtime's cache (filtercache.py); not kept in the state file
+    bpf: dict[str, bytes] = {}
 
     # The fields the workload's filter depends on: kept in the state file,
     # so that an `exec` builds the very filter init got.
@@ -64,7 +67,8 @@ def prepare_filter(opts: SandboxOptions) -> Any:
     """Build the workload filter now (imports, BPF): before any pivot_root or
     setns into the container's mount namespace hides the host's files."""
     from sentry.install import prepare_filter as _prepare
-    return _prepare(policy_options(opts), opts.platform)
+    cached = opts.bpf.get("workload")  # the runtime's cache (filtercache.py), for this platform
+    return _prepare(None if cached is not None else policy_options(opts), opts.platform, cached)
 
 
 def enter(prepared: Any, sock: socket.socket, no_new_privs: bool = False) -> None:
@@ -109,19 +113,19 @@ def stage_proc() -> tuple[int, dict[str, str]]:
 _SYSCTL_NS = ("net", "uts", "ipc", "user")
 
 
-@dataclass
-class SandboxHost:
+class SandboxHost(Record):
     options: SandboxOptions
-    dispatch: list[Any] = field(default_factory=list)  # syscall number -> handler
+    dispatch: list[Any] = []  # syscall number -> handler
     _sandbox: Any = None
-    _threads: list[threading.Thread] = field(default_factory=list)
+    _threads: list[threading.Thread] = []
     _gofer: socket.socket | None = None
     gofer_pid: int = -1
     gofer_pidfd: int = -1
     _ptrace: Any = None                         # sentry.platform.ptrace.PtraceSupervisor
     proc_fd: int = -1                           # the sentry's /proc, detached (stage_proc)
-    host_ns: dict[str, str] = field(default_factory=dict)  # the host's namespace links
+    host_ns: dict[str, str] = {}  # the host's namespace links
     limits: Any = None                          # sentry.synth.Limits: the container's cgroups
+    prepared: dict[str, Any] = {}  # "sentry"/"gofer" -> PreparedFilter
     names: Any = None                           # sentry.unixnames.NameMirror (confine)
     net_log_fd: int = -1                        # --net-log, opened before confine_fs
     _workload_netns: int = -1                   # --network=none: init's namespace
@@ -151,8 +155,18 @@ class SandboxHost:
                                  0o640)
             except OSError as e:
                 raise OSError(e.errno, f"network log {options.net_log}: {e.strerror}") from None
-        return cls(options, sentry.supervisor.build_dispatch(policy_options(options)),
-                   proc_fd=staged[0], host_ns=staged[1], net_log_fd=log_fd)
+        from sentry.install import PreparedFilter
+        host = cls(options, sentry.supervisor.build_dispatch(policy_options(options)),
+                   proc_fd=staged[0], host_ns=staged[1], net_log_fd=log_fd,
+                   prepared={k: PreparedFilter(v) for k, v in options.bpf.items()
+                             if k in ("sentry", "gofer")})
+        # What is made so far (modules, tables) lives as long as the
+        # sandbox: out of the collector's reach, also in init and the
+        # gofer, which fork from here (a collection writes to every object
+        # it scans, so each would copy those pages for itself).
+        import gc
+        gc.freeze()
+        return host
 
     def open_limits(self, cgroup_dirs: dict[str, str], born: int | None = None) -> None:
         """Open the container's cgroup directories and read the host's
@@ -175,7 +189,7 @@ class SandboxHost:
         if pid == 0:  # --------------------------------------------- gofer
             try:
                 _close_all_but({theirs.fileno(), null} | _log_fds())
-                server.main(theirs, null, parent)
+                server.main(theirs, null, parent, self.prepared.get("gofer"))
             finally:
                 os._exit(1)
         os.close(null)
@@ -185,21 +199,23 @@ class SandboxHost:
         self.gofer_pidfd = libc.pidfd_open(pid)
 
     def stop_gofer(self) -> None:
-        """Close the control socket (the gofer exits on EOF) and reap it."""
-        import time
+        """Close the control socket (the gofer exits on EOF) and reap it,
+        woken by its pidfd (readable once it has exited), not by polling."""
+        import select
         if self._gofer is None:
             return
         self._gofer.close()
         self._gofer = None
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            try:
-                pid, _ = os.waitpid(self.gofer_pid, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid:
-                return
-            time.sleep(0.005)
+        if self.gofer_pidfd >= 0:
+            poller = select.poll()
+            poller.register(self.gofer_pidfd, select.POLLIN)
+            poller.poll(2000)
+        try:
+            pid, _ = os.waitpid(self.gofer_pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid:
+            return
         os.kill(self.gofer_pid, 9)
         try:
             os.waitpid(self.gofer_pid, 0)
@@ -274,6 +290,7 @@ class SandboxHost:
     def confine(self, workload_caps: int = ~0) -> None:
         """Install the sentry's own seccomp filter on this (single-threaded)
         process, once its procfs fd is open: the filter refuses AT_FDCWD."""
+        import gc
         from sentry import ownproc, self_filter
         from sentry.unixnames import NameMirror
         ownproc.reset("/proc")
@@ -281,7 +298,14 @@ class SandboxHost:
         self._drop_capabilities(workload_caps)
         # Always enforcing: no environment switch turns it into log-only (a
         # runtime inherits whatever environment containerd or a shim has).
-        self_filter.install(join_netns=self.options.network == "none", platform=self.options.platform)
+        # The cached program (filtercache.py) was built for these same
+        # join_netns and platform: they are in its key.
+        self_filter.install(self.prepared.get("sentry"), join_netns=self.options.network == "none",
+                            platform=self.options.platform)
+        # The start-up is over: the collector (off in the launcher) runs
+        # again, over what the sentry allocates from now on (prepare froze
+        # what was there).
+        gc.enable()
 
     def drain(self, timeout: float = 1.0) -> None:
         """Let the supervisors finish (they stop when every target is gone),
@@ -358,7 +382,10 @@ class SandboxHost:
         the gofer joins init's mount namespace then)."""
         from sentry.call import Sandbox, SentryOptions
         if self._sandbox is None:
+            from .timeline import mark
+            mark("sentry.attach")
             files = self._attach_gofer(init_pid)
+            mark("sentry.gofer-attached")
             so = SentryOptions(release=self.options.uname_release,
                                userns=self.options.userns,
                                policy=policy_options(self.options),

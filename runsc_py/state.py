@@ -13,10 +13,13 @@ import fcntl
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from .errors import ContainerNotExist, RuntimeFailure
+from .record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_ROOT = "/run/runsc-py"
 STATE_FILE = "state.json"
@@ -46,8 +49,7 @@ def validate_id(cid: str) -> None:
         raise RuntimeFailure(f"invalid container id format: {cid!r}")
 
 
-@dataclass
-class ContainerState:
+class ContainerState(Record):
     id: str
     bundle: str
     rootfs: str
@@ -59,20 +61,56 @@ class ContainerState:
     init_start: int = 0
     gofer_pid: int = 0          # the gofer (runsc-gofer): a runtime process, not listed by ps
     started: bool = False
-    annotations: dict[str, str] = field(default_factory=dict)
-    cgroup: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, str] = {}
+    cgroup: dict[str, Any] = {}
     platform: str = "seccomp"
-    sandbox: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
+    sandbox: dict[str, Any] = {}
+    config: dict[str, Any] = {}
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps(self.as_dict())
 
     @classmethod
     def from_json(cls, text: str) -> "ContainerState":
         data = json.loads(text)
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls._fields)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def remove_tree(path: str) -> None:
+    """Remove a container's state directory and what is in it, errors
+    ignored (shutil.rmtree's, without importing shutil: it imports bz2,
+    lzma and fnmatch).  Fd-relative and never following a symlink, as
+    rmtree: the directory is root's, but a path is not trusted twice."""
+    try:
+        dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        _remove_entries(dfd)
+    finally:
+        os.close(dfd)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _remove_entries(dfd: int) -> None:
+    for entry in os.scandir(dfd):
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                sub = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                              dir_fd=dfd)
+                try:
+                    _remove_entries(sub)
+                finally:
+                    os.close(sub)
+                os.rmdir(entry.name, dir_fd=dfd)
+            else:
+                os.unlink(entry.name, dir_fd=dfd)
+        except OSError:
+            pass
 
 
 def proc_start_time(pid: int) -> int | None:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import errno
 import os
 import stat as _stat
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
+
+from runsc_py.record import Record
 
 from .creds import Creds, CredsCache, CredsEpoch, ThreadCreds, own_creds, read_umask
 from .hostcalls import Scratch
@@ -42,8 +43,7 @@ Result = Optional[int]
 # (Path resolution lives in sentry/paths.py, the one guarded entry point.)
 
 
-@dataclass
-class SentryOptions:
+class SentryOptions(Record):
     """What the supervisor needs besides the listener.
 
     release, version: what an emulated uname(2) reports (only when the
@@ -61,7 +61,7 @@ class SentryOptions:
     release: str = ""
     version: str = ""
     userns: bool = False
-    policy: PolicyOptions = field(default_factory=PolicyOptions)
+    policy: PolicyOptions = PolicyOptions()  # (immutable: one default for all)
     container_pidns: str | None = None
     private_ns: frozenset[str] = frozenset()
     net: "NetGuard | None" = None  # the network policy (sentry/netguard.py); None: none
@@ -90,6 +90,11 @@ class Sandbox:
         # Bumped by every call that may change the file tree; None: no
         # lookup cache (sentry/lookups.py).
         self.tree: TreeEpoch | None = TreeEpoch() if files.lookup_cache else None
+        # Our fd of the container's procfs root, -1: none of its own, None:
+        # not looked for yet (sentry/procfs.py own_exe_text).
+        self.proc_root: int | None = None
+        # A program's "#!" interpreter by its identity (syscalls/proc_exec.py).
+        self.interpreters: dict[tuple[int, ...], bytes] = {}
 
 
 class Gone(Exception):

@@ -28,8 +28,9 @@ import errno
 import os
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Iterator
+
+from runsc_py.record import Record
 
 from . import hostcalls, ownproc
 from .errors import SysError
@@ -59,8 +60,7 @@ _CAP_SYS_MODULE, _CAP_SYS_RAWIO, _CAP_SYS_ADMIN, _CAP_SYSLOG = 16, 17, 21, 34
 _NEVER = (1 << _CAP_SYS_MODULE) | (1 << _CAP_SYS_RAWIO) | (1 << _CAP_SYS_ADMIN) | (1 << _CAP_SYSLOG)
 
 
-@dataclass(frozen=True)
-class Creds:
+class Creds(Record, frozen=True):
     ruid: int
     rgid: int
     fsuid: int
@@ -74,6 +74,7 @@ class Creds:
     suid: int = 0
     egid: int = 0
     sgid: int = 0
+    tgid: int = 0     # its tgid as the sentry sees it (its procfs's pid namespace)
 
 
 def _status(tid: int) -> bytes:
@@ -83,8 +84,14 @@ def _status(tid: int) -> bytes:
     except OSError as e:
         raise SysError(_ESRCH, f"read creds of {tid}: {e.strerror}") from None
     try:
-        parts = [b"\n"]
-        while chunk := os.read(fd, 8192):  # all of it: a long Groups line runs past 8 KiB
+        # All of it: a long Groups line runs past 8 KiB.  The file is made
+        # whole at the first read (seq_file, single_open) and handed out in
+        # full up to the size asked: a shorter read is the end.
+        first = os.read(fd, 16384)
+        if len(first) < 16384:
+            return b"\n" + first
+        parts = [b"\n", first]
+        while chunk := os.read(fd, 16384):
             parts.append(chunk)
         return b"".join(parts)
     finally:
@@ -123,7 +130,8 @@ def read_creds(tid: int) -> Creds:
                  int(_field(data, b"\nUmask:", tid, _UMASK_DEFAULT)[0], 8),
                  int(_field(data, b"\nNStgid:", tid, _NS_DEFAULT)[-1]),
                  int(_field(data, b"\nNSpid:", tid, _NS_DEFAULT)[-1]),
-                 int(uid[1]), int(uid[2]), int(gid[1]), int(gid[2]))
+                 int(uid[1]), int(uid[2]), int(gid[1]), int(gid[2]),
+                 int(_field(data, b"\nTgid:", tid)[0]))
 
 
 def read_umask(tid: int) -> int:
@@ -391,17 +399,35 @@ _O_MEM = os.O_RDWR | os.O_CLOEXEC
 
 
 class CredsEpoch:
-    """Bumped whenever some task may have changed its credentials or its
-    memory (setuid family, capset, execve): every worker's cache is then
-    dropped before its next lookup.  Shared by the supervisor threads."""
+    """Bumped whenever some task may have changed its credentials (setuid
+    family, capset): every worker's cache is then dropped before its next
+    lookup.  forget() names the only tasks that may have changed (execve):
+    only their entries are dropped.  Shared by the supervisor threads."""
+
+    MAX_STALE = 4096
 
     def __init__(self) -> None:
         self.value = 0
+        self.gen = 0
+        # tid -> gen when it was last forgotten: an entry filled before
+        # that is stale.  Read without the lock (one dict lookup, atomic).
+        self.stale: dict[int, int] = {}
         self._lock = threading.Lock()
 
     def bump(self) -> None:
         with self._lock:
             self.value += 1
+
+    def forget(self, *tids: int) -> None:
+        """Entries of these tasks, in every worker's cache, are dropped
+        before their next lookup (filled before now)."""
+        with self._lock:
+            self.gen += 1
+            if len(self.stale) >= self.MAX_STALE:  # all of them, rather than grow
+                self.stale = {}
+                self.value += 1
+            for t in tids:
+                self.stale[t] = self.gen
 
 
 class CredsCache:
@@ -417,8 +443,11 @@ class CredsCache:
     status; the pidfd is checked again after them, so all three named the
     same task.  A task changes its own credentials only through calls the
     sentry sees (setuid family, capset, execve: notified, see proc_creds.py);
-    those bump the shared epoch, which drops every entry (execve must: a
-    non-leader exec takes over the leader's tid).  umask is not cached
+    the setuid family and capset bump the shared epoch, which drops every
+    entry; an execve forgets the caller's entry and its thread group
+    leader's (a non-leader exec takes over the leader's tid, and a pidfd of
+    that tid then names the exec'ing task; the other threads die, and
+    their pidfds say so).  umask is not cached
     (fs_struct is shared between threads): read it with `read_creds` when
     creating files.
 
@@ -430,7 +459,11 @@ class CredsCache:
     (reads give 0: EFAULT) unless a CLONE_VM sibling still uses it, and such
     a sibling is memory the workload's own old program shared: no other
     domain's memory is reached.  -1 when the mem fd cannot be opened
-    (memory.py then uses process_vm_readv/writev).
+    (memory.py then uses process_vm_readv/writev).  It is opened at the
+    task's second call, not its first: a task that makes one call and then
+    execs or exits (a shell's child: execve, then a first call from the new
+    program) would pay the open and close of an fd it reads once
+    (process_vm_readv costs ~3 us more per read than the fd, the open ~15).
     """
 
     MAX = 512
@@ -438,37 +471,50 @@ class CredsCache:
     def __init__(self, epoch: CredsEpoch) -> None:
         self._epoch = epoch
         self._seen = epoch.value
-        self._d: dict[int, tuple[int, Creds, int]] = {}
+        # tid -> [pidfd, creds, mem fd or -1, epoch.gen when filled, lookups]
+        self._d: dict[int, list] = {}
 
     def lookup(self, tid: int) -> tuple[Creds, int, bool]:
         """(creds, mem fd or -1, whether the entry was there before)."""
-        if self._seen != self._epoch.value:
+        epoch = self._epoch
+        if self._seen != epoch.value:
             self.clear()
         e = self._d.get(tid)
         if e is not None:
-            if hostcalls.pidfd_alive(e[0]):
+            if epoch.stale.get(tid, -1) <= e[3] and hostcalls.pidfd_alive(e[0]):
+                e[4] += 1
+                if e[2] < 0 and e[4] == 2:
+                    e[2] = self._open_mem(tid, e[0])
                 return e[1], e[2], True
             self._drop(tid)
+        filled = epoch.gen
         pidfd = hostcalls.pidfd_open(tid, _PIDFD_THREAD)
         if pidfd < 0:
             return read_creds(tid), -1, False
-        try:
-            memfd = ownproc.open_(f"{tid}/mem", _O_MEM)
-        except OSError:
-            memfd = -1
         try:
             c = read_creds(tid)
             if not hostcalls.pidfd_alive(pidfd):
                 raise SysError(_ESRCH, f"read creds of {tid}: task exited")
         except BaseException:
             os.close(pidfd)
-            if memfd >= 0:
-                os.close(memfd)
             raise
         if len(self._d) >= self.MAX:
             self.clear()
-        self._d[tid] = (pidfd, c, memfd)
-        return c, memfd, False
+        self._d[tid] = [pidfd, c, -1, filled, 1]
+        return c, -1, False
+
+    @staticmethod
+    def _open_mem(tid: int, pidfd: int) -> int:
+        """The mem fd of the task pidfd pins (checked alive after the open:
+        the tid named that task), or -1."""
+        try:
+            memfd = ownproc.open_(f"{tid}/mem", _O_MEM)
+        except OSError:
+            return -1
+        if not hostcalls.pidfd_alive(pidfd):
+            os.close(memfd)
+            return -1
+        return memfd
 
     def pidfd(self, tid: int) -> int:
         """The pidfd kept with tid's entry (after a lookup), or -1."""

@@ -88,18 +88,16 @@ def _add(f: seccomp.SyscallFilter, e: Entry, nr: int | str, trace: bool = False,
 
 def _traced(e: Entry) -> Entry:
     """The entry with NOTIFY wherever it would answer an errno itself."""
-    from dataclasses import replace
-
     from .policy import Rule
     if e.tier == DENY:
-        return replace(e, tier=EMULATE, handler="refused")
+        return e.replace(tier=EMULATE, handler="refused")
     if e.tier != NATIVE or not e.rules:
         return e
     rules = tuple(Rule(NOTIFY, r.args) if isinstance(r.action, int) else r for r in e.rules)
     if e.otherwise != errno.ENOSYS or any(r.action == errno.ENOSYS for r in e.rules):
         # the catch-all: NOTIFY for whatever no rule matches
         rules += (Rule(NOTIFY, (ge(_first_arg(e), 0),)),)
-    return replace(e, rules=tuple(r for r in rules), otherwise=errno.ENOSYS)
+    return e.replace(rules=tuple(r for r in rules), otherwise=errno.ENOSYS)
 
 
 def build_filter(options: PolicyOptions | None = None, trace: bool = False) -> seccomp.SyscallFilter:
@@ -138,18 +136,23 @@ def build_bpf(options: PolicyOptions | None = None, trace: bool = False) -> byte
 
 
 def export_bpf(f: seccomp.SyscallFilter) -> bytes:
-    """A libseccomp filter as raw BPF (struct sock_filter[]).  Through a
-    memfd, not a temporary file: the ptrace platform builds one in the
-    container's init, whose root may be read-only (ptrace_entry.py)."""
+    """A libseccomp filter's program as raw BPF, exactly what its load()
+    would hand to seccomp(2).  Through a memfd, not a temporary file:
+    libseccomp writes to an fd, tempfile costs an import of random, shutil
+    and more, and the ptrace platform builds one in the container's init,
+    whose root may be read-only (ptrace_entry.py)."""
     import os
 
-    with open(os.memfd_create("runsc-py-bpf", os.MFD_CLOEXEC), "w+b") as tmp:
-        f.export_bpf(tmp)
-        tmp.flush()
-        os.lseek(tmp.fileno(), 0, os.SEEK_SET)
+    fd = os.memfd_create("runsc-py-bpf", os.MFD_CLOEXEC)
+    try:
+        with open(fd, "w+b", closefd=False) as tmp:
+            f.export_bpf(tmp)
         data = b""
-        while chunk := os.read(tmp.fileno(), 65536):
+        os.lseek(fd, 0, os.SEEK_SET)
+        while chunk := os.read(fd, 65536):
             data += chunk
+    finally:
+        os.close(fd)
     if not data or len(data) % 8:
         raise RuntimeError(f"filter: export_bpf: bad program size {len(data)}")
     return data

@@ -8,7 +8,6 @@ stay cheap.  Buffers are the caller's (per-thread scratch in `Scratch`).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library would fork ldconfig

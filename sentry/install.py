@@ -29,7 +29,6 @@ the init is single-threaded when it calls this.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import logging
 import os
@@ -83,6 +82,21 @@ class PreparedFilter:
                           ctypes.c_ulong(0), ctypes.c_ulong(0))
         self.flags_used = 0
 
+    def load_allowlist(self) -> None:
+        """Load a filter without NOTIFY actions (the sandbox's and the
+        gofer's own allowlists) exactly as libseccomp 2.5's load() does with
+        the attributes they use (CTL_NNP=1; no TSYNC, LOG or SPEC_ALLOW;
+        no listener without NOTIFY actions): prctl(PR_SET_NO_NEW_PRIVS),
+        then seccomp(SECCOMP_SET_MODE_FILTER, 0, prog)."""
+        if self._prctl(*self._args_nnp) != 0:
+            err = self._get_errno()
+            raise OSError(err, f"load filter: prctl no_new_privs: {os.strerror(err)}")
+        r = self._syscall(ctypes.c_long(SYS_seccomp), ctypes.c_ulong(SECCOMP_SET_MODE_FILTER),
+                          ctypes.c_ulong(0), self._prog_ref)
+        if r != 0:
+            err = self._get_errno()
+            raise OSError(err, f"load filter: seccomp set_mode_filter: {os.strerror(err)}")
+
     def install(self, no_new_privs: bool = True) -> int:
         """[no_new_privs +] seccomp(2); returns the listener fd (O_CLOEXEC).
 
@@ -112,15 +126,19 @@ class PreparedFilter:
         send_listener(sock, self.install(no_new_privs))
 
 
-def prepare_filter(options: PolicyOptions | None = None, platform: str = "seccomp") -> "PreparedFilter | Any":
+def prepare_filter(options: PolicyOptions | None = None, platform: str = "seccomp",
+                   bpf: bytes | None = None) -> "PreparedFilter | Any":
     """Step 1: build the BPF (imports libseccomp; allocates).  On the ptrace
-    platform: its two filters and its hand-off (platform/ptrace_entry.py)."""
-    from .filter import build_bpf
-
+    platform: its two filters and its hand-off (platform/ptrace_entry.py).
+    bpf: the policy's program already built for these options and this
+    platform (the runtime's cache, runsc_py/filtercache.py): not rebuilt."""
+    if bpf is None:
+        from .filter import build_bpf
+        bpf = build_bpf(options, trace=platform == "ptrace")
     if platform == "ptrace":
         from .platform.ptrace_entry import PreparedTrace
-        return PreparedTrace(PreparedFilter(build_bpf(options, trace=True), listener=False))
-    return PreparedFilter(build_bpf(options))
+        return PreparedTrace(PreparedFilter(bpf, listener=False))
+    return PreparedFilter(bpf)
 
 
 def install_filter(options: PolicyOptions | None = None) -> int:

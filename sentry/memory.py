@@ -33,7 +33,6 @@ One `Memory` per supervisor thread: its buffer and iovecs are allocated once.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from typing import Callable
 

@@ -29,7 +29,8 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+
+from runsc_py.record import Record
 
 from .netpolicy import DENIED_ERRNO, IN, OUT, Decision, NetPolicy
 
@@ -79,8 +80,7 @@ def sockaddr(addr: IPAddr, port: int) -> bytes:
     return AF_INET6.to_bytes(2, "little") + port.to_bytes(2, "big") + bytes(4) + addr.packed + bytes(4)
 
 
-@dataclass
-class NetGuard:
+class NetGuard(Record):
     """One sandbox's policy and decision log.
 
     log_fd: a file opened before the sandbox confined itself (--net-log),
@@ -96,7 +96,7 @@ class NetGuard:
     # never changes, so a destination is decided once (a dict lookup
     # instead of ~10 us of address objects and prefix probes).  Bounded:
     # cleared when full.  Shared by the workers (a dict store is atomic).
-    _cache: dict[tuple[str, bytes], tuple[Decision, IPAddr, int]] = field(default_factory=dict)
+    _cache: dict[tuple[str, bytes], tuple[Decision, IPAddr, int]] = {}
 
     @property
     def logging(self) -> bool:

@@ -40,8 +40,9 @@ from __future__ import annotations
 import errno
 import ipaddress
 import json
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
+
+from runsc_py.record import Record
 
 ALLOW = "allow"
 DENY = "deny"
@@ -62,8 +63,7 @@ PRIVATE = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@dataclass(frozen=True)
-class PortRange:
+class PortRange(Record, frozen=True):
     lo: int
     hi: int
 
@@ -74,8 +74,7 @@ class PortRange:
         return str(self.lo) if self.lo == self.hi else f"{self.lo}-{self.hi}"
 
 
-@dataclass(frozen=True)
-class NetRule:
+class NetRule(Record, frozen=True):
     """One rule.  ports empty: every port."""
 
     verdict: str
@@ -186,13 +185,12 @@ def spellings(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipadd
 
 
 # --- the compiled table ---------------------------------------------------------
-@dataclass
-class _Index:
+class _Index(Record):
     """Rules of one (family, direction): prefix length -> masked net -> rules."""
 
     bits: int
-    by_len: dict[int, dict[int, list[NetRule]]] = field(default_factory=dict)
-    lengths: list[int] = field(default_factory=list)  # longest first
+    by_len: dict[int, dict[int, list[NetRule]]] = {}
+    lengths: list[int] = []  # longest first
 
     def add(self, r: NetRule) -> None:
         plen = r.net.prefixlen
@@ -217,8 +215,7 @@ class _Index:
         return None
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(Record, frozen=True):
     verdict: str
     rule: NetRule | None   # None: the direction's default
     address: str           # the spelling that decided (the first one, when allowed)
@@ -285,8 +282,7 @@ class NetPolicy:
 
 
 # --- where rules come from ---------------------------------------------------------
-@dataclass
-class PolicySource:
+class PolicySource(Record):
     """What the command line, a policy file and the spec's annotations say."""
 
     allow: Sequence[str] = ()

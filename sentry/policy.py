@@ -30,8 +30,9 @@ pointers (a BPF filter cannot, and the memory could change anyway).
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
+
+from runsc_py.record import Record
 
 NATIVE = "native"
 EMULATE = "emulate"
@@ -50,8 +51,7 @@ _ENOSYS = errno.ENOSYS
 _OP_TEXT = {"eq": "==", "ne": "!=", "ge": ">="}
 
 
-@dataclass(frozen=True)
-class ArgCmp:
+class ArgCmp(Record, frozen=True):
     """One comparison on a syscall argument: op is eq, ne, ge or masked_eq."""
 
     index: int
@@ -78,8 +78,7 @@ class ArgCmp:
         raise ValueError(f"policy: unknown comparison {self.op}")
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Record, frozen=True):
     """action (ALLOW, NOTIFY or an errno) when all comparisons hold."""
 
     action: str | int
@@ -101,8 +100,7 @@ def _act_text(action: str | int) -> str:
     return action if isinstance(action, str) else _errname(action)
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(Record, frozen=True):
     """One syscall.  otherwise: a native entry's answer (an errno) for the
     argument values none of its rules match."""
 
@@ -111,7 +109,7 @@ class Entry:
     reason: str
     errno: int = 0
     handler: str = ""
-    rules: tuple[Rule, ...] = field(default=())
+    rules: tuple[Rule, ...] = ()
     otherwise: int = _ENOSYS  # (the field "errno" hides the module here)
 
     def rule_text(self) -> str:
@@ -464,24 +462,22 @@ def _native_entries(net_raw: bool) -> list[Entry]:
                              "checks CAP_SYS_RESOURCE and the same-credentials rule)"),
         _native("getrandom", "randomness"),
         # sockets: data path native, addresses (bind/connect) emulated
-        replace(_native("socket", "AF_UNIX/INET/INET6 stream, dgram, seqpacket; raw and packet "
-                                  "only with net_raw (else EPERM, as without CAP_NET_RAW); other types "
-                                  "ESOCKTNOSUPPORT, other families EAFNOSUPPORT (as if not built into "
-                                  "the kernel); AF_NETLINK notified: NETLINK_ROUTE/SOCK_DIAG made by "
-                                  "the sentry without CAP_NET_ADMIN (dumps only), other protocols "
-                                  "EPROTONOSUPPORT",
-                        *_socket_rules(net_raw), otherwise=errno.EAFNOSUPPORT),
-                handler="net_socket.socket"),
+        _native("socket", "AF_UNIX/INET/INET6 stream, dgram, seqpacket; raw and packet "
+                          "only with net_raw (else EPERM, as without CAP_NET_RAW); other types "
+                          "ESOCKTNOSUPPORT, other families EAFNOSUPPORT (as if not built into "
+                          "the kernel); AF_NETLINK notified: NETLINK_ROUTE/SOCK_DIAG made by "
+                          "the sentry without CAP_NET_ADMIN (dumps only), other protocols "
+                          "EPROTONOSUPPORT",
+                *_socket_rules(net_raw), otherwise=errno.EAFNOSUPPORT).replace(handler="net_socket.socket"),
         _native("socketpair", "AF_UNIX pairs only; INET/INET6/NETLINK EOPNOTSUPP (no pairs in Linux "
                               "either), AF_PACKET EPERM, other families EAFNOSUPPORT",
                 *_socketpair_rules(), otherwise=errno.EAFNOSUPPORT),
         _native("accept", "socket data path"),
         _native("accept4", "socket data path"),
         _native("shutdown", "socket data path"),
-        replace(_native("sendto", "socket data path without an address (send); with one, notified: "
-                                  "checked against the network policy and sent by the sentry",
-                        _allow_if(eq(4, 0)), Rule(NOTIFY, (ne(4, 0),))),
-                handler="net_send.sendto"),
+        _native("sendto", "socket data path without an address (send); with one, notified: "
+                          "checked against the network policy and sent by the sentry",
+                _allow_if(eq(4, 0)), Rule(NOTIFY, (ne(4, 0),))).replace(handler="net_send.sendto"),
         _native("recvfrom", "socket data path"),
         _native("recvmsg", "socket data path"),
         _native("getsockopt", "socket options"),
@@ -879,8 +875,7 @@ DANGEROUS = (
 )
 
 
-@dataclass(frozen=True)
-class PolicyOptions:
+class PolicyOptions(Record, frozen=True):
     """Options that change the table.
 
     net_raw: allow SOCK_RAW for AF_INET/AF_INET6 (like --net-raw).
@@ -953,7 +948,7 @@ def build_table(options: PolicyOptions | None = None) -> dict[str, Entry]:
     table = _check_unique(_raw_entries(options))
     for name, handler in options.notify_extra:
         old = table.get(name)
-        table[name] = replace(old, tier=EMULATE, handler=handler, rules=(), errno=0) if old \
+        table[name] = old.replace(tier=EMULATE, handler=handler, rules=(), errno=0) if old \
             else _emulate(name, handler, "moved to the emulate tier by an option")
     return table
 

@@ -96,6 +96,74 @@ def self_link_text(call: Call, path: bytes) -> bytes | None:
     return b"%d/task/%d" % (c.ns_tgid, c.ns_tid)
 
 
+_OWN_EXE = (b"/proc/self/exe", b"/proc/thread-self/exe")
+
+
+def own_exe_text(call: Call, path: bytes) -> bytes | None:
+    """readlink of the caller's own /proc/self/exe, or None (then the walk
+    answers).  Every statically linked glibc program asks it at start, so a
+    shell's every command paid the whole component-wise walk.
+
+    The same answer as the walk's, in three calls: /proc/<tgid>/exe opened
+    O_PATH|O_NOFOLLOW below the container's own procfs root (kept per
+    sandbox: `_proc_root`), RESOLVE_NO_XDEV, so that anything mounted
+    over /proc/<tgid> or its exe (a masked path) sends it to the walk;
+    then read with our own credentials: Linux lets a task read its own
+    exe link whatever its credentials (ptrace_may_access of its own thread
+    group), which the walk's switch to exactly the target's capabilities
+    would refuse to a non-dumpable one."""
+    if path not in _OWN_EXE:
+        return None
+    root = _proc_root(call)
+    if root < 0:
+        return None
+    tgid = call.creds().ns_tgid
+    if tgid <= 0:
+        return None
+    fd = call.fs.openat2(root, b"%d/exe" % tgid, _O_PATH_NOFOLLOW, 0, BENEATH | RESOLVE_NO_XDEV)
+    if fd < 0:
+        return None
+    try:
+        call.check_valid()  # tgid was the caller's (a task is not reused while it waits here)
+        n = call.scratch.readlink_fd(fd)
+    finally:
+        os.close(fd)
+    if n < 0:
+        return None
+    return container_view(call, call.scratch.link.raw[:n])
+
+
+def _proc_root(call: Call) -> int:
+    """Our O_PATH fd of the root of the container's procfs at /proc, or -1
+    (none, not its own pid namespace's: own_exe_text stays off).  Found once
+    per sandbox with the caller's walk and kept: the workload cannot mount,
+    unmount or move it (the mount family is refused, and a mount point is
+    not renamed), so it stays the same directory for the container's life."""
+    sb = call.sb
+    fd = getattr(sb, "proc_root", None)
+    if fd is not None:
+        return fd
+    from .paths import open_path  # (paths imports this module)
+    try:
+        fd = open_path(call, None, b"/proc", _O_PATH_DIR)
+    except SysError:
+        return -1  # not known now (this caller's view): the walk answers; tried again later
+    try:
+        st = os.fstat(fd)
+        ours = st.st_ino == PROC_ROOT_INO and sb.fs_kinds.is_proc(call.scratch, fd) \
+            and st.st_dev in sb.fs_kinds.own_proc
+    except OSError:
+        ours = False
+    if not ours:
+        os.close(fd)
+        fd = -1
+    if getattr(sb, "proc_root", None) is None:  # another thread may have been first
+        sb.proc_root = fd
+    elif fd >= 0:
+        os.close(fd)
+    return sb.proc_root
+
+
 def container_view(call: Call, text: bytes) -> bytes:
     """A magic link's text as read by the sentry -> as the target reads it.
 

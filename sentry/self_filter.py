@@ -273,11 +273,23 @@ def build(default_errno: int = errno.EPERM, join_netns: bool = False,
     return f
 
 
-def install(join_netns: bool = False, platform: str = "seccomp") -> None:
+def build_bpf(join_netns: bool = False, platform: str = "seccomp") -> bytes:
+    """build() as raw BPF, exactly what its load() would install."""
+    from .filter import export_bpf
+    return export_bpf(build(join_netns=join_netns, platform=platform))
+
+
+def install(prepared: Any = None, join_netns: bool = False, platform: str = "seccomp") -> None:
     """Load the filter on the calling process (single-threaded: no TSYNC
-    needed).  Always enforcing: there is no log-only mode to switch on."""
-    f = build(join_netns=join_netns, platform=platform)
-    f.load()
+    needed).  Always enforcing: there is no log-only mode to switch on.
+    PREPARED: this filter's program, built for the same join_netns and
+    platform, from the runtime's cache (runsc_py/filtercache.py) as a
+    sentry.install.PreparedFilter, made before the sandbox confined itself,
+    loaded as libseccomp's load() would."""
+    if prepared is None:
+        build(join_netns=join_netns, platform=platform).load()
+    else:
+        prepared.load_allowlist()
     log.debug("sentry: own seccomp filter installed (%d syscalls allowed, platform %s)",
               len(ALLOW) + 3, platform)
 

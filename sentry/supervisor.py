@@ -134,7 +134,7 @@ class Supervisor:
 
     def __init__(self, listener_fd: int, sandbox: Sandbox, *, threads: int = 1,
                  max_threads: int = 16, sync_wakeup: bool = True,
-                 stall_tick: float = 0.01,
+                 stall_tick: float = 0.01, idle_tick: float = 0.2,
                  dispatch: list[Handler | None] | None = None) -> None:
         self.listener = Listener(listener_fd)
         self.sandbox = sandbox
@@ -147,6 +147,7 @@ class Supervisor:
         self.min_threads = max(1, threads)
         self.max_threads = max(self.min_threads, max_threads)
         self.stall_tick = stall_tick
+        self.idle_tick = max(stall_tick, idle_tick)
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
         # Per worker: 0 while waiting in RECV, else the id of the notification
@@ -169,11 +170,16 @@ class Supervisor:
 
         Meanwhile, every stall_tick: if every worker has been inside the same
         handler since the last tick (blocking calls: FIFO opens, connects),
-        start one more worker, up to max_threads.
+        start one more worker, up to max_threads.  While every worker waits
+        in RECV the tick doubles, up to idle_tick: an idle sandbox (most of
+        them, most of the time) wakes five times a second, not a hundred
+        (each wake-up takes the GIL: ~8 ms of CPU a second per sandbox).  A
+        handler that blocks after an idle spell is seen within idle_tick.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         prev: list[int] = []
-        while not self._done.wait(self.stall_tick):
+        tick = self.stall_tick
+        while not self._done.wait(tick):
             if self.listener.fd < 0:
                 self._done.set()
                 break
@@ -183,6 +189,7 @@ class Supervisor:
                 self._spawn()
                 snap = list(self._states)
             prev = snap
+            tick = self.stall_tick if any(snap) else min(tick * 2, self.idle_tick)
             if deadline is not None and time.monotonic() >= deadline:
                 break
         return self._done.is_set()

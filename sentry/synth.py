@@ -40,7 +40,8 @@ import fcntl
 import math
 import os
 import time
-from dataclasses import dataclass, field
+
+from runsc_py.record import Record
 
 from . import ownproc
 from .errors import SysError
@@ -68,18 +69,17 @@ _F_SEAL_ALL = 0x0001 | 0x0002 | 0x0004 | 0x0008  # SEAL, SHRINK, GROW, WRITE
 _F_ADD_SEALS = 1033
 
 
-@dataclass
-class Limits:
+class Limits(Record):
     """The container's cgroup files (read-only fds) and the host's facts."""
 
-    files: dict[tuple[str, str], int] = field(default_factory=dict)  # (controller, name) -> fd
-    controllers: set[str] = field(default_factory=set)   # those found ("unified" on v2)
+    files: dict[tuple[str, str], int] = {}  # (controller, name) -> fd
+    controllers: set[str] = set()            # those found ("unified" on v2)
     host_mem_kb: int = 0
     host_swap_kb: int = 0
-    cpuinfo: list[bytes] = field(default_factory=list)  # one "processor : N" block each
+    cpuinfo: list[bytes] = []  # one "processor : N" block each
     cpus: tuple[int, ...] = ()                           # the sandbox's CPUs at start
     nr_cpu_ids: int = 1                                  # the host's possible CPUs
-    cpu_node: dict[int, int] = field(default_factory=dict)  # CPU -> NUMA node
+    cpu_node: dict[int, int] = {}  # CPU -> NUMA node
     started: float = 0.0                                 # CLOCK_BOOTTIME at start
 
     @classmethod

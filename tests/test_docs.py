@@ -202,10 +202,9 @@ def _runnable() -> list[Block]:
 @pytest.mark.runsc_py_only
 @pytest.mark.parametrize("block", _runnable(), ids=lambda b: f"README.md:{b.line}")
 def test_readme_block_runs(block: Block, runtime: Runtime, workdir: Path) -> None:
-    script = commands(block)
-    # /tmp/ first: the runtime's own path may be under /tmp (the platform
-    # wrapper of RUNSC_PY_TEST_PLATFORM).
-    script = script.replace("/tmp/", f"{workdir}/tmp/")
+    # The README's /tmp/ first: the runtime's own paths may lie under /tmp
+    # too (the $RUNSC_PY_TEST_PLATFORM wrapper, the test's --root).
+    script = commands(block).replace("/tmp/", f"{workdir}/tmp/")
     script = re.sub(r"(?<![\w/$\"-])\.venv/bin/runsc-py\b",
                     f"{runtime.binary} --root {runtime.root}", script)
     (workdir / "tmp").mkdir()

@@ -13,12 +13,11 @@ but the directories are still made through cgroupfs: no systemd D-Bus.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ._base import CgroupManager
 from ._mountinfo import Hierarchies, detect
 from .systemd_path import expand_slice, resolve, systemd_path
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
 if TYPE_CHECKING:
     from .v1 import V1Manager
     from .v2 import V2Manager

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
-from typing import Any
 
 from runsc_py.errors import RuntimeFailure, describe_oserror
+from runsc_py.log import get_logger
 
 from . import _fs
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+log = get_logger(__name__)  # (runsc_py/log.py: no `logging` import unless a record is written)
 
 FREEZE_TIMEOUT = 2.0     # seconds to reach FROZEN / frozen 1
 DESTROY_TIMEOUT = 2.0    # seconds of EBUSY retries in rmdir

@@ -14,26 +14,24 @@ runtimes and unusual layouts work.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from runsc_py.record import Record
 
 MOUNTINFO = "/proc/self/mountinfo"
 _PREFERRED_BASE = "/sys/fs/cgroup"
 
 
-@dataclass(frozen=True)
-class CgroupMount:
+class CgroupMount(Record, frozen=True):
     mountpoint: str
     root: str                  # the directory of the hierarchy that is mounted
     fstype: str                # "cgroup" (v1) or "cgroup2"
     controllers: tuple[str, ...]   # v1 only: "cpu", "memory", ..., "name=systemd"
 
 
-@dataclass
-class Hierarchies:
+class Hierarchies(Record):
     """What detect() found: mode "v1" (legacy or hybrid) or "v2" (unified)."""
 
     mode: str
-    v1: dict[str, str] = field(default_factory=dict)   # controller -> mountpoint
+    v1: dict[str, str] = {}                             # controller -> mountpoint
     unified: str = ""                                   # cgroup2 mountpoint or ""
 
 

@@ -8,7 +8,9 @@ linux.resources.devices.  Without them even /dev/null is EPERM.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _c(major: int | None, minor: int | None, access: str = "rwm") -> dict[str, Any]:
@@ -48,7 +50,6 @@ def spec_device_rules(linux: dict[str, Any] | None) -> list[dict[str, Any]]:
 def with_defaults(rules: list[dict[str, Any]], extra: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The spec's rules, then the defaults, then the spec devices (runc order)."""
     return [*rules, *DEFAULT_ALLOWED, *(extra or [])]
-
 
 
 # What the sandbox lets a container open, whatever its spec allows (the

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
-from typing import Any
 
 from runsc_py.errors import RuntimeFailure, describe_oserror
+from runsc_py.log import get_logger
 
 from . import _fs
 from ._base import FREEZE_TIMEOUT, CgroupManager, blkio_entries, hugepage_sizes, opt_int
 from .devices import sandboxed, with_defaults
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+log = get_logger(__name__)  # (runsc_py/log.py: no `logging` import unless a record is written)
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 

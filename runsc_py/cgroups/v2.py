@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
-from dataclasses import dataclass
-from typing import Any
 
 from runsc_py.errors import RuntimeFailure
+from runsc_py.log import get_logger
+from runsc_py.record import Record
 
 from . import _fs
 from ._base import FREEZE_TIMEOUT, CgroupManager, hugepage_sizes, opt_int
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+log = get_logger(__name__)  # (runsc_py/log.py: no `logging` import unless a record is written)
 
 
 # -- translation of OCI resources (pure) -------------------------------------
@@ -64,8 +67,7 @@ def _num(v: int) -> str:
     return "max" if v < 0 else str(v)
 
 
-@dataclass(frozen=True)
-class Write:
+class Write(Record, frozen=True):
     """One value to write; alts are (file, value) tried in order, the first
     existing file wins.  missing_ok: skip silently if no file exists."""
 

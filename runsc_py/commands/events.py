@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from ..cli import Globals
+
+if TYPE_CHECKING:  # argparse is imported only for help and errors (flags.py)
+    import argparse
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -30,6 +33,8 @@ def parse_duration(text: str) -> float:
 
 
 def run(g: Globals, a: argparse.Namespace) -> int:
+    import gc
+    gc.enable()  # a long-lived command: the launcher turned the collector off for the start-up
     from ..cgroups import CgroupManager
     from ..errors import ContainerNotRunning
     from ..state import Status, Store

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+from typing import TYPE_CHECKING
 
 from ..cli import Globals
+from ..flags import REMAINDER, SUPPRESS
+
+if TYPE_CHECKING:  # argparse is imported only for help and errors (flags.py)
+    import argparse
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -21,10 +25,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cap", "-c", action="append", default=[])
     p.add_argument("--no-new-privs", action="store_true", default=None)
     p.add_argument("--preserve-fds", type=int, default=0)
-    p.add_argument("--process-label", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--apparmor", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--process-label", default=None, help=SUPPRESS)
+    p.add_argument("--apparmor", default=None, help=SUPPRESS)
     p.add_argument("id")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("command", nargs=REMAINDER)
 
 
 def run(g: Globals, a: argparse.Namespace) -> int:

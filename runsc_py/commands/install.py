@@ -30,7 +30,6 @@ up to FILE.bak-<timestamp> before it changes; a run that changes nothing says
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 import os
@@ -38,9 +37,12 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from typing import Any, Callable, TYPE_CHECKING
 
 from ..cli import Globals
+
+if TYPE_CHECKING:  # argparse is imported only for help and errors (flags.py)
+    import argparse
 from ..errors import RuntimeFailure
 
 CRI = ("plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import subprocess
 
 from ..cli import Globals
+from ..flags import REMAINDER
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
+if TYPE_CHECKING:  # argparse is imported only for help and errors (flags.py)
+    import argparse
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", "-f", default="table", choices=["table", "json"])
     p.add_argument("id")
-    p.add_argument("ps_args", nargs=argparse.REMAINDER, help="arguments for ps(1) (default -ef)")
+    p.add_argument("ps_args", nargs=REMAINDER, help="arguments for ps(1) (default -ef)")
 
 
 def run(g: Globals, a: argparse.Namespace) -> int:
@@ -27,6 +30,7 @@ def run(g: Globals, a: argparse.Namespace) -> int:
     if a.format == "json":
         print(json.dumps(pids))
         return 0
+    import subprocess  # the table only: `ps --format json` (containerd's) runs no ps(1)
     args = [x for x in a.ps_args if x != "--"] or ["-ef"]
     try:
         out = subprocess.run(["ps", *args], capture_output=True, text=True, check=True).stdout

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
+from typing import TYPE_CHECKING
 
 from ..cli import Globals
+
+if TYPE_CHECKING:  # argparse is imported only for help and errors (flags.py)
+    import argparse
 from ..signals import wait_forwarding
 from . import create
 
@@ -28,6 +31,8 @@ def run(g: Globals, a: argparse.Namespace) -> int:
     if a.detach:
         return 0
     code = wait_forwarding(st.pid, st.init_pid)
+    from ..timeline import mark
+    mark("run.exited")
     if not a.keep:
         _cleanup(store, a.id)
     return code

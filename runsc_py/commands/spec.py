@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+from typing import TYPE_CHECKING
 
 from ..cli import Globals
+
+if TYPE_CHECKING:  # argparse is imported only for help and errors (flags.py)
+    import argparse
 
 
 def configure(p: argparse.ArgumentParser) -> None:

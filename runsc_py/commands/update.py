@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cli import Globals
+
+if TYPE_CHECKING:  # argparse is imported only for help and errors (flags.py)
+    import argparse
 
 
 def configure(p: argparse.ArgumentParser) -> None:

@@ -23,31 +23,31 @@ import os
 import select
 import signal
 import socket
-from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from .. import libc
 from ..errors import RuntimeFailure
 from ..hooks import run_hooks
+from ..record import Record
 from ..sandbox import SandboxOptions, enter, prepare_filter
 from ..sync import Channel, Msg
+from ..timeline import mark
 from . import console, network, process, rootfs
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class InitConfig:
+class InitConfig(Record):
     spec: dict[str, Any]
     rootfs: str
     hook_state: dict[str, Any]          # the state JSON handed to hooks
     new_namespaces: set[str]            # namespace types created (not joined)
-    cgroup_mounts: list[tuple[str, str]] = field(default_factory=list)
-    cgroup_dirs: dict[str, str] = field(default_factory=dict)  # controller -> host dir
+    cgroup_mounts: list[tuple[str, str]] = []
+    cgroup_dirs: dict[str, str] = {}  # controller -> host dir
     state_dir: str = ""
     no_pivot: bool = False
     preserve_fds: int = 0
-    sandbox: SandboxOptions = field(default_factory=SandboxOptions)
+    sandbox: SandboxOptions = SandboxOptions()  # (always given: launch.py)
     prepared_filter: Any = None
     loopback: bool = False              # bring lo up here (no network set-up helper)
 
@@ -94,12 +94,14 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
     #    once it is our parent: see step 4.)  Dumpable: in a new user
     #    namespace the uid change cleared it, and the sentry (same uid, no
     #    privilege over our inherited mm) must read /proc/<us>/root.
+    mark("init.start")
     os.setsid()
     if in_userns:
         libc.prctl(libc.PR_SET_DUMPABLE, 1)
     # The sandbox filter is built now, while the host's files (Python modules,
     # libseccomp) are still visible; it is installed right before execve.
     cfg.prepared_filter = prepare_filter(cfg.sandbox)
+    mark("init.filter-built")
     # The container's mount namespace is ours alone (the sandbox process
     # keeps its own, with the host's /proc).
     if mount_ns_fd >= 0:
@@ -127,6 +129,7 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
     if cfg.loopback:
         network.loopback_up()
 
+    mark("init.rootfs")
     # 4. prestart and createRuntime hooks run in the runtime's namespace.
     chan.send(Msg.HOOKS)
     msg, _ = chan.recv(Msg.HOOKS_DONE)
@@ -182,6 +185,7 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
     process.apply_rlimits(proc.get("rlimits"))
 
     # 11. `create` is done: wait for `start`.
+    mark("init.ready")
     chan.send(Msg.READY)
     chan.close()
     conn = _wait_for_start(start_sock)
@@ -206,6 +210,7 @@ def _exec(cfg: InitConfig, conn: socket.socket, sentry_sock: socket.socket) -> N
     argv0 = process.lookup(proc["args"][0], env)
     last_cap = process.last_cap()
 
+    mark("init.exec-prepared")  # the last mark: step 15 closes the log file
     # 15. No fd of the runtime survives execve (CVE-2024-21626).
     process.close_inherited_fds(2 + cfg.preserve_fds)
     process.reset_signals()

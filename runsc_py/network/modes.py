@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+
+from ..record import Record
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class NetPlan:
+class NetPlan(Record, frozen=True):
     """mode: the --network value.  spec_ns: what the sandbox process does
     with the spec's network namespace: "new", a path to join, or "" (stay in
     the runtime's).  workload_own: the workload gets a fresh namespace of

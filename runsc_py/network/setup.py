@@ -26,19 +26,18 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from .. import libc
 from ..errors import RuntimeFailure
+from ..record import Record
 
 log = logging.getLogger(__name__)
 
 TIMEOUT = 20.0
 
 
-@dataclass
-class Helper:
+class Helper(Record):
     pid: int
     sock: socket.socket
 

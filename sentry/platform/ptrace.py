@@ -61,8 +61,9 @@ import os
 import queue
 import socket
 import threading
-from dataclasses import dataclass
 from typing import Any, Callable, Optional
+
+from runsc_py.record import Record
 
 from .. import paths
 from ..call import Call, Sandbox
@@ -208,8 +209,7 @@ def _signed(v: int) -> int:
     return v - (1 << 64) if v & (1 << 63) else v
 
 
-@dataclass
-class _Job:
+class _Job(Record):
     """Work for a worker thread: run a handler for a parked caller, or finish
     a FIFO open (reopen our fd of it, blocking, as the caller)."""
 

@@ -38,7 +38,6 @@ allocated once; a round trip allocates no ctypes objects.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import select

@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from dataclasses import dataclass, field
 from typing import Any
+
+from runsc_py.record import Record, factory
 
 CLONE_VM = 0x00000100
 CLONE_FILES = 0x00000400
@@ -96,8 +97,7 @@ class AddressSpace:
             self.mem = -1
 
 
-@dataclass
-class Park:
+class Park(Record):
     """A call handed to a worker thread while its caller waits in pause(2)
     (ptrace.py).  Guarded by `lock`: the worker sets done and the result,
     the tracer sets abandoned (the caller died); whichever comes second
@@ -106,7 +106,7 @@ class Park:
     ticket: int
     saved: Any              # the caller's registers at its seccomp stop (UserRegs)
     mask: int               # its signal mask, restored when the answer is in
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = factory(threading.Lock)
     done: bool = False
     abandoned: bool = False
     value: int = 0          # the answer (-errno), or...

@@ -134,6 +134,8 @@ def _readlink(call: Call, dirfd_arg: int | None, path_idx: int, buf: int, size: 
         return -errno.ENOENT
     text = procfs.self_link_text(call, path)
     if text is None:
+        text = procfs.own_exe_text(call, path)
+    if text is None:
         fd = paths.open_path(call, dirfd_arg, path, _O_PATH_NOFOLLOW)
         try:
             n = call.scratch.readlink_fd(fd)

@@ -29,13 +29,29 @@ from .. import paths
 from ..call import Call
 from ..errors import SysError
 from ..hostcalls import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW
+from runsc_py.timeline import mark
 
 log = logging.getLogger(__name__)
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 
 
-def _interpreter(fd: int) -> bytes | None:
-    """The interpreter path of a "#!" file, if we may read its first line."""
+_NOT_A_SCRIPT = b""
+
+
+def _interpreter(call: Call, fd: int, st: os.stat_result) -> bytes | None:
+    """The interpreter path of a "#!" file, if we may read its first line.
+
+    Kept per sandbox by the file's identity and every stamp a write
+    changes (device, inode, size, mtime, ctime: ctime moves with any change
+    of the contents, and cannot be set back): a program exec'd again (every
+    command of a shell loop) is not reopened and read each time.  Only
+    what was read is kept, never a refusal: whether the caller may read
+    the file depends on the caller."""
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    kept = call.sb.interpreters
+    interp = kept.get(key)
+    if interp is not None:
+        return interp or None
     rfd = paths.reopen(fd, os.O_RDONLY | os.O_NONBLOCK)
     if rfd < 0:
         return None  # execute-only: the kernel reads it, we do not
@@ -45,11 +61,17 @@ def _interpreter(fd: int) -> bytes | None:
         return None
     finally:
         os.close(rfd)
-    if not head.startswith(b"#!"):
-        return None
-    line = head[2:].split(b"\n", 1)[0].strip()
-    interp = line.split(None, 1)[0] if line else b""
+    interp = _NOT_A_SCRIPT
+    if head.startswith(b"#!"):
+        line = head[2:].split(b"\n", 1)[0].strip()
+        interp = line.split(None, 1)[0] if line else _NOT_A_SCRIPT
+    if len(kept) >= _MAX_KEPT:
+        kept.clear()
+    kept[key] = interp
     return interp or None
+
+
+_MAX_KEPT = 512
 
 
 def _check(call: Call, dirfd: int | None, path: bytes, flags: int) -> int | None:
@@ -61,8 +83,12 @@ def _check(call: Call, dirfd: int | None, path: bytes, flags: int) -> int | None
             # fexecve: the fd's own object, which must be the container's.
             fd = paths.open_fd_object(call, dirfd, paths.CHANGE)
         else:
+            # Lent by the lookup cache (no dup, no close): only read here.
             fd = paths.open_path(call, dirfd, path,
-                                 _O_PATH | (os.O_NOFOLLOW if flags & AT_SYMLINK_NOFOLLOW else 0))
+                                 _O_PATH | (os.O_NOFOLLOW if flags & AT_SYMLINK_NOFOLLOW else 0),
+                                 lend=True)
+            if fd < 0:
+                return fd  # a kept ENOENT
     except SysError as e:
         return -e.errno
     try:
@@ -74,15 +100,26 @@ def _check(call: Call, dirfd: int | None, path: bytes, flags: int) -> int | None
         r = call.fs.access(fd, os.X_OK)
         if r < 0:
             return r
-        interp = _interpreter(fd)
+        interp = _interpreter(call, fd, st)
     finally:
-        os.close(fd)
+        paths.release(call, fd)
     if interp is not None:
         try:
-            os.close(paths.open_path(call, None, interp, _O_PATH))
+            ifd = paths.open_path(call, None, interp, _O_PATH, lend=True)
         except SysError as e:
             return -e.errno
+        if ifd < 0:
+            return ifd
+        paths.release(call, ifd)
     return None
+
+
+def _forget(call: Call) -> None:
+    """The exec changes the caller's credentials and address space, and it
+    takes over its thread group leader's tid: their cached credentials and
+    mem fds go (sentry/creds.py).  Other tasks are untouched."""
+    c = call.creds()
+    call.sb.creds_epoch.forget(call.pid, c.tgid or call.pid)
 
 
 def execve(call: Call) -> int | None:
@@ -92,7 +129,8 @@ def execve(call: Call) -> int | None:
     r = _check(call, None, path, 0)
     if r is not None:
         return r
-    call.sb.creds_epoch.bump()
+    _forget(call)
+    mark("sentry.execve")
     call.reply_continue()
     return None
 
@@ -108,6 +146,6 @@ def execveat(call: Call) -> int | None:
     r = _check(call, a[0], path, flags)
     if r is not None:
         return r
-    call.sb.creds_epoch.bump()
+    _forget(call)
     call.reply_continue()
     return None

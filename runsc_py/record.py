@@ -1,0 +1,120 @@
+"""Plain data classes for the short commands, without the dataclasses module.
+
+`dataclasses` imports inspect, and with it ast, dis and tokenize, and
+compiles the methods of every class it decorates: more CPU than the rest of
+a `state` or `kill`, which needs none of it.  A Record's fields are its
+class annotations, in order (a subclass's after its base's); a field's
+default is the class attribute of that name, and a dict, list or set default
+is copied for each instance (dataclasses' default_factory); factory(f) as
+a default calls f for each instance.  Records compare
+by value; a frozen one refuses changes and hashes by value; replace() is
+dataclasses.replace.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
+
+class Record:
+    _fields: ClassVar[tuple[str, ...]] = ()
+    _frozen: ClassVar[bool] = False
+
+    def __init_subclass__(cls, frozen: bool = False, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        own = tuple(n for n, t in cls.__dict__.get("__annotations__", {}).items()
+                    if not str(t).startswith("ClassVar"))
+        cls._fields = tuple(dict.fromkeys(cls._fields + own))
+        cls._frozen = frozen
+        if frozen:
+            cls.__hash__ = Record._hash  # type: ignore[method-assign]
+            cls.__setattr__ = Record._refuse  # type: ignore[method-assign]
+        if "__init__" not in cls.__dict__:
+            cls.__init__ = _make_init(cls)  # type: ignore[misc]
+        if "__eq__" not in cls.__dict__:
+            cls.__eq__ = _make_eq(cls)  # type: ignore[method-assign]
+            if not frozen:
+                cls.__hash__ = None  # type: ignore[assignment]  # as a dataclass with eq
+
+    def _refuse(self, key: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot set {key!r}")
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with CHANGES (dataclasses.replace)."""
+        return type(self)(**{**self.as_dict(), **changes})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self._fields}
+
+
+    def _hash(self) -> int:
+        return hash(tuple(getattr(self, f) for f in self._fields))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields) + ")"
+
+
+_MISSING = object()
+
+
+class factory:
+    """A default made by calling FN for each instance (dataclasses'
+    field(default_factory=FN)), for what is not a dict, list or set."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+
+def _make_init(cls: type) -> Any:
+    """An __init__ with the fields as parameters, compiled once per class
+    (one compile: dataclasses makes several, and imports inspect for them),
+    so that a record is made as fast as a dataclass instance."""
+    fields = cls._fields  # type: ignore[attr-defined]
+    own = [k for k in cls.__mro__[:cls.__mro__.index(Record)]]  # Record's methods are no defaults
+    defaults = {f: k.__dict__[f] for f in fields for k in reversed(own) if f in k.__dict__}
+    params, body = [], []
+    env: dict[str, Any] = {"_setattr": object.__setattr__, "_MISSING": _MISSING}
+    seen_default = False
+    for f in fields:
+        if f not in defaults:
+            if seen_default:
+                raise TypeError(f"{cls.__name__}: field {f!r} without a default follows one with a default")
+            params.append(f)
+            body.append(f"_setattr(self, {f!r}, {f})")
+            continue
+        seen_default = True
+        env[f"_d_{f}"] = d = defaults[f]
+        if isinstance(d, (dict, list, set)):  # a fresh copy for each instance
+            params.append(f"{f}=_MISSING")
+            body.append(f"_setattr(self, {f!r}, _d_{f}.copy() if {f} is _MISSING else {f})")
+        elif isinstance(d, factory):
+            params.append(f"{f}=_MISSING")
+            body.append(f"_setattr(self, {f!r}, _d_{f}.fn() if {f} is _MISSING else {f})")
+        else:
+            params.append(f"{f}=_d_{f}")
+            body.append(f"_setattr(self, {f!r}, {f})")
+    src = f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body or ["pass"]) + "\n"
+    exec(src, env)  # our own field names: identifiers, as the class syntax checked
+    init = env["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
+def _make_eq(cls: type) -> Any:
+    """__eq__ comparing the fields as one tuple (as dataclasses does):
+    records are compared on hot paths (sentry/creds.py)."""
+    fields = cls._fields  # type: ignore[attr-defined]
+    mine = ", ".join(f"self.{f}" for f in fields)
+    theirs = ", ".join(f"other.{f}" for f in fields)
+    src = ("def __eq__(self, other):\n"
+           "    if other.__class__ is not self.__class__:\n        return NotImplemented\n"
+           f"    return ({mine}{',' if fields else ''}) == ({theirs}{',' if fields else ''})\n")
+    env: dict[str, Any] = {}
+    exec(src, env)  # our own field names, as in _make_init
+    eq = env["__eq__"]
+    eq.__qualname__ = f"{cls.__qualname__}.__eq__"
+    return eq
