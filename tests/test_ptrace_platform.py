@@ -103,6 +103,20 @@ def test_fds_reach_a_non_dumpable_process_after_exec(runtime, bundle, ptprobe):
     assert out == "hello-root\n", out
 
 
+def test_no_signal_is_lost_during_fd_injections(runtime, bundle, ptprobe):
+    # Each open is answered by an injected recvmsg: a signal arriving in
+    # between stopped the tracee there and was dropped (asyncio's
+    # test_subprocess_send_signal: the child never saw SIGHUP and the test
+    # hung).  Real-time signals are queued, never merged: every one counts.
+    # The first open after an exec maps the scratch page and may make the
+    # process's reserved socket its own: several injected calls, each
+    # returning to user mode, where a signal stops it: SIGTERM swept across
+    # that window must kill the child every time.
+    b = _with_ptprobe(bundle, ptprobe, ["rt-during-opens=/etc/hello", "term-at-exec=2000"])
+    out = run_ok(runtime, b, global_args=["--platform=ptrace"], timeout=240).splitlines()
+    assert out == ["rt-during-opens sent=3000 got=3000 opens>0=1", "term-at-exec tries=2000 lost=0"], out
+
+
 def test_fifo_and_threads_in_a_container(runtime, bundle, ptprobe):
     b = _with_ptprobe(bundle, ptprobe, ["fifo-read=/tmp/f", "fifo-write=/tmp/g", "threads=/etc/hello"])
     out = run_ok(runtime, b, global_args=["--platform=ptrace"]).splitlines()

@@ -103,10 +103,15 @@ class Session:
     saved: the tracee's registers at the stop the session starts from
     (a seccomp stop, or a signal-delivery stop of an interrupted call).
     block: block every signal meanwhile (several calls that return to user
-    mode between them), restored by finish()."""
+    mode between them), restored by finish().
+    block_later: block them only if a second call is made.  One call made
+    from a seccomp stop runs to its exit stop without returning to user
+    mode; between two calls the tracee does return there, and a signal
+    would stop it (a signal-delivery stop the session could only drop: the
+    kernel lets a tracer pass on a signal, never queue it back)."""
 
     def __init__(self, waiter: Waiter, t: Tracee, saved: abi.UserRegs, *,
-                 at_seccomp: bool, block: bool = False) -> None:
+                 at_seccomp: bool, block: bool = False, block_later: bool = False) -> None:
         self.waiter = waiter
         self.t = t
         self.saved = saved
@@ -114,12 +119,18 @@ class Session:
         self._work_p = ctypes.addressof(self.work)
         self.at_seccomp = at_seccomp  # still at the original seccomp stop
         self.mask = -1
+        self.block_later = block_later
+        self.calls = 0
         if block:
-            m = ctypes.c_uint64()
-            if abi.ptrace(abi.PTRACE_GETSIGMASK, t.tid, 8, ctypes.addressof(m)) == 0:
-                self.mask = m.value
-                m.value = U64
-                abi.ptrace(abi.PTRACE_SETSIGMASK, t.tid, 8, ctypes.addressof(m))
+            self._block()
+
+    def _block(self) -> None:
+        """Every signal blocked until finish() (they stay pending)."""
+        m = ctypes.c_uint64()
+        if abi.ptrace(abi.PTRACE_GETSIGMASK, self.t.tid, 8, ctypes.addressof(m)) == 0:
+            self.mask = m.value
+            m.value = U64
+            abi.ptrace(abi.PTRACE_SETSIGMASK, self.t.tid, 8, ctypes.addressof(m))
 
     # --- one call ---------------------------------------------------------
     def syscall(self, nr: int, *args: int, traced: bool = False, result: bool = True) -> int:
@@ -127,6 +138,9 @@ class Session:
         traced: a filter stops it (TRACE), so no entry stop is needed.
         result: False when the caller reads the outcome from memory (0 is
         returned: one GETREGS less)."""
+        if self.calls and self.block_later and self.mask < 0:
+            self._block()
+        self.calls += 1
         w = self.work
         ctypes.memmove(self._work_p, ctypes.addressof(self.saved), ctypes.sizeof(w))
         a = tuple(args) + (0,) * (6 - len(args))
@@ -163,8 +177,10 @@ class Session:
                     self._check(abi.ptrace(abi.PTRACE_LISTEN, tid, 0, 0), "listen")
                     continue
             elif event == 0:
-                # A signal on the way back to user mode (only SIGURG can be
-                # unblocked here): kept for later, not delivered now.
+                # A signal on the way back to user mode: only SIGURG can be
+                # unblocked here (a parked caller's mask, or every signal
+                # blocked: block, block_later); kept for later, not
+                # delivered now.
                 self._held(sig)
             else:
                 raise TraceeGone(tid)  # fail closed: nothing else can stop here

@@ -677,10 +677,14 @@ class Tracer:
             self._answer(t, res)
 
     def session(self, t: Tracee) -> inject.Session:
-        """A Session from t's current seccomp stop (self.regs)."""
+        """A Session from t's current seccomp stop (self.regs); signals are
+        blocked if it makes more than one call (the first fd into an
+        address space maps the scratch page, maybe a reserved socket of
+        its own: a signal sent then was dropped, asyncio's
+        test_subprocess_send_signal hung)."""
         saved = abi.UserRegs()
         ctypes.memmove(ctypes.addressof(saved), self.regs_p, ctypes.sizeof(saved))
-        return inject.Session(self, t, saved, at_seccomp=True)
+        return inject.Session(self, t, saved, at_seccomp=True, block_later=True)
 
     def _answer(self, t: Tracee, value: int) -> None:
         """Skip the stopped call (self.regs its registers): value is its result."""

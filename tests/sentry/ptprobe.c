@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,82 @@ static void setuid_private(const char *path) {
     fflush(stdout);
 }
 
+/* rt-during-opens=PATH: a child opens and closes PATH in a loop (every
+ * open an fd injection) while we queue it N real-time signals (queued, never
+ * merged); it counts them in a handler, then reports.  None may be lost. */
+static volatile sig_atomic_t rt_count, rt_stop;
+static void on_rt(int sig) { if (sig == SIGRTMIN) rt_count++; else rt_stop = 1; }
+
+static void rt_during_opens(const char *path) {
+    enum { N = 3000 };
+    int p[2];
+    pipe(p);
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGRTMIN);
+    sigaddset(&block, SIGRTMIN + 1);
+    sigprocmask(SIG_BLOCK, &block, &old);  /* until the child's handlers are set */
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct sigaction sa = {0};
+        sa.sa_handler = on_rt;
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGRTMIN, &sa, NULL);
+        sigaction(SIGRTMIN + 1, &sa, NULL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        long opens = 0;
+        while (!rt_stop) {
+            int fd = open(path, O_RDONLY);
+            if (fd >= 0) { close(fd); opens++; }
+        }
+        dprintf(p[1], "rt-during-opens sent=%d got=%d opens>0=%d\n", N, (int)rt_count, opens > 0);
+        _exit(0);
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(p[1]);
+    sleep_ms(50);
+    union sigval v = {0};
+    for (int i = 0; i < N; i++) {
+        while (sigqueue(pid, SIGRTMIN, v) != 0 && errno == EAGAIN) sleep_ms(1);
+        if (i % 16 == 0) sleep_ms(0), sched_yield();
+    }
+    sleep_ms(200);  /* every one queued before the last: RT signals go in order */
+    sigqueue(pid, SIGRTMIN + 1, v);
+    char buf[128] = {0};
+    read(p[0], buf, sizeof buf - 1);
+    waitpid(pid, NULL, 0);
+    printf("%s", buf);
+}
+
+/* term-at-exec=N: N times, a vforked child execs "/ptprobe open-pause=PATH"
+ * (its first open is the first fd injected into its new address space)
+ * and gets SIGTERM 0, 5, 10... us after the exec: it must die of it every
+ * time, whenever it lands.  Prints how many did not within a second. */
+static void term_at_exec(int n) {
+    int lost = 0;
+    for (int i = 0; i < n; i++) {
+        pid_t pid = vfork();
+        if (pid == 0) {
+            execl("/ptprobe", "ptprobe", "open-pause=/etc/hello", (char *)NULL);
+            _exit(127);
+        }
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        long wait_ns = (long)(i % 100) * 5000;
+        do clock_gettime(CLOCK_MONOTONIC, &t);
+        while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < wait_ns);
+        kill(pid, SIGTERM);
+        int st = 0, done = 0;
+        for (int k = 0; k < 1000 && !done; k++) {
+            if (waitpid(pid, &st, WNOHANG) == pid) done = 1;
+            else sleep_ms(1);
+        }
+        if (!done) { kill(pid, SIGKILL); waitpid(pid, &st, 0); }
+        if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM)) lost++;
+    }
+    printf("term-at-exec tries=%d lost=%d\n", n, lost);
+}
+
 int main(int argc, char **argv) {
     struct sigaction sa = {0};
     sa.sa_handler = on_usr1;
@@ -144,6 +221,13 @@ int main(int argc, char **argv) {
         else if (!strncmp(a, "fifo-write=", 11)) fifo_write(a + 11);
         else if (!strncmp(a, "threads=", 8)) threads(a + 8);
         else if (!strncmp(a, "setuid-private=", 15)) setuid_private(a + 15);
+        else if (!strncmp(a, "rt-during-opens=", 16)) rt_during_opens(a + 16);
+        else if (!strncmp(a, "term-at-exec=", 13)) term_at_exec(atoi(a + 13));
+        else if (!strncmp(a, "open-pause=", 11)) {
+            if (open(a + 11, O_RDONLY) < 0) printf("open-pause %d\n", errno);
+            fflush(stdout);
+            for (;;) pause();
+        }
         else if (!strcmp(a, "euid1000")) {
             /* only the effective uid lowered (as perl's $> does): the next
              * exec is of a non-dumpable process, whose /proc entries are
