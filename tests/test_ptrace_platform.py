@@ -117,6 +117,15 @@ def test_no_signal_is_lost_during_fd_injections(runtime, bundle, ptprobe):
     assert out == ["rt-during-opens sent=3000 got=3000 opens>0=1", "term-at-exec tries=2000 lost=0"], out
 
 
+def test_an_open_into_a_full_fd_table_is_emfile(runtime, bundle, ptprobe):
+    # The injected recvmsg finds no free descriptor: the kernel drops the fd
+    # (MSG_CTRUNC), and the open is EMFILE, as natively (it was EIO:
+    # CPython's test_subprocess test_no_leaking).
+    b = _with_ptprobe(bundle, ptprobe, ["emfile=/etc/hello"])
+    out = run_ok(runtime, b, global_args=["--platform=ptrace"])
+    assert out.split() == ["emfile", "EMFILE", "under32=1"], out
+
+
 def test_fifo_and_threads_in_a_container(runtime, bundle, ptprobe):
     b = _with_ptprobe(bundle, ptprobe, ["fifo-read=/tmp/f", "fifo-write=/tmp/g", "threads=/etc/hello"])
     out = run_ok(runtime, b, global_args=["--platform=ptrace"]).splitlines()

@@ -309,6 +309,12 @@ def install_fd(s: Session, fd: int, cloexec: bool, ticket: int) -> int:
     got = os.pread(mem, _CMSG - _DATA + _CMSG_SPACE, base + _DATA)
     (seen,) = _TICKET.unpack_from(got, 0)
     clen, level, ctype, theirs = _CMSGHDR.unpack_from(got, _CMSG - _DATA)
+    if seen == ticket and clen == 0:
+        # Our message arrived without its fd: the kernel found no free
+        # descriptor to install it at (scm_detach_fds, MSG_CTRUNC), which
+        # is the open's own EMFILE (a full table, a lowered RLIMIT_NOFILE).
+        chan.dirty = False
+        return -errno.EMFILE
     if seen != ticket or level != socket.SOL_SOCKET or ctype != socket.SCM_RIGHTS or clen != 20:
         log.warning("ptrace: %d did not receive its fd (injected recvmsg)", t.tid)
         return -errno.EIO

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -223,6 +224,18 @@ int main(int argc, char **argv) {
         else if (!strncmp(a, "setuid-private=", 15)) setuid_private(a + 15);
         else if (!strncmp(a, "rt-during-opens=", 16)) rt_during_opens(a + 16);
         else if (!strncmp(a, "term-at-exec=", 13)) term_at_exec(atoi(a + 13));
+        else if (!strncmp(a, "emfile=", 7)) {
+            /* opens until the soft RLIMIT_NOFILE is reached: EMFILE */
+            struct rlimit rl;
+            getrlimit(RLIMIT_NOFILE, &rl);
+            rl.rlim_cur = 32;
+            setrlimit(RLIMIT_NOFILE, &rl);
+            int n = 0, fd;
+            while ((fd = open(a + 7, O_RDONLY)) >= 0 && n < 100) n++;
+            printf("emfile %s under32=%d\n", fd < 0 ? strerrorname_np(errno) : "none", n < 32);
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
         else if (!strncmp(a, "open-pause=", 11)) {
             if (open(a + 11, O_RDONLY) < 0) printf("open-pause %d\n", errno);
             fflush(stdout);
