@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from .. import paths
 from ..errors import SysError
 from ..hostcalls import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW
+from ..syscalls.proc_exec import interpreter
 
 if TYPE_CHECKING:
     from ..call import Call
@@ -35,23 +36,6 @@ if TYPE_CHECKING:
 SYS_execve, SYS_execveat = 59, 322
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 _MAX_INTERP = 4  # BINPRM_MAX_RECURSION
-
-
-def _interpreter(fd: int) -> bytes | None:
-    """The interpreter of a "#!" file we may read, else None."""
-    rfd = paths.reopen(fd, os.O_RDONLY | os.O_NONBLOCK)
-    if rfd < 0:
-        return None
-    try:
-        head = os.read(rfd, 256)
-    except OSError:
-        return None
-    finally:
-        os.close(rfd)
-    if not head.startswith(b"#!"):
-        return None
-    words = head[2:].split(b"\n", 1)[0].split()
-    return words[0] if words else None
 
 
 def expected(call: "Call", nr: int, path: bytes | None) -> frozenset[tuple[int, int]]:
@@ -78,7 +62,7 @@ def expected(call: "Call", nr: int, path: bytes | None) -> frozenset[tuple[int, 
         for _ in range(_MAX_INTERP + 1):
             st = os.fstat(fd)
             ids.add((st.st_dev, st.st_ino))
-            interp = _interpreter(fd)
+            interp = interpreter(call, fd, st)  # the exec handler's, kept by file identity
             if interp is None:
                 break
             os.close(fd)

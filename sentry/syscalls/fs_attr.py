@@ -340,12 +340,19 @@ def fsetxattr(call: Call) -> int:
 
 def _listxattr(call: Call, follow: bool | None) -> int:
     a = call.args
-    size = min(a[2], XATTR_LIST_MAX)
     fd = _held(call, intent=paths.LOOKUP) if follow is None \
         else _obj(call, None, 0, follow, paths.LOOKUP)
+    return _list_names(call, fd, follow is None, a[1], a[2])
+
+
+def _list_names(call: Call, fd: int, held: bool, out: int, size: int) -> int:
+    """List fd's attribute names into the caller's buffer at out (size
+    bytes; 0: just the length); closes fd.  held: fd is the caller's own
+    (flistxattr on it), else one we resolved (listxattr on its magic link)."""
+    size = min(size, XATTR_LIST_MAX)
     buf = ctypes.create_string_buffer(max(size, 1))
     try:
-        if follow is None:
+        if held:
             r = _libc.flistxattr(fd, buf if size else None, ctypes.c_size_t(size))
         else:
             r = _libc.listxattr(_proc_self(fd), buf if size else None, ctypes.c_size_t(size))
@@ -355,7 +362,7 @@ def _listxattr(call: Call, follow: bool | None) -> int:
     finally:
         os.close(fd)
     if size and r:
-        call.mem.write(call.pid, a[1], buf.raw[:r])
+        call.mem.write(call.pid, out, buf.raw[:r])
     return r
 
 
@@ -493,19 +500,7 @@ def setxattrat(call: Call) -> int:
 def listxattrat(call: Call) -> int:
     """Implements Linux syscall listxattrat(2)."""
     a = call.args
-    size = min(a[4], XATTR_LIST_MAX)
-    fd = _xat_object(call, paths.LOOKUP)
-    buf = ctypes.create_string_buffer(max(size, 1))
-    try:
-        r = _libc.listxattr(_proc_self(fd), buf if size else None, ctypes.c_size_t(size))
-        if r < 0:
-            err = ctypes.get_errno()
-            return -(errno.E2BIG if err == errno.ERANGE and size == XATTR_LIST_MAX else err)
-    finally:
-        os.close(fd)
-    if size and r:
-        call.mem.write(call.pid, a[3], buf.raw[:r])
-    return r
+    return _list_names(call, _xat_object(call, paths.LOOKUP), False, a[3], a[4])
 
 
 def removexattrat(call: Call) -> int:

@@ -38,7 +38,7 @@ _O_PATH = os.O_PATH | os.O_CLOEXEC
 _NOT_A_SCRIPT = b""
 
 
-def _interpreter(call: Call, fd: int, st: os.stat_result) -> bytes | None:
+def interpreter(call: Call, fd: int, st: os.stat_result) -> bytes | None:
     """The interpreter path of a "#!" file, if we may read its first line.
 
     Kept per sandbox by the file's identity and every stamp a write
@@ -100,7 +100,7 @@ def _check(call: Call, dirfd: int | None, path: bytes, flags: int) -> int | None
         r = call.fs.access(fd, os.X_OK)
         if r < 0:
             return r
-        interp = _interpreter(call, fd, st)
+        interp = interpreter(call, fd, st)
     finally:
         paths.release(call, fd)
     if interp is not None:
