@@ -212,7 +212,7 @@ def case_net_start(ctx, rt: Runtime, rep: int) -> dict[str, Value]:  # type: ign
         r = _run(v, b, f"start{mode}", timeout=60)
         out[mode] = r.elapsed * 1e3 if r.ok else r.error()
     for key, stmt in (("pyroute2", "from pyroute2 import IPRoute"),
-                      ("pyroute2_light", "from runsc_py.network import _pyroute2; _pyroute2.light()")):
+                      ("pyroute2_light", "from runsc_py.network import backstop")):
         out[key] = _import_ms(stmt) if is_runsc_py(rt.name) else NA
     return out
 
@@ -250,7 +250,7 @@ def net_cases(case_cls, metric_cls) -> list:  # type: ignore[no-untyped-def]
             M("host", "start-to-exit /bin/true, --network=host", "ms"),
             M("bridge", "start-to-exit /bin/true, --network=bridge", "ms"),
             M("pyroute2", "pyroute2 package import (`from pyroute2 import IPRoute`)", "ms"),
-            M("pyroute2_light", "the set-up helper's import (fibmsg, ifinfmsg)", "ms"))),
+            M("pyroute2_light", "the set-up helper's import (backstop: rtnetlink encoded by hand)", "ms"))),
     ]
 
 

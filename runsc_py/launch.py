@@ -274,14 +274,18 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
     """The runtime's half of the sync protocol (sync.py)."""
     lx = spec.get("linux") or {}
     st.pid = pid
+    # The sandbox joins the container's cgroups now, while it imports the
+    # sentry (on another CPU): a v1 hierarchy's migration costs a
+    # millisecond or more each.  It forks nothing before CGROUPS, so every
+    # process it makes is born in them.
+    cg.apply(pid)
+    mark("create.cgroups-applied")
     msg, _ = to_sandbox.recv(Msg.USERNS, Msg.HELLO)
     if msg["type"] is Msg.USERNS:
         _write_id_maps(pid, lx)
         to_sandbox.send(Msg.MAPPED)
         msg, _ = to_sandbox.recv(Msg.HELLO)
-    cg.apply(pid)
     to_sandbox.send(Msg.CGROUPS)
-    mark("create.cgroups-applied")
     # Init and the gofer, as pidfds: the sandbox numbers them in its own
     # pid namespace, the state file keeps the host's numbers.
     _msg, fds = to_sandbox.recv(Msg.INIT_PID)

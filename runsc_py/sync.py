@@ -5,13 +5,13 @@ Three processes take part (compare runc's nsexec + `runc init`):
     runtime (P)              sandbox (S)                 init (I)
     ---------------------------------------------------------------------
     fork S  ------------->   (S: first process of a new pid namespace)
-                             make the sentry's /proc (detached)
+    join S to cgroups        make the sentry's /proc (detached)
                              join/unshare user ns
             <-- USERNS ---   (only with a new user ns)
     write uid/gid maps
             --- MAPPED -->
+                             import the sentry
             <-- HELLO ----
-    join S to cgroups
             --- CGROUPS ->   unshare the other namespaces, fork I
             <-- INIT_PID -   (pidfds of I and the gofer) prepare the rootfs
             <-------------------------------- HOOKS ----  (before pivot_root)

@@ -361,6 +361,28 @@ def test_light_commands_do_not_import_pyroute2(runtime, cmd) -> None:  # type: i
     assert "import time:" in r.stderr
 
 
+def test_default_network_set_up_imports_no_pyroute2(runtime, bundle, netprobe) -> None:  # type: ignore[no-untyped-def]
+    """The loopback and the backstop's rules are encoded by backstop.py: no
+    process of a default `run` (the set-up helper included) imports
+    pyroute2, which only the bridge mode needs."""
+    b = _bundle(bundle, netprobe, ["sh", "-c", "ip rule"])
+    launcher = Path(runtime.binary).read_text().splitlines()
+    code = "\n".join(ln for ln in launcher if not ln.startswith("#"))
+    cid = runtime.new_id("nopyroute2")
+    argv = ["runsc-py", *runtime.argv("run", "--bundle", str(b), cid)[1:]]
+    try:
+        r = subprocess.run([sys.executable, "-IS", "-X", "importtime", "-c", code.replace("run_and_exit()", "")
+                            .replace("main()", "") + "\nimport sys as _s\n_s.argv = %r\n"
+                            "from runsc_py.cli import run_and_exit\nrun_and_exit()\n" % argv],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        runtime.delete(cid, force=True, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "prohibit" in r.stdout, r.stdout
+    assert "runsc_py.network.backstop" in r.stderr  # the helper's imports are in the profile
+    assert "pyroute2" not in r.stderr, [ln for ln in r.stderr.splitlines() if "pyroute2" in ln][:3]
+
+
 # --- bridge mode --------------------------------------------------------------------------------
 
 def test_bridge_mode_and_publishing(runtime, bundle, netprobe) -> None:  # type: ignore[no-untyped-def]

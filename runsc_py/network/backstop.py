@@ -1,5 +1,6 @@
 """The kernel backstop of the network policy: policy-routing rules in the
-workload's network namespace (pyroute2), after nsjail's applyTrafficRule.
+workload's network namespace (rtnetlink requests encoded here), after
+nsjail's applyTrafficRule.
 
 For each network the policy denies outright (every port, egress:
 NetPolicy.denied_nets), one FIB rule `to NET prohibit` at preference
@@ -32,7 +33,7 @@ import logging
 import os
 import socket
 import struct
-from typing import Any, Iterable
+from typing import Iterable
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +77,14 @@ def _nft_sets(nets: list[Net]) -> None:
 def _fib_rules(nl: "Netlink", nets: Iterable[Net]) -> int:
     """Add the rules through nl (in the target namespace); rules already
     there (a namespace shared by a pod) are kept."""
-    pr = nl.pr
     n = 0
     for i, net in enumerate(nets):
-        msg = pr.fibmsg()
-        msg["family"] = socket.AF_INET if net.version == 4 else socket.AF_INET6
-        msg["dst_len"] = net.prefixlen
-        msg["action"] = FR_ACT_PROHIBIT
-        msg["table"] = 0
-        msg["attrs"] = [("FRA_PRIORITY", BASE_PREF + i), ("FRA_DST", str(net.network_address))]
+        family = socket.AF_INET if net.version == 4 else socket.AF_INET6
+        body = _FIB_RULE_HDR.pack(family, net.prefixlen, 0, 0, 0, 0, 0, FR_ACT_PROHIBIT, 0)
+        body += _attr(FRA_PRIORITY, struct.pack("=I", BASE_PREF + i))
+        body += _attr(FRA_DST, net.network_address.packed)
         try:
-            nl.request(msg, pr.RTM_NEWRULE, pr.NLM_F_CREATE | pr.NLM_F_EXCL)
+            nl.request(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, body)
         except NetlinkError as e:
             if e.code != errno.EEXIST:
                 raise RuntimeError(f"backstop rule to {net} prohibit: {e}") from None
@@ -101,12 +99,7 @@ IFF_UP = 0x1
 def loopback_up(nl: "Netlink") -> None:
     """lo (always index 1 in a namespace) up: RTM_NEWLINK changing IFF_UP,
     as runc does for a private namespace."""
-    pr = nl.pr
-    msg = pr.ifinfmsg()
-    msg["index"] = 1
-    msg["flags"] = IFF_UP
-    msg["change"] = IFF_UP
-    nl.request(msg, pr.RTM_NEWLINK, 0)
+    nl.request(RTM_NEWLINK, 0, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 1, IFF_UP, IFF_UP))
 
 
 class NetlinkError(OSError):
@@ -115,29 +108,38 @@ class NetlinkError(OSError):
         return self.errno or 0
 
 
+# include/uapi/linux/netlink.h, rtnetlink.h, fib_rules.h, if_link.h: two
+# requests, encoded here (pyroute2's message classes cost the helper a
+# 30-40 ms import on the critical path's other CPU for these few bytes).
 NLMSG_ERROR = 2
-_NLMSGHDR = struct.Struct("=IHHII")
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
+RTM_NEWLINK, RTM_NEWRULE = 16, 32
+FRA_DST, FRA_PRIORITY = 1, 6
+_NLMSGHDR = struct.Struct("=IHHII")        # len, type, flags, seq, pid
+_IFINFOMSG = struct.Struct("=BxHiII")      # family, type, index, flags, change
+_FIB_RULE_HDR = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, res1, res2, action, flags
+_RTATTR = struct.Struct("=HH")             # len, type
+
+
+def _attr(kind: int, payload: bytes) -> bytes:
+    """One route attribute, padded to 4 bytes (RTA_ALIGN)."""
+    size = _RTATTR.size + len(payload)
+    return _RTATTR.pack(size, kind) + payload + bytes(-size % 4)
 
 
 class Netlink:
-    """A route-netlink socket of this thread's namespace; requests are
-    encoded by pyroute2's message classes and acknowledged one at a time."""
+    """A route-netlink socket of this thread's namespace; requests are sent
+    one at a time and each waits for its acknowledgement (NetlinkError)."""
 
     def __init__(self) -> None:
-        from . import _pyroute2
-        self.pr = _pyroute2.light()
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
         self.seq = 0
 
-    def request(self, msg: Any, kind: int, flags: int) -> None:
-        """Send msg as KIND and wait for its acknowledgement (NetlinkError)."""
+    def request(self, kind: int, flags: int, body: bytes) -> None:
+        """Send a KIND message with BODY; wait for the kernel's answer."""
         self.seq += 1
-        hdr = msg["header"]
-        hdr["type"] = kind
-        hdr["flags"] = self.pr.NLM_F_REQUEST | self.pr.NLM_F_ACK | flags
-        hdr["sequence_number"] = self.seq
-        msg.encode()
-        self.sock.send(bytes(msg.data))
+        self.sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind,
+                                      NLM_F_REQUEST | NLM_F_ACK | flags, self.seq, 0) + body)
         while True:
             data = self.sock.recv(65536)
             off = 0

@@ -1,8 +1,8 @@
-"""The network set-up helper: one short-lived process per `create` that
-imports pyroute2 while the sandbox process builds the container (the two
-run on different CPUs), then, once the workload's namespace exists, joins
-it and installs what the mode and the policy need: loopback up, the
-backstop's rules (backstop.py), the bridge's veth end (bridge.py).
+"""The network set-up helper: one short-lived process per `create` that,
+once the workload's namespace exists, joins it and installs what the mode
+and the policy need: loopback up and the backstop's rules (backstop.py,
+two kinds of rtnetlink request encoded there), the bridge's veth end
+(bridge.py, through pyroute2's IPRoute, imported only then).
 
 Order in `create` (launch.py), as runc's: the namespaces exist, then the
 network is set up, then the prestart/createRuntime hooks run.  The helper
@@ -95,9 +95,6 @@ class Helper(Record):
 
 
 def _serve(sock: socket.socket) -> int:
-    from . import _pyroute2
-    _pyroute2.light()  # the slow import, off the critical path
-
     data = _read_all(sock)
     if not data:
         return 0
