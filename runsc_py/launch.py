@@ -98,10 +98,9 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
     _check_sysctls(spec.get("linux") or {})
     if spec["process"].get("terminal") and not opts.console_socket:
         raise RuntimeFailure("cannot allocate tty if runsc-py will detach without setting console socket")
-    opts.platform = _choose_platform(opts.platform)
-    mark(f"create.platform-{opts.platform}")  # --platform=auto: after its probe
     if opts.console_socket and not spec["process"].get("terminal"):
         raise RuntimeFailure("cannot use console socket if runsc-py will not detach or allocate tty")
+    _check_platform(opts.platform)
 
     os.makedirs(store.root, mode=0o711, exist_ok=True)
     state_dir = store.dir(opts.cid)
@@ -110,15 +109,31 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
     except FileExistsError:
         raise RuntimeFailure(f"container with id exists: {opts.cid}") from None
 
-    sandbox_opts = _sandbox_options(opts, spec)
-    sandbox_opts.bpf = filtercache.load(store.root, sandbox_opts)
-    mark("create.filters")
-    st = ContainerState(id=opts.cid, bundle=bundle, rootfs=rootfs, created=rfc3339(),
-                        owner=_owner(), annotations=dict(spec.get("annotations") or {}),
-                        platform=opts.platform,
-                        sandbox={**sandbox_opts.filter_state(), "network": opts.network}, config=spec)
+    # The sandbox process first: it imports the sentry and the gofer on the
+    # other CPU while we probe the platform, load the filters and make the
+    # cgroups, then waits for its orders (_Presandbox).
+    ns: _Namespaces | None = None
+    early: _Presandbox | None = None
+    try:
+        ns = _plan_namespaces(store, opts, spec)
+        early = _Presandbox.fork(ns)
+        opts.platform = _choose_platform(opts.platform)
+        mark(f"create.platform-{opts.platform}")  # --platform=auto: after its probe
+        sandbox_opts = _sandbox_options(opts, spec)
+        sandbox_opts.bpf = filtercache.load(store.root, sandbox_opts)
+        mark("create.filters")
+        st = ContainerState(id=opts.cid, bundle=bundle, rootfs=rootfs, created=rfc3339(),
+                            owner=_owner(), annotations=dict(spec.get("annotations") or {}),
+                            platform=opts.platform,
+                            sandbox={**sandbox_opts.filter_state(), "network": opts.network}, config=spec)
+    except BaseException:
+        if early is not None:
+            early.kill()
+        if ns is not None:
+            ns.close_fds()
+        remove_tree(state_dir)
+        raise
     cg: CgroupManager | None = None
-    sandbox_pid = 0
     try:
         store.save(st)
         lx = spec.get("linux") or {}
@@ -129,21 +144,31 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
         # Device rules are always set (the sandbox's table applies even to
         # a spec that has none: runc's defaults, then sandbox.devices).
         cg.set({"devices": [], **(lx.get("resources") or {})})
+        # The sandbox joins them while it imports (a v1 hierarchy's first
+        # migration waits for an RCU grace period): it forks nothing before
+        # CGROUPS, so every process it makes is born in them.
+        cg.apply(early.pid)
         mark("create.cgroups")
-        sandbox_pid = _launch(store, st, opts, spec, cg, state_dir, sandbox_opts)
+        _launch(store, st, opts, spec, cg, state_dir, sandbox_opts, early, ns)
         return st
     except BaseException:
-        _abort(st, cg, sandbox_pid, state_dir)
+        ns.close_fds()
+        _abort(st, cg, early.pid, state_dir)
         raise
+
+
+def _check_platform(asked: str) -> None:
+    from sentry.platform import PLATFORMS
+    if asked not in PLATFORMS:
+        raise RuntimeFailure(f"platform {asked}: unknown (one of {', '.join(PLATFORMS)})")
 
 
 def _choose_platform(asked: str) -> str:
     """The platform this container runs on: asked, or for `auto` what the
     probe finds (sentry/platform/probe.py), logged with the reason."""
-    from sentry.platform import AUTO, PLATFORMS
+    from sentry.platform import AUTO
     from sentry.platform import probe
-    if asked not in PLATFORMS:
-        raise RuntimeFailure(f"platform {asked}: unknown (one of {', '.join(PLATFORMS)})")
+    _check_platform(asked)
     if asked != AUTO:
         return asked
     chosen, why = probe.choose()
@@ -169,73 +194,167 @@ def _sandbox_options(opts: CreateOptions, spec: dict[str, Any]) -> SandboxOption
                           network=opts.network)  # the sentry's filter depends on it (--network=none)
 
 
-def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],
-            cg: CgroupManager, state_dir: str, sandbox_opts: SandboxOptions) -> int:
+class _Namespaces(Record):
+    """The container's namespaces as create plans them, before any fork."""
+    net: Any                   # network/modes.py NetPlan
+    new: set[str]              # types made for it
+    fds: dict[str, int]        # types joined: an fd of each, opened now
+
+    def close_fds(self) -> None:
+        """Ours (the sandbox has its copies once forked); idempotent."""
+        while self.fds:
+            os.close(self.fds.popitem()[1])
+
+
+def _plan_namespaces(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> _Namespaces:
     from .network import modes
     lx = spec.get("linux") or {}
     namespaces = {n["type"]: n.get("path") or "" for n in lx.get("namespaces") or []}
     net = modes.plan(opts.network, namespaces)
     if net.mode == "host":
         namespaces.pop("network", None)  # the sandbox and the workload stay in ours
-    helper, net_job = _network_job(store, opts, net, st, state_dir)
-    new_ns = {t for t, p in namespaces.items() if not p}
     joined = {t: _container_namespace(store, t, p) for t, p in namespaces.items() if p}
-    ns_fds = _open_namespaces(joined)
+    return _Namespaces(net, {t for t, p in namespaces.items() if not p}, _open_namespaces(joined))
 
-    start_sock = _listen(state_dir, START_SOCKET)
-    sentry_sock = _listen(state_dir, SENTRY_SOCKET)
-    # An exec'd process announces its listener by number; the sandbox takes
-    # it from the pid the kernel records with the message (sentry/handoff.py).
-    # Set on the listener: a connection accepted later inherits it, and one
-    # not accepted yet gets the sender's credentials anyway, so no message
-    # goes without them whenever it is sent.
-    sentry_sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-    to_sandbox, sandbox_end = Channel.pair("runtime", "sandbox")
-    to_init, init_end = Channel.pair("runtime", "container init")
-    hook_state = {"ociVersion": spec.get("ociVersion", ""), "id": st.id, "status": "creating",
-                  "pid": 0, "bundle": st.bundle, "annotations": st.annotations}
-    init_cfg = standard.InitConfig(spec=spec, rootfs=st.rootfs, hook_state=hook_state,
-                                   new_namespaces=new_ns, cgroup_mounts=host_cgroup_mounts(),
-                                   cgroup_dirs=_cgroup_dirs(cg), state_dir=state_dir,
-                                   no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
-                                   sandbox=sandbox_opts.replace(
-                                       network=net.mode, net_policy=opts.net_policy,
-                                       net_log=opts.net_log, net_log_all=opts.net_log_all),
-                                   loopback=("network" in new_ns or net.workload_own) and helper is None)
 
-    own_pid_ns = _sandbox_pid_namespace(ns_fds.get("pid"))
-    pid = -1
-    try:
-        pid = os.fork()
-        if pid == 0:  # ---------------------------------------------- sandbox
-            # Nothing may unwind from here into the runtime's own cleanup code.
-            try:
+class _Presandbox(Record):
+    """The sandbox process, forked as soon as create knows its namespaces:
+    it imports what it runs (sandbox.preload: the sentry, the gofer,
+    libseccomp: ~30 ms of CPU) on the other CPU while the runtime does its
+    own part, then reads its orders (go): the init configuration, pickled
+    on a pipe (its length first), and the sockets it serves, with
+    SCM_RIGHTS on its channel.  EOF before the orders (the runtime failed
+    or died) ends it."""
+    pid: int
+    chan: Channel          # the runtime's end of the sync channel
+    orders: int            # the pipe's write end
+
+    @classmethod
+    def fork(cls, ns: _Namespaces) -> "_Presandbox":
+        import pickle  # noqa: F401  (imported once, for both: go() and the child's loads)
+        to_sandbox, sandbox_end = Channel.pair("runtime", "sandbox")
+        orders_r, orders_w = os.pipe2(os.O_CLOEXEC)
+        own_pid_ns = _sandbox_pid_namespace(ns.fds.get("pid"))
+        pid = -1
+        try:
+            pid = os.fork()
+            if pid == 0:  # ------------------------------------------ sandbox
+                # Nothing may unwind from here into the runtime's own cleanup code.
+                try:
+                    os.close(own_pid_ns)
+                    os.close(orders_w)
+                    to_sandbox.sock.close()
+                    _sandbox_orders(sandbox_end, orders_r, ns.fds)
+                except BaseException:
+                    log.exception("sandbox process failed")
+                finally:
+                    os._exit(1)
+        except BaseException:
+            for fd in (orders_r, orders_w):
+                os.close(fd)
+            to_sandbox.close()
+            raise
+        finally:
+            sandbox_end.close()
+            if pid != 0:
+                libc.setns(own_pid_ns, libc.CLONE_NEWPID)  # our later children are ours again
                 os.close(own_pid_ns)
-                to_sandbox.sock.close()
-                to_init.sock.close()
-                _sandbox_main(sandbox_end, init_end, start_sock, sentry_sock, init_cfg, ns_fds, new_ns)
-            except BaseException:
-                log.exception("sandbox process failed")
-            finally:
-                os._exit(1)
-    finally:
-        if pid != 0:
-            libc.setns(own_pid_ns, libc.CLONE_NEWPID)  # our later children are ours again
-            os.close(own_pid_ns)
-    mark("create.sandbox-forked")
-    sandbox_end.close()
-    init_end.close()
-    start_sock.close()
-    sentry_sock.close()
-    for fd in ns_fds.values():
-        os.close(fd)
+        os.close(orders_r)
+        mark("create.sandbox-forked")
+        return cls(pid, to_sandbox, orders_w)
+
+    def go(self, init_cfg: standard.InitConfig, new_ns: set[str], init_end: Channel,
+           start_sock: socket.socket, sentry_sock: socket.socket) -> None:
+        import pickle
+        data = pickle.dumps((init_cfg, new_ns), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            with open(self.orders, "wb", closefd=False) as f:
+                f.write(len(data).to_bytes(8, "little") + data)
+        except BrokenPipeError:
+            raise RuntimeFailure("sync with sandbox: sandbox exited unexpectedly") from None
+        finally:
+            os.close(self.orders)
+            self.orders = -1
+        self.chan.send(Msg.GO, fds=[init_end.sock.fileno(), start_sock.fileno(), sentry_sock.fileno()])
+
+    def kill(self) -> None:
+        """Before go(): stop it and reap it."""
+        if self.orders >= 0:
+            os.close(self.orders)
+            self.orders = -1
+        self.chan.close()
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+def _sandbox_orders(chan: Channel, orders_r: int, ns_fds: dict[str, int]) -> NoReturn:
+    """The sandbox process until its orders come (_Presandbox)."""
+    mark("sandbox.forked")
+    libc.set_name("runsc-sandbox")
+    from .sandbox import preload
+    preload()
+    mark("sandbox.preloaded")
+    # Length first: the pipe's write end may live on in a process forked
+    # after us (the network helper), so its EOF is no end of message.
+    with open(orders_r, "rb") as f:
+        head = f.read(8)
+        size = int.from_bytes(head, "little") if len(head) == 8 else 0
+        data = f.read(size) if size else b""
+    if not data or len(data) != size:  # the runtime gave up before sending them
+        os._exit(1)
+    import pickle
+    init_cfg, new_ns = pickle.loads(data)
+    _msg, fds = chan.recv(Msg.GO)
+    if len(fds) != 3:
+        raise RuntimeFailure("sync with runtime: go: want 3 fds")
+    init_chan = Channel(socket.socket(fileno=fds[0]), "runtime")
+    start_sock, sentry_sock = socket.socket(fileno=fds[1]), socket.socket(fileno=fds[2])
+    _sandbox_main(chan, init_chan, start_sock, sentry_sock, init_cfg, ns_fds, new_ns)
+
+
+def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],
+            cg: CgroupManager, state_dir: str, sandbox_opts: SandboxOptions,
+            early: _Presandbox, ns: _Namespaces) -> None:
+    net, new_ns = ns.net, ns.new
+    helper, net_job = _network_job(store, opts, net, st, state_dir)
+    to_sandbox = early.chan
+    to_init, init_end = Channel.pair("runtime", "container init")
     try:
-        return _drive(store, st, opts, spec, cg, pid, to_sandbox, to_init, new_ns, hook_state,
-                      helper, net_job, net)
+        start_sock = _listen(state_dir, START_SOCKET)
+        sentry_sock = _listen(state_dir, SENTRY_SOCKET)
+        # An exec'd process announces its listener by number; the sandbox takes
+        # it from the pid the kernel records with the message (sentry/handoff.py).
+        # Set on the listener: a connection accepted later inherits it, and one
+        # not accepted yet gets the sender's credentials anyway, so no message
+        # goes without them whenever it is sent.
+        sentry_sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        hook_state = {"ociVersion": spec.get("ociVersion", ""), "id": st.id, "status": "creating",
+                      "pid": 0, "bundle": st.bundle, "annotations": st.annotations}
+        init_cfg = standard.InitConfig(spec=spec, rootfs=st.rootfs, hook_state=hook_state,
+                                       new_namespaces=new_ns, cgroup_mounts=host_cgroup_mounts(),
+                                       cgroup_dirs=_cgroup_dirs(cg), state_dir=state_dir,
+                                       no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
+                                       sandbox=sandbox_opts.replace(
+                                           network=net.mode, net_policy=opts.net_policy,
+                                           net_log=opts.net_log, net_log_all=opts.net_log_all),
+                                       loopback=("network" in new_ns or net.workload_own) and helper is None)
+        try:
+            early.go(init_cfg, new_ns, init_end, start_sock, sentry_sock)
+        finally:
+            start_sock.close()
+            sentry_sock.close()
+            ns.close_fds()
+        mark("create.sandbox-orders")
+        _drive(store, st, opts, spec, cg, early.pid, to_sandbox, to_init, new_ns, hook_state,
+               helper, net_job, net)
     except BaseException:
-        stop_processes(st, pid)
+        stop_processes(st, early.pid)
         raise
     finally:
+        init_end.close()
         to_sandbox.close()
         to_init.close()
         if helper is not None:
@@ -271,15 +390,10 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
            cg: CgroupManager, pid: int, to_sandbox: Channel, to_init: Channel,
            new_ns: set[str], hook_state: dict[str, Any], helper: Any = None,
            net_job: dict[str, Any] | None = None, net: Any = None) -> int:
-    """The runtime's half of the sync protocol (sync.py)."""
+    """The runtime's half of the sync protocol (sync.py), from the
+    sandbox's HELLO (it has its orders, and is in its cgroups)."""
     lx = spec.get("linux") or {}
     st.pid = pid
-    # The sandbox joins the container's cgroups now, while it imports the
-    # sentry (on another CPU): a v1 hierarchy's migration costs a
-    # millisecond or more each.  It forks nothing before CGROUPS, so every
-    # process it makes is born in them.
-    cg.apply(pid)
-    mark("create.cgroups-applied")
     msg, _ = to_sandbox.recv(Msg.USERNS, Msg.HELLO)
     if msg["type"] is Msg.USERNS:
         _write_id_maps(pid, lx)

@@ -83,6 +83,23 @@ def enter(prepared: Any, sock: socket.socket, no_new_privs: bool = False) -> Non
     prepared.enter(sock, no_new_privs)
 
 
+def preload() -> None:
+    """Import what the sandbox process runs whatever the platform: the
+    sentry (its handlers come with sentry.call, every one through the
+    dispatch table), libseccomp, the gofer.  The sandbox does it as soon as
+    it is forked, while the runtime finishes its part of create."""
+    import sentry.call  # noqa: F401
+    import sentry.self_filter  # noqa: F401
+    import sentry.strace  # noqa: F401
+    import seccomp  # noqa: F401
+    import sentry.handoff  # noqa: F401
+    import sentry.supervisor  # noqa: F401
+    import sentry.netguard  # noqa: F401
+    import gofer.client  # noqa: F401
+    import gofer.server  # noqa: F401
+    import gofer.filter  # noqa: F401
+
+
 def stage_proc() -> tuple[int, dict[str, str]]:
     """Make the sentry's /proc now, while we still hold the host's rights:
     (a detached procfs mount, the host's namespaces as their links read).
@@ -133,21 +150,12 @@ class SandboxHost(Record):
     @classmethod
     def prepare(cls, options: SandboxOptions, staged: tuple[int, dict[str, str]]) -> "SandboxHost":
         """STAGED: what stage_proc() made."""
-        # Import everything the sentry needs while the host's files are visible.
-        import sentry.call  # noqa: F401
-        import sentry.self_filter  # noqa: F401
-        import sentry.strace  # noqa: F401
-        import seccomp  # noqa: F401
-        import sentry.handoff  # noqa: F401
+        # Import everything the sentry needs while the host's files are
+        # visible (done already, ahead of the orders: launch._Presandbox).
+        preload()
         import sentry.supervisor
         if options.platform == "ptrace":
             import sentry.platform.ptrace  # noqa: F401
-        import gofer.client  # noqa: F401
-        import gofer.server  # noqa: F401
-        import gofer.filter  # noqa: F401
-        # Build the dispatch table now (it imports every handler module):
-        # after confine_fs the sentry can no longer read the host's files.
-        import sentry.netguard  # noqa: F401
         log_fd = -1
         if options.net_log:
             try:

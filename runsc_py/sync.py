@@ -5,12 +5,15 @@ Three processes take part (compare runc's nsexec + `runc init`):
     runtime (P)              sandbox (S)                 init (I)
     ---------------------------------------------------------------------
     fork S  ------------->   (S: first process of a new pid namespace)
-    join S to cgroups        make the sentry's /proc (detached)
+    probe, filters,          import the sentry and the gofer
+    cgroups; join S to them
+    init config (a pickle on a pipe)
+            --- GO ------>   (fds: init's channel end, start.sock, sentry.sock)
+                             make the sentry's /proc (detached)
                              join/unshare user ns
             <-- USERNS ---   (only with a new user ns)
     write uid/gid maps
             --- MAPPED -->
-                             import the sentry
             <-- HELLO ----
             --- CGROUPS ->   unshare the other namespaces, fork I
             <-- INIT_PID -   (pidfds of I and the gofer) prepare the rootfs
@@ -50,6 +53,7 @@ _MAX = 65536
 class Msg(str, enum.Enum):
     USERNS = "userns"
     MAPPED = "mapped"
+    GO = "go"
     HELLO = "hello"
     CGROUPS = "cgroups"
     INIT_PID = "init_pid"

@@ -101,6 +101,16 @@ def test_rlimit_above_host_hard_limit(runtime, bundle):
     _create_fail(runtime, b, "rlimit", "nofile")
 
 
+def test_cgroup_value_refused_after_the_sandbox_is_forked(runtime, bundle):
+    """The sandbox process is forked before the cgroups are made (it
+    imports while the runtime works): a create failing there still leaves
+    no process, cgroup or state behind."""
+    b = bundle(["true"], rootfs="shared")
+    b.spec["linux"].setdefault("resources", {})["cpu"] = {"cpus": "4096-4097"}
+    b.write_config()
+    _create_fail(runtime, b, "cpuset", "cpus", runc_vague=True)
+
+
 # -- rootfs and mounts --------------------------------------------------------------
 
 def test_missing_rootfs(runtime, bundle, workdir):
