@@ -20,9 +20,9 @@ import os
 import resource
 import signal
 import socket
-from typing import Any, NoReturn
+from typing import Any
 
-from . import filtercache, libc
+from . import filtercache
 from .cgroups import CgroupManager
 from .errors import RuntimeFailure
 from .hooks import run_hooks
@@ -32,21 +32,12 @@ from .procs import connect, connect_start, remove_network, stop_processes  # noq
 from .record import Record
 from .spec import RLIMITS
 from .state import START_SOCKET, ContainerState, Store, proc_start_time, remove_tree
-from .sandbox import SENTRY_SOCKET, SandboxHost, SandboxOptions, stage_proc
+from .presandbox import JOIN_ORDER, NS_FLAGS, Presandbox  # noqa: F401  (NS_FLAGS, JOIN_ORDER: re-exported)
+from .sandbox import SENTRY_SOCKET, SandboxOptions
 from .sync import Channel, Msg
 from .timeline import mark
 
 log = logging.getLogger(__name__)
-
-NS_FLAGS = {
-    "user": libc.CLONE_NEWUSER, "ipc": libc.CLONE_NEWIPC, "uts": libc.CLONE_NEWUTS,
-    "network": libc.CLONE_NEWNET, "pid": libc.CLONE_NEWPID, "mount": libc.CLONE_NEWNS,
-    "cgroup": libc.CLONE_NEWCGROUP, "time": libc.CLONE_NEWTIME,
-}
-# Join order: user first (it grants the rights for the others), mount late
-# (it changes how later paths resolve), as runc's nsexec does.
-JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
-
 
 class CreateOptions(Record):
     cid: str
@@ -84,8 +75,10 @@ def _lookup_cache(opts: CreateOptions, spec: dict[str, Any]) -> bool:
     return True
 
 
-def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> ContainerState:
-    """Create the container and return its state (status created)."""
+def create(store: Store, opts: CreateOptions, spec: dict[str, Any], early: Presandbox) -> ContainerState:
+    """Create the container and return its state (status created).  EARLY:
+    the sandbox process, forked already (presandbox.py); the caller kills
+    it if this fails before it is handed its orders."""
     bundle = os.path.abspath(opts.bundle)
     if "process" not in spec:
         raise RuntimeFailure("config.json: process: is required to create a container")
@@ -109,14 +102,7 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
     except FileExistsError:
         raise RuntimeFailure(f"container with id exists: {opts.cid}") from None
 
-    # The sandbox process first: it imports the sentry and the gofer on the
-    # other CPU while we probe the platform, load the filters and make the
-    # cgroups, then waits for its orders (_Presandbox).
-    ns: _Namespaces | None = None
-    early: _Presandbox | None = None
     try:
-        ns = _plan_namespaces(store, opts, spec)
-        early = _Presandbox.fork(ns)
         opts.platform = _choose_platform(opts.platform)
         mark(f"create.platform-{opts.platform}")  # --platform=auto: after its probe
         sandbox_opts = _sandbox_options(opts, spec)
@@ -127,10 +113,6 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
                             platform=opts.platform,
                             sandbox={**sandbox_opts.filter_state(), "network": opts.network}, config=spec)
     except BaseException:
-        if early is not None:
-            early.kill()
-        if ns is not None:
-            ns.close_fds()
         remove_tree(state_dir)
         raise
     cg: CgroupManager | None = None
@@ -149,11 +131,12 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> Container
         # CGROUPS, so every process it makes is born in them.
         cg.apply(early.pid)
         mark("create.cgroups")
-        _launch(store, st, opts, spec, cg, state_dir, sandbox_opts, early, ns)
+        _launch(store, st, opts, spec, cg, state_dir, sandbox_opts, early)
         return st
     except BaseException:
-        ns.close_fds()
+        early.ns.close_fds()
         _abort(st, cg, early.pid, state_dir)
+        early.pid = 0  # reaped
         raise
 
 
@@ -194,130 +177,10 @@ def _sandbox_options(opts: CreateOptions, spec: dict[str, Any]) -> SandboxOption
                           network=opts.network)  # the sentry's filter depends on it (--network=none)
 
 
-class _Namespaces(Record):
-    """The container's namespaces as create plans them, before any fork."""
-    net: Any                   # network/modes.py NetPlan
-    new: set[str]              # types made for it
-    fds: dict[str, int]        # types joined: an fd of each, opened now
-
-    def close_fds(self) -> None:
-        """Ours (the sandbox has its copies once forked); idempotent."""
-        while self.fds:
-            os.close(self.fds.popitem()[1])
-
-
-def _plan_namespaces(store: Store, opts: CreateOptions, spec: dict[str, Any]) -> _Namespaces:
-    from .network import modes
-    lx = spec.get("linux") or {}
-    namespaces = {n["type"]: n.get("path") or "" for n in lx.get("namespaces") or []}
-    net = modes.plan(opts.network, namespaces)
-    if net.mode == "host":
-        namespaces.pop("network", None)  # the sandbox and the workload stay in ours
-    joined = {t: _container_namespace(store, t, p) for t, p in namespaces.items() if p}
-    return _Namespaces(net, {t for t, p in namespaces.items() if not p}, _open_namespaces(joined))
-
-
-class _Presandbox(Record):
-    """The sandbox process, forked as soon as create knows its namespaces:
-    it imports what it runs (sandbox.preload: the sentry, the gofer,
-    libseccomp: ~30 ms of CPU) on the other CPU while the runtime does its
-    own part, then reads its orders (go): the init configuration, pickled
-    on a pipe (its length first), and the sockets it serves, with
-    SCM_RIGHTS on its channel.  EOF before the orders (the runtime failed
-    or died) ends it."""
-    pid: int
-    chan: Channel          # the runtime's end of the sync channel
-    orders: int            # the pipe's write end
-
-    @classmethod
-    def fork(cls, ns: _Namespaces) -> "_Presandbox":
-        import pickle  # noqa: F401  (imported once, for both: go() and the child's loads)
-        to_sandbox, sandbox_end = Channel.pair("runtime", "sandbox")
-        orders_r, orders_w = os.pipe2(os.O_CLOEXEC)
-        own_pid_ns = _sandbox_pid_namespace(ns.fds.get("pid"))
-        pid = -1
-        try:
-            pid = os.fork()
-            if pid == 0:  # ------------------------------------------ sandbox
-                # Nothing may unwind from here into the runtime's own cleanup code.
-                try:
-                    os.close(own_pid_ns)
-                    os.close(orders_w)
-                    to_sandbox.sock.close()
-                    _sandbox_orders(sandbox_end, orders_r, ns.fds)
-                except BaseException:
-                    log.exception("sandbox process failed")
-                finally:
-                    os._exit(1)
-        except BaseException:
-            for fd in (orders_r, orders_w):
-                os.close(fd)
-            to_sandbox.close()
-            raise
-        finally:
-            sandbox_end.close()
-            if pid != 0:
-                libc.setns(own_pid_ns, libc.CLONE_NEWPID)  # our later children are ours again
-                os.close(own_pid_ns)
-        os.close(orders_r)
-        mark("create.sandbox-forked")
-        return cls(pid, to_sandbox, orders_w)
-
-    def go(self, init_cfg: standard.InitConfig, new_ns: set[str], init_end: Channel,
-           start_sock: socket.socket, sentry_sock: socket.socket) -> None:
-        import pickle
-        data = pickle.dumps((init_cfg, new_ns), protocol=pickle.HIGHEST_PROTOCOL)
-        try:
-            with open(self.orders, "wb", closefd=False) as f:
-                f.write(len(data).to_bytes(8, "little") + data)
-        except BrokenPipeError:
-            raise RuntimeFailure("sync with sandbox: sandbox exited unexpectedly") from None
-        finally:
-            os.close(self.orders)
-            self.orders = -1
-        self.chan.send(Msg.GO, fds=[init_end.sock.fileno(), start_sock.fileno(), sentry_sock.fileno()])
-
-    def kill(self) -> None:
-        """Before go(): stop it and reap it."""
-        if self.orders >= 0:
-            os.close(self.orders)
-            self.orders = -1
-        self.chan.close()
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-
-
-def _sandbox_orders(chan: Channel, orders_r: int, ns_fds: dict[str, int]) -> NoReturn:
-    """The sandbox process until its orders come (_Presandbox)."""
-    mark("sandbox.forked")
-    libc.set_name("runsc-sandbox")
-    from .sandbox import preload
-    preload()
-    mark("sandbox.preloaded")
-    # Length first: the pipe's write end may live on in a process forked
-    # after us (the network helper), so its EOF is no end of message.
-    with open(orders_r, "rb") as f:
-        head = f.read(8)
-        size = int.from_bytes(head, "little") if len(head) == 8 else 0
-        data = f.read(size) if size else b""
-    if not data or len(data) != size:  # the runtime gave up before sending them
-        os._exit(1)
-    import pickle
-    init_cfg, new_ns = pickle.loads(data)
-    _msg, fds = chan.recv(Msg.GO)
-    if len(fds) != 3:
-        raise RuntimeFailure("sync with runtime: go: want 3 fds")
-    init_chan = Channel(socket.socket(fileno=fds[0]), "runtime")
-    start_sock, sentry_sock = socket.socket(fileno=fds[1]), socket.socket(fileno=fds[2])
-    _sandbox_main(chan, init_chan, start_sock, sentry_sock, init_cfg, ns_fds, new_ns)
-
-
 def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],
             cg: CgroupManager, state_dir: str, sandbox_opts: SandboxOptions,
-            early: _Presandbox, ns: _Namespaces) -> None:
+            early: Presandbox) -> None:
+    ns = early.ns
     net, new_ns = ns.net, ns.new
     helper, net_job = _network_job(store, opts, net, st, state_dir)
     to_sandbox = early.chan
@@ -448,389 +311,7 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
     return pid
 
 
-def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
-                  sentry_sock: socket.socket, init_cfg: standard.InitConfig, ns_fds: dict[str, int], new_ns: set[str]) -> NoReturn:
-    """The sandbox process: set up namespaces, fork init, then supervise it."""
-    try:
-        mark("sandbox.start")
-        libc.set_name("runsc-sandbox")
-        os.setsid()
-        staged = stage_proc()
-        # Join namespaces given by path, user first.  The pid namespace is
-        # entered by the short-lived forker below, never by us: the kernel
-        # refuses to create threads (the sentry's workers) in a process whose
-        # children's pid namespace differs from its own.
-        for kind in JOIN_ORDER:
-            if kind in ns_fds and kind not in ("mount", "pid"):
-                libc.setns(ns_fds[kind], NS_FLAGS[kind])
-        if "user" in new_ns:
-            libc.unshare(libc.CLONE_NEWUSER)
-            chan.send(Msg.USERNS)
-            chan.recv(Msg.MAPPED)
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
-        # Imports first: nothing may fork between unshare(CLONE_NEWPID) and init.
-        host = SandboxHost.prepare(init_cfg.sandbox, staged)
-        mark("sandbox.imported")
-        chan.send(Msg.HELLO)
-        chan.recv(Msg.CGROUPS)  # we are in the container's cgroups now
-        # The sandbox keeps a mount namespace of its own (a private copy of
-        # the host's until confine_fs empties it, leaving only the procfs
-        # stage_proc made); init enters or creates the container's.
-        flags = libc.CLONE_NEWNS
-        for kind in new_ns - {"user", "mount", "pid"}:
-            flags |= NS_FLAGS[kind]
-        libc.unshare(flags)
-        # Clocks of the container: its own time namespace (the spec's, or
-        # one made here when it names none), in which uptime, process start
-        # times and /proc/stat's btime count from its creation, as gVisor's
-        # do.  Before any child exists: offsets are fixed by the first.
-        lx = init_cfg.spec.get("linux") or {}
-        born = None
-        if "time" in new_ns:
-            _set_time_offsets(lx.get("timeOffsets") or {})
-        elif not any(n.get("type") == "time" for n in lx.get("namespaces") or []):
-            born = _own_clocks()
-        host.open_limits(init_cfg.cgroup_dirs, born)
-        mark("sandbox.namespaces")
-        libc.mount(None, "/", None, libc.MS_SLAVE | libc.MS_REC)
-        mount_ns_fd = ns_fds.pop("mount", -1)
-        pid_ns_fd = ns_fds.pop("pid", -1)
-        for fd in ns_fds.values():
-            os.close(fd)
-        alive_r, alive_w = os.pipe()
-        handoff_init, handoff_sentry = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        # Init is forked by a short-lived child that enters the container's
-        # pid namespace; we are a child subreaper, so init becomes our child
-        # when that forker exits.
-        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
-        pid_r, pid_w = os.pipe()
-        forker = os.fork()
-        if forker == 0:  # ------------------------------------ init's forker
-            try:
-                os.close(pid_r)
-                # Init gets a mount namespace of its own from here (a copy of
-                # ours, with the host's view it needs to build the rootfs),
-                # so that we can then shrink ours (confine_fs below).
-                libc.unshare(libc.CLONE_NEWNS)
-                # A pid namespace for the container even when the spec asks
-                # for none: the host's is never shared, and ours (the
-                # sandbox's, with the sentry and the gofer in it) is never
-                # shown to the workload.  gVisor does the same.
-                if pid_ns_fd >= 0:
-                    libc.setns(pid_ns_fd, libc.CLONE_NEWPID)
-                else:
-                    libc.unshare(libc.CLONE_NEWPID)
-                # --network=none: the workload's own namespace, away from the
-                # spec's (which we keep, for the engine to configure).
-                if init_cfg.sandbox.network == "none":
-                    libc.unshare(libc.CLONE_NEWNET)
-                init_pid = os.fork()
-                if init_pid == 0:  # ------------------------------------ init
-                    os.close(host.proc_fd)
-                    os.close(pid_w)
-                    os.close(alive_w)
-                    chan.sock.close()
-                    handoff_sentry.close()
-                    sentry_sock.close()
-                    standard.run(init_cfg, init_chan, start_sock, alive_r, mount_ns_fd, handoff_init)
-                os.write(pid_w, str(init_pid).encode())
-            finally:
-                os._exit(0)
-        os.close(pid_w)
-        os.waitpid(forker, 0)
-        data = os.read(pid_r, 32)
-        os.close(pid_r)
-        if not data:
-            raise RuntimeFailure("sandbox: could not fork the container's init")
-        init_pid = int(data)
-        if pid_ns_fd >= 0:
-            os.close(pid_ns_fd)
-        os.close(alive_r)
-        handoff_init.close()
-        if mount_ns_fd >= 0:
-            os.close(mount_ns_fd)
-        init_chan.close()
-        start_sock.close()
-        # The gofer: forked now (init has its own copy of every fd it needs
-        # already, so it never holds the gofer's socket), attached to the
-        # container's mount namespace when init hands itself over.
-        mark("sandbox.init-forked")
-        host.start_gofer()
-        mark("sandbox.gofer-forked")
-        init_pidfd = libc.pidfd_open(init_pid)
-        chan.send(Msg.INIT_PID, fds=[init_pidfd, host.gofer_pidfd])
-    except BaseException as e:
-        log.debug("sandbox set-up failed", exc_info=True)
-        chan.error(f"sandbox: {getattr(e, 'strerror', None) or e}")
-        os._exit(1)
-    from .init.process import cap_mask
-    caps = (init_cfg.spec.get("process") or {}).get("capabilities") or {}
-    _supervise(chan, init_pid, init_pidfd, host, handoff_sentry, sentry_sock, init_cfg.state_dir,
-               cap_mask(caps.get("bounding")))
-
-
-def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", handoff: socket.socket,
-               sentry_sock: socket.socket, state_dir: str, workload_caps: int) -> NoReturn:
-    """Wait for init and exit as it did; meanwhile host the sentry.
-    workload_caps: the container's bounding set (the sentry keeps those).
-
-    Events: the runtime's DONE (or its death, which aborts), init's listener
-    on the handoff socketpair, listeners of `exec`'d processes on sentry.sock,
-    init's exit.  Signals sent to us are forwarded to init.
-    """
-    # Nothing of the caller's stdio stays open here: the shim waits for EOF.
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
-    libc.prctl(libc.PR_SET_DUMPABLE, 0)
-    # The sentry sees no file of the host or the container by path: its
-    # root becomes an empty read-only tmpfs holding only the sandbox
-    # namespace's procfs (container files are reached through the gofer).
-    host.confine_fs(state_dir)
-
-    def forward(sig: int, _frame: object) -> None:
-        try:
-            os.kill(init_pid, sig)
-        except ProcessLookupError:
-            pass
-
-    # Every signal sent to us goes to init.  As the first process of our pid
-    # namespace we would otherwise ignore the ones we do not handle; before,
-    # their default action killed us and so the container.  Not forwarded:
-    # those the kernel raises for a fault of our own, and SIGCHLD.
-    for sig in signal.valid_signals() - _NOT_FORWARDED:
-        signal.signal(sig, forward)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-
-    import select
-    import time
-    peers_ok = _runtime_uids()
-    # From here on the sandbox process runs under its own allowlist
-    # (sentry/self_filter.py): no exec, mount, namespaces, ptrace, bpf...
-    host.confine(workload_caps)
-    mark("sandbox.confined")
-    poller = select.poll()
-    for fd in (chan.sock.fileno(), pidfd, handoff.fileno(), sentry_sock.fileno(), host.gofer_pidfd):
-        poller.register(fd, select.POLLIN)
-    watching_chan = True
-    # Connections on sentry.sock waiting for their listener (`exec`): fd ->
-    # (socket, deadline).  Never read blocking: a peer that connects and
-    # sends nothing must not stall the mirroring of init's exit.
-    pending: dict[int, tuple[socket.socket, float]] = {}
-    while True:
-        wait_ms = None
-        if pending:
-            wait_ms = max(0, int((min(d for _, d in pending.values()) - time.monotonic()) * 1000) + 1)
-        try:
-            events = poller.poll(wait_ms)
-        except InterruptedError:
-            continue
-        fds = {fd for fd, _ev in events}
-        now = time.monotonic()
-        for fd, (conn, deadline) in list(pending.items()):
-            if fd in fds:
-                del pending[fd]
-                poller.unregister(fd)
-                with conn:
-                    host.attach(conn, init_pid)
-            elif now >= deadline:
-                del pending[fd]
-                poller.unregister(fd)
-                conn.close()
-                log.warning("sandbox: a peer on %s sent no listener in %.0f s: closed",
-                            SENTRY_SOCKET, _PEER_TIMEOUT)
-        for fd, ev in events:
-            if ev & select.POLLNVAL:  # never spin on a dead descriptor
-                poller.unregister(fd)
-        if pidfd in fds:
-            break
-        if host.gofer_pidfd in fds:
-            # No half-working container: without its gofer the sandbox ends.
-            log.error("sandbox: the gofer exited; killing the container")
-            os.kill(init_pid, signal.SIGKILL)
-            poller.unregister(host.gofer_pidfd)
-        if watching_chan and chan.sock.fileno() in fds:
-            try:
-                chan.recv(Msg.DONE)
-            except Exception:
-                os.kill(init_pid, signal.SIGKILL)  # the runtime died mid-create
-                break
-            poller.unregister(chan.sock.fileno())
-            chan.close()
-            watching_chan = False
-        if handoff.fileno() in fds:
-            # init's listener, sent right before it execs the user's program
-            host.attach(handoff, init_pid, init_pid)
-            poller.unregister(handoff.fileno())
-            handoff.close()
-        if sentry_sock.fileno() in fds:
-            try:
-                conn, _ = sentry_sock.accept()
-            except OSError:
-                continue
-            uid = _peer_uid(conn)
-            if uid not in peers_ok:
-                log.warning("sandbox: refused a peer on %s with uid %s", SENTRY_SOCKET, uid)
-                conn.close()
-                continue
-            conn.settimeout(_PEER_TIMEOUT)  # the message is there when it polls readable
-            pending[conn.fileno()] = (conn, time.monotonic() + _PEER_TIMEOUT)
-            poller.register(conn.fileno(), select.POLLIN)
-    try:
-        status = host.wait_init(init_pid)
-    except ChildProcessError:
-        os._exit(1)
-    mark("sandbox.init-exited")
-    host.drain()
-    mark("sandbox.drained")
-    host.stop_gofer()
-    mark("sandbox.exit")
-    _exit_like(status)
-
-
-_PEER_TIMEOUT = 5.0
-
-
-def _peer_uid(conn: socket.socket) -> int | None:
-    """The uid of conn's peer (SO_PEERCRED), as our user namespace sees it."""
-    import struct
-    try:
-        _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-    except OSError:
-        return None
-    return uid
-
-
-def _runtime_uids() -> set[int]:
-    """The uids a peer on sentry.sock may have: root, as our user namespace
-    sees the host's root (the runtime's `exec`): 0, its mapped id, or the
-    overflow uid when it is not mapped."""
-    out = {0}
-    try:
-        with open("/proc/self/uid_map") as f:
-            lines = [ln.split() for ln in f if ln.strip()]
-    except OSError:
-        return out
-    identity = any(int(a) == 0 and int(b) == 0 for a, b, _n in lines)
-    if identity:
-        return out
-    for ns_start, host_start, n in lines:
-        if int(host_start) <= 0 < int(host_start) + int(n):
-            out.add(int(ns_start) - int(host_start))
-            return out
-    out.add(65534)  # the kernel's overflowuid: host root is not mapped here
-    return out
-
-
-_NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE, signal.SIGSEGV,
-                  signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGSYS, signal.SIGTRAP,
-                  signal.SIGABRT}
-
-
-def _exit_like(status: int) -> NoReturn:
-    """Exit as init did.  A signal is re-raised on ourselves when we can
-    die of it; as the first process of our pid namespace we cannot (the
-    kernel ignores it), and exit with 128 + the signal, the status that
-    containerd, conmon and `runsc-py run` report for a signalled init."""
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        try:
-            signal.signal(sig, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
-            os.kill(os.getpid(), sig)
-        except (OSError, ValueError):
-            pass
-        os._exit(128 + sig)
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-
-
 # --- helpers --------------------------------------------------------------------
-
-def _set_time_offsets(offsets: dict[str, Any]) -> None:
-    """The spec's linux.timeOffsets for the new time namespace."""
-    lines = []
-    for clock in ("monotonic", "boottime"):
-        o = offsets.get(clock)
-        if o:
-            lines.append(f"{clock} {int(o.get('secs', 0))} {int(o.get('nanosecs', 0))}\n")
-    if lines:
-        try:
-            _write_timens_offsets("".join(lines))
-        except OSError as e:
-            raise RuntimeFailure(f"linux.timeOffsets: write /proc/self/timens_offsets: {e.strerror}") from None
-
-
-def _own_clocks() -> int | None:
-    """A time namespace for the container whose boot and monotonic clocks
-    start now; returns the host's boot clock (whole seconds) where the
-    container's starts, or None (logged) on a kernel without time
-    namespaces."""
-    import time
-    try:
-        libc.unshare(libc.CLONE_NEWTIME)
-    except OSError as e:
-        log.debug("no time namespace (%s): the container sees the host's uptime", e.strerror)
-        return None
-    mono = int(time.clock_gettime(time.CLOCK_MONOTONIC))
-    boot = int(time.clock_gettime(time.CLOCK_BOOTTIME))
-    _write_timens_offsets(f"monotonic {-mono} 0\nboottime {-boot} 0\n")
-    return boot
-
-
-def _write_timens_offsets(text: str) -> None:
-    """Write /proc/self/timens_offsets.  In a user namespace of its own
-    the sandbox is not dumpable (its ids changed), so its /proc/self files
-    belong to the host's root, not to it: it is dumpable for the length of
-    the write (nothing else exists yet that could attach)."""
-    was = libc.prctl(libc.PR_GET_DUMPABLE, 0)
-    if not was:
-        libc.prctl(libc.PR_SET_DUMPABLE, 1)
-    try:
-        with open("/proc/self/timens_offsets", "w") as f:
-            f.write(text)
-    finally:
-        if not was:
-            libc.prctl(libc.PR_SET_DUMPABLE, 0)
-
-
-def _sandbox_pid_namespace(joined: int | None) -> int:
-    """Make our next child (the sandbox process) start in a pid namespace
-    of its own; return an fd of ours, to go back to once it is forked.
-
-    The sandbox is then the first process of that namespace; the gofer and
-    the container's own pid namespace live inside it.  When it dies, the
-    kernel kills everything in it.  A container that joins another one's
-    pid namespace (a pod sharing pids) gets its sandbox started in the
-    namespace that contains the joined one: that of the other sandbox.
-    When that is the host's (the joined namespace was not made by runsc-py,
-    or is the host's own), the sandbox stays in the host's, and so does its
-    sentry's view of /proc; a warning says so.
-    """
-    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if joined is None:
-            libc.unshare(libc.CLONE_NEWPID)
-            return own
-        try:
-            parent = libc.ns_parent(joined)
-        except OSError:  # EPERM: the host's own namespace has no parent we may see
-            parent = os.dup(own)
-        try:
-            if os.fstat(parent).st_ino == os.fstat(own).st_ino:
-                log.warning("sandbox: the joined pid namespace is not a runsc-py container's: "
-                            "the sandbox process and its sentry's /proc stay in the host's "
-                            "pid namespace")
-            libc.setns(parent, libc.CLONE_NEWPID)
-        finally:
-            os.close(parent)
-        return own
-    except BaseException:
-        os.close(own)
-        raise
-
 
 def _pidfd_pid(pidfd: int) -> int:
     """The pid of PIDFD's process in our pid namespace (its fdinfo)."""
@@ -873,47 +354,6 @@ def host_cgroup_mounts() -> list[tuple[str, str]]:
             opts = [o for o in superopts.split(",") if o not in ("rw", "ro")]
             out.append((os.path.basename(mnt), "cgroup2" if fstype == "cgroup2" else ",".join(opts)))
     return out
-
-
-def _container_namespace(store: Store, kind: str, path: str) -> str:
-    """PATH, or the container's namespace when PATH names a sandbox's own.
-
-    Clients join a container's namespaces through the pid they were given:
-    CRI puts /proc/<sandbox container's pid>/ns/pid in every container of a
-    pod with shareProcessNamespace, podman does the same for pods.  Our pid is
-    the sandbox process, whose pid namespace is the host's and whose mount
-    namespace is its confined view; the container's are those of its init.
-    (Its ipc, uts, net, cgroup and user namespaces are the container's.)"""
-    parts = os.path.normpath(path).split("/")
-    if kind not in ("pid", "mount") or len(parts) != 5 or parts[:2] != ["", "proc"] \
-            or parts[3] != "ns" or not parts[2].isdigit():
-        return path
-    pid = int(parts[2])
-    for cid in store.ids():
-        try:
-            st = store.load(cid)
-        except RuntimeFailure:
-            continue
-        if st.pid == pid and st.init_pid and proc_start_time(pid) == st.pid_start:
-            if proc_start_time(st.init_pid) != st.init_start:
-                raise RuntimeFailure(f"namespace {kind} {path}: container {cid} is not running")
-            return f"/proc/{st.init_pid}/ns/{parts[4]}"
-    return path
-
-
-def _open_namespaces(joined: dict[str, str]) -> dict[str, int]:
-    fds: dict[str, int] = {}
-    try:
-        for kind, path in joined.items():
-            try:
-                fds[kind] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as e:
-                raise RuntimeFailure(f"open namespace {kind} {path}: {e.strerror}") from None
-    except BaseException:
-        for fd in fds.values():
-            os.close(fd)
-        raise
-    return fds
 
 
 def _listen(state_dir: str, name: str) -> socket.socket:

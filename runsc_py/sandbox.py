@@ -83,7 +83,7 @@ def enter(prepared: Any, sock: socket.socket, no_new_privs: bool = False) -> Non
     prepared.enter(sock, no_new_privs)
 
 
-def preload() -> None:
+def preload(platform: str = "auto") -> None:
     """Import what the sandbox process runs whatever the platform: the
     sentry (its handlers come with sentry.call, every one through the
     dispatch table), libseccomp, the gofer.  The sandbox does it as soon as
@@ -98,6 +98,11 @@ def preload() -> None:
     import gofer.client  # noqa: F401
     import gofer.server  # noqa: F401
     import gofer.filter  # noqa: F401
+    if platform == "ptrace":
+        import sentry.platform.ptrace  # noqa: F401
+    # The handler modules: a dispatch table of the default policy names
+    # them all (the container's own is built from its options in prepare).
+    sentry.supervisor.build_dispatch(None)
 
 
 def stage_proc() -> tuple[int, dict[str, str]]:
@@ -151,11 +156,10 @@ class SandboxHost(Record):
     def prepare(cls, options: SandboxOptions, staged: tuple[int, dict[str, str]]) -> "SandboxHost":
         """STAGED: what stage_proc() made."""
         # Import everything the sentry needs while the host's files are
-        # visible (done already, ahead of the orders: launch._Presandbox).
-        preload()
+        # visible (done already, ahead of the orders: presandbox.py, but
+        # for the platform `auto` chose).
+        preload(options.platform)
         import sentry.supervisor
-        if options.platform == "ptrace":
-            import sentry.platform.ptrace  # noqa: F401
         log_fd = -1
         if options.net_log:
             try:

@@ -29,7 +29,7 @@ def run(g: Globals, a: argparse.Namespace) -> int:
 
 
 def create_from_args(g: Globals, a: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .. import launch, spec
+    from .. import presandbox, spec
     from ..state import Store, validate_id
     validate_id(a.id)
     store = Store(g.root)
@@ -37,6 +37,19 @@ def create_from_args(g: Globals, a: argparse.Namespace):  # type: ignore[no-unty
         from ..errors import RuntimeFailure
         raise RuntimeFailure(f"container with id exists: {a.id}")
     cfg = spec.load(a.bundle)
+    # The sandbox process now, before the imports below: it imports what
+    # it runs on the other CPU meanwhile (presandbox.py).
+    early = presandbox.Presandbox.fork(presandbox.plan(store, g.network, cfg), g.platform)
+    try:
+        return store, _create(g, a, store, cfg, early)
+    except BaseException:
+        early.kill()  # unless create handed it its orders and reaped it
+        early.ns.close_fds()
+        raise
+
+
+def _create(g: Globals, a: argparse.Namespace, store, cfg: dict, early):  # type: ignore[no-untyped-def,type-arg]
+    from .. import launch
     net_policy = _net_policy(g, cfg)
     opts = launch.CreateOptions(cid=a.id, bundle=a.bundle, pid_file=a.pid_file,
                                 console_socket=a.console_socket, no_pivot=a.no_pivot,
@@ -48,7 +61,7 @@ def create_from_args(g: Globals, a: argparse.Namespace):  # type: ignore[no-unty
                                 network=g.network, net_policy=net_policy,
                                 net_log=os.path.abspath(g.net_log) if g.net_log else "",
                                 net_log_all=g.strace, publish=tuple(getattr(a, "publish", ()) or ()))
-    return store, launch.create(store, opts, cfg)
+    return launch.create(store, opts, cfg, early)
 
 
 def _net_policy(g: Globals, cfg: dict) -> dict:  # type: ignore[type-arg]
