@@ -182,7 +182,7 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
             early: Presandbox) -> None:
     ns = early.ns
     net, new_ns = ns.net, ns.new
-    helper, net_job = _network_job(store, opts, net, st, state_dir)
+    helper, net_job, init_nets = _network_job(store, opts, net, st, state_dir)
     to_sandbox = early.chan
     to_init, init_end = Channel.pair("runtime", "container init")
     try:
@@ -203,7 +203,8 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
                                        sandbox=sandbox_opts.replace(
                                            network=net.mode, net_policy=opts.net_policy,
                                            net_log=opts.net_log, net_log_all=opts.net_log_all),
-                                       loopback=("network" in new_ns or net.workload_own) and helper is None)
+                                       loopback=("network" in new_ns or net.workload_own) and helper is None,
+                                       backstop=init_nets)
         try:
             early.go(init_cfg, new_ns, init_end, start_sock, sentry_sock)
         finally:
@@ -225,14 +226,23 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
 
 
 def _network_job(store: Store, opts: CreateOptions, net: Any, st: ContainerState,
-                 state_dir: str) -> tuple[Any, dict[str, Any]]:
-    """The network set-up helper (network/setup.py), started now so that
-    pyroute2 is imported while the sandbox builds the container, and its
-    job; (None, {}) when nothing needs it."""
+                 state_dir: str) -> tuple[Any, dict[str, Any], list[str]]:
+    """Who sets the network up: (the helper, its job, the backstop's
+    networks for init).  In a namespace made for the container, init brings
+    lo up and adds the backstop's FIB rules itself (init/network.py: it is
+    in that namespace, with its capabilities, before the prestart hooks);
+    the set-up helper (network/setup.py, host root) is forked for a joined
+    namespace (a pod's, which init's user namespace may not own), a
+    bridge, or a deny list too long for FIB rules (nft)."""
     from sentry.netpolicy import NetPolicy
+    from .network.backstop import FIB_MAX
     nets = []
     if net.backstop and opts.net_policy is not None:
         nets = [str(n) for n in NetPolicy.from_json(opts.net_policy).denied_nets()]
+    if nets and not net.workload_own and net.spec_ns != "new" and _is_own_netns(net.spec_ns):
+        # A spec joining the runtime's own namespace by path (a CRI pod
+        # with host networking): the policy is the sentry's alone there.
+        nets = []
     bridge = None
     if net.mode == "bridge":
         from .network import bridge as br
@@ -241,12 +251,20 @@ def _network_job(store: Store, opts: CreateOptions, net: Any, st: ContainerState
         store.save(st)  # what delete must remove is on record before it exists
     elif opts.publish:
         raise RuntimeFailure("--publish: needs --network=bridge")
-    if not nets and bridge is None:
-        return None, {}
+    own_ns = net.spec_ns == "new" or net.workload_own
+    if bridge is None and (not nets or own_ns and len(nets) <= FIB_MAX):
+        return None, {}, nets
     from .network.setup import Helper
     # lo: only in a namespace of our own, as runc (a joined one is its owner's).
     return Helper.start(), {"lo": net.spec_ns == "new" or net.workload_own, "nets": nets,
-                            "bridge": bridge}
+                            "bridge": bridge}, []
+
+
+def _is_own_netns(path: str) -> bool:
+    try:
+        return os.stat(path).st_ino == os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return False  # opened already (presandbox.plan): the sandbox will say
 
 
 def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],

@@ -362,9 +362,9 @@ def test_light_commands_do_not_import_pyroute2(runtime, cmd) -> None:  # type: i
 
 
 def test_default_network_set_up_imports_no_pyroute2(runtime, bundle, netprobe) -> None:  # type: ignore[no-untyped-def]
-    """The loopback and the backstop's rules are encoded by backstop.py: no
-    process of a default `run` (the set-up helper included) imports
-    pyroute2, which only the bridge mode needs."""
+    """The loopback and the backstop's rules are made by init, encoded by
+    backstop.py: no process of a default `run` imports pyroute2 (only the
+    bridge mode needs it) and no set-up helper is forked."""
     b = _bundle(bundle, netprobe, ["sh", "-c", "ip rule"])
     launcher = Path(runtime.binary).read_text().splitlines()
     code = "\n".join(ln for ln in launcher if not ln.startswith("#"))
@@ -379,8 +379,10 @@ def test_default_network_set_up_imports_no_pyroute2(runtime, bundle, netprobe) -
         runtime.delete(cid, force=True, check=False)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "prohibit" in r.stdout, r.stdout
-    assert "runsc_py.network.backstop" in r.stderr  # the helper's imports are in the profile
+    assert "runsc_py.network.backstop" in r.stderr  # init's imports are in the profile too
     assert "pyroute2" not in r.stderr, [ln for ln in r.stderr.splitlines() if "pyroute2" in ln][:3]
+    # Init made the rules: no set-up helper was forked.
+    assert "runsc_py.network.setup" not in r.stderr
 
 
 # --- bridge mode --------------------------------------------------------------------------------

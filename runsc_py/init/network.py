@@ -1,8 +1,11 @@
-"""Network set-up of a new network namespace: bring the loopback interface up.
+"""Network set-up in the workload's network namespace, by init: bring the
+loopback interface up, add the kernel backstop's rules.
 
-Two ioctls on a throwaway socket (SIOCGIFFLAGS, SIOCSIFFLAGS |= IFF_UP):
-importing pyroute2 for this one change costs ~165 ms, more than the rest of
-`create` together (measured here), and containerd calls create per container.
+The loopback takes two ioctls on a throwaway socket (SIOCGIFFLAGS,
+SIOCSIFFLAGS |= IFF_UP); the rules are rtnetlink requests that
+runsc_py/network/backstop.py encodes.  Importing pyroute2 for these few
+changes costs ~165 ms (its message classes alone 30-40 ms), more than the
+rest of `create`, and containerd calls create per container.
 """
 
 from __future__ import annotations
@@ -27,3 +30,20 @@ def loopback_up() -> None:
                 fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
     except OSError as e:
         raise RuntimeFailure(f"bring up loopback: {e.strerror}") from None
+
+
+def backstop(nets: list[str]) -> None:
+    """The FIB prohibit rules of the networks the policy denies (at most
+    backstop.FIB_MAX: a longer list goes to the runtime's helper, nft)."""
+    import ipaddress
+    from ..network import backstop as bs
+    try:
+        nl = bs.Netlink()
+    except OSError as e:
+        raise RuntimeFailure(f"network backstop: netlink socket: {e.strerror}") from None
+    try:
+        bs.install(nl, [ipaddress.ip_network(n) for n in nets])
+    except (OSError, RuntimeError) as e:
+        raise RuntimeFailure(f"network backstop: {e}") from None
+    finally:
+        nl.close()

@@ -50,6 +50,7 @@ class InitConfig(Record):
     sandbox: SandboxOptions = SandboxOptions()  # (always given: launch.py)
     prepared_filter: Any = None
     loopback: bool = False              # bring lo up here (no network set-up helper)
+    backstop: list[str] = []            # networks for FIB prohibit rules, added here (network/backstop.py)
 
 
 def run(cfg: InitConfig, chan: Channel, start_sock: socket.socket, parent_alive_fd: int,
@@ -123,11 +124,14 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
             rootfs.create_devices(cfg.rootfs, lx.get("devices") or [], defaults=True, in_userns=in_userns)
             rootfs.dev_symlinks(cfg.rootfs)
 
-    # 3. The loopback interface of a new network namespace, unless the
-    #    runtime's network set-up helper does it with pyroute2
-    #    (runsc_py/network/setup.py) before the prestart hooks.
+    # 3. The network, before the prestart hooks: the loopback interface of
+    #    a new network namespace, the kernel backstop of the network
+    #    policy (unless the runtime's set-up helper does them:
+    #    runsc_py/network/setup.py, for a bridge or an nft table).
     if cfg.loopback:
         network.loopback_up()
+    if cfg.backstop:
+        network.backstop(cfg.backstop)
 
     mark("init.rootfs")
     # 4. prestart and createRuntime hooks run in the runtime's namespace.
