@@ -31,10 +31,15 @@ class Record:
         if frozen:
             cls.__hash__ = Record._hash  # type: ignore[method-assign]
             cls.__setattr__ = Record._refuse  # type: ignore[method-assign]
+        # __init__ and __eq__ are compiled at their first call: a process
+        # imports many more records than it makes (the sandbox imports the
+        # whole sentry), and each compile costs ~0.2 ms here.  The fields'
+        # order is checked now, as the class statement runs.
         if "__init__" not in cls.__dict__:
-            cls.__init__ = _make_init(cls)  # type: ignore[misc]
+            _check_defaults(cls)
+            cls.__init__ = _compiled_on_first_call(cls, "__init__", _make_init)  # type: ignore[misc]
         if "__eq__" not in cls.__dict__:
-            cls.__eq__ = _make_eq(cls)  # type: ignore[method-assign]
+            cls.__eq__ = _compiled_on_first_call(cls, "__eq__", _make_eq)  # type: ignore[method-assign]
             if not frozen:
                 cls.__hash__ = None  # type: ignore[assignment]  # as a dataclass with eq
 
@@ -69,13 +74,40 @@ class factory:
         self.fn = fn
 
 
+def _compiled_on_first_call(cls: type, name: str, make: Any) -> Any:
+    """A stand-in for cls.NAME that compiles it (make(cls)), puts it in the
+    class in its place and calls it."""
+    def first_call(self: Any, *args: Any, **kw: Any) -> Any:
+        method = make(cls)
+        type.__setattr__(cls, name, method)
+        return method(self, *args, **kw)
+    first_call.__qualname__ = f"{cls.__qualname__}.{name}"
+    return first_call
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    own = [k for k in cls.__mro__[:cls.__mro__.index(Record)]]  # Record's methods are no defaults
+    return {f: k.__dict__[f] for f in cls._fields for k in reversed(own) if f in k.__dict__}  # type: ignore[attr-defined]
+
+
+def _check_defaults(cls: type) -> None:
+    """A field without a default may not follow one with a default (the
+    dataclasses rule), checked when the class is made."""
+    defaults = _defaults(cls)
+    seen_default = False
+    for f in cls._fields:  # type: ignore[attr-defined]
+        if f in defaults:
+            seen_default = True
+        elif seen_default:
+            raise TypeError(f"{cls.__name__}: field {f!r} without a default follows one with a default")
+
+
 def _make_init(cls: type) -> Any:
     """An __init__ with the fields as parameters, compiled once per class
     (one compile: dataclasses makes several, and imports inspect for them),
     so that a record is made as fast as a dataclass instance."""
     fields = cls._fields  # type: ignore[attr-defined]
-    own = [k for k in cls.__mro__[:cls.__mro__.index(Record)]]  # Record's methods are no defaults
-    defaults = {f: k.__dict__[f] for f in fields for k in reversed(own) if f in k.__dict__}
+    defaults = _defaults(cls)
     params, body = [], []
     env: dict[str, Any] = {"_setattr": object.__setattr__, "_MISSING": _MISSING}
     seen_default = False
