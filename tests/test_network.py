@@ -365,16 +365,18 @@ def test_default_network_set_up_imports_no_pyroute2(runtime, bundle, netprobe) -
     """The loopback and the backstop's rules are made by init, encoded by
     backstop.py: no process of a default `run` imports pyroute2 (only the
     bridge mode needs it) and no set-up helper is forked."""
+    import helpers
     b = _bundle(bundle, netprobe, ["sh", "-c", "ip rule"])
-    launcher = Path(runtime.binary).read_text().splitlines()
-    code = "\n".join(ln for ln in launcher if not ln.startswith("#"))
+    # The launcher itself, not the $RUNSC_PY_TEST_PLATFORM wrapper (a shell
+    # script adding --platform): its platform is passed as the wrapper does.
+    launcher = Path(os.environ.get(helpers.RUNTIME_ENV) or helpers.DEFAULT_RUNTIME)
+    python = launcher.read_text().splitlines()[0][2:].split()[0]
+    platform = [f"--platform={helpers.platform_under_test()}"] if helpers.platform_under_test() else []
     cid = runtime.new_id("nopyroute2")
-    argv = ["runsc-py", *runtime.argv("run", "--bundle", str(b), cid)[1:]]
     try:
-        r = subprocess.run([sys.executable, "-IS", "-X", "importtime", "-c", code.replace("run_and_exit()", "")
-                            .replace("main()", "") + "\nimport sys as _s\n_s.argv = %r\n"
-                            "from runsc_py.cli import run_and_exit\nrun_and_exit()\n" % argv],
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run([python, "-IS", "-X", "importtime", str(launcher), *platform, "--root",
+                            str(runtime.root), "run", "--bundle", str(b), cid],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     finally:
         runtime.delete(cid, force=True, check=False)
     assert r.returncode == 0, r.stderr[-2000:]
