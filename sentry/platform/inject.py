@@ -70,6 +70,8 @@ _HDR = struct.Struct("=QI4xQQQQI4x")   # struct msghdr (56 bytes)
 _IOVEC = struct.Struct("=QQ")
 _CMSGHDR = struct.Struct("=QiiI")       # cmsg_len, level, type, the fd
 _TICKET = struct.Struct("=Q")
+_CONTROLLEN = struct.Struct("=Q")       # msghdr.msg_controllen, written back by recvmsg
+_CONTROLLEN_AT, _FLAGS_AT = 40, 48
 _ALL_BUT_URG = U64 & ~abi.sigmask_of((23,))  # SIGURG: the wake-up of a parked call
 
 
@@ -277,7 +279,15 @@ def install_fd(s: Session, fd: int, cloexec: bool, ticket: int) -> int:
     """Give a copy of our fd to the tracee: its number there, or -errno.
 
     The socket at the tracee's reserved descriptor is its fd table's own
-    (replaced first if it must be: `private_channel`).  Our fd stays ours."""
+    (replaced first if it must be: `private_channel`).  Our fd stays ours.
+
+    The msghdr and its iovec are written into the scratch page only when
+    the last injection did not leave them as written (it reads them back:
+    a received fd leaves them unchanged, `AddressSpace.image_ok`).  The
+    workload may rewrite the page in between (its own memory): what the
+    recvmsg then does is to itself, what it could forge is caught by the
+    ticket and kcmp, and the injection is made once more on a page
+    written anew."""
     t = s.t
     if t.table.private_needed:
         private_channel(s)
@@ -289,6 +299,25 @@ def install_fd(s: Session, fd: int, cloexec: bool, ticket: int) -> int:
         mm.image = (_HDR.pack(0, 0, base + _IOV, 1, base + _CMSG, _CMSG_SPACE, 0).ljust(_IOV, b"\0")
                     + _IOVEC.pack(base + _DATA, 8) + bytes(_CMSG - _DATA + _CMSG_SPACE))
         mm.image_at = base
+        mm.image_ok = False
+    mem = _mem(t)
+    if mm.image_ok:
+        mm.image_ok = False
+        r = _send_and_receive(s, mem, base, fd, cloexec, ticket)
+        if r != -errno.EIO:
+            return r
+        log.debug("ptrace: %d: injection on a page it changed: again, written anew", t.tid)
+    if os.pwrite(mem, mm.image, base) != len(mm.image):
+        return -errno.EFAULT
+    return _send_and_receive(s, mem, base, fd, cloexec, ticket)
+
+
+def _send_and_receive(s: Session, mem: int, base: int, fd: int, cloexec: bool, ticket: int) -> int:
+    """One injection: fd sent with the ticket, the stopped call made a
+    recvmsg on the msghdr at base; the number it got there, or -errno
+    (-EIO: not received as sent)."""
+    t = s.t
+    mm = t.mm
     chan = t.table.chan
     if chan.dirty:
         _drain(chan)
@@ -299,29 +328,34 @@ def install_fd(s: Session, fd: int, cloexec: bool, ticket: int) -> int:
     except OSError as e:
         return -(e.errno or errno.EIO)
     chan.dirty = True  # until the tracee has taken it
-    mem = _mem(t)
-    if os.pwrite(mem, mm.image, base) != len(mm.image):
-        return -errno.EFAULT
     flags = MSG_DONTWAIT | (MSG_CMSG_CLOEXEC if cloexec else 0)
-    # Its result is read from the scratch page (an 8-byte message with one
-    # fd, or nothing: the ticket stays 0).
+    # Its result is read from the scratch page: the msghdr as the kernel
+    # left it (msg_controllen: the control bytes received, this call's
+    # own), the 8-byte message and the control message with the fd.
     s.syscall(SYS_recvmsg, t.table.reserved, base, flags, traced=True, result=False)
-    got = os.pread(mem, _CMSG - _DATA + _CMSG_SPACE, base + _DATA)
-    (seen,) = _TICKET.unpack_from(got, 0)
-    clen, level, ctype, theirs = _CMSGHDR.unpack_from(got, _CMSG - _DATA)
-    if seen == ticket and clen == 0:
+    got = os.pread(mem, _CMSG + _CMSG_SPACE, base)
+    if len(got) != _CMSG + _CMSG_SPACE:
+        return -errno.EFAULT
+    (seen,) = _TICKET.unpack_from(got, _DATA)
+    (controllen,) = _CONTROLLEN.unpack_from(got, _CONTROLLEN_AT)
+    if seen == ticket and controllen == 0:
         # Our message arrived without its fd: the kernel found no free
         # descriptor to install it at (scm_detach_fds, MSG_CTRUNC), which
         # is the open's own EMFILE (a full table, a lowered RLIMIT_NOFILE).
         chan.dirty = False
         return -errno.EMFILE
-    if seen != ticket or level != socket.SOL_SOCKET or ctype != socket.SCM_RIGHTS or clen != 20:
+    clen, level, ctype, theirs = _CMSGHDR.unpack_from(got, _CMSG)
+    if seen != ticket or level != socket.SOL_SOCKET or ctype != socket.SCM_RIGHTS or clen != 20 \
+            or controllen != _CMSG_SPACE:
         log.warning("ptrace: %d did not receive its fd (injected recvmsg)", t.tid)
         return -errno.EIO
     chan.dirty = False
     if abi.kcmp_file(_OUR_PID[0] or _our_pid(), t.tid, fd, theirs) != 0:
         log.warning("ptrace: fd %d of %d is not the file sent", theirs, t.tid)
         return -errno.EIO
+    # (msg_flags, output only, comes back with the flags of the call.)
+    img = mm.image
+    mm.image_ok = got[:_FLAGS_AT] == img[:_FLAGS_AT] and got[_HDR.size:_DATA] == img[_HDR.size:_DATA]
     return theirs
 
 

@@ -170,8 +170,13 @@ class PtraceChannel:
             self.kind = FD
             return None
         if self.nonblock_added:
-            # We opened it with O_NONBLOCK the caller did not ask for.
-            mode = os.fstat(srcfd).st_mode
+            # We opened it with O_NONBLOCK the caller did not ask for.  Its
+            # mode: from the fstat paths._guard just made of it, if it did.
+            call = self.call
+            if call is not None and call.stat_of == srcfd:
+                mode = call.scratch.stat_mode.value
+            else:
+                mode = os.fstat(srcfd).st_mode
             if (mode & 0o170000) == 0o010000 and self.open_flags & os.O_ACCMODE != os.O_RDWR:
                 # A FIFO: the caller's open waits for the other end.  A
                 # worker finishes it (a blocking reopen of this very FIFO).
@@ -381,6 +386,9 @@ class Tracer:
                 return
             self.chan = PtraceChannel(self)
             self.call = TracedCall(self.chan, self.sup.sandbox)
+            # This thread reaps its tracees and tells the cache of each exit
+            # (_exited, _exec): its entries need no pidfd check per call.
+            self.call.creds_cache.exits_seen = True
             self._loop()
         except BaseException:
             # Fail closed: this thread's exit kills every tracee (EXITKILL).
@@ -534,10 +542,21 @@ class Tracer:
     def install(self, s: inject.Session, fd: int, cloexec: bool) -> int:
         """An fd for the tracee of session s (inject.install_fd, with our
         own credentials for the tracer's own procfs use, then the caller's
-        again: a handler may go on after it)."""
+        again: a handler may go on after it).
+
+        Only the first injection into an address space or fd table needs
+        them: opening its /proc/TID/mem (root's 0600 inode once the caller
+        is non-dumpable), a reserved socket of its own (pidfd_getfd).
+        After that an injection is ptrace requests (the tracer's own
+        right), sendmsg on our socket, the mem fd (checked when it was
+        opened) and kcmp, which the caller's credentials pass while they
+        keep our CAP_SYS_PTRACE (creds.py _KEEP); the switch there and
+        back (ten system calls) is then skipped."""
         cs = self.call.creds_state if self.call is not None else None
+        t = s.t
         try:
-            if cs is None:
+            if cs is None or (t.mm.mem >= 0 and t.mm.scratch and not t.table.private_needed
+                              and not cs.unknown and not cs.ptrace_dropped):
                 return inject.install_fd(s, fd, cloexec, next(self.sup.tickets))
             with cs.own_for_now():
                 return inject.install_fd(s, fd, cloexec, next(self.sup.tickets))
@@ -557,10 +576,18 @@ class Tracer:
     # --- exits, forks, execs ----------------------------------------------------
     def _exited(self, t: Tracee, st: int) -> None:
         self.tracees.pop(t.tid, None)
+        self._gone(t.tid)
         self._abandon(t)
         if t.watched:
             self.sup._exit_status(t.tid, st)
         t.drop()
+
+    def _gone(self, tid: int) -> None:
+        """tid no longer names the task it named (exited, or an exec moved
+        that thread to its leader's tid): forget what was kept for it
+        (CredsCache.exits_seen)."""
+        if self.call is not None:
+            self.call.creds_cache.task_gone(tid)
 
     def _abandon(self, t: Tracee) -> None:
         """t's parked call will never be answered (t is gone)."""
@@ -595,10 +622,12 @@ class Tracer:
             # A thread exec'd: it now has the leader's tid (t is the old
             # leader's record), and the leader's death is never reported.
             was = self.tracees.pop(old, None)
+            self._gone(old)
             self._abandon(t)
             t.pending_exec = was.pending_exec if was is not None else None
             if was is not None:
                 was.drop()
+        self._gone(t.tid)  # a new address space: its mem fd is another one
         self._own_reach()
         allowed = t.pending_exec or frozenset()
         t.pending_exec = None
