@@ -73,6 +73,9 @@ _TICKET = struct.Struct("=Q")
 _CONTROLLEN = struct.Struct("=Q")       # msghdr.msg_controllen, written back by recvmsg
 _CONTROLLEN_AT, _FLAGS_AT = 40, 48
 _ALL_BUT_URG = U64 & ~abi.sigmask_of((23,))  # SIGURG: the wake-up of a parked call
+_REGS_SIZE = ctypes.sizeof(abi.UserRegs)
+# The wait status of a syscall-stop (PTRACE_O_TRACESYSGOOD).
+_SYSCALL_STOP_STATUS = (abi.SYSCALL_STOP << 8) | 0x7F
 
 
 class TraceeGone(Gone):
@@ -113,11 +116,16 @@ class Session:
     kernel lets a tracer pass on a signal, never queue it back)."""
 
     def __init__(self, waiter: Waiter, t: Tracee, saved: abi.UserRegs, *,
-                 at_seccomp: bool, block: bool = False, block_later: bool = False) -> None:
+                 at_seccomp: bool, block: bool = False, block_later: bool = False,
+                 work: abi.UserRegs | None = None) -> None:
+        """work: the registers buffer to build each call in (the tracer
+        lends its own to the session of the call in front of it); a new
+        one if None."""
         self.waiter = waiter
         self.t = t
         self.saved = saved
-        self.work = abi.UserRegs()
+        self._saved_p = ctypes.addressof(saved)
+        self.work = work if work is not None else abi.UserRegs()
         self._work_p = ctypes.addressof(self.work)
         self.at_seccomp = at_seccomp  # still at the original seccomp stop
         self.mask = -1
@@ -135,8 +143,9 @@ class Session:
             abi.ptrace(abi.PTRACE_SETSIGMASK, self.t.tid, 8, ctypes.addressof(m))
 
     # --- one call ---------------------------------------------------------
-    def syscall(self, nr: int, *args: int, traced: bool = False, result: bool = True) -> int:
-        """Run nr(args) in the tracee; its return value (or -errno).
+    def syscall(self, nr: int, a0: int = 0, a1: int = 0, a2: int = 0, a3: int = 0, a4: int = 0,
+                a5: int = 0, *, traced: bool = False, result: bool = True) -> int:
+        """Run nr(a0..a5) in the tracee; its return value (or -errno).
         traced: a filter stops it (TRACE), so no entry stop is needed.
         result: False when the caller reads the outcome from memory (0 is
         returned: one GETREGS less)."""
@@ -144,9 +153,13 @@ class Session:
             self._block()
         self.calls += 1
         w = self.work
-        ctypes.memmove(self._work_p, ctypes.addressof(self.saved), ctypes.sizeof(w))
-        a = tuple(args) + (0,) * (6 - len(args))
-        w.rdi, w.rsi, w.rdx, w.r10, w.r8, w.r9 = (x & U64 for x in a)
+        ctypes.memmove(self._work_p, self._saved_p, _REGS_SIZE)
+        w.rdi = a0 & U64
+        w.rsi = a1 & U64
+        w.rdx = a2 & U64
+        w.r10 = a3 & U64
+        w.r8 = a4 & U64
+        w.r9 = a5 & U64
         tid = self.t.tid
         if self.at_seccomp:
             w.orig_rax = nr
@@ -163,6 +176,8 @@ class Session:
         self.at_seccomp = False
         while True:
             status = self.waiter.wait_tid(tid)
+            if status == _SYSCALL_STOP_STATUS and not expect_entry:
+                break  # the usual case: the exit of our call
             if not os.WIFSTOPPED(status):
                 raise TraceeGone(tid)
             sig = os.WSTOPSIG(status)
@@ -211,7 +226,7 @@ class Session:
         """Registers as at the starting stop, with this answer; the caller
         resumes the tracee."""
         w = self.work
-        ctypes.memmove(self._work_p, ctypes.addressof(self.saved), ctypes.sizeof(w))
+        ctypes.memmove(self._work_p, self._saved_p, _REGS_SIZE)
         w.orig_rax = U64
         w.rax = rax & U64
         self._check(abi.ptrace(abi.PTRACE_SETREGS, self.t.tid, 0, self._work_p), "setregs")
@@ -221,7 +236,7 @@ class Session:
         """Registers as at the starting stop, set to make the original call
         again (it will stop at its seccomp stop anew)."""
         w = self.work
-        ctypes.memmove(self._work_p, ctypes.addressof(self.saved), ctypes.sizeof(w))
+        ctypes.memmove(self._work_p, self._saved_p, _REGS_SIZE)
         w.rip = self.saved.rip - 2
         w.rax = self.saved.orig_rax
         w.orig_rax = U64

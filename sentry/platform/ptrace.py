@@ -84,6 +84,7 @@ _OPTIONS = (abi.PTRACE_O_TRACESECCOMP | abi.PTRACE_O_TRACECLONE | abi.PTRACE_O_T
             | abi.PTRACE_O_TRACESYSGOOD)
 U64 = inject.U64
 _PARK_MASK = inject._ALL_BUT_URG
+_REGS_SIZE = inject._REGS_SIZE
 
 SYS_open, SYS_creat, SYS_openat, SYS_openat2 = 2, 85, 257, 437
 SYS_connect, SYS_sync, SYS_syncfs = 42, 162, 306
@@ -354,6 +355,9 @@ class Tracer:
         self.deferred: list[tuple[int, int]] = []  # stops seen while waiting for one tracee
         self.regs = abi.UserRegs()
         self.regs_p = ctypes.addressof(self.regs)
+        self._session_saved = abi.UserRegs()  # session(): lent, one at a time
+        self._session_saved_p = ctypes.addressof(self._session_saved)
+        self._session_work = abi.UserRegs()
         self.status = ctypes.c_int()
         self.status_p = ctypes.addressof(self.status)
         self.msg = ctypes.c_ulong()
@@ -711,9 +715,12 @@ class Tracer:
         address space maps the scratch page, maybe a reserved socket of
         its own: a signal sent then was dropped, asyncio's
         test_subprocess_send_signal hung)."""
-        saved = abi.UserRegs()
-        ctypes.memmove(ctypes.addressof(saved), self.regs_p, ctypes.sizeof(saved))
-        return inject.Session(self, t, saved, at_seccomp=True, block_later=True)
+        # One session at a time comes from here (the call in front of the
+        # tracer, finished before the next stop is taken): its buffers are
+        # the tracer's own, not allocated per fd.
+        ctypes.memmove(self._session_saved_p, self.regs_p, _REGS_SIZE)
+        return inject.Session(self, t, self._session_saved, at_seccomp=True, block_later=True,
+                              work=self._session_work)
 
     def _answer(self, t: Tracee, value: int) -> None:
         """Skip the stopped call (self.regs its registers): value is its result."""
