@@ -70,8 +70,12 @@ _HDR = struct.Struct("=QI4xQQQQI4x")   # struct msghdr (56 bytes)
 _IOVEC = struct.Struct("=QQ")
 _CMSGHDR = struct.Struct("=QiiI")       # cmsg_len, level, type, the fd
 _TICKET = struct.Struct("=Q")
-_CONTROLLEN = struct.Struct("=Q")       # msghdr.msg_controllen, written back by recvmsg
-_CONTROLLEN_AT, _FLAGS_AT = 40, 48
+_FLAGS_AT = 48                          # msghdr.msg_flags
+# What the injected recvmsg left on the page: msghdr.msg_controllen (at 40,
+# written back: the control bytes received), the ticket (_DATA) and the
+# control message (_CMSG: cmsg_len, level, type, the fd).
+_RESULT = struct.Struct(f"=40xQ{_DATA - 48}xQ{_CMSG - _DATA - 8}xQiiI")
+assert _RESULT.size == _CMSG + 20
 _ALL_BUT_URG = U64 & ~abi.sigmask_of((23,))  # SIGURG: the wake-up of a parked call
 _REGS_SIZE = ctypes.sizeof(abi.UserRegs)
 # The wait status of a syscall-stop (PTRACE_O_TRACESYSGOOD).
@@ -351,15 +355,13 @@ def _send_and_receive(s: Session, mem: int, base: int, fd: int, cloexec: bool, t
     got = os.pread(mem, _CMSG + _CMSG_SPACE, base)
     if len(got) != _CMSG + _CMSG_SPACE:
         return -errno.EFAULT
-    (seen,) = _TICKET.unpack_from(got, _DATA)
-    (controllen,) = _CONTROLLEN.unpack_from(got, _CONTROLLEN_AT)
+    controllen, seen, clen, level, ctype, theirs = _RESULT.unpack_from(got)
     if seen == ticket and controllen == 0:
         # Our message arrived without its fd: the kernel found no free
         # descriptor to install it at (scm_detach_fds, MSG_CTRUNC), which
         # is the open's own EMFILE (a full table, a lowered RLIMIT_NOFILE).
         chan.dirty = False
         return -errno.EMFILE
-    clen, level, ctype, theirs = _CMSGHDR.unpack_from(got, _CMSG)
     if seen != ticket or level != socket.SOL_SOCKET or ctype != socket.SCM_RIGHTS or clen != 20 \
             or controllen != _CMSG_SPACE:
         log.warning("ptrace: %d did not receive its fd (injected recvmsg)", t.tid)
