@@ -170,6 +170,8 @@ class Call:
     # --- reading the target ------------------------------------------------
     def path(self, i: int) -> bytes:
         """The path string argument i (EFAULT / ENAMETOOLONG fail closed)."""
+        if self._creds is None:
+            self.creds()  # the caller's mem fd comes with its credentials (_mem_fd)
         return self.mem.read_cstring(self.pid, self.args[i])
 
     def read(self, addr: int, size: int) -> bytes:

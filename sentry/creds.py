@@ -473,6 +473,15 @@ class CredsCache:
         self._seen = epoch.value
         # tid -> [pidfd, creds, mem fd or -1, epoch.gen when filled, lookups]
         self._d: dict[int, list] = {}
+        # True when the owner sees every exit of the tasks it asks about
+        # and calls task_gone() for each before the tid can be reused: the
+        # ptrace platform's tracer thread, which reaps its own tracees
+        # (a traced task stays a zombie until its tracer has waited for
+        # it) and only ever asks about the tracee stopped in front of it.
+        # An entry then names its task without the pidfd check (one
+        # system call per call); the pidfd is still taken when an entry is
+        # filled, for the mem fd's own check.
+        self.exits_seen = False
 
     def lookup(self, tid: int) -> tuple[Creds, int, bool]:
         """(creds, mem fd or -1, whether the entry was there before)."""
@@ -481,7 +490,7 @@ class CredsCache:
             self.clear()
         e = self._d.get(tid)
         if e is not None:
-            if epoch.stale.get(tid, -1) <= e[3] and hostcalls.pidfd_alive(e[0]):
+            if epoch.stale.get(tid, -1) <= e[3] and (self.exits_seen or hostcalls.pidfd_alive(e[0])):
                 e[4] += 1
                 if e[2] < 0 and e[4] == 2:
                     e[2] = self._open_mem(tid, e[0])
@@ -520,6 +529,11 @@ class CredsCache:
         """The pidfd kept with tid's entry (after a lookup), or -1."""
         e = self._d.get(tid)
         return e[0] if e is not None else -1
+
+    def task_gone(self, tid: int) -> None:
+        """The task tid named has exited (exits_seen: before its tid can
+        name another task)."""
+        self._drop(tid)
 
     def _drop(self, tid: int) -> None:
         e = self._d.pop(tid, None)

@@ -67,9 +67,6 @@ class Scratch:
         self.stat = ctypes.create_string_buffer(STATX_SIZE)
         self.stat_dev = ctypes.c_uint64.from_buffer(self.stat)  # st_dev of fstat_into
         self.stat_mode = ctypes.c_uint32.from_buffer(self.stat, 24)  # its st_mode
-        # What stat(2) and statx(2) copy out, as buffers made once.
-        self.stat_out = memoryview(self.stat).cast("B")[:STAT_SIZE]
-        self.statx_out = memoryview(self.stat).cast("B")[:STATX_SIZE]
         self.statfs = ctypes.create_string_buffer(STATFS_SIZE)
         self.link = ctypes.create_string_buffer(4096)
         self.empty = ctypes.c_char_p(b"")

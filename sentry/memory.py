@@ -200,6 +200,17 @@ class Memory:
             raise SysError(EFAULT, "read string: NULL pointer")
         fd = self.fd if pid == self.fd_pid else self._find_fd(pid)
         if fd >= 0:
+            if limit >= _FIRST and 0 < addr <= _ADDR_MAX - _FIRST:
+                # The common case inline (every path argument): one read of
+                # _FIRST bytes within the page, the NUL found in it.
+                room = PAGE_SIZE - (addr & (PAGE_SIZE - 1))
+                try:
+                    b = os.pread(fd, room if room < _FIRST else _FIRST, addr)
+                except OSError:
+                    b = b""
+                end = b.find(0)
+                if end >= 0:
+                    return b[:end]
             return _read_cstring_fd(fd, addr, limit)
         got = 0
         while got < limit:
@@ -236,7 +247,16 @@ class Memory:
         """Write a ctypes object (its first size bytes) to target memory."""
         if size < 0:
             size = ctypes.sizeof(obj)
-        if addr == 0 or self._writev(pid, obj, addr, size) != size:
+        if addr == 0 or addr > _ADDR_MAX:
+            raise SysError(EFAULT, f"write target memory {addr:#x}+{size}")
+        # _writev inline (every stat result comes this way).
+        if self.before_write is not None:
+            self.before_write()
+        self.local.base = ctypes.addressof(obj)  # type: ignore[arg-type]
+        self.local.len = size
+        self.remote.base = addr
+        self.remote.len = size
+        if _writev(pid, self._local_p, 1, self._remote_p, 1, 0) != size:
             raise SysError(EFAULT, f"write target memory {addr:#x}+{size}")
 
     def _writev(self, pid: int, obj: object, addr: int, size: int) -> int:

@@ -126,6 +126,17 @@ def test_an_open_into_a_full_fd_table_is_emfile(runtime, bundle, ptprobe):
     assert out.split() == ["emfile", "EMFILE", "under32=1"], out
 
 
+def test_opens_survive_a_workload_writing_over_the_scratch_page(runtime, bundle, ptprobe):
+    # The tracer writes the injected recvmsg's msghdr only when the last
+    # injection did not leave it intact (inject.install_fd): a workload
+    # that writes over that page of its own (found through /proc/self/maps)
+    # between opens still gets every file, the injection made again on a
+    # page written anew.
+    b = _with_ptprobe(bundle, ptprobe, ["scribble=/etc/hello"])
+    out = run_ok(runtime, b, global_args=["--platform=ptrace"])
+    assert out.split() == ["scribble", "found=1", "opens=6", "same=6"], out
+
+
 def test_fifo_and_threads_in_a_container(runtime, bundle, ptprobe):
     b = _with_ptprobe(bundle, ptprobe, ["fifo-read=/tmp/f", "fifo-write=/tmp/g", "threads=/etc/hello"])
     out = run_ok(runtime, b, global_args=["--platform=ptrace"]).splitlines()

@@ -70,7 +70,16 @@ _HDR = struct.Struct("=QI4xQQQQI4x")   # struct msghdr (56 bytes)
 _IOVEC = struct.Struct("=QQ")
 _CMSGHDR = struct.Struct("=QiiI")       # cmsg_len, level, type, the fd
 _TICKET = struct.Struct("=Q")
+_FLAGS_AT = 48                          # msghdr.msg_flags
+# What the injected recvmsg left on the page: msghdr.msg_controllen (at 40,
+# written back: the control bytes received), the ticket (_DATA) and the
+# control message (_CMSG: cmsg_len, level, type, the fd).
+_RESULT = struct.Struct(f"=40xQ{_DATA - 48}xQ{_CMSG - _DATA - 8}xQiiI")
+assert _RESULT.size == _CMSG + 20
 _ALL_BUT_URG = U64 & ~abi.sigmask_of((23,))  # SIGURG: the wake-up of a parked call
+_REGS_SIZE = ctypes.sizeof(abi.UserRegs)
+# The wait status of a syscall-stop (PTRACE_O_TRACESYSGOOD).
+_SYSCALL_STOP_STATUS = (abi.SYSCALL_STOP << 8) | 0x7F
 
 
 class TraceeGone(Gone):
@@ -111,11 +120,16 @@ class Session:
     kernel lets a tracer pass on a signal, never queue it back)."""
 
     def __init__(self, waiter: Waiter, t: Tracee, saved: abi.UserRegs, *,
-                 at_seccomp: bool, block: bool = False, block_later: bool = False) -> None:
+                 at_seccomp: bool, block: bool = False, block_later: bool = False,
+                 work: abi.UserRegs | None = None) -> None:
+        """work: the registers buffer to build each call in (the tracer
+        lends its own to the session of the call in front of it); a new
+        one if None."""
         self.waiter = waiter
         self.t = t
         self.saved = saved
-        self.work = abi.UserRegs()
+        self._saved_p = ctypes.addressof(saved)
+        self.work = work if work is not None else abi.UserRegs()
         self._work_p = ctypes.addressof(self.work)
         self.at_seccomp = at_seccomp  # still at the original seccomp stop
         self.mask = -1
@@ -133,8 +147,9 @@ class Session:
             abi.ptrace(abi.PTRACE_SETSIGMASK, self.t.tid, 8, ctypes.addressof(m))
 
     # --- one call ---------------------------------------------------------
-    def syscall(self, nr: int, *args: int, traced: bool = False, result: bool = True) -> int:
-        """Run nr(args) in the tracee; its return value (or -errno).
+    def syscall(self, nr: int, a0: int = 0, a1: int = 0, a2: int = 0, a3: int = 0, a4: int = 0,
+                a5: int = 0, *, traced: bool = False, result: bool = True) -> int:
+        """Run nr(a0..a5) in the tracee; its return value (or -errno).
         traced: a filter stops it (TRACE), so no entry stop is needed.
         result: False when the caller reads the outcome from memory (0 is
         returned: one GETREGS less)."""
@@ -142,9 +157,13 @@ class Session:
             self._block()
         self.calls += 1
         w = self.work
-        ctypes.memmove(self._work_p, ctypes.addressof(self.saved), ctypes.sizeof(w))
-        a = tuple(args) + (0,) * (6 - len(args))
-        w.rdi, w.rsi, w.rdx, w.r10, w.r8, w.r9 = (x & U64 for x in a)
+        ctypes.memmove(self._work_p, self._saved_p, _REGS_SIZE)
+        w.rdi = a0 & U64
+        w.rsi = a1 & U64
+        w.rdx = a2 & U64
+        w.r10 = a3 & U64
+        w.r8 = a4 & U64
+        w.r9 = a5 & U64
         tid = self.t.tid
         if self.at_seccomp:
             w.orig_rax = nr
@@ -161,6 +180,8 @@ class Session:
         self.at_seccomp = False
         while True:
             status = self.waiter.wait_tid(tid)
+            if status == _SYSCALL_STOP_STATUS and not expect_entry:
+                break  # the usual case: the exit of our call
             if not os.WIFSTOPPED(status):
                 raise TraceeGone(tid)
             sig = os.WSTOPSIG(status)
@@ -209,7 +230,7 @@ class Session:
         """Registers as at the starting stop, with this answer; the caller
         resumes the tracee."""
         w = self.work
-        ctypes.memmove(self._work_p, ctypes.addressof(self.saved), ctypes.sizeof(w))
+        ctypes.memmove(self._work_p, self._saved_p, _REGS_SIZE)
         w.orig_rax = U64
         w.rax = rax & U64
         self._check(abi.ptrace(abi.PTRACE_SETREGS, self.t.tid, 0, self._work_p), "setregs")
@@ -219,7 +240,7 @@ class Session:
         """Registers as at the starting stop, set to make the original call
         again (it will stop at its seccomp stop anew)."""
         w = self.work
-        ctypes.memmove(self._work_p, ctypes.addressof(self.saved), ctypes.sizeof(w))
+        ctypes.memmove(self._work_p, self._saved_p, _REGS_SIZE)
         w.rip = self.saved.rip - 2
         w.rax = self.saved.orig_rax
         w.orig_rax = U64
@@ -277,7 +298,15 @@ def install_fd(s: Session, fd: int, cloexec: bool, ticket: int) -> int:
     """Give a copy of our fd to the tracee: its number there, or -errno.
 
     The socket at the tracee's reserved descriptor is its fd table's own
-    (replaced first if it must be: `private_channel`).  Our fd stays ours."""
+    (replaced first if it must be: `private_channel`).  Our fd stays ours.
+
+    The msghdr and its iovec are written into the scratch page only when
+    the last injection did not leave them as written (it reads them back:
+    a received fd leaves them unchanged, `AddressSpace.image_ok`).  The
+    workload may rewrite the page in between (its own memory): what the
+    recvmsg then does is to itself, what it could forge is caught by the
+    ticket and kcmp, and the injection is made once more on a page
+    written anew."""
     t = s.t
     if t.table.private_needed:
         private_channel(s)
@@ -289,6 +318,25 @@ def install_fd(s: Session, fd: int, cloexec: bool, ticket: int) -> int:
         mm.image = (_HDR.pack(0, 0, base + _IOV, 1, base + _CMSG, _CMSG_SPACE, 0).ljust(_IOV, b"\0")
                     + _IOVEC.pack(base + _DATA, 8) + bytes(_CMSG - _DATA + _CMSG_SPACE))
         mm.image_at = base
+        mm.image_ok = False
+    mem = _mem(t)
+    if mm.image_ok:
+        mm.image_ok = False
+        r = _send_and_receive(s, mem, base, fd, cloexec, ticket)
+        if r != -errno.EIO:
+            return r
+        log.debug("ptrace: %d: injection on a page it changed: again, written anew", t.tid)
+    if os.pwrite(mem, mm.image, base) != len(mm.image):
+        return -errno.EFAULT
+    return _send_and_receive(s, mem, base, fd, cloexec, ticket)
+
+
+def _send_and_receive(s: Session, mem: int, base: int, fd: int, cloexec: bool, ticket: int) -> int:
+    """One injection: fd sent with the ticket, the stopped call made a
+    recvmsg on the msghdr at base; the number it got there, or -errno
+    (-EIO: not received as sent)."""
+    t = s.t
+    mm = t.mm
     chan = t.table.chan
     if chan.dirty:
         _drain(chan)
@@ -299,29 +347,32 @@ def install_fd(s: Session, fd: int, cloexec: bool, ticket: int) -> int:
     except OSError as e:
         return -(e.errno or errno.EIO)
     chan.dirty = True  # until the tracee has taken it
-    mem = _mem(t)
-    if os.pwrite(mem, mm.image, base) != len(mm.image):
-        return -errno.EFAULT
     flags = MSG_DONTWAIT | (MSG_CMSG_CLOEXEC if cloexec else 0)
-    # Its result is read from the scratch page (an 8-byte message with one
-    # fd, or nothing: the ticket stays 0).
+    # Its result is read from the scratch page: the msghdr as the kernel
+    # left it (msg_controllen: the control bytes received, this call's
+    # own), the 8-byte message and the control message with the fd.
     s.syscall(SYS_recvmsg, t.table.reserved, base, flags, traced=True, result=False)
-    got = os.pread(mem, _CMSG - _DATA + _CMSG_SPACE, base + _DATA)
-    (seen,) = _TICKET.unpack_from(got, 0)
-    clen, level, ctype, theirs = _CMSGHDR.unpack_from(got, _CMSG - _DATA)
-    if seen == ticket and clen == 0:
+    got = os.pread(mem, _CMSG + _CMSG_SPACE, base)
+    if len(got) != _CMSG + _CMSG_SPACE:
+        return -errno.EFAULT
+    controllen, seen, clen, level, ctype, theirs = _RESULT.unpack_from(got)
+    if seen == ticket and controllen == 0:
         # Our message arrived without its fd: the kernel found no free
         # descriptor to install it at (scm_detach_fds, MSG_CTRUNC), which
         # is the open's own EMFILE (a full table, a lowered RLIMIT_NOFILE).
         chan.dirty = False
         return -errno.EMFILE
-    if seen != ticket or level != socket.SOL_SOCKET or ctype != socket.SCM_RIGHTS or clen != 20:
+    if seen != ticket or level != socket.SOL_SOCKET or ctype != socket.SCM_RIGHTS or clen != 20 \
+            or controllen != _CMSG_SPACE:
         log.warning("ptrace: %d did not receive its fd (injected recvmsg)", t.tid)
         return -errno.EIO
     chan.dirty = False
     if abi.kcmp_file(_OUR_PID[0] or _our_pid(), t.tid, fd, theirs) != 0:
         log.warning("ptrace: fd %d of %d is not the file sent", theirs, t.tid)
         return -errno.EIO
+    # (msg_flags, output only, comes back with the flags of the call.)
+    img = mm.image
+    mm.image_ok = got[:_FLAGS_AT] == img[:_FLAGS_AT] and got[_HDR.size:_DATA] == img[_HDR.size:_DATA]
     return theirs
 
 

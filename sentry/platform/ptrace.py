@@ -84,6 +84,7 @@ _OPTIONS = (abi.PTRACE_O_TRACESECCOMP | abi.PTRACE_O_TRACECLONE | abi.PTRACE_O_T
             | abi.PTRACE_O_TRACESYSGOOD)
 U64 = inject.U64
 _PARK_MASK = inject._ALL_BUT_URG
+_REGS_SIZE = inject._REGS_SIZE
 
 SYS_open, SYS_creat, SYS_openat, SYS_openat2 = 2, 85, 257, 437
 SYS_connect, SYS_sync, SYS_syncfs = 42, 162, 306
@@ -170,8 +171,13 @@ class PtraceChannel:
             self.kind = FD
             return None
         if self.nonblock_added:
-            # We opened it with O_NONBLOCK the caller did not ask for.
-            mode = os.fstat(srcfd).st_mode
+            # We opened it with O_NONBLOCK the caller did not ask for.  Its
+            # mode: from the fstat paths._guard just made of it, if it did.
+            call = self.call
+            if call is not None and call.stat_of == srcfd:
+                mode = call.scratch.stat_mode.value
+            else:
+                mode = os.fstat(srcfd).st_mode
             if (mode & 0o170000) == 0o010000 and self.open_flags & os.O_ACCMODE != os.O_RDWR:
                 # A FIFO: the caller's open waits for the other end.  A
                 # worker finishes it (a blocking reopen of this very FIFO).
@@ -349,6 +355,9 @@ class Tracer:
         self.deferred: list[tuple[int, int]] = []  # stops seen while waiting for one tracee
         self.regs = abi.UserRegs()
         self.regs_p = ctypes.addressof(self.regs)
+        self._session_saved = abi.UserRegs()  # session(): lent, one at a time
+        self._session_saved_p = ctypes.addressof(self._session_saved)
+        self._session_work = abi.UserRegs()
         self.status = ctypes.c_int()
         self.status_p = ctypes.addressof(self.status)
         self.msg = ctypes.c_ulong()
@@ -381,6 +390,9 @@ class Tracer:
                 return
             self.chan = PtraceChannel(self)
             self.call = TracedCall(self.chan, self.sup.sandbox)
+            # This thread reaps its tracees and tells the cache of each exit
+            # (_exited, _exec): its entries need no pidfd check per call.
+            self.call.creds_cache.exits_seen = True
             self._loop()
         except BaseException:
             # Fail closed: this thread's exit kills every tracee (EXITKILL).
@@ -534,10 +546,21 @@ class Tracer:
     def install(self, s: inject.Session, fd: int, cloexec: bool) -> int:
         """An fd for the tracee of session s (inject.install_fd, with our
         own credentials for the tracer's own procfs use, then the caller's
-        again: a handler may go on after it)."""
+        again: a handler may go on after it).
+
+        Only the first injection into an address space or fd table needs
+        them: opening its /proc/TID/mem (root's 0600 inode once the caller
+        is non-dumpable), a reserved socket of its own (pidfd_getfd).
+        After that an injection is ptrace requests (the tracer's own
+        right), sendmsg on our socket, the mem fd (checked when it was
+        opened) and kcmp, which the caller's credentials pass while they
+        keep our CAP_SYS_PTRACE (creds.py _KEEP); the switch there and
+        back (ten system calls) is then skipped."""
         cs = self.call.creds_state if self.call is not None else None
+        t = s.t
         try:
-            if cs is None:
+            if cs is None or (t.mm.mem >= 0 and t.mm.scratch and not t.table.private_needed
+                              and not cs.unknown and not cs.ptrace_dropped):
                 return inject.install_fd(s, fd, cloexec, next(self.sup.tickets))
             with cs.own_for_now():
                 return inject.install_fd(s, fd, cloexec, next(self.sup.tickets))
@@ -557,10 +580,18 @@ class Tracer:
     # --- exits, forks, execs ----------------------------------------------------
     def _exited(self, t: Tracee, st: int) -> None:
         self.tracees.pop(t.tid, None)
+        self._gone(t.tid)
         self._abandon(t)
         if t.watched:
             self.sup._exit_status(t.tid, st)
         t.drop()
+
+    def _gone(self, tid: int) -> None:
+        """tid no longer names the task it named (exited, or an exec moved
+        that thread to its leader's tid): forget what was kept for it
+        (CredsCache.exits_seen)."""
+        if self.call is not None:
+            self.call.creds_cache.task_gone(tid)
 
     def _abandon(self, t: Tracee) -> None:
         """t's parked call will never be answered (t is gone)."""
@@ -595,10 +626,12 @@ class Tracer:
             # A thread exec'd: it now has the leader's tid (t is the old
             # leader's record), and the leader's death is never reported.
             was = self.tracees.pop(old, None)
+            self._gone(old)
             self._abandon(t)
             t.pending_exec = was.pending_exec if was is not None else None
             if was is not None:
                 was.drop()
+        self._gone(t.tid)  # a new address space: its mem fd is another one
         self._own_reach()
         allowed = t.pending_exec or frozenset()
         t.pending_exec = None
@@ -682,9 +715,12 @@ class Tracer:
         address space maps the scratch page, maybe a reserved socket of
         its own: a signal sent then was dropped, asyncio's
         test_subprocess_send_signal hung)."""
-        saved = abi.UserRegs()
-        ctypes.memmove(ctypes.addressof(saved), self.regs_p, ctypes.sizeof(saved))
-        return inject.Session(self, t, saved, at_seccomp=True, block_later=True)
+        # One session at a time comes from here (the call in front of the
+        # tracer, finished before the next stop is taken): its buffers are
+        # the tracer's own, not allocated per fd.
+        ctypes.memmove(self._session_saved_p, self.regs_p, _REGS_SIZE)
+        return inject.Session(self, t, self._session_saved, at_seccomp=True, block_later=True,
+                              work=self._session_work)
 
     def _answer(self, t: Tracee, value: int) -> None:
         """Skip the stopped call (self.regs its registers): value is its result."""

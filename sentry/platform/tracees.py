@@ -81,7 +81,7 @@ class AddressSpace:
     on the first injection; fork copies it at the same address), and a
     /proc/TID/mem fd of it (bound to this address space, not the tid)."""
 
-    __slots__ = ("scratch", "mem", "tasks", "image", "image_at")
+    __slots__ = ("scratch", "mem", "tasks", "image", "image_at", "image_ok")
 
     def __init__(self, scratch: int = 0) -> None:
         self.scratch = scratch
@@ -89,6 +89,7 @@ class AddressSpace:
         self.tasks = 0
         self.image = b""   # what inject.install_fd writes at image_at
         self.image_at = 0
+        self.image_ok = False  # the page held the image after the last injection
 
     def unref(self) -> None:
         self.tasks -= 1

@@ -13,7 +13,7 @@ from ..call import Call
 from ..creds import SELF_PROC_CAPS
 from ..errors import SysError
 from ..hostcalls import (AT_EACCESS, AT_EMPTY_PATH, AT_NO_AUTOMOUNT, AT_STATX_SYNC_TYPE,
-                         AT_SYMLINK_NOFOLLOW, STATFS_SIZE)
+                         AT_SYMLINK_NOFOLLOW, STAT_SIZE, STATFS_SIZE, STATX_SIZE)
 
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 _O_PATH_NOFOLLOW = _O_PATH | os.O_NOFOLLOW
@@ -46,7 +46,7 @@ def _stat_out(call: Call, fd: int, buf: int) -> int:
         paths.release(call, fd)
     if r < 0:
         return r
-    call.mem.write(call.pid, buf, call.scratch.stat_out)
+    call.mem.write_from(call.pid, buf, call.scratch.stat, STAT_SIZE)  # (no copy made)
     return 0
 
 
@@ -88,7 +88,7 @@ def statx(call: Call) -> int:
         paths.release(call, fd)
     if r < 0:
         return r
-    call.mem.write(call.pid, buf, call.scratch.statx_out)
+    call.mem.write_from(call.pid, buf, call.scratch.stat, STATX_SIZE)
     return 0
 
 

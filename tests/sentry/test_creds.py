@@ -124,3 +124,38 @@ def test_a_thread_started_by_one_acting_as_a_caller_starts_as_the_sentry() -> No
     assert out["before"] == (1000, 0), out  # what the kernel gave the new thread
     assert out["after"] == (os.geteuid(), own[0], own[3]), out
     assert out["current_is_own"] is True, out
+
+
+@pytest.mark.parametrize("exits_seen", [False, True], ids=["pidfd-checked", "exits-seen"])
+def test_a_cached_entry_is_checked_alive_unless_its_owner_sees_every_exit(
+        monkeypatch: pytest.MonkeyPatch, exits_seen: bool) -> None:
+    """A CredsCache entry names its task while that task lives: checked with
+    its pidfd on every lookup, except in a cache whose owner sees every
+    exit and forgets the task before its tid can be reused (the ptrace
+    tracer: CredsCache.exits_seen, Tracer._gone); task_gone() drops it."""
+    from sentry import creds, hostcalls
+
+    pid = os.fork()
+    if pid == 0:
+        signal.pause()
+        os._exit(0)
+    try:
+        alive_checks = []
+        real_alive = hostcalls.pidfd_alive
+        monkeypatch.setattr(hostcalls, "pidfd_alive", lambda fd: alive_checks.append(fd) or real_alive(fd))
+        cache = creds.CredsCache(creds.CredsEpoch())
+        cache.exits_seen = exits_seen
+        c1, _mem, hit = cache.lookup(pid)
+        assert not hit
+        cache.lookup(pid)  # (the second call opens the mem fd, checked alive after)
+        before = len(alive_checks)
+        c2, _mem, hit = cache.lookup(pid)
+        assert hit and c2 == c1
+        assert len(alive_checks) == before + (0 if exits_seen else 1)
+        cache.task_gone(pid)
+        _c3, _mem, hit = cache.lookup(pid)
+        assert not hit  # read again, with a new pidfd
+        cache.clear()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

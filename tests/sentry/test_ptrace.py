@@ -158,3 +158,44 @@ def test_a_parked_call_its_handler_lets_run(ptprobe: str, root: str) -> None:
     got = r.lines()
     assert got["openat2-opath"] == ["1", "0", "opath=1"], r.out
     assert got["sendmsg"] == ["4", "ping"], r.out
+
+
+def test_the_tracer_forgets_a_task_s_credentials_at_its_exit(root: str) -> None:
+    # The tracer thread's credentials cache checks no pidfd per call
+    # (CredsCache.exits_seen): it reaps its own tracees, and a tracee's
+    # exit drops its entry before the tid can name another task.
+    import socket
+
+    from sentry.call import Sandbox
+    from sentry.files import DirectFS
+    from sentry.platform.ptrace import PtraceChannel, PtraceSupervisor, TracedCall, Tracer, platform_dispatch
+    from sentry.platform.tracees import AddressSpace, Channel, FdTable, Tracee
+    from sentry.supervisor import build_dispatch
+
+    umask = os.umask(0)
+    try:
+        sb = Sandbox(DirectFS(os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)))
+        sup = PtraceSupervisor(sb, platform_dispatch(build_dispatch()))
+    finally:
+        os.umask(umask)
+    pid = os.fork()
+    if pid == 0:
+        signal.pause()
+        os._exit(0)
+    try:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        tr = Tracer(sup, pid, Channel(a, b), R, False)
+        tr.chan = PtraceChannel(tr)
+        tr.call = TracedCall(tr.chan, sb)
+        tr.call.creds_cache.exits_seen = True  # as Tracer._main sets it
+        t = Tracee(pid, pid, FdTable(tr.first_chan, R), AddressSpace())
+        tr.tracees[pid] = t
+        cache = tr.call.creds_cache
+        cache.lookup(pid)
+        assert cache.lookup(pid)[2]  # kept
+        tr._exited(t, 0)
+        assert not cache.lookup(pid)[2]  # read again
+        tr.call.close()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
