@@ -116,6 +116,7 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any], early: Presa
         remove_tree(state_dir)
         raise
     cg: CgroupManager | None = None
+    applying: _Background | None = None
     try:
         store.save(st)
         lx = spec.get("linux") or {}
@@ -126,18 +127,50 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any], early: Presa
         # Device rules are always set (the sandbox's table applies even to
         # a spec that has none: runc's defaults, then sandbox.devices).
         cg.set({"devices": [], **(lx.get("resources") or {})})
-        # The sandbox joins them while it imports (a v1 hierarchy's first
-        # migration waits for an RCU grace period): it forks nothing before
-        # CGROUPS, so every process it makes is born in them.
-        cg.apply(early.pid)
+        # The sandbox joins them in a thread while we go on and it imports:
+        # a v1 hierarchy's first migration waits ~15 ms for an RCU grace
+        # period.  Joined before CGROUPS (and before any other fork): the
+        # sandbox forks nothing before it, so every process it makes is
+        # born in them.
+        applying = _Background("cgroup-apply", cg.apply, early.pid)
         mark("create.cgroups")
-        _launch(store, st, opts, spec, cg, state_dir, sandbox_opts, early)
+        _launch(store, st, opts, spec, cg, state_dir, sandbox_opts, early, applying)
         return st
     except BaseException:
+        if applying is not None:
+            applying.wait()  # no migration may race the clean-up
         early.ns.close_fds()
         _abort(st, cg, early.pid, state_dir)
         early.pid = 0  # reaped
         raise
+
+
+class _Background:
+    """One blocking call run in a thread of ours while create goes on;
+    join() waits for it and raises what it raised."""
+
+    def __init__(self, name: str, fn: Any, *args: Any) -> None:
+        import threading
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                fn(*args)
+            except BaseException as e:  # raised in the caller, at join()
+                self._error = e
+        self._thread = threading.Thread(target=run, name=name, daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def wait(self) -> None:
+        """join(), its error dropped (a clean-up that reports its own)."""
+        self._thread.join()
+        self._error = None
 
 
 def _check_platform(asked: str) -> None:
@@ -179,10 +212,10 @@ def _sandbox_options(opts: CreateOptions, spec: dict[str, Any]) -> SandboxOption
 
 def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],
             cg: CgroupManager, state_dir: str, sandbox_opts: SandboxOptions,
-            early: Presandbox) -> None:
+            early: Presandbox, applying: _Background) -> None:
     ns = early.ns
     net, new_ns = ns.net, ns.new
-    helper, net_job, init_nets = _network_job(store, opts, net, st, state_dir)
+    helper, net_job, init_nets = _network_job(store, opts, net, st, state_dir, applying)
     to_sandbox = early.chan
     to_init, init_end = Channel.pair("runtime", "container init")
     try:
@@ -213,7 +246,7 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
             ns.close_fds()
         mark("create.sandbox-orders")
         _drive(store, st, opts, spec, cg, early.pid, to_sandbox, to_init, new_ns, hook_state,
-               helper, net_job, net)
+               applying, helper, net_job, net)
     except BaseException:
         stop_processes(st, early.pid)
         raise
@@ -226,7 +259,7 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
 
 
 def _network_job(store: Store, opts: CreateOptions, net: Any, st: ContainerState,
-                 state_dir: str) -> tuple[Any, dict[str, Any], list[str]]:
+                 state_dir: str, applying: _Background) -> tuple[Any, dict[str, Any], list[str]]:
     """Who sets the network up: (the helper, its job, the backstop's
     networks for init).  In a namespace made for the container, init brings
     lo up and adds the backstop's FIB rules itself (init/network.py: it is
@@ -255,6 +288,7 @@ def _network_job(store: Store, opts: CreateOptions, net: Any, st: ContainerState
     if bridge is None and (not nets or own_ns and len(nets) <= FIB_MAX):
         return None, {}, nets
     from .network.setup import Helper
+    applying.join()  # no thread of ours runs across a fork
     # lo: only in a namespace of our own, as runc (a joined one is its owner's).
     return Helper.start(), {"lo": net.spec_ns == "new" or net.workload_own, "nets": nets,
                             "bridge": bridge}, []
@@ -269,8 +303,8 @@ def _is_own_netns(path: str) -> bool:
 
 def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str, Any],
            cg: CgroupManager, pid: int, to_sandbox: Channel, to_init: Channel,
-           new_ns: set[str], hook_state: dict[str, Any], helper: Any = None,
-           net_job: dict[str, Any] | None = None, net: Any = None) -> int:
+           new_ns: set[str], hook_state: dict[str, Any], applying: _Background,
+           helper: Any = None, net_job: dict[str, Any] | None = None, net: Any = None) -> int:
     """The runtime's half of the sync protocol (sync.py), from the
     sandbox's HELLO (it has its orders, and is in its cgroups)."""
     lx = spec.get("linux") or {}
@@ -280,6 +314,8 @@ def _drive(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[str
         _write_id_maps(pid, lx)
         to_sandbox.send(Msg.MAPPED)
         msg, _ = to_sandbox.recv(Msg.HELLO)
+    applying.join()
+    mark("create.cgroups-applied")
     to_sandbox.send(Msg.CGROUPS)
     # Init and the gofer, as pidfds: the sandbox numbers them in its own
     # pid namespace, the state file keeps the host's numbers.
