@@ -100,9 +100,9 @@ def preload(platform: str = "auto") -> None:
     import gofer.filter  # noqa: F401
     if platform == "ptrace":
         import sentry.platform.ptrace  # noqa: F401
-    # The handler modules: a dispatch table of the default policy names
-    # them all (the container's own is built from its options in prepare).
-    sentry.supervisor.build_dispatch(None)
+    # The handler modules (the container's dispatch table is built from its
+    # options in prepare).
+    sentry.supervisor.import_handlers()
 
 
 def stage_proc() -> tuple[int, dict[str, str]]:

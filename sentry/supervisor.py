@@ -74,6 +74,17 @@ def _refused(e: Entry, emulate: Handler | None = None) -> Handler:
     return handler
 
 
+def import_handlers() -> None:
+    """Import every handler module the policy table names (ahead of
+    build_dispatch, which then finds them loaded)."""
+    for e in build_table(None).values():
+        if e.handler:
+            try:
+                importlib.import_module(f"sentry.syscalls.{e.handler.rpartition('.')[0]}")
+            except ImportError:
+                pass  # build_dispatch answers ENOSYS for it, and says so
+
+
 def build_dispatch(options: PolicyOptions | None = None) -> list[Handler | None]:
     """Syscall number -> handler, for every notified syscall of the policy."""
     numbers = syscall_numbers()
