@@ -20,7 +20,7 @@ import os
 import resource
 import signal
 import socket
-from typing import Any
+from typing import Any, Callable
 
 from . import filtercache
 from .cgroups import CgroupManager
@@ -75,10 +75,12 @@ def _lookup_cache(opts: CreateOptions, spec: dict[str, Any]) -> bool:
     return True
 
 
-def create(store: Store, opts: CreateOptions, spec: dict[str, Any], early: Presandbox) -> ContainerState:
+def create(store: Store, opts: CreateOptions, spec: dict[str, Any], early: Presandbox,
+           policy: Callable[[], dict[str, Any]] | None = None) -> ContainerState:
     """Create the container and return its state (status created).  EARLY:
     the sandbox process, forked already (presandbox.py); the caller kills
-    it if this fails before it is handed its orders."""
+    it if this fails before it is handed its orders.  POLICY: makes
+    opts.net_policy, once the cgroups are on their way."""
     bundle = os.path.abspath(opts.bundle)
     if "process" not in spec:
         raise RuntimeFailure("config.json: process: is required to create a container")
@@ -103,37 +105,41 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any], early: Presa
         raise RuntimeFailure(f"container with id exists: {opts.cid}") from None
 
     try:
-        opts.platform = _choose_platform(opts.platform)
-        mark(f"create.platform-{opts.platform}")  # --platform=auto: after its probe
-        sandbox_opts = _sandbox_options(opts, spec)
-        sandbox_opts.bpf = filtercache.load(store.root, sandbox_opts)
-        mark("create.filters")
         st = ContainerState(id=opts.cid, bundle=bundle, rootfs=rootfs, created=rfc3339(),
                             owner=_owner(), annotations=dict(spec.get("annotations") or {}),
-                            platform=opts.platform,
-                            sandbox={**sandbox_opts.filter_state(), "network": opts.network}, config=spec)
+                            platform=opts.platform, sandbox={"network": opts.network}, config=spec)
+        lx = spec.get("linux") or {}
+        cg = CgroupManager.for_container(opts.cid, lx, opts.systemd_cgroup)
+        st.cgroup = cg.to_dict()  # on record before it exists: what delete removes
     except BaseException:
         remove_tree(state_dir)
         raise
-    cg: CgroupManager | None = None
     applying: _Background | None = None
     try:
         store.save(st)
-        lx = spec.get("linux") or {}
-        cg = CgroupManager.for_container(opts.cid, lx, opts.systemd_cgroup)
         cg.create()
-        st.cgroup = cg.to_dict()
-        store.save(st)
-        # Device rules are always set (the sandbox's table applies even to
-        # a spec that has none: runc's defaults, then sandbox.devices).
-        cg.set({"devices": [], **(lx.get("resources") or {})})
-        # The sandbox joins them in a thread while we go on and it imports:
-        # a v1 hierarchy's first migration waits ~15 ms for an RCU grace
-        # period.  Joined before CGROUPS (and before any other fork): the
-        # sandbox forks nothing before it, so every process it makes is
-        # born in them.
-        applying = _Background("cgroup-apply", cg.apply, early.pid)
+        # The sandbox joins them, and their limits are set, in a thread
+        # while we choose the platform, load the filters and write its
+        # orders, and it imports: the first migration waits for an RCU grace
+        # period (the writer side of the cgroup threadgroup lock: 12-20 ms
+        # here under load), so it starts as early as it can and goes first,
+        # as runc applies before it sets.  Joined before CGROUPS (and before
+        # any other fork): the sandbox forks nothing before then, so every
+        # process it makes is born in them, limited.  Device rules are
+        # always set (the sandbox's table applies even to a spec that has
+        # none: runc's defaults, then sandbox.devices).
+        applying = _Background("cgroups", _apply_and_set, cg, early.pid,
+                               {"devices": [], **(lx.get("resources") or {})})
         mark("create.cgroups")
+        opts.platform = _choose_platform(opts.platform)
+        mark(f"create.platform-{opts.platform}")  # --platform=auto: after its probe
+        sandbox_opts = _sandbox_options(opts, spec)
+        st.platform = opts.platform
+        st.sandbox = {**sandbox_opts.filter_state(), "network": opts.network}
+        sandbox_opts.bpf = filtercache.load(store.root, sandbox_opts)
+        mark("create.filters")
+        if policy is not None:
+            opts.net_policy = policy()
         _launch(store, st, opts, spec, cg, state_dir, sandbox_opts, early, applying)
         return st
     except BaseException:
@@ -143,6 +149,11 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any], early: Presa
         _abort(st, cg, early.pid, state_dir)
         early.pid = 0  # reaped
         raise
+
+
+def _apply_and_set(cg: CgroupManager, pid: int, resources: dict[str, Any]) -> None:
+    cg.apply(pid)
+    cg.set(resources)
 
 
 class _Background:

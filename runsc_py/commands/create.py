@@ -50,7 +50,6 @@ def create_from_args(g: Globals, a: argparse.Namespace):  # type: ignore[no-unty
 
 def _create(g: Globals, a: argparse.Namespace, store, cfg: dict, early):  # type: ignore[no-untyped-def,type-arg]
     from .. import launch
-    net_policy = _net_policy(g, cfg)
     opts = launch.CreateOptions(cid=a.id, bundle=a.bundle, pid_file=a.pid_file,
                                 console_socket=a.console_socket, no_pivot=a.no_pivot,
                                 preserve_fds=a.preserve_fds, systemd_cgroup=g.systemd_cgroup,
@@ -58,10 +57,10 @@ def _create(g: Globals, a: argparse.Namespace, store, cfg: dict, early):  # type
                                 strace=g.strace, strace_syscalls=g.strace_syscalls,
                                 file_access=g.file_access, lookup_cache=g.lookup_cache,
                                 uname_release=g.uname_release, strace_format=g.strace_format,
-                                network=g.network, net_policy=net_policy,
+                                network=g.network,
                                 net_log=os.path.abspath(g.net_log) if g.net_log else "",
                                 net_log_all=g.strace, publish=tuple(getattr(a, "publish", ()) or ()))
-    return launch.create(store, opts, cfg, early)
+    return launch.create(store, opts, cfg, early, policy=lambda: _net_policy(g, cfg))
 
 
 def _net_policy(g: Globals, cfg: dict) -> dict:  # type: ignore[type-arg]
