@@ -19,7 +19,9 @@ import itertools
 import os
 import socket
 import threading
-from typing import Callable
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Callable
 
 from sentry.cpu import Placement, current_cpu, several_cpus
 from sentry.errors import SysError

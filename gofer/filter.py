@@ -12,7 +12,9 @@ bind/connect/accept, no exec, mount or namespaces.
 from __future__ import annotations
 
 import logging
-from typing import Any
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 import seccomp  # noqa: F401  (loaded now: the host's files are gone after ATTACH)
 

@@ -51,7 +51,7 @@ import os
 import socket
 import struct
 from enum import IntEnum
-from typing import NamedTuple
+from collections import namedtuple
 
 VERSION = 2
 HEADER = struct.Struct("<HHIQ")
@@ -127,19 +127,16 @@ class ProtocolError(Exception):
         self.partial = partial
 
 
-class WireCreds(NamedTuple):
-    """Immutable; a NamedTuple because one is made for every request."""
-    uid: int
-    gid: int
-    caps: int
-    groups: tuple[int, ...] = ()
+class WireCreds(namedtuple("WireCreds", "uid gid caps groups", defaults=((),))):
+    """Immutable; a named tuple because one is made for every request
+    (collections', not typing's: the sandbox imports no `typing`).
+    uid, gid, caps: int; groups: tuple[int, ...]."""
+    __slots__ = ()
 
 
-class Request(NamedTuple):
-    op: Op
-    id: int
-    args: list[object]
-    fds: list[int]
+class Request(namedtuple("Request", "op id args fds")):
+    """op: Op, id: int, args: list[object], fds: list[int]."""
+    __slots__ = ()
 
 
 class _Schema:

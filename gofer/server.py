@@ -38,7 +38,9 @@ import os
 import signal
 import socket
 import threading
-from typing import Any, NoReturn
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 from runsc_py import libc
 from runsc_py.timeline import mark

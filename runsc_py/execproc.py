@@ -23,7 +23,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from typing import Any, NoReturn
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 from . import libc
 from .cgroups import CgroupManager

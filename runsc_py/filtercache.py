@@ -56,7 +56,9 @@ import logging
 import os
 import stat
 import struct
-from typing import Any, Callable
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 

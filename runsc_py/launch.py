@@ -20,7 +20,9 @@ import os
 import resource
 import signal
 import socket
-from typing import Any, Callable
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 from . import filtercache
 from .cgroups import CgroupManager

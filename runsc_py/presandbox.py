@@ -15,7 +15,9 @@ import logging
 import os
 import signal
 import socket
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 from . import libc
 from .errors import RuntimeFailure

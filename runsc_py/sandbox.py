@@ -17,7 +17,9 @@ import logging
 import os
 import socket
 import threading
-from typing import Any
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 from .record import Record
 

@@ -16,7 +16,9 @@ import os
 import resource
 import signal
 import socket
-from typing import Any, NoReturn
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 from . import libc
 from .errors import RuntimeFailure

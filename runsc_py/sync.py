@@ -43,7 +43,9 @@ from __future__ import annotations
 import enum
 import json
 import socket
-from typing import Any
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 from .errors import RuntimeFailure
 

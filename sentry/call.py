@@ -17,7 +17,9 @@ from __future__ import annotations
 import errno
 import os
 import stat as _stat
-from typing import TYPE_CHECKING, Optional
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Optional
 
 from runsc_py.record import Record
 
@@ -38,7 +40,8 @@ if TYPE_CHECKING:
     from .synth import Limits
     from .netguard import NetGuard
 
-Result = Optional[int]
+if TYPE_CHECKING:  # annotations only
+    Result = Optional[int]
 
 # (Path resolution lives in sentry/paths.py, the one guarded entry point.)
 

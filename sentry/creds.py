@@ -28,7 +28,9 @@ import errno
 import os
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Iterator
 
 from runsc_py.record import Record
 

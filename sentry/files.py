@@ -33,7 +33,11 @@ import ctypes
 import errno
 import os
 import stat as _stat
-from typing import Protocol
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # structural for the type checker; a plain base at run time
 
 from .hostcalls import Scratch
 from .resolve import Resolver

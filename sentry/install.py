@@ -33,7 +33,9 @@ import errno
 import logging
 import os
 import socket
-from typing import Any
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 from .policy import PolicyOptions
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as _stat
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 
 from . import ownproc
 from .errors import SysError

@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Callable
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Callable
 
 from .errors import EFAULT, ENAMETOOLONG, SysError
 

@@ -40,7 +40,9 @@ from __future__ import annotations
 import errno
 import ipaddress
 import json
-from typing import Any, Iterable, Sequence
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Sequence
 
 from runsc_py.record import Record
 

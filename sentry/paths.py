@@ -40,7 +40,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as _stat
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 
 from . import kernobj, ownproc, procfs, synth
 from .creds import SELF_PROC_CAPS

@@ -20,7 +20,7 @@ import os
 from . import ownproc
 from .errors import SysError
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 
 if TYPE_CHECKING:
     from .call import Call

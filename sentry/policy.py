@@ -30,7 +30,9 @@ pointers (a BPF filter cannot, and the memory could change anyway).
 from __future__ import annotations
 
 import errno
-from typing import Iterable, Sequence
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Iterable, Sequence
 
 from runsc_py.record import Record
 

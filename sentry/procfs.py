@@ -51,7 +51,7 @@ import errno
 import os
 import stat as _stat
 from collections import deque
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 
 from . import hostcalls, ownproc
 from .creds import SELF_PROC_CAPS

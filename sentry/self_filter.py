@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import Any
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

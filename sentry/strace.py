@@ -26,7 +26,9 @@ import errno
 import json
 import logging
 import os
-from typing import Callable, Optional
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Callable, Optional
 
 from .errors import SysError
 
@@ -56,7 +58,8 @@ _DIRFD_ARGS: dict[str, tuple[int, ...]] = {
     if n.endswith("at") or n.endswith("at2") or n == "statx"
 }
 
-Handler = Callable[..., Optional[int]]
+if TYPE_CHECKING:  # annotations only
+    Handler = Callable[..., Optional[int]]
 
 
 def wrap(dispatch: list[Optional[Handler]], names: dict[int, str],

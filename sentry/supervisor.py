@@ -32,7 +32,9 @@ import os
 import select
 import threading
 import time
-from typing import Callable, Optional
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Callable, Optional
 
 from .call import Call, Gone, Sandbox
 from .errors import SysError
@@ -43,7 +45,8 @@ from .policy import DENY, EMULATE, NATIVE, NOTIFY, Entry, PolicyOptions, build_t
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Call], Optional[int]]
+if TYPE_CHECKING:  # annotations only
+    Handler = Callable[[Call], Optional[int]]
 TABLE_SIZE = 512
 
 

@@ -36,7 +36,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Callable
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Callable
 
 log = logging.getLogger(__name__)
 

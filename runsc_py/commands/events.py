@@ -6,7 +6,7 @@ import json
 import re
 import sys
 import time
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 
 from ..cli import Globals
 

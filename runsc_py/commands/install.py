@@ -37,7 +37,9 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Any, Callable, TYPE_CHECKING
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 from ..cli import Globals
 

@@ -12,7 +12,9 @@ import fcntl
 import os
 import resource
 import signal
-from typing import Any
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 from .. import libc
 from ..errors import RuntimeFailure

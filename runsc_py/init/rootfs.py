@@ -12,7 +12,9 @@ import errno
 import logging
 import os
 import stat
-from typing import Any
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 from .. import libc
 from ..errors import RuntimeFailure

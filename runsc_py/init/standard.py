@@ -23,7 +23,9 @@ import os
 import select
 import signal
 import socket
-from typing import Any, NoReturn
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 from .. import libc
 from ..errors import RuntimeFailure

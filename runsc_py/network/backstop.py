@@ -33,7 +33,9 @@ import logging
 import os
 import socket
 import struct
-from typing import Iterable
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Iterable
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,9 @@ import ipaddress
 import logging
 import os
 import subprocess
-from typing import Any
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 from ..errors import RuntimeFailure
 

@@ -26,7 +26,9 @@ import os
 import signal
 import socket
 import time
-from typing import Any
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 from .. import libc
 from ..errors import RuntimeFailure

@@ -19,7 +19,11 @@ What a platform provides, and how each does it:
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Protocol, Sequence
+else:
+    Protocol = object  # structural for the type checker; a plain base at run time
 
 
 class CallChannel(Protocol):

@@ -23,7 +23,7 @@ exec is refused by killing, fail closed).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 
 from .. import paths
 from ..errors import SysError

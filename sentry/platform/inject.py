@@ -46,7 +46,11 @@ import logging
 import os
 import socket
 import struct
-from typing import Protocol
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # structural for the type checker; a plain base at run time
 
 from ..call import Gone
 from . import ptrace_abi as abi

@@ -61,7 +61,9 @@ import os
 import queue
 import socket
 import threading
-from typing import Any, Callable, Optional
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
 
 from runsc_py.record import Record
 
@@ -75,7 +77,8 @@ from .tracees import Channel, FdTable, AddressSpace, Park, Tracee, child_of
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Call], Optional[int]]
+if TYPE_CHECKING:  # annotations only
+    Handler = Callable[[Call], Optional[int]]
 
 SIGKILL, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG = 9, 19, 20, 21, 22, 23
 _GROUP_STOPS = frozenset((SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU))

@@ -44,7 +44,9 @@ next).
 from __future__ import annotations
 
 import errno
-from typing import Any
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 # High, below the common soft RLIMIT_NOFILE of 1024 (dup2 needs fd < limit
 # when it is installed; the runtime raises the soft limit for that moment

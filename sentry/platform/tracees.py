@@ -19,7 +19,9 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from typing import Any
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 from runsc_py.record import Record, factory
 
