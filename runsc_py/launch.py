@@ -4,7 +4,8 @@
       `- sandbox  (the pid in the pid file; parent of init; mirrors its exit
          |         status; the sentry's home once the platform attaches)
          |- init  (pid 1 of the container; becomes the user's program)
-         `- gofer (runsc-gofer: serves the container's files, gofer/)
+         `- gofer (runsc-gofer: serves the container's files, gofer/;
+                   directfs: gives the sentry the root at the start, exits)
 
 The sandbox is what containerd's shim and conmon watch: it is reparented to
 them when the runtime exits, no runtime process stays their child's parent,

@@ -196,3 +196,8 @@ def domainname() -> str:
     u = _Utsname()
     _check(_libc.uname(ctypes.byref(u)), "uname")
     return u.domainname.decode(errors="replace")
+
+
+def malloc_trim() -> None:
+    """Give the heap's free pages back to the kernel (glibc malloc_trim(0))."""
+    _libc.malloc_trim(0)

@@ -145,6 +145,7 @@ class SandboxHost(Record):
     _gofer: socket.socket | None = None
     gofer_pid: int = -1
     gofer_pidfd: int = -1
+    gofer_retired: bool = False                 # directfs: its exit, once it gave the root, is expected
     _ptrace: Any = None                         # sentry.platform.ptrace.PtraceSupervisor
     proc_fd: int = -1                           # the sentry's /proc, detached (stage_proc)
     host_ns: dict[str, str] = {}  # the host's namespace links
@@ -211,6 +212,29 @@ class SandboxHost(Record):
         self._gofer = ours
         self.gofer_pid = pid
         self.gofer_pidfd = libc.pidfd_open(pid)
+
+    def retire_gofer(self) -> None:
+        """directfs: the gofer has given the root, which is all it does in
+        this mode (nothing else ever asks it anything), so it goes: its
+        control socket is closed, it exits on the EOF, and the supervision
+        loop reaps it (its pidfd turns readable; gofer_retired says that
+        is no failure).  One Python process fewer per sandbox (its memory:
+        docs/performance.md, Density), and no process holding the
+        container's root but the sentry."""
+        if self._gofer is not None:
+            self._gofer.close()
+            self._gofer = None
+        self.gofer_retired = True
+
+    def reap_gofer(self) -> None:
+        """The retired gofer has exited: reap it, drop its pidfd."""
+        try:
+            os.waitpid(self.gofer_pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if self.gofer_pidfd >= 0:
+            os.close(self.gofer_pidfd)
+            self.gofer_pidfd = -1
 
     def stop_gofer(self) -> None:
         """Close the control socket (the gofer exits on EOF) and reap it,
@@ -321,6 +345,25 @@ class SandboxHost(Record):
         # what was there).
         gc.enable()
 
+    def tidy(self) -> None:
+        """Once the container has started and the sandbox has been idle a
+        while (_supervise): the start-up's garbage goes, and the heap's free
+        pages back to the kernel.  gc.freeze() in prepare kept everything
+        made until then out of the collector's reach (init and the gofer
+        were still to be forked from here); the cycles among it are
+        collected now, and malloc_trim returns what the start-up freed.
+        Not in gofer mode, whose gofer still shares our pages: a
+        collection writes to every object it scans, and each page it
+        touches would then be copied, not freed."""
+        if self.options.file_access == "gofer":
+            return
+        import gc
+        from . import libc
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        libc.malloc_trim()
+
     def drain(self, timeout: float = 1.0) -> None:
         """Let the supervisors finish (they stop when every target is gone),
         so no answer or log line is cut off by our exit."""
@@ -400,6 +443,8 @@ class SandboxHost(Record):
             mark("sentry.attach")
             files = self._attach_gofer(init_pid)
             mark("sentry.gofer-attached")
+            if self.options.file_access != "gofer":
+                self.retire_gofer()
             so = SentryOptions(release=self.options.uname_release,
                                userns=self.options.userns,
                                policy=policy_options(self.options),

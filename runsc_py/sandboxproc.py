@@ -227,16 +227,21 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
     # (socket, deadline).  Never read blocking: a peer that connects and
     # sends nothing must not stall the mirroring of init's exit.
     pending: dict[int, tuple[socket.socket, float]] = {}
+    tidy_at = 0.0  # once started: when the sandbox tidies its start-up away (host.tidy)
     while True:
         wait_ms = None
-        if pending:
-            wait_ms = max(0, int((min(d for _, d in pending.values()) - time.monotonic()) * 1000) + 1)
+        deadlines = [d for _, d in pending.values()] + ([tidy_at] if tidy_at > 0 else [])
+        if deadlines:
+            wait_ms = max(0, int((min(deadlines) - time.monotonic()) * 1000) + 1)
         try:
             events = poller.poll(wait_ms)
         except InterruptedError:
             continue
         fds = {fd for fd, _ev in events}
         now = time.monotonic()
+        if 0 < tidy_at <= now and not fds:
+            tidy_at = -1.0
+            host.tidy()
         for fd, (conn, deadline) in list(pending.items()):
             if fd in fds:
                 del pending[fd]
@@ -255,10 +260,13 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
         if pidfd in fds:
             break
         if host.gofer_pidfd in fds:
-            # No half-working container: without its gofer the sandbox ends.
-            log.error("sandbox: the gofer exited; killing the container")
-            os.kill(init_pid, signal.SIGKILL)
             poller.unregister(host.gofer_pidfd)
+            if host.gofer_retired:  # directfs: it gave the root and went
+                host.reap_gofer()
+            else:
+                # No half-working container: without its gofer the sandbox ends.
+                log.error("sandbox: the gofer exited; killing the container")
+                os.kill(init_pid, signal.SIGKILL)
         if watching_chan and chan.sock.fileno() in fds:
             try:
                 chan.recv(Msg.DONE)
@@ -273,6 +281,7 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
             host.attach(handoff, init_pid, init_pid)
             poller.unregister(handoff.fileno())
             handoff.close()
+            tidy_at = time.monotonic() + _TIDY_AFTER
         if sentry_sock.fileno() in fds:
             try:
                 conn, _ = sentry_sock.accept()
@@ -299,6 +308,9 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
 
 
 _PEER_TIMEOUT = 5.0
+# Idle this long after the start, the sandbox tidies its start-up away
+# (SandboxHost.tidy): a short-lived container never pays for it.
+_TIDY_AFTER = 1.0
 
 
 def _peer_uid(conn: socket.socket) -> int | None:

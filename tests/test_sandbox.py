@@ -349,7 +349,7 @@ def test_sentry_proc_shows_only_the_sandbox(runtime, bundle):
     only the per-process entries: no host process (no /proc/1/root of the
     host's init to walk), no /proc/sys to write, no /proc/kcore."""
     b = bundle(["sleep", "30"], rootfs="shared")
-    with runtime.container(b) as c:
+    with runtime.container(b, global_args=["--file-access=gofer"]) as c:  # a gofer for good
         proc = f"/proc/{c.pid}/root/proc"
         names = set(os.listdir(proc))
         pids = {n for n in names if n.isdigit()}

@@ -25,8 +25,10 @@ def run(g: Globals, a: argparse.Namespace) -> int:
     st = Store(g.root).load(a.id)
     pids = CgroupManager.from_dict(st.cgroup).pids() if st.cgroup else []
     # The gofer shares the container's cgroup (device rules apply to the
-    # nodes it creates) but is the runtime's, as runsc's gofer is.
-    pids = [p for p in pids if p != st.gofer_pid]
+    # nodes it creates) but is the runtime's, as runsc's gofer is.  In
+    # directfs mode it exits once the container has started: its number
+    # may then be a workload process's.
+    pids = [p for p in pids if p != st.gofer_pid or not _is_gofer(p)]
     if a.format == "json":
         print(json.dumps(pids))
         return 0
@@ -51,3 +53,11 @@ def run(g: Globals, a: argparse.Namespace) -> int:
         if len(fields) > col and fields[col].isdigit() and int(fields[col]) in want:
             print(line)
     return 0
+
+
+def _is_gofer(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().strip() == b"runsc-gofer"
+    except OSError:
+        return False
