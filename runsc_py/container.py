@@ -8,12 +8,12 @@ runc's wording.
 from __future__ import annotations
 
 import os
-import signal
 
 from .cgroups import CgroupManager
 from .errors import ContainerNotRunning, RuntimeFailure
 from .hooks import run_hooks
 from .log import get_logger
+from .signals import SIGKILL, pidfd_send_signal
 from .state import START_SOCKET, ContainerState, Status, Store, proc_start_time, remove_tree
 from .timeline import mark
 
@@ -97,7 +97,7 @@ def kill(store: Store, cid: str, sig: int, all_: bool = False) -> None:
             raise ContainerNotRunning()
         if not _signal(st, sig):
             raise ContainerNotRunning()
-        if status is Status.PAUSED and sig == signal.SIGKILL and cg is not None:
+        if status is Status.PAUSED and sig == SIGKILL and cg is not None:
             cg.thaw()
 
 
@@ -112,7 +112,7 @@ def _signal(st: ContainerState, sig: int) -> bool:
     try:
         if proc_start_time(st.init_pid) != st.init_start:
             return False
-        signal.pidfd_send_signal(pidfd, sig)
+        pidfd_send_signal(pidfd, sig)
         return True
     except OSError:
         return False
@@ -154,7 +154,7 @@ def destroy(store: Store, st: ContainerState) -> None:
     remove_network(st)
     if cg is not None:
         try:
-            cg.kill_all(signal.SIGKILL)
+            cg.kill_all(SIGKILL)
         except RuntimeFailure as e:
             log.warning("%s", e)
     if cg is not None:

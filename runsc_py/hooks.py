@@ -9,9 +9,9 @@ runtime namespace before `start` returns; poststop after delete.
 
 from __future__ import annotations
 
-import json
 import os
 
+from . import jsonio
 from .errors import RuntimeFailure
 from .log import get_logger
 
@@ -33,7 +33,7 @@ def run_hooks(kind: str, hooks: list[dict[str, Any]] | None, state: dict[str, An
     poststart/poststop, is logged as a warning and the rest still run)."""
     if not hooks:
         return
-    payload = json.dumps(state).encode()
+    payload = jsonio.dumps(state).encode()
     for i, hook in enumerate(hooks):
         try:
             _run_one(f"{kind}[{i}]", hook, payload)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import sys
 import time
 
+from . import jsonio
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
 if TYPE_CHECKING:
     from typing import Any
@@ -110,7 +112,6 @@ def get_logger(name: str) -> LazyLogger:
 
 
 def _configure(log_file: str | None, fmt: str, debug: bool) -> None:
-    import json
     import logging
 
     def level(record: logging.LogRecord) -> str:
@@ -121,7 +122,7 @@ def _configure(log_file: str | None, fmt: str, debug: bool) -> None:
             msg = record.getMessage()
             if record.exc_info:
                 msg += "\n" + self.formatException(record.exc_info)
-            return json.dumps({"level": level(record), "msg": msg, "time": rfc3339(record.created)})
+            return jsonio.dumps({"level": level(record), "msg": msg, "time": rfc3339(record.created)})
 
     class TextFormatter(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:
@@ -129,7 +130,7 @@ def _configure(log_file: str | None, fmt: str, debug: bool) -> None:
             if record.exc_info:
                 msg += "\n" + self.formatException(record.exc_info)
             return (f'time="{rfc3339(record.created)}" level={level(record)} '
-                    f'msg={json.dumps(msg)} pid={record.process}')
+                    f'msg={jsonio.dumps(msg)} pid={record.process}')
 
     root = logging.getLogger()
     for h in list(root.handlers):

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import select
-import signal
-import socket
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    import socket
 
 from .log import get_logger
+from .signals import SIGKILL
 from .state import START_SOCKET, ContainerState, proc_start_time
 
 log = get_logger(__name__)  # (runsc_py/log.py: no `logging` import unless a record is written)
@@ -22,6 +25,7 @@ def connect_start(state_dir: str) -> socket.socket:
 
 
 def connect(state_dir: str, name: str) -> socket.socket:
+    import socket  # here: `delete` and `kill` import this module, and socket imports enum
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -38,7 +42,7 @@ def stop_processes(st: ContainerState, sandbox_pid: int) -> None:
     """
     if st.init_pid and proc_start_time(st.init_pid) == st.init_start:
         try:
-            os.kill(st.init_pid, signal.SIGKILL)
+            os.kill(st.init_pid, SIGKILL)
         except ProcessLookupError:
             pass
         wait_gone(st.init_pid, st.init_start, 2.0)
@@ -46,7 +50,7 @@ def stop_processes(st: ContainerState, sandbox_pid: int) -> None:
         start = st.pid_start or proc_start_time(sandbox_pid)
         if not wait_gone(sandbox_pid, start or 0, 1.0 if st.init_pid else 0.0):
             try:
-                os.kill(sandbox_pid, signal.SIGKILL)
+                os.kill(sandbox_pid, SIGKILL)
             except ProcessLookupError:
                 pass
         try:

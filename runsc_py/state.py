@@ -8,12 +8,10 @@ reaped it (the OCI validation tools never reap).
 
 from __future__ import annotations
 
-import enum
 import fcntl
-import json
 import os
-import re
 
+from . import jsonio
 from .errors import ContainerNotExist, RuntimeFailure
 from .record import Record
 
@@ -24,15 +22,28 @@ if TYPE_CHECKING:
 DEFAULT_ROOT = "/run/runsc-py"
 STATE_FILE = "state.json"
 START_SOCKET = "start.sock"
-_ID_RE = re.compile(r"^[\w+\-.]+$")
+# runc's ^[\w+\-.]+$, with Go's ASCII \w (no re: the short commands
+# do without it and enum, which re imports).
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
-class Status(str, enum.Enum):
-    CREATING = "creating"
-    CREATED = "created"
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPED = "stopped"
+class Status(str):
+    """A container's status: one of the five constants below (compared by
+    identity), its text what `state` prints.  A str, not an enum.Enum: the
+    short commands import no enum."""
+    __slots__ = ()
+    CREATING: Status
+    CREATED: Status
+    RUNNING: Status
+    PAUSED: Status
+    STOPPED: Status
+
+    @property
+    def value(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"<Status.{self.upper()}: {str.__repr__(self)}>"
 
     def can_start(self) -> bool:
         return self is Status.CREATED
@@ -44,8 +55,15 @@ class Status(str, enum.Enum):
         return self in (Status.CREATED, Status.STOPPED, Status.CREATING)
 
 
+Status.CREATING = Status("creating")
+Status.CREATED = Status("created")
+Status.RUNNING = Status("running")
+Status.PAUSED = Status("paused")
+Status.STOPPED = Status("stopped")
+
+
 def validate_id(cid: str) -> None:
-    if not cid or not _ID_RE.match(cid) or cid in (".", ".."):
+    if not cid or not _ID_CHARS.issuperset(cid) or cid in (".", ".."):
         raise RuntimeFailure(f"invalid container id format: {cid!r}")
 
 
@@ -68,11 +86,11 @@ class ContainerState(Record):
     config: dict[str, Any] = {}
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict())
+        return jsonio.dumps(self.as_dict())
 
     @classmethod
     def from_json(cls, text: str) -> "ContainerState":
-        data = json.loads(text)
+        data = jsonio.loads(text)
         known = set(cls._fields)
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -41,12 +41,12 @@ file descriptors travel with SCM_RIGHTS.  EOF means the peer died.
 from __future__ import annotations
 
 import enum
-import json
 import socket
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any
 
+from . import jsonio
 from .errors import RuntimeFailure
 
 _MAX = 65536
@@ -80,7 +80,7 @@ class Channel:
         return Channel(a, peer_b), Channel(b, peer_a)
 
     def send(self, kind: Msg, fds: list[int] | None = None, **data: Any) -> None:
-        payload = json.dumps({"type": kind.value, **data}).encode()
+        payload = jsonio.dumps({"type": kind.value, **data}).encode()
         if fds:
             socket.send_fds(self.sock, [payload], fds)
         else:
@@ -101,7 +101,7 @@ class Channel:
         if not data:
             raise RuntimeFailure(f"sync with {self.peer}: {self.peer} exited unexpectedly")
         try:
-            msg = json.loads(data)
+            msg = jsonio.loads(data)
             kind = Msg(msg["type"])
         except (ValueError, KeyError, TypeError):
             raise RuntimeFailure(f"sync with {self.peer}: malformed message") from None

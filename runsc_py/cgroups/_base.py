@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import signal
 
 from runsc_py.errors import RuntimeFailure, describe_oserror
 from runsc_py.log import get_logger
+from runsc_py.signals import SIGKILL
 
 from . import _fs
 
@@ -169,7 +169,7 @@ class CgroupManager:
                 except OSError as e:
                     log.warning("kill: pid %d: %s", pid, e)
         finally:
-            if froze and (not was_frozen or sig == signal.SIGKILL):
+            if froze and (not was_frozen or sig == SIGKILL):
                 try:
                     self.thaw()
                 except RuntimeFailure as e:

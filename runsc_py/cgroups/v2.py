@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
 
 from runsc_py.errors import RuntimeFailure
 from runsc_py.log import get_logger
 from runsc_py.record import Record
+from runsc_py.signals import SIGKILL
 
 from . import _fs
 from ._base import FREEZE_TIMEOUT, CgroupManager, hugepage_sizes, opt_int
@@ -283,7 +283,7 @@ class V2Manager(CgroupManager):
         # cgroup.kill (5.14+) kills the whole subtree atomically, frozen or not.
         if not os.path.isdir(self.unified):
             return
-        if sig == signal.SIGKILL:
+        if sig == SIGKILL:
             f = os.path.join(self.unified, "cgroup.kill")
             if os.path.exists(f):
                 try:

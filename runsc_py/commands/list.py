@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 
+from .. import jsonio
 from ..cli import Globals
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
@@ -31,7 +31,7 @@ def run(g: Globals, a: argparse.Namespace) -> int:
         for r in rows:
             print(r["id"])
     elif a.format == "json":
-        print(json.dumps(rows))
+        print(jsonio.dumps(rows))
     else:
         fmt = "{:<20} {:<10} {:<10} {:<40} {:<32} {}"
         print(fmt.format("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"))

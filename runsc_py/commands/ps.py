@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 
+from .. import jsonio
 from ..cli import Globals
 from ..flags import REMAINDER
 
@@ -30,7 +30,7 @@ def run(g: Globals, a: argparse.Namespace) -> int:
     # may then be a workload process's.
     pids = [p for p in pids if p != st.gofer_pid or not _is_gofer(p)]
     if a.format == "json":
-        print(json.dumps(pids))
+        print(jsonio.dumps(pids))
         return 0
     import subprocess  # the table only: `ps --format json` (containerd's) runs no ps(1)
     args = [x for x in a.ps_args if x != "--"] or ["-ef"]

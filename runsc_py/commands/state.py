@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 
+from .. import jsonio
 from ..cli import Globals
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
@@ -20,5 +20,5 @@ def run(g: Globals, a: argparse.Namespace) -> int:
     from ..state import Store
     store = Store(g.root)
     st = store.load(a.id)
-    print(json.dumps(oci_state(store, st), indent=2))
+    print(jsonio.dumps(oci_state(store, st), indent=2))
     return 0
