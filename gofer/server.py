@@ -273,7 +273,12 @@ def main(control: socket.socket, null: int, parent: int, prepared: Any = None) -
 
 
 def _attach(control: socket.socket, prepared: Any = None) -> Gofer:
-    """Wait for ATTACH, join the container's mount namespace, confine, reply."""
+    """Wait for ATTACH, join the container's mount namespace, reply with
+    the root, confine.  The reply goes first: the sentry waits for it
+    while the workload's first execve does (~2.5 ms of confinement off a
+    start's critical path), and the gofer reads no other request before
+    it is confined (its serving loop starts after this returns; in
+    directfs mode the next thing it reads is the EOF it exits on)."""
     data, fds = protocol.recv(control)
     if not data:
         os._exit(0)
@@ -285,13 +290,13 @@ def _attach(control: socket.socket, prepared: Any = None) -> Gofer:
     os.close(mntns)
     os.chdir("/")
     root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    protocol.send(control, protocol.encode_reply(req.id, req.op, 0), [root])
     _drop_capabilities()
     # Always enforcing: no environment switch turns it into log-only (a
     # runtime inherits whatever environment containerd or a shim has).
     gofer_filter.install(prepared)
     mark("gofer.confined")
     gofer = Gofer(root)
-    protocol.send(control, protocol.encode_reply(req.id, req.op, 0), [root])
     log.debug("gofer: attached to the container root")
     # Serving from now on: the collector (off in the launcher, frozen over
     # what the sandbox made before the fork) runs again.
