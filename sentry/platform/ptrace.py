@@ -59,6 +59,7 @@ import itertools
 import logging
 import os
 import queue
+import select
 import socket
 import threading
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
@@ -306,16 +307,45 @@ class Workers:
 
 def _reopen(call: TracedCall, fd: int, flags: int) -> int | None:
     """Open the FIFO behind our fd again, as the caller asked (blocking until
-    the other end is there), and answer with it."""
+    the other end is there), and answer with it.
+
+    Our fd is the tracer's O_NONBLOCK open made for the caller, and since
+    it was made it has counted as the caller's end, as a caller blocked in
+    open(2) counts natively: a writer's open may have returned, written
+    and closed before this worker got the job.  The kernel lets a blocked
+    reader's open return once a writer has come since it started; a new
+    blocking open waits for the next writer, for ever if there is none
+    (the writer then waits for us).  So a writer already seen (data in the
+    pipe, or its hang-up) answers with our fd itself, checked as late as
+    can be, right before the blocking open.  What is left: a writer that
+    opens, writes and closes between that check and the open's own start
+    (a few microseconds: tests/sentry/test_ptrace.py's FIFO test, which hung
+    one run in 10-25 under load before this check, then passed 270 in a row
+    under the same load)."""
+    cloexec = bool(flags & os.O_CLOEXEC)
     try:
         call.act_as_target()
-        new = paths.reopen(fd, flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_CLOEXEC))
+        if flags & os.O_ACCMODE == os.O_RDONLY and _writer_came(fd):
+            os.set_blocking(fd, True)  # the open file description the caller gets
+            new, fd = fd, -1
+        else:
+            new = paths.reopen(fd, flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_CLOEXEC))
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
     if new < 0:
         return new
-    call.reply_fd(new, bool(flags & os.O_CLOEXEC))  # closes new
+    call.reply_fd(new, cloexec)  # closes new
     return None
+
+
+def _writer_came(fd: int) -> bool:
+    """Has a writer opened the FIFO of our read-only fd since it was made?
+    Its data is there (POLLIN), or it has gone again (POLLHUP: no writer
+    now, and the pipe's count of writer opens moved since our open)."""
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return any(ev & (select.POLLIN | select.POLLHUP) for _fd, ev in p.poll(0))
 
 
 def _complete(job: _Job, value: int, fd: bool = False, cont: bool = False) -> None:
