@@ -179,12 +179,7 @@ def test_gofer_death_before_the_start_tears_down_the_sandbox(runtime, bundle):
     b = bundle(["sh", "-c", "echo ready; exec sleep 30"], rootfs="shared")
     with runtime.container(b, start=False, global_args=["--file-access=directfs"]) as c:
         gofer = _gofer_of(c.pid)
-        init = [p for p in _children(c.pid) if p != gofer][0]
-        os.kill(gofer, signal.SIGKILL)
-        c.wait_status("stopped", timeout=10)
-        wait_until(lambda: not os.path.exists(f"/proc/{init}") or _status(init)["State"].startswith("Z"),
-                   10, "the workload to die with its gofer")
-        c.delete()
+        _kill_gofer_and_see_the_workload_die(c, gofer, [p for p in _children(c.pid) if p != gofer][0])
 
 
 def test_gofer_death_tears_down_the_sandbox(runtime, bundle):
@@ -192,13 +187,15 @@ def test_gofer_death_tears_down_the_sandbox(runtime, bundle):
     b = bundle(["sh", "-c", "echo ready; while :; do cat /etc/passwd >/dev/null; done"], rootfs="shared")
     with runtime.container(b, global_args=["--file-access=gofer"]) as c:
         wait_ready(c)
-        gofer = _gofer_of(c.pid)
-        init = [p for p in c.ps() if p != c.pid][0]
-        os.kill(gofer, signal.SIGKILL)
-        c.wait_status("stopped", timeout=10)
-        wait_until(lambda: not os.path.exists(f"/proc/{init}") or _status(init)["State"].startswith("Z"),
-                   10, "the workload to die with its gofer")
-        c.delete()
+        _kill_gofer_and_see_the_workload_die(c, _gofer_of(c.pid), [p for p in c.ps() if p != c.pid][0])
+
+
+def _kill_gofer_and_see_the_workload_die(c, gofer: int, init: int) -> None:  # type: ignore[no-untyped-def]
+    os.kill(gofer, signal.SIGKILL)
+    c.wait_status("stopped", timeout=10)
+    wait_until(lambda: not os.path.exists(f"/proc/{init}") or _status(init)["State"].startswith("Z"),
+               10, "the workload to die with its gofer")
+    c.delete()
 
 
 def test_delete_leaves_no_gofer(runtime, bundle):

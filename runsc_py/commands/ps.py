@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from .. import jsonio
 from ..cli import Globals
 from ..flags import REMAINDER
