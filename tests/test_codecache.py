@@ -42,7 +42,8 @@ def probe(tmp_path: Path) -> Path:
     pkg = tmp_path / "src" / "ccprobe"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("WHERE = 'package'\n")
-    (pkg / "one.py").write_text("VALUE = 1\n\ndef fail():\n    raise ValueError('from one')\n")
+    (pkg / "one.py").write_text('"""Module one."""\nVALUE = 1\n\ndef fail():\n    raise ValueError(\'from one\')\n\n\n'
+                                'def check(x):\n    """Asserts."""\n    assert x, "checked"\n    return x\n')
     (pkg / "two.py").write_text("VALUE = 2\n")
     cache = tmp_path / "probe.codecache"
     out = _python("import ccprobe.one, ccprobe.two\nfrom runsc_py import codecache\n"
@@ -91,6 +92,16 @@ def test_the_installed_launcher_serves_imports_from_its_file() -> None:
 def test_modules_come_from_the_file_and_keep_their_source_path(probe: Path) -> None:
     assert _served(probe) == {"ccprobe": "cache:package", "ccprobe.one": "cache:1",
                               "ccprobe.two": "cache:2"}
+
+
+def test_docstrings_are_left_out_and_asserts_kept(probe: Path) -> None:
+    out = _python("from runsc_py import codecache\n"
+                  f"codecache.install({str(probe / 'probe.codecache')!r})\n"
+                  "import ccprobe.one\n"
+                  "print(ccprobe.one.__doc__, ccprobe.one.check.__doc__, ccprobe.one.check(5))\n"
+                  "try:\n    ccprobe.one.check(0)\nexcept AssertionError as e:\n    print(e)\n",
+                  probe / "src")
+    assert out.split() == ["None", "None", "5", "checked"], out
 
 
 def test_a_traceback_shows_the_source_line(probe: Path) -> None:
