@@ -134,9 +134,9 @@ def exec_process(store: Store, cid: str, opts: ExecOptions) -> int:
 
 
 def _decode_error(data: bytes) -> str:
-    import json
+    from . import jsonio
     try:
-        return str(json.loads(data).get("msg", "exec failed"))
+        return str(jsonio.loads(data).get("msg", "exec failed"))
     except ValueError:
         return data.decode(errors="replace")
 

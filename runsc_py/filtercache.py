@@ -51,7 +51,6 @@ against following a path somebody else could have planted.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import stat
@@ -59,6 +58,8 @@ import struct
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any, Callable
+
+from . import jsonio
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ def _key(inputs: bytes, kind: str, options: dict[str, Any]) -> bytes:
     import _sha256
     h = _sha256.sha256(inputs)
     h.update(f"\0{kind}\0".encode())
-    h.update(json.dumps(options, sort_keys=True).encode())
+    h.update(jsonio.dumps(options, sort_keys=True).encode())
     return h.digest()
 
 

@@ -8,12 +8,12 @@ can index it without defensive checks.
 
 from __future__ import annotations
 
-import json
 import os
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any
 
+from . import jsonio
 from .errors import ConfigError
 
 SPEC_VERSION = "1.1.0"
@@ -57,7 +57,7 @@ def load(bundle: str) -> dict[str, Any]:
     except OSError as e:
         raise ConfigError("", f"open {path}: {e.strerror}") from None
     try:
-        spec = json.loads(raw)
+        spec = jsonio.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise ConfigError("", f"invalid JSON: {e}") from None
     validate(spec)

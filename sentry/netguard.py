@@ -25,11 +25,11 @@ EINVAL before reading it.
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
 import time
 
+from runsc_py import jsonio
 from runsc_py.record import Record
 
 from .netpolicy import DENIED_ERRNO, IN, OUT, Decision, NetPolicy
@@ -136,7 +136,7 @@ class NetGuard(Record):
         rec = {"time": round(time.time(), 6), "pid": pid, "call": call,
                "address": str(addr), "port": port, "checked": d.address,
                "verdict": d.verdict, "rule": d.rule_text()}
-        line = json.dumps(rec, separators=(",", ":"))
+        line = jsonio.dumps(rec, compact=True)
         if self.log_fd >= 0:
             try:
                 os.write(self.log_fd, line.encode() + b"\n")  # O_APPEND: one write per line

@@ -39,11 +39,11 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import json
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any, Iterable, Sequence
 
+from runsc_py import jsonio
 from runsc_py.record import Record
 
 ALLOW = "allow"
@@ -312,11 +312,13 @@ def _load_file(path: str) -> dict[str, Any]:
     """A policy file: JSON {"default": "deny", "deny_private": true,
     "allow": ["10.0.0.0/8:443", "in:0.0.0.0/0:8080"], "deny": [...]}."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        with open(path, "rb") as f:
+            raw = f.read()
     except OSError as e:
         raise PolicyError(f"network policy file {path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
+    try:
+        data = jsonio.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
         raise PolicyError(f"network policy file {path}: {e}") from None
     if not isinstance(data, dict):
         raise PolicyError(f"network policy file {path}: not a JSON object")

@@ -23,12 +23,13 @@ compare runs.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Callable, Optional
+
+from runsc_py import jsonio
 
 from .errors import SysError
 
@@ -122,7 +123,7 @@ def _traced(name: str, handler: Handler, as_json: bool) -> Handler:
 def _emit(pid: int, name: str, args: list[str], value: int | None, err: int, how: str,
           as_json: bool) -> None:
     if as_json:
-        log.info("%s", json.dumps({"pid": pid, "syscall": name, "args": args, "result": value,
+        log.info("%s", jsonio.dumps({"pid": pid, "syscall": name, "args": args, "result": value,
                                    "errno": errno.errorcode.get(err, err) if err else None,
                                    "how": how or None}))
         return

@@ -55,6 +55,37 @@ def test_malformed_is_a_value_error_as_in_json(bad: str) -> None:
         jsonio.loads(bad)
 
 
+@pytest.mark.parametrize("doc", DOCS, ids=range(len(DOCS)))
+def test_sorted_and_compact_dumps_are_json_s(doc: object) -> None:
+    assert jsonio.dumps(doc, sort_keys=True) == json.dumps(doc, sort_keys=True)
+    assert jsonio.dumps(doc, compact=True) == json.dumps(doc, separators=(",", ":"))
+
+
+BAD = ["", "   ", "{", '{"a": 1', '{"a": 1}}', "[1,]", "nul", '"\x01"', "{'a': 1}", "1 2", '{"a" 1}']
+
+
+def test_errors_are_json_s_own_without_json_imported() -> None:
+    """In a process that has not imported json (the CLI's), a malformed
+    document raises json's JSONDecodeError with json's message."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys\nsys.path.insert(0, %r)\nfrom runsc_py import jsonio\n"
+            "for bad in %r:\n"
+            "    try:\n        jsonio.loads(bad)\n"
+            "    except ValueError as e:\n        print(type(e).__name__, e)\n"
+            % (str(Path(__file__).resolve().parent.parent), BAD))
+    out = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    want = []
+    for bad in BAD:
+        try:
+            json.loads(bad)
+        except json.JSONDecodeError as e:
+            want.append(f"JSONDecodeError {e}")
+    assert out == want
+
+
 def test_unserializable_and_circular_are_refused_as_in_json() -> None:
     with pytest.raises(TypeError):
         jsonio.dumps({"s": {1, 2}})
