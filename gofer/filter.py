@@ -11,7 +11,6 @@ bind/connect/accept, no exec, mount or namespaces.
 
 from __future__ import annotations
 
-import logging
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any
@@ -19,8 +18,9 @@ if TYPE_CHECKING:
 import seccomp  # noqa: F401  (loaded now: the host's files are gone after ATTACH)
 
 from sentry.self_filter import build_allowlist
+from runsc_py.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 ALLOW: dict[str, str] = {
     # a threaded Python process

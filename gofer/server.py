@@ -33,7 +33,6 @@ gone) ends the process.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import signal
 import socket
@@ -54,11 +53,12 @@ from sentry.resolve import Resolver
 from . import filter as gofer_filter
 from . import protocol
 from .protocol import ROOT, Op, ProtocolError, Request, WireCreds
+from runsc_py.log import get_logger
 
 # Everything is imported above, while the host's files are visible: after
 # ATTACH the gofer's root is the container's.
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # What serving files needs: ownership and mode changes, permission checks
 # overridden for a root workload, device nodes, acting as any uid/gid.

@@ -203,8 +203,6 @@ def _import_everything() -> None:
                 continue
             importlib.import_module(info.name)
     # What is imported only by a function's body at run time.
-    from . import log
-    log._configure(None, "text", False)
     from .sandbox import preload
     preload("ptrace")
 

@@ -51,7 +51,6 @@ against following a path somebody else could have planted.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import stat
 import struct
@@ -60,8 +59,9 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 from . import jsonio
+from runsc_py.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CACHE_DIR = "@cache"        # under --root; "@" is outside state.validate_id's ids
 FORMAT = 1

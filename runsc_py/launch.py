@@ -16,7 +16,6 @@ messages exchanged.
 
 from __future__ import annotations
 
-import logging
 import os
 import resource
 import signal
@@ -39,8 +38,9 @@ from .presandbox import JOIN_ORDER, NS_FLAGS, Presandbox  # noqa: F401  (NS_FLAG
 from .sandbox import SENTRY_SOCKET, SandboxOptions
 from .sync import Channel, Msg
 from .timeline import mark
+from runsc_py.log import INFO, WARNING, get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 class CreateOptions(Record):
     cid: str
@@ -204,7 +204,7 @@ def _choose_platform(asked: str) -> str:
     chosen, why = probe.choose()
     # The fallback is worth a warning: every intercepted call then costs a
     # ptrace stop.
-    log.log(logging.INFO if chosen == "seccomp" else logging.WARNING, "platform auto: %s (%s)",
+    log.log(INFO if chosen == "seccomp" else WARNING, "platform auto: %s (%s)",
             chosen, why)
     return chosen
 

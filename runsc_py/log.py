@@ -1,23 +1,36 @@
-"""Logging set-up for the CLI: --log FILE, --log-format text|json, --debug.
+"""The runtime's logging: --log FILE, --log-format text|json, --debug.
 
 The containerd shim passes `--log <bundle>/log.json --log-format json` and
 reports the last line whose level is "error"; podman reads the file as one JSON
 object.  So only warnings and errors are written unless --debug is given, one
-JSON object per line: {"level": ..., "msg": ..., "time": RFC3339}.
+JSON object per line: {"level": ..., "msg": ..., "time": RFC3339}; in text
+format `time="..." level=... msg="..." pid=N`.  Without --log, only --debug
+output goes to stderr (errors are printed by the CLI itself, one line).
 
-The short commands (state, start, kill, delete, ps, list...) usually log
-nothing, and importing `logging` costs a `state` a third of its CPU (it
-pulls in traceback, linecache, tokenize, threading...).  So `setup` may
-defer: it then only records the settings, and the modules on those paths
-log through `get_logger`, whose loggers import and configure `logging` at
-their first record that the settings let through (any warning or error;
-debug and info only with --debug).  The settings are process-wide, as
-`logging`'s own configuration is: set once by the CLI, before any record,
-and inherited by the processes it forks.
+Every process of a container's start-up is a fork of the CLI: the sandbox,
+init, the gofer.  Importing the standard `logging` would cost each start
+~9 ms of CPU before the sandbox's fork (it pulls in traceback, linecache,
+tokenize, textwrap, string, warnings, weakref...), for what is one write
+per record.  So the CLI's processes log through `Logger`s of their own:
+`get_logger(name)` (as logging.getLogger), with debug, info, warning,
+error, critical, exception, log, isEnabledFor and setLevel; a record is
+formatted and written with one write(2) (O_APPEND: whole lines, from any
+thread, and no lock that a fork could leave held).  The settings are
+process-wide, as `logging`'s own configuration is: set once by the CLI
+(`setup`), before any record, and inherited by the processes it forks;
+with `defer` (the short commands) the log file is opened at the first
+record written, if any.
+
+Used as a library (no `setup`: the tests, benchmarks/), every record goes
+to the standard `logging`, as before, so its handlers and pytest's caplog
+see them.  An exception's traceback comes from the `traceback` module when
+it can be imported, and is written out by hand otherwise (the confined
+sandbox, which can no longer read source files anyway).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -27,18 +40,27 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands d
 if TYPE_CHECKING:
     from typing import Any
 
-_LEVEL_NAMES = {10: "debug", 20: "info", 30: "warning", 40: "error", 50: "fatal"}
+# logging's numbers, so that a level means the same to both
+DEBUG, INFO, WARNING, ERROR, CRITICAL = 10, 20, 30, 40, 50
+_LEVEL_NAMES = {DEBUG: "debug", INFO: "info", WARNING: "warning", ERROR: "error", CRITICAL: "fatal"}
+_NOTHING = CRITICAL + 1
 
 
 class _Settings:
-    """What setup() was given, until `logging` is configured with it."""
+    """What setup() was given (None: not set up, log through `logging`)."""
 
     def __init__(self) -> None:
-        self.deferred: tuple[str | None, str, bool] | None = None
-        self.debug: bool | None = None  # None: not set up (log as `logging` says)
+        self.debug: bool | None = None
+        self.level = WARNING        # the root's: DEBUG with --debug
+        self.fmt = "text"
+        self.path: str | None = None  # --log, opened at the first record if deferred
+        self.fd = -1                # where records go: the log file, stderr (2), or -1
+        self.fd_min = _NOTHING      # the level below which nothing is written there
+        self.gen = 0                # bumped by setup and setLevel: loggers' cached levels
 
 
 _SETTINGS = _Settings()
+_LOGGERS: dict[str, "Logger"] = {}
 
 
 def rfc3339(ts: float | None = None) -> str:
@@ -54,94 +76,211 @@ def rfc3339(ts: float | None = None) -> str:
 
 
 def setup(log_file: str | None, fmt: str, debug: bool, defer: bool = False) -> None:
-    """Configure logging for the process (DEFER: at the first record)."""
-    _SETTINGS.debug = debug
-    _SETTINGS.deferred = (log_file, fmt, debug)
-    if not defer:
-        ensure()
+    """Configure this process's logging (DEFER: open the file at the first
+    record written)."""
+    s = _SETTINGS
+    s.debug = debug
+    s.level = DEBUG if debug else WARNING
+    s.fmt = fmt
+    s.gen += 1
+    if s.fd > 2:
+        os.close(s.fd)
+    s.fd = -1
+    s.path = log_file or None
+    if log_file:
+        s.fd_min = 0
+        if not defer:
+            _open()
+    else:
+        s.fd = 2
+        s.fd_min = DEBUG if debug else _NOTHING
 
 
 def ensure() -> None:
-    """Configure `logging` now if setup() deferred it."""
-    if _SETTINGS.deferred is not None:
-        args, _SETTINGS.deferred = _SETTINGS.deferred, None
-        _configure(*args)
+    """Open the log file now if setup() deferred it."""
+    if _SETTINGS.path and _SETTINGS.fd < 0:
+        _open()
+
+
+def _open() -> None:
+    s = _SETTINGS
+    if s.path:
+        s.fd = os.open(s.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
 
 
 def debug_enabled() -> bool:
-    """Would a debug record be written?  Without importing `logging` when
-    the settings say no."""
+    """Would a debug record be written?"""
     if _SETTINGS.debug is not None:
         return _SETTINGS.debug
     import logging
     return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
-class LazyLogger:
-    """A logging.Logger's debug/info/warning/error/exception, importing and
-    configuring `logging` at the first record that will be written."""
+def log_fds() -> set[int]:
+    """The log file's descriptor, if one is open (the sandbox keeps it
+    across its close-all: the gofer logs where it does)."""
+    return {_SETTINGS.fd} if _SETTINGS.path and _SETTINGS.fd > 2 else set()
+
+
+class Logger:
+    """logging.Logger's calls the product makes, writing as `setup` said."""
+
+    __slots__ = ("name", "level", "bare", "_eff", "_gen")
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.level = 0      # 0: its parent's (a.b's is a's, then the root's)
+        self.bare = False   # write the message alone (--strace-format=json lines)
+        self._eff = 0
+        self._gen = -1
 
-    def _real(self) -> Any:
-        ensure()
-        import logging
-        return logging.getLogger(self.name)
+    def setLevel(self, level: int) -> None:  # noqa: N802 (logging's name)
+        self.level = level
+        _SETTINGS.gen += 1
+        if _SETTINGS.debug is None:
+            import logging
+            logging.getLogger(self.name).setLevel(level)
 
-    def debug(self, msg: str, *args: Any, **kw: Any) -> None:
-        if _SETTINGS.debug is not False:
-            self._real().debug(msg, *args, **kw)
+    def _effective(self) -> int:
+        if self._gen != _SETTINGS.gen:
+            eff, name = self.level, self.name
+            while not eff and name:
+                name = name.rpartition(".")[0]
+                parent = _LOGGERS.get(name)
+                eff = parent.level if parent is not None else 0
+            self._eff = eff or _SETTINGS.level
+            self._gen = _SETTINGS.gen
+        return self._eff
 
-    def info(self, msg: str, *args: Any, **kw: Any) -> None:
-        if _SETTINGS.debug is not False:
-            self._real().info(msg, *args, **kw)
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's name)
+        if _SETTINGS.debug is None:
+            import logging
+            return logging.getLogger(self.name).isEnabledFor(level)
+        return level >= self._effective() and level >= _SETTINGS.fd_min
 
-    def warning(self, msg: str, *args: Any, **kw: Any) -> None:
-        self._real().warning(msg, *args, **kw)
+    def log(self, level: int, msg: str, *args: Any, exc_info: Any = None) -> None:
+        if _SETTINGS.debug is None:
+            import logging
+            logging.getLogger(self.name).log(level, msg, *args, exc_info=exc_info, stacklevel=2)
+            return
+        if level < self._effective() or level < _SETTINGS.fd_min:
+            return
+        _emit(self, level, msg, args, exc_info)
 
-    def error(self, msg: str, *args: Any, **kw: Any) -> None:
-        self._real().error(msg, *args, **kw)
+    def debug(self, msg: str, *args: Any, exc_info: Any = None) -> None:
+        self.log(DEBUG, msg, *args, exc_info=exc_info)
 
-    def exception(self, msg: str, *args: Any, **kw: Any) -> None:
-        self._real().exception(msg, *args, **kw)
+    def info(self, msg: str, *args: Any, exc_info: Any = None) -> None:
+        self.log(INFO, msg, *args, exc_info=exc_info)
+
+    def warning(self, msg: str, *args: Any, exc_info: Any = None) -> None:
+        self.log(WARNING, msg, *args, exc_info=exc_info)
+
+    def error(self, msg: str, *args: Any, exc_info: Any = None) -> None:
+        self.log(ERROR, msg, *args, exc_info=exc_info)
+
+    def critical(self, msg: str, *args: Any, exc_info: Any = None) -> None:
+        self.log(CRITICAL, msg, *args, exc_info=exc_info)
+
+    def exception(self, msg: str, *args: Any, exc_info: Any = True) -> None:
+        self.log(ERROR, msg, *args, exc_info=exc_info)
 
 
-def get_logger(name: str) -> LazyLogger:
-    return LazyLogger(name)
+def get_logger(name: str) -> Logger:
+    """The logger of that name (one per name and process, as logging's)."""
+    lg = _LOGGERS.get(name)
+    if lg is None:
+        lg = _LOGGERS[name] = Logger(name)
+    return lg
 
 
-def _configure(log_file: str | None, fmt: str, debug: bool) -> None:
+getLogger = get_logger  # noqa: N816 (logging's name, for `log = logging.getLogger(...)` readers)
+
+
+def _emit(lg: Logger, level: int, msg: str, args: tuple[Any, ...], exc_info: Any) -> None:
+    s = _SETTINGS
+    created = time.time()
+    try:
+        if args and len(args) == 1 and isinstance(args[0], dict) and args[0]:
+            args = args[0]  # type: ignore[assignment]  (logging's "%(key)s" form)
+        text = msg % args if args else str(msg)
+    except Exception:  # as logging: a bad record is not the caller's failure
+        text = f"{msg} {args!r}"
+    if exc_info:
+        text += "\n" + format_exception(exc_info)
+    if lg.bare and s.path:
+        line = text
+    elif s.fmt == "json":
+        line = jsonio.dumps({"level": _LEVEL_NAMES.get(level, "info"), "msg": text, "time": rfc3339(created)})
+    else:
+        line = (f'time="{rfc3339(created)}" level={_LEVEL_NAMES.get(level, "info")} '
+                f'msg={jsonio.dumps(text)} pid={os.getpid()}')
+    if s.fd < 0:
+        try:
+            _open()
+        except OSError:
+            return
+    try:
+        os.write(s.fd, (line + "\n").encode("utf-8", "backslashreplace"))
+    except OSError:
+        pass
+
+
+def format_exception(exc_info: Any) -> str:
+    """The traceback text logging would write for exc_info (True: the one
+    being handled), without its trailing newline."""
+    if exc_info is True or not isinstance(exc_info, tuple):
+        exc_info = sys.exc_info() if not isinstance(exc_info, BaseException) \
+            else (type(exc_info), exc_info, exc_info.__traceback__)
+    etype, value, tb = exc_info
+    if etype is None:
+        return "NoneType: None"
+    try:
+        import traceback
+    except ImportError:  # confined: no file to import it from
+        return "".join(_by_hand(value, set())).rstrip("\n")
+    return "".join(traceback.format_exception(etype, value, tb)).rstrip("\n")
+
+
+def _by_hand(exc: BaseException, seen: set[int]) -> list[str]:
+    """traceback.format_exception's text without source lines."""
+    seen.add(id(exc))
+    out: list[str] = []
+    if exc.__cause__ is not None and id(exc.__cause__) not in seen:
+        out += _by_hand(exc.__cause__, seen)
+        out.append("\nThe above exception was the direct cause of the following exception:\n\n")
+    elif exc.__context__ is not None and not exc.__suppress_context__ and id(exc.__context__) not in seen:
+        out += _by_hand(exc.__context__, seen)
+        out.append("\nDuring handling of the above exception, another exception occurred:\n\n")
+    tb = exc.__traceback__
+    if tb is not None:
+        out.append("Traceback (most recent call last):\n")
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        out.append(f'  File "{code.co_filename}", line {tb.tb_lineno}, in {code.co_name}\n')
+        tb = tb.tb_next
+    name = type(exc).__qualname__
+    mod = type(exc).__module__
+    if mod not in ("builtins", "__main__"):
+        name = f"{mod}.{name}"
+    text = str(exc)
+    out.append(f"{name}: {text}\n" if text else f"{name}\n")
+    return out
+
+
+def bridge_stdlib() -> None:
+    """Send the standard `logging`'s records (a library's: pyroute2's) to
+    this process's log as ours, when logging is set up."""
+    if _SETTINGS.debug is None:
+        return
     import logging
 
-    def level(record: logging.LogRecord) -> str:
-        return _LEVEL_NAMES.get(record.levelno, "info")
-
-    class JsonFormatter(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            msg = record.getMessage()
-            if record.exc_info:
-                msg += "\n" + self.formatException(record.exc_info)
-            return jsonio.dumps({"level": level(record), "msg": msg, "time": rfc3339(record.created)})
-
-    class TextFormatter(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            msg = record.getMessage()
-            if record.exc_info:
-                msg += "\n" + self.formatException(record.exc_info)
-            return (f'time="{rfc3339(record.created)}" level={level(record)} '
-                    f'msg={jsonio.dumps(msg)} pid={record.process}')
+    class _Bridge(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            get_logger(record.name).log(record.levelno, "%s", record.getMessage(),
+                                        exc_info=record.exc_info or None)
 
     root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    root.setLevel(logging.DEBUG if debug else logging.WARNING)
-    if log_file:
-        handler: logging.Handler = logging.FileHandler(log_file, mode="a")
-    else:
-        # Without --log, only --debug output goes to stderr; errors are printed
-        # by the CLI itself (one line), so nothing is doubled.
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setLevel(logging.DEBUG if debug else logging.CRITICAL + 1)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    root.addHandler(handler)
+    if not any(isinstance(h, _Bridge) for h in root.handlers):
+        root.addHandler(_Bridge())
+    root.setLevel(_SETTINGS.level)

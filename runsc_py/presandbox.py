@@ -11,7 +11,6 @@ everything it does comes before that work is shared out.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
@@ -25,11 +24,12 @@ from .record import Record
 from .state import Store, proc_start_time
 from .sync import Channel, Msg
 from .timeline import mark
+from runsc_py.log import get_logger
 
 if TYPE_CHECKING:
     from .init.standard import InitConfig
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 NS_FLAGS = {
     "user": libc.CLONE_NEWUSER, "ipc": libc.CLONE_NEWIPC, "uts": libc.CLONE_NEWUTS,

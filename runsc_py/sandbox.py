@@ -13,7 +13,6 @@ a Supervisor (sentry/supervisor.py) with its own worker threads.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import threading
@@ -22,8 +21,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 from .record import Record
+from runsc_py.log import INFO, get_logger, log_fds
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SENTRY_SOCKET = "sentry.sock"
 
@@ -462,7 +462,7 @@ class SandboxHost(Record):
         if table is None:
             table = self.dispatch
         if self.options.strace or (self.options.net_policy or {}).get("log"):
-            logging.getLogger("sentry.net").setLevel(logging.INFO)  # every network decision
+            get_logger("sentry.net").setLevel(INFO)  # every network decision
         if not self.options.strace:
             return table
         from sentry import strace
@@ -470,14 +470,9 @@ class SandboxHost(Record):
         names = {nr: name for name, nr in syscall_numbers().items()}
         only = {n.strip() for n in self.options.strace_syscalls.split(",") if n.strip()} or None
         dispatch = strace.wrap(table, names, only, self.options.strace_format)
-        logger = logging.getLogger("sentry.strace")
-        logger.setLevel(logging.INFO)
-        if self.options.strace_format == "json" and not logger.handlers:
-            for h in logging.getLogger().handlers:
-                if isinstance(h, logging.FileHandler):
-                    # The file is open already: our root holds no path.
-                    strace.json_handler(logging.StreamHandler(h.stream))
-                    break
+        get_logger("sentry.strace").setLevel(INFO)
+        if self.options.strace_format == "json":
+            strace.json_lines()  # into the log file, if there is one
         return dispatch
 
 
@@ -554,15 +549,7 @@ def _ns_link(pid: int, kind: str) -> str:
 def _log_fds() -> set[int]:
     """Descriptors of the log files (the gofer logs where the sandbox does;
     never the caller's stdio, whose EOF a shim waits for)."""
-    fds = set()
-    for h in logging.getLogger().handlers:
-        stream = getattr(h, "stream", None)
-        try:
-            if isinstance(h, logging.FileHandler) and stream is not None:
-                fds.add(stream.fileno())
-        except (OSError, ValueError):
-            pass
-    return fds
+    return log_fds()
 
 
 def _close_all_but(keep: set[int]) -> None:

@@ -11,7 +11,6 @@ exchanges with the runtime (launch.py) and init (init/standard.py).
 
 from __future__ import annotations
 
-import logging
 import os
 import resource
 import signal
@@ -27,8 +26,9 @@ from .presandbox import JOIN_ORDER, NS_FLAGS
 from .sandbox import SENTRY_SOCKET, SandboxHost, preload, stage_proc
 from .sync import Channel, Msg
 from .timeline import mark
+from runsc_py.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def orders(chan: Channel, orders_r: int, ns_fds: dict[str, int], platform: str = "auto") -> NoReturn:

@@ -22,13 +22,13 @@
 from __future__ import annotations
 
 import errno
-import logging
 
 import seccomp
 
 from .policy import ALLOW, DENY, EMULATE, NATIVE, NOTIFY, ArgCmp, Entry, PolicyOptions, build_table, ge
+from runsc_py.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _OPS = {"eq": seccomp.EQ, "ne": seccomp.NE, "ge": seccomp.GE, "masked_eq": seccomp.MASKED_EQ}
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import logging
 import os
 import socket
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
@@ -38,8 +37,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 from .policy import PolicyOptions
+from runsc_py.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SYS_seccomp = 317
 SECCOMP_SET_MODE_FILTER = 1

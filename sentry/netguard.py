@@ -25,7 +25,6 @@ EINVAL before reading it.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import time
 
@@ -33,8 +32,9 @@ from runsc_py import jsonio
 from runsc_py.record import Record
 
 from .netpolicy import DENIED_ERRNO, IN, OUT, Decision, NetPolicy
+from runsc_py.log import INFO, WARNING, get_logger
 
-log = logging.getLogger("sentry.net")
+log = get_logger("sentry.net")
 
 AF_UNSPEC, AF_UNIX, AF_INET, AF_INET6 = 0, 1, 2, 10
 
@@ -143,4 +143,4 @@ class NetGuard(Record):
             except OSError:
                 pass
         if self.log_strace or not d.allowed:
-            log.log(logging.INFO if d.allowed else logging.WARNING, "net %s", line)
+            log.log(INFO if d.allowed else WARNING, "net %s", line)

@@ -14,12 +14,12 @@ AF_UNIX, prctl only the few options in use.
 from __future__ import annotations
 
 import errno
-import logging
+from runsc_py.log import get_logger
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CLONE_THREAD = 0x00010000
 CLONE_NEWNET = 0x40000000

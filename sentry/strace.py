@@ -23,7 +23,6 @@ compare runs.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
@@ -32,8 +31,9 @@ if TYPE_CHECKING:
 from runsc_py import jsonio
 
 from .errors import SysError
+from runsc_py.log import get_logger
 
-log = logging.getLogger("sentry.strace")
+log = get_logger("sentry.strace")
 
 # syscall name -> indexes of its path arguments
 PATH_ARGS: dict[str, tuple[int, ...]] = {
@@ -138,10 +138,7 @@ def _emit(pid: int, name: str, args: list[str], value: int | None, err: int, how
         log.info("%s = %d", call_text, value)
 
 
-def json_handler(stream_or_file: logging.Handler) -> None:
+def json_lines() -> None:
     """--strace-format=json: the strace lines are written bare (one JSON
-    object per line), next to the log's own lines."""
-    h = stream_or_file
-    h.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(h)
-    log.propagate = False
+    object per line) into the log file, next to the log's own lines."""
+    log.bare = True

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import errno
 import importlib
-import logging
 import os
 import select
 import threading
@@ -42,8 +41,9 @@ from .lookups import CHANGES, KEEPS, tree_kinds
 from .lookups import TreeEpoch
 from .platform.seccomp_notify import AUDIT_ARCH_X86_64, Channel, Listener, ListenerClosed
 from .policy import DENY, EMULATE, NATIVE, NOTIFY, Entry, PolicyOptions, build_table, syscall_numbers
+from runsc_py.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 if TYPE_CHECKING:  # annotations only
     Handler = Callable[[Call], Optional[int]]

@@ -33,14 +33,14 @@ root: `NameMirror(-1)` mirrors nothing.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
+from runsc_py.log import get_logger
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Callable
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _RESERVED = frozenset({b"proc", b".cwd", b".", b".."})
 _CWD = b".cwd"  # the scratch cwd for relative names, in the sentry's root

@@ -9,7 +9,6 @@ image cannot redirect a mount onto the host (CVE-2021-30465 class).
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import stat
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
@@ -19,8 +18,9 @@ if TYPE_CHECKING:
 from .. import libc
 from ..errors import RuntimeFailure
 from . import _openat2
+from runsc_py.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # option -> (set flags, clear flags)
 _FLAGS: dict[str, tuple[int, int]] = {

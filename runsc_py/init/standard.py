@@ -18,7 +18,6 @@ The order is the one runc uses, for the same reasons:
 
 from __future__ import annotations
 
-import logging
 import os
 import select
 import signal
@@ -35,8 +34,9 @@ from ..sandbox import SandboxOptions, enter, prepare_filter
 from ..sync import Channel, Msg
 from ..timeline import mark
 from . import console, network, process, rootfs
+from runsc_py.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class InitConfig(Record):

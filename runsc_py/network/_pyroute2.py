@@ -33,7 +33,10 @@ def _bare_package() -> None:
 
 
 def full() -> Any:
-    """pyroute2's IPRoute class."""
+    """pyroute2's IPRoute class (its records, through the standard
+    `logging`, go to our log)."""
+    from runsc_py.log import bridge_stdlib
+    bridge_stdlib()
     _bare_package()
     from pyroute2.iproute.linux import IPRoute
     return IPRoute

@@ -29,15 +29,15 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import logging
 import os
 import socket
 import struct
+from runsc_py.log import get_logger
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Iterable
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 BASE_PREF = 100
 FIB_MAX = 32

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import logging
 import os
 import subprocess
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
@@ -40,8 +39,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..errors import RuntimeFailure
+from runsc_py.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 BRIDGE = "rpy-br0"
 SUBNET = ipaddress.ip_network("10.213.0.0/24")

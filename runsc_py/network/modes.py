@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 
 from ..record import Record
+from runsc_py.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class NetPlan(Record, frozen=True):

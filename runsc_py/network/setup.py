@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import logging
 import os
 import signal
 import socket
@@ -33,8 +32,9 @@ if TYPE_CHECKING:
 from .. import libc
 from ..errors import RuntimeFailure
 from ..record import Record
+from runsc_py.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 TIMEOUT = 20.0
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import logging
 import os
 import socket
 import struct
@@ -55,8 +54,9 @@ else:
 from ..call import Gone
 from . import ptrace_abi as abi
 from .tracees import Channel, Tracee
+from runsc_py.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SYS_mmap, SYS_recvmsg, SYS_socketpair, SYS_dup3, SYS_close_range = 9, 47, 53, 292, 436
 PROT_RW = 0x3

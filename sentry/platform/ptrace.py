@@ -56,7 +56,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import itertools
-import logging
 import os
 import queue
 import select
@@ -75,8 +74,9 @@ from ..supervisor import GONE, handler_names, invoke
 from . import execcheck, inject
 from . import ptrace_abi as abi
 from .tracees import Channel, FdTable, AddressSpace, Park, Tracee, child_of
+from runsc_py.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 if TYPE_CHECKING:  # annotations only
     Handler = Callable[[Call], Optional[int]]

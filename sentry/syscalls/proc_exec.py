@@ -21,7 +21,6 @@ without running the exec.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import stat as _stat
 
@@ -30,8 +29,9 @@ from ..call import Call
 from ..errors import SysError
 from ..hostcalls import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW
 from runsc_py.timeline import mark
+from runsc_py.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 
 
