@@ -83,7 +83,8 @@ class Presandbox(Record):
     @classmethod
     def fork(cls, ns: Namespaces, platform: str = "auto") -> "Presandbox":
         """PLATFORM: the one asked for (its code is imported ahead too)."""
-        import pickle  # noqa: F401  (imported once, for both: go() and the child's loads)
+        # The C pickler itself: pickle.py adds nothing we use and imports re.
+        import _pickle  # noqa: F401  (imported once, for both: go() and the child's loads)
         # Also imported once, for both, rather than by each after the fork
         # (~7 ms of CPU): init's code and the sandbox's (the runtime's
         # launch.py builds the orders with them, the sandbox runs them), the
@@ -126,8 +127,8 @@ class Presandbox(Record):
 
     def go(self, init_cfg: InitConfig, new_ns: set[str], init_end: Channel,
            start_sock: socket.socket, sentry_sock: socket.socket) -> None:
-        import pickle
-        data = pickle.dumps((init_cfg, new_ns), protocol=pickle.HIGHEST_PROTOCOL)
+        import _pickle
+        data = _pickle.dumps((init_cfg, new_ns), protocol=5)
         try:
             with open(self.orders, "wb", closefd=False) as f:
                 f.write(len(data).to_bytes(8, "little") + data)

@@ -46,8 +46,8 @@ def orders(chan: Channel, orders_r: int, ns_fds: dict[str, int], platform: str =
         data = f.read(size) if size else b""
     if not data or len(data) != size:  # the runtime gave up before sending them
         os._exit(1)
-    import pickle
-    init_cfg, new_ns = pickle.loads(data)
+    import _pickle
+    init_cfg, new_ns = _pickle.loads(data)
     _msg, fds = chan.recv(Msg.GO)
     if len(fds) != 3:
         raise RuntimeFailure("sync with runtime: go: want 3 fds")
