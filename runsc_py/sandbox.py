@@ -141,6 +141,7 @@ class SandboxHost(Record):
     options: SandboxOptions
     dispatch: list[Any] = []  # syscall number -> handler
     _sandbox: Any = None
+    _sentry_options: Any = None                 # sentry.call.SentryOptions (prepare_sentry)
     _threads: list[threading.Thread] = []
     _gofer: socket.socket | None = None
     gofer_pid: int = -1
@@ -434,10 +435,28 @@ class SandboxHost(Record):
                 break
         return os.waitpid(init_pid, 0)[1]
 
+    def prepare_sentry(self, init_pid: int) -> None:
+        """What the sentry's first attach needs and init's hand-over does
+        not change: its options (init's pid namespace and which of its
+        namespaces are the container's own are fixed when init is forked;
+        the network policy), made while the sandbox waits for that
+        hand-over rather than after it, on the workload's way to its
+        first instruction."""
+        from sentry.call import SentryOptions
+        from sentry.creds import Creds
+        if self._sentry_options is None:
+            self._sentry_options = SentryOptions(release=self.options.uname_release,
+                                                 userns=self.options.userns,
+                                                 policy=policy_options(self.options),
+                                                 container_pidns=_ns_link(init_pid, "pid"),
+                                                 private_ns=self._private_ns(init_pid),
+                                                 net=self._net_guard())
+            Creds(0, 0, 0, 0, (), 0, 0)  # its first one compiles its __init__ (record.py)
+
     def _sentry_sandbox(self, init_pid: int) -> Any:
         """The container as the sentry knows it (made on the first attach:
         the gofer joins init's mount namespace then)."""
-        from sentry.call import Sandbox, SentryOptions
+        from sentry.call import Sandbox
         if self._sandbox is None:
             from .timeline import mark
             mark("sentry.attach")
@@ -445,13 +464,8 @@ class SandboxHost(Record):
             mark("sentry.gofer-attached")
             if self.options.file_access != "gofer":
                 self.retire_gofer()
-            so = SentryOptions(release=self.options.uname_release,
-                               userns=self.options.userns,
-                               policy=policy_options(self.options),
-                               container_pidns=_ns_link(init_pid, "pid"),
-                               private_ns=self._private_ns(init_pid),
-                               net=self._net_guard())
-            self._sandbox = Sandbox(files, so, self.limits, self.names)
+            self.prepare_sentry(init_pid)
+            self._sandbox = Sandbox(files, self._sentry_options, self.limits, self.names)
             if self.options.network == "none":
                 from sentry import ownproc
                 self._workload_netns = ownproc.open_(f"{init_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)

@@ -219,6 +219,7 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
     # (sentry/self_filter.py): no exec, mount, namespaces, ptrace, bpf...
     host.confine(workload_caps)
     mark("sandbox.confined")
+    host.prepare_sentry(init_pid)
     poller = select.poll()
     for fd in (chan.sock.fileno(), pidfd, handoff.fileno(), sentry_sock.fileno(), host.gofer_pidfd):
         poller.register(fd, select.POLLIN)
