@@ -59,6 +59,9 @@ _MAX_ENTRY = 16 << 20
 # An index entry: (is_package, origin, source mtime_ns, source size,
 # offset from the end of the index, length, crc32), by module name.
 Entry = tuple  # (bool, str, int, int, int, int, int)
+# The entry of Records' generated methods (a dict: their text -> code), by a
+# name no module has.
+GENERATED = "<record methods>"
 _CODE = type((lambda: None).__code__)
 # No symlink followed; a FIFO put in its place is not waited for (then refused).
 _O_READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
@@ -74,6 +77,7 @@ class CodeCache:
         self.base = base  # where the entries start (an entry's offset counts from here)
         self.ident = ident  # (st_dev, st_ino) of the file the index came from
         self.served = 0
+        self._generated: dict[str, CodeType] | None = None  # GENERATED's entry, once read
 
     # --- importlib's finder and loader protocols ---------------------------
     def find_spec(self, name: str, path: object = None, target: object = None) -> ModuleSpec | None:
@@ -99,17 +103,34 @@ class CodeCache:
         self.served += 1
         exec(code, module.__dict__)
 
+    def generated(self, src: str) -> CodeType | None:
+        """The code of a method a Record class generates (runsc_py/record.py),
+        by its text, or None."""
+        if self._generated is None:
+            e = self.index.get(GENERATED)
+            table = self._read(e) if e is not None else None
+            self._generated = table if type(table) is dict else {}
+        code = self._generated.get(src)
+        return code if type(code) is _CODE else None
+
     # --- the file ---------------------------------------------------------
     def _code(self, e: Entry) -> CodeType | None:
         """The entry's code, or None: its source changed, or the entry
         cannot be read whole and unchanged."""
-        _is_pkg, origin, mtime_ns, size, offset, length, crc = e
+        origin, mtime_ns, size = e[1:4]
         try:
             st = os.stat(origin)
         except OSError:
             return None
         if st.st_mtime_ns != mtime_ns or st.st_size != size:
             return None
+        code = self._read(e)
+        return code if type(code) is _CODE else None
+
+    def _read(self, e: Entry) -> object:
+        """The object an entry holds, or None (not readable whole and
+        unchanged)."""
+        offset, length, crc = e[4:7]
         try:
             fd = os.open(self.path, _O_READ)
         except OSError:
@@ -126,10 +147,9 @@ class CodeCache:
         if len(data) != length or _crc32(data) != crc:
             return None
         try:
-            code = marshal.loads(data)
+            return marshal.loads(data)
         except (EOFError, ValueError, TypeError):
             return None
-        return code if type(code) is _CODE else None
 
 
 _crc32 = binascii.crc32
@@ -178,10 +198,20 @@ def load(path: str) -> CodeCache | None:
 def install(path: str) -> CodeCache | None:
     """Put the cache at path first on sys.meta_path (the launcher's call);
     None, and imports as usual, if there is none to trust."""
+    global _ACTIVE
     cache = load(path)
     if cache is not None:
         sys.meta_path.insert(0, cache)
+        _ACTIVE = cache
     return cache
+
+
+_ACTIVE: CodeCache | None = None  # the installed one (process-wide, as sys.meta_path)
+
+
+def generated(src: str) -> CodeType | None:
+    """The installed cache's code of a Record's generated method (record.py)."""
+    return _ACTIVE.generated(src) if _ACTIVE is not None else None
 
 
 # --- writing it (setup.sh) --------------------------------------------------
@@ -252,7 +282,11 @@ def write(path: str) -> int:
     """Write the cache of every module the product imports to path; the
     number of modules."""
     _import_everything()
-    return write_entries(path, entries())
+    found = entries()
+    from .record import generated_sources
+    table = {src: compile(src, "<record>", "exec") for src in generated_sources()}
+    found[GENERATED] = (False, "", 0, 0, marshal.dumps(table))
+    return write_entries(path, found) - 1
 
 
 def write_entries(path: str, found: dict[str, tuple[bool, str, int, int, bytes]]) -> int:

@@ -106,6 +106,15 @@ def _make_init(cls: type) -> Any:
     """An __init__ with the fields as parameters, compiled once per class
     (one compile: dataclasses makes several, and imports inspect for them),
     so that a record is made as fast as a dataclass instance."""
+    src, env = _init_source(cls)
+    exec(_compile(src), env)  # our own field names: identifiers, as the class syntax checked
+    init = env["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
+def _init_source(cls: type) -> tuple[str, dict[str, Any]]:
+    """_make_init's text, and the names it uses."""
     fields = cls._fields  # type: ignore[attr-defined]
     defaults = _defaults(cls)
     params, body = [], []
@@ -130,23 +139,49 @@ def _make_init(cls: type) -> Any:
             params.append(f"{f}=_d_{f}")
             body.append(f"_setattr(self, {f!r}, {f})")
     src = f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body or ["pass"]) + "\n"
-    exec(src, env)  # our own field names: identifiers, as the class syntax checked
-    init = env["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    return init
+    return src, env
 
 
 def _make_eq(cls: type) -> Any:
     """__eq__ comparing the fields as one tuple (as dataclasses does):
     records are compared on hot paths (sentry/creds.py)."""
-    fields = cls._fields  # type: ignore[attr-defined]
-    mine = ", ".join(f"self.{f}" for f in fields)
-    theirs = ", ".join(f"other.{f}" for f in fields)
-    src = ("def __eq__(self, other):\n"
-           "    if other.__class__ is not self.__class__:\n        return NotImplemented\n"
-           f"    return ({mine}{',' if fields else ''}) == ({theirs}{',' if fields else ''})\n")
     env: dict[str, Any] = {}
-    exec(src, env)  # our own field names, as in _make_init
+    exec(_compile(_eq_source(cls)), env)  # our own field names, as in _make_init
     eq = env["__eq__"]
     eq.__qualname__ = f"{cls.__qualname__}.__eq__"
     return eq
+
+
+def _eq_source(cls: type) -> str:
+    fields = cls._fields  # type: ignore[attr-defined]
+    mine = ", ".join(f"self.{f}" for f in fields)
+    theirs = ", ".join(f"other.{f}" for f in fields)
+    return ("def __eq__(self, other):\n"
+            "    if other.__class__ is not self.__class__:\n        return NotImplemented\n"
+            f"    return ({mine}{',' if fields else ''}) == ({theirs}{',' if fields else ''})\n")
+
+
+def _compile(src: str) -> Any:
+    """SRC's code: compiled when the launcher's code cache has it
+    (runsc_py/codecache.py keeps every record's generated methods, by
+    their text), else compiled now."""
+    import sys
+    cache = sys.modules.get("runsc_py.codecache")  # imported by the launcher, if at all
+    code = cache.generated(src) if cache is not None else None
+    return code if code is not None else compile(src, "<record>", "exec")
+
+
+def generated_sources() -> list[str]:
+    """The text of the methods every Record class loaded in this process
+    compiles at their first call (the code cache's builder keeps them
+    compiled)."""
+    out = []
+    todo = list(Record.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if "__init__" in cls.__dict__ and getattr(cls.__dict__["__init__"], "__name__", "") == "first_call":
+            out.append(_init_source(cls)[0])
+        if "__eq__" in cls.__dict__ and getattr(cls.__dict__["__eq__"], "__name__", "") == "first_call":
+            out.append(_eq_source(cls))
+    return out

@@ -199,3 +199,25 @@ def test_a_replaced_file_is_not_read_with_the_old_index(probe: Path) -> None:
 def test_a_missing_file_leaves_imports_as_they_are(probe: Path) -> None:
     assert codecache.install(str(probe / "none.codecache")) is None
     assert _served(probe, probe / "none.codecache") == ALL_SOURCE
+
+
+def test_records_methods_come_compiled_from_the_file() -> None:
+    """runsc_py/record.py compiles a Record's __init__ and __eq__ at their
+    first call; the installed file has those of every Record class of the
+    product, by their text; a class it does not know compiles its own."""
+    text = LAUNCHER.read_text()
+    head = text.split("from runsc_py.cli import run_and_exit")[0].split("\n", 1)[1]
+    code = head + (
+        "import builtins\n"
+        "n = [0]\nreal = builtins.compile\n"
+        "def counting(*a, **k):\n    n[0] += 1\n    return real(*a, **k)\n"
+        "builtins.compile = counting\n"
+        "from sentry.creds import Creds\n"
+        "a, b = Creds(0, 0, 0, 0, (), 0, 0), Creds(0, 0, 0, 0, (), 0, 0)\n"
+        "known = n[0]\n"
+        "from runsc_py.record import Record\n"
+        "class New(Record):\n    x: int\n    y: str = 'q'\n"
+        "print(a == b, known, New(1) == New(1), New(2).y, n[0] - known)\n")
+    res = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["True", "0", "True", "q", "2"], res.stdout
