@@ -123,16 +123,18 @@ def log_fds() -> set[int]:
 
 
 class Logger:
-    """logging.Logger's calls the product makes, writing as `setup` said."""
+    """logging.Logger's calls the product makes, writing as `setup` said.
+    A call below the logger's level costs one comparison (the sentry's
+    handlers log at debug on every call)."""
 
-    __slots__ = ("name", "level", "bare", "_eff", "_gen")
+    __slots__ = ("name", "level", "bare", "_floor", "_gen")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.level = 0      # 0: its parent's (a.b's is a's, then the root's)
         self.bare = False   # write the message alone (--strace-format=json lines)
-        self._eff = 0
-        self._gen = -1
+        self._floor = 0     # the lowest level written; -1: not set up, ask `logging`
+        self._gen = -1      # _SETTINGS.gen when _floor was worked out
 
     def setLevel(self, level: int) -> None:  # noqa: N802 (logging's name)
         self.level = level
@@ -141,37 +143,44 @@ class Logger:
             import logging
             logging.getLogger(self.name).setLevel(level)
 
-    def _effective(self) -> int:
-        if self._gen != _SETTINGS.gen:
+    def _refresh(self) -> int:
+        s = _SETTINGS
+        if s.debug is None:
+            self._floor = -1
+        else:
             eff, name = self.level, self.name
             while not eff and name:
                 name = name.rpartition(".")[0]
                 parent = _LOGGERS.get(name)
                 eff = parent.level if parent is not None else 0
-            self._eff = eff or _SETTINGS.level
-            self._gen = _SETTINGS.gen
-        return self._eff
+            self._floor = max(eff or s.level, s.fd_min)
+        self._gen = s.gen
+        return self._floor
 
     def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's name)
-        if _SETTINGS.debug is None:
+        floor = self._floor if self._gen == _SETTINGS.gen else self._refresh()
+        if floor < 0:
             import logging
             return logging.getLogger(self.name).isEnabledFor(level)
-        return level >= self._effective() and level >= _SETTINGS.fd_min
+        return level >= floor
 
     def log(self, level: int, msg: str, *args: Any, exc_info: Any = None) -> None:
-        if _SETTINGS.debug is None:
+        floor = self._floor if self._gen == _SETTINGS.gen else self._refresh()
+        if level < floor:
+            return
+        if floor < 0:
             import logging
             logging.getLogger(self.name).log(level, msg, *args, exc_info=exc_info, stacklevel=2)
-            return
-        if level < self._effective() or level < _SETTINGS.fd_min:
             return
         _emit(self, level, msg, args, exc_info)
 
     def debug(self, msg: str, *args: Any, exc_info: Any = None) -> None:
-        self.log(DEBUG, msg, *args, exc_info=exc_info)
+        if DEBUG >= (self._floor if self._gen == _SETTINGS.gen else self._refresh()):
+            self.log(DEBUG, msg, *args, exc_info=exc_info)
 
     def info(self, msg: str, *args: Any, exc_info: Any = None) -> None:
-        self.log(INFO, msg, *args, exc_info=exc_info)
+        if INFO >= (self._floor if self._gen == _SETTINGS.gen else self._refresh()):
+            self.log(INFO, msg, *args, exc_info=exc_info)
 
     def warning(self, msg: str, *args: Any, exc_info: Any = None) -> None:
         self.log(WARNING, msg, *args, exc_info=exc_info)
