@@ -190,6 +190,7 @@ def test_a_replaced_file_is_not_read_with_the_old_index(probe: Path) -> None:
     assert c is not None
     other = probe / "other.codecache"
     other.write_bytes(cache.read_bytes())
+    other.chmod(0o644)  # whatever the umask
     os.replace(other, cache)
     assert c._code(c.index["ccprobe.two"]) is None
     fresh = codecache.load(str(cache))
