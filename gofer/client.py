@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-import socket
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 import threading
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
@@ -35,8 +35,8 @@ class GoferGone(Exception):
     """The gofer closed its end or sent garbage: the sandbox is torn down."""
 
 
-def _call(sock: socket.socket, op: Op, req_id: int, args: list[object], fds: list[int],
-          wait: "Callable[[socket.socket], tuple[bytes, list[int]]]" = protocol.recv
+def _call(sock: sockets.socket, op: Op, req_id: int, args: list[object], fds: list[int],
+          wait: "Callable[[sockets.socket], tuple[bytes, list[int]]]" = protocol.recv
           ) -> tuple[int, bytes, list[int]]:
     try:
         msg = protocol.encode_request(op, req_id, args, len(fds))
@@ -57,7 +57,7 @@ def _call(sock: socket.socket, op: Op, req_id: int, args: list[object], fds: lis
         raise GoferGone(str(e)) from None
 
 
-def attach(control: socket.socket, mntns_fd: int) -> int:
+def attach(control: sockets.socket, mntns_fd: int) -> int:
     """ATTACH: the gofer joins the mount namespace; returns our root fd."""
     result, _data, fds = _call(control, Op.ATTACH, 0, [0, 1], [mntns_fd])
     if result < 0 or len(fds) != 1:
@@ -72,7 +72,7 @@ class GoferFS:
 
     mode = "gofer"
 
-    def __init__(self, control: socket.socket, root_fd: int, lookup_cache: bool = False) -> None:
+    def __init__(self, control: sockets.socket, root_fd: int, lookup_cache: bool = False) -> None:
         from sentry.resolve import Resolver
         r = Resolver(root_fd)          # identity only: never walked from
         self.root_id = r.root_id
@@ -85,7 +85,7 @@ class GoferFS:
         self._ids = itertools.count(1)
 
     def for_thread(self, scratch: object, creds: object) -> "GoferOps":
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        mine, theirs = sockets.socketpair(sockets.AF_UNIX, sockets.SOCK_SEQPACKET)
         try:
             with self._lock:
                 result, _d, fds = _call(self._control, Op.CHANNEL, next(self._ids), [0],
@@ -106,7 +106,7 @@ class GoferFS:
 class GoferOps:
     """One worker thread's channel; the FileOps of sentry/files.py."""
 
-    def __init__(self, sock: socket.socket, creds: object, ids: "itertools.count[int]",
+    def __init__(self, sock: sockets.socket, creds: object, ids: "itertools.count[int]",
                  peer_tid: int = 0) -> None:
         self.sock = sock
         self.creds = creds  # sentry.creds.ThreadCreds: its .current is what we act as
@@ -164,7 +164,7 @@ class GoferOps:
         pl.place_peer(self.peer_tid, cpu)
         return _call(self.sock, op, next(self.ids), wire, fds, self._reply)
 
-    def _reply(self, sock: socket.socket) -> tuple[bytes, list[int]]:
+    def _reply(self, sock: sockets.socket) -> tuple[bytes, list[int]]:
         """The reply: mostly there already; if not, wait for it pinned.
 
         Usually the gofer thread ran on this CPU between our send and this
@@ -176,7 +176,7 @@ class GoferOps:
         the middle of ours.  Placement only, like the pins (sentry/cpu.py).
         """
         try:
-            return protocol.recv(sock, socket.MSG_DONTWAIT)
+            return protocol.recv(sock, sockets.MSG_DONTWAIT)
         except BlockingIOError:
             pass
         pl = self.placement

@@ -48,9 +48,8 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 import struct
-from enum import IntEnum
 from collections import namedtuple
 
 VERSION = 2
@@ -63,21 +62,51 @@ PATH_MAX = 4096
 ROOT = -1
 
 
-class Op(IntEnum):
+class Op(int):
+    """A request's operation: one of the constants below (each made once:
+    compared by value or identity), with its name.  An int, not an
+    enum.IntEnum: the sandbox imports no enum (runsc_py/sockets.py)."""
+    __slots__ = ()
+    ATTACH: Op
+    CHANNEL: Op
+    RESOLVE: Op
+    OPENAT2: Op
+    PATH_OF: Op
+    MKDIRAT: Op
+    MKNODAT: Op
+    UNLINKAT: Op
+    SYMLINKAT: Op
+    RENAMEAT2: Op
+    LINKAT: Op
+    ACCESS: Op
+
+    @property
+    def name(self) -> str:
+        return _OP_NAMES[int(self)]
+
+    def __repr__(self) -> str:
+        return f"<Op.{self.name}: {int(self)}>"
+
+
+_OP_NAMES = {
     # control socket
-    ATTACH = 1     # sandbox -> gofer: join the container's mount namespace (fd passed)
-    CHANNEL = 2    # sentry -> gofer: serve this socket (fd passed); result: serving thread's tid
+    1: "ATTACH",      # sandbox -> gofer: join the container's mount namespace (fd passed)
+    2: "CHANNEL",     # sentry -> gofer: serve this socket (fd passed); result: serving thread's tid
     # file operations (channels)
-    RESOLVE = 10   # path resolution as the target's kernel would (sentry/resolve.py)
-    OPENAT2 = 11   # literal openat2 below a handle
-    PATH_OF = 12   # the path of a directory handle relative to the root
-    MKDIRAT = 13
-    MKNODAT = 14
-    UNLINKAT = 15
-    SYMLINKAT = 16
-    RENAMEAT2 = 17
-    LINKAT = 18
-    ACCESS = 19    # faccessat2(handle, "", mode, AT_EMPTY_PATH|AT_EACCESS)
+    10: "RESOLVE",    # path resolution as the target's kernel would (sentry/resolve.py)
+    11: "OPENAT2",    # literal openat2 below a handle
+    12: "PATH_OF",    # the path of a directory handle relative to the root
+    13: "MKDIRAT",
+    14: "MKNODAT",
+    15: "UNLINKAT",
+    16: "SYMLINKAT",
+    17: "RENAMEAT2",
+    18: "LINKAT",
+    19: "ACCESS",     # faccessat2(handle, "", mode, AT_EMPTY_PATH|AT_EACCESS)
+}
+for _n, _name in _OP_NAMES.items():
+    setattr(Op, _name, int.__new__(Op, _n))
+del _n, _name
 
 
 # op -> field kinds of the request body.  Every file operation starts with
@@ -268,28 +297,28 @@ def decode_reply(data: bytes, want_id: int, fds: list[int]) -> tuple[int, bytes,
     return result, data[_REPLY.size:], fds
 
 
-_ANCILLARY = socket.CMSG_SPACE(MAX_FDS * 4)
+_ANCILLARY = sockets.CMSG_SPACE(MAX_FDS * 4)
 
 
-def send(sock: socket.socket, msg: bytes, fds: list[int] | tuple[int, ...] = ()) -> None:
+def send(sock: sockets.socket, msg: bytes, fds: list[int] | tuple[int, ...] = ()) -> None:
     if fds:
-        sock.sendmsg((msg,), ((socket.SOL_SOCKET, socket.SCM_RIGHTS,
+        sock.sendmsg((msg,), ((sockets.SOL_SOCKET, sockets.SCM_RIGHTS,
                                struct.pack(f"{len(fds)}i", *fds)),))
     else:
         sock.send(msg)
 
 
-def recv(sock: socket.socket, flags: int = 0) -> tuple[bytes, list[int]]:
+def recv(sock: sockets.socket, flags: int = 0) -> tuple[bytes, list[int]]:
     """One message and the fds beside it, close-on-exec (MSG_CMSG_CLOEXEC:
     no window in which a fork could inherit them); b"" at EOF.  Truncation
     is an error.  BlockingIOError with MSG_DONTWAIT and nothing there."""
     msg, ancillary, mflags, _addr = sock.recvmsg(MAX_MESSAGE, _ANCILLARY,
-                                                 flags | socket.MSG_CMSG_CLOEXEC)
+                                                 flags | sockets.MSG_CMSG_CLOEXEC)
     fds: list[int] = []
     for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+        if level == sockets.SOL_SOCKET and kind == sockets.SCM_RIGHTS:
             fds += struct.unpack(f"{len(data) // 4}i", data[:len(data) - len(data) % 4])
-    if mflags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+    if mflags & (sockets.MSG_TRUNC | sockets.MSG_CTRUNC):
         for fd in fds:
             os.close(fd)
         raise ProtocolError(errno.EMSGSIZE, "message or fds truncated", msg)

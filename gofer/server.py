@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
-import socket
+import _signal  # signal.py's C module: signal.py imports enum (runsc_py/signals.py)
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 import threading
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
@@ -83,14 +83,14 @@ class Gofer:
         # starts from them, whatever its creator had in force then.
         self.own_creds = own_creds()
 
-    def serve_channel(self, sock: socket.socket) -> int:
+    def serve_channel(self, sock: sockets.socket) -> int:
         """Serve sock on a new thread; its tid (the sentry keeps it on its CPU)."""
         t = threading.Thread(target=self._channel, args=(sock,), name="gofer-channel", daemon=True)
         t.start()
         self.threads.append(t)
         return t.native_id or 0
 
-    def _channel(self, sock: socket.socket) -> None:
+    def _channel(self, sock: sockets.socket) -> None:
         ops = LocalOps(self.resolver, Scratch())
         creds = ThreadCreds(own=self.own_creds)
         with sock:
@@ -219,7 +219,7 @@ def _perform(ops, creds, req: Request) -> tuple[int, bytes]:  # type: ignore[no-
 
 # --- the process -------------------------------------------------------------------
 
-def main(control: socket.socket, null: int, parent: int, prepared: Any = None) -> NoReturn:
+def main(control: sockets.socket, null: int, parent: int, prepared: Any = None) -> NoReturn:
     """The gofer process's whole life (see the module docstring).  PARENT:
     the sandbox process's pid, to see whether it died before PDEATHSIG was set.
     PREPARED: its filter from the runtime's cache (gofer/filter.py install)."""
@@ -238,10 +238,10 @@ def main(control: socket.socket, null: int, parent: int, prepared: Any = None) -
         os.umask(0)
         # `kill --all` signals every process of the container's cgroup, the
         # gofer included: only SIGKILL (or the sandbox's end) stops it.
-        for sig in signal.valid_signals():
-            if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
+        for sig in _signal.valid_signals():
+            if sig not in (_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD):
                 try:
-                    signal.signal(sig, signal.SIG_IGN)
+                    _signal.signal(sig, _signal.SIG_IGN)
                 except (OSError, ValueError):
                     pass
         libc.unshare(libc.CLONE_NEWNET)  # no network: an empty namespace
@@ -259,8 +259,8 @@ def main(control: socket.socket, null: int, parent: int, prepared: Any = None) -
             if isinstance(req, bytes):
                 protocol.send(control, req)
                 continue
-            sock = socket.socket(fileno=req.fds[0])
-            if sock.type != socket.SOCK_SEQPACKET:
+            sock = sockets.socket(fileno=req.fds[0])
+            if sock.type != sockets.SOCK_SEQPACKET:
                 sock.close()
                 protocol.send(control, protocol.encode_reply(req.id, req.op, -errno.EINVAL))
                 continue
@@ -272,7 +272,7 @@ def main(control: socket.socket, null: int, parent: int, prepared: Any = None) -
         os._exit(code)
 
 
-def _attach(control: socket.socket, prepared: Any = None) -> Gofer:
+def _attach(control: sockets.socket, prepared: Any = None) -> Gofer:
     """Wait for ATTACH, join the container's mount namespace, reply with
     the root, confine.  The reply goes first: the sentry waits for it
     while the workload's first execve does (~2.5 ms of confinement off a

@@ -21,8 +21,8 @@ detached, E2 is reparented to the caller (containerd's shim is a subreaper).
 from __future__ import annotations
 
 import os
-import signal
-import socket
+import _signal  # signal.py's C module: signal.py imports enum (runsc_py/signals.py)
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any, NoReturn
@@ -119,7 +119,7 @@ def exec_process(store: Store, cid: str, opts: ExecOptions) -> int:
         for p in (proc_pid, pid):
             if p:
                 try:
-                    os.kill(p, signal.SIGKILL)
+                    os.kill(p, _signal.SIGKILL)
                     os.waitpid(p, 0)
                 except (ProcessLookupError, ChildProcessError):
                     pass
@@ -160,7 +160,7 @@ def _open_container_namespaces(st: ContainerState) -> dict[str, int]:
 
 
 def _joiner(chan: Channel, ns_fds: dict[str, int], proc: dict[str, Any], preserve_fds: int,
-            prepared: Any, sentry_conn: socket.socket) -> NoReturn:
+            prepared: Any, sentry_conn: sockets.socket) -> NoReturn:
     try:
         chan.send(Msg.HELLO, pid=os.getpid())
         chan.recv(Msg.CGROUPS)
@@ -183,7 +183,7 @@ def _joiner(chan: Channel, ns_fds: dict[str, int], proc: dict[str, Any], preserv
 
 
 def _exec_child(chan: Channel, proc: dict[str, Any], preserve_fds: int, prepared: Any,
-                sentry_conn: socket.socket) -> NoReturn:
+                sentry_conn: sockets.socket) -> NoReturn:
     try:
         os.setsid()
         if proc.get("terminal"):

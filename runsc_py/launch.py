@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import os
 import resource
-import signal
-import socket
+import _signal  # signal.py's C module: signal.py imports enum (runsc_py/signals.py)
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any, Callable
@@ -240,7 +240,7 @@ def _launch(store: Store, st: ContainerState, opts: CreateOptions, spec: dict[st
         # Set on the listener: a connection accepted later inherits it, and one
         # not accepted yet gets the sender's credentials anyway, so no message
         # goes without them whenever it is sent.
-        sentry_sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        sentry_sock.setsockopt(sockets.SOL_SOCKET, sockets.SO_PASSCRED, 1)
         hook_state = {"ociVersion": spec.get("ociVersion", ""), "id": st.id, "status": "creating",
                       "pid": 0, "bundle": st.bundle, "annotations": st.annotations}
         init_cfg = standard.InitConfig(spec=spec, rootfs=st.rootfs, hook_state=hook_state,
@@ -424,12 +424,12 @@ def host_cgroup_mounts() -> list[tuple[str, str]]:
     return out
 
 
-def _listen(state_dir: str, name: str) -> socket.socket:
+def _listen(state_dir: str, name: str) -> sockets.socket:
     """A listening socket in the state dir, bound through a short /proc path
     (state dirs can be longer than sun_path allows), mode 0600 whatever the
     caller's umask: only root may connect (init's start, the sentry's
     listener hand-off: both act on the container)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
     dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     path = f"/proc/self/fd/{dfd}/{name}"
     old = os.umask(0o177)  # the runtime is single-threaded here
@@ -460,10 +460,10 @@ def _write_id_maps(pid: int, lx: dict[str, Any]) -> None:
 
 
 def _send_console(path: str, master: int) -> None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
     try:
         sock.connect(path)
-        socket.send_fds(sock, [b"/dev/ptmx"], [master])
+        sockets.send_fds(sock, [b"/dev/ptmx"], [master])
     except OSError as e:
         raise RuntimeFailure(f"send console to socket {path}: {e.strerror}") from None
     finally:
@@ -574,7 +574,7 @@ def _abort(st: ContainerState, cg: CgroupManager | None, sandbox_pid: int, state
     remove_network(st)
     if cg is not None:
         try:
-            cg.kill_all(signal.SIGKILL)
+            cg.kill_all(_signal.SIGKILL)
             cg.destroy()
         except Exception as e:  # cleanup continues whatever happens
             log.warning("cleanup of cgroup failed: %s", e)

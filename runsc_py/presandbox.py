@@ -12,8 +12,8 @@ everything it does comes before that work is shared out.
 from __future__ import annotations
 
 import os
-import signal
-import socket
+import _signal  # signal.py's C module: signal.py imports enum (runsc_py/signals.py)
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any
@@ -126,7 +126,7 @@ class Presandbox(Record):
         return cls(pid, to_sandbox, orders_w, ns)
 
     def go(self, init_cfg: InitConfig, new_ns: set[str], init_end: Channel,
-           start_sock: socket.socket, sentry_sock: socket.socket) -> None:
+           start_sock: sockets.socket, sentry_sock: sockets.socket) -> None:
         import _pickle
         data = _pickle.dumps((init_cfg, new_ns), protocol=5)
         try:
@@ -149,7 +149,7 @@ class Presandbox(Record):
         if self.pid <= 0:
             return
         try:
-            os.kill(self.pid, signal.SIGKILL)
+            os.kill(self.pid, _signal.SIGKILL)
             os.waitpid(self.pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass

@@ -11,7 +11,7 @@ import select
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
-    import socket
+    from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 
 from .log import get_logger
 from .signals import SIGKILL
@@ -20,13 +20,13 @@ from .state import START_SOCKET, ContainerState, proc_start_time
 log = get_logger(__name__)  # (runsc_py/log.py: no `logging` import unless a record is written)
 
 
-def connect_start(state_dir: str) -> socket.socket:
+def connect_start(state_dir: str) -> sockets.socket:
     return connect(state_dir, START_SOCKET)
 
 
-def connect(state_dir: str, name: str) -> socket.socket:
-    import socket  # here: `delete` and `kill` import this module, and socket imports enum
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def connect(state_dir: str, name: str) -> sockets.socket:
+    from . import sockets  # here: `delete` and `kill` import this module without using it
+    sock = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
     dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         sock.connect(f"/proc/self/fd/{dfd}/{name}")

@@ -14,7 +14,7 @@ a Supervisor (sentry/supervisor.py) with its own worker threads.
 from __future__ import annotations
 
 import os
-import socket
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 import threading
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def prepare_filter(opts: SandboxOptions) -> Any:
     return _prepare(None if cached is not None else policy_options(opts), opts.platform, cached)
 
 
-def enter(prepared: Any, sock: socket.socket, no_new_privs: bool = False) -> None:
+def enter(prepared: Any, sock: sockets.socket, no_new_privs: bool = False) -> None:
     """Install the prepared filter and hand the workload to the sentry: its
     listener (seccomp), or itself to the tracer (ptrace, which attaches
     before the filters go in: sentry/platform/ptrace_entry.py).
@@ -143,7 +143,7 @@ class SandboxHost(Record):
     _sandbox: Any = None
     _sentry_options: Any = None                 # sentry.call.SentryOptions (prepare_sentry)
     _threads: list[threading.Thread] = []
-    _gofer: socket.socket | None = None
+    _gofer: sockets.socket | None = None
     gofer_pid: int = -1
     gofer_pidfd: int = -1
     gofer_retired: bool = False                 # directfs: its exit, once it gave the root, is expected
@@ -196,7 +196,7 @@ class SandboxHost(Record):
         """Fork the gofer (gofer/server.py); it waits for `attach`."""
         from . import libc
         from gofer import server
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours, theirs = sockets.socketpair(sockets.AF_UNIX, sockets.SOCK_SEQPACKET)
         # Opened here: the gofer shares our mount namespace until it
         # attaches, and we are about to pivot into an empty one.
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -375,7 +375,7 @@ class SandboxHost(Record):
         if self._ptrace is not None:
             self._ptrace.drain(max(0.0, deadline - time.monotonic()))
 
-    def attach(self, sock: socket.socket, init_pid: int, pid: int = 0) -> None:
+    def attach(self, sock: sockets.socket, init_pid: int, pid: int = 0) -> None:
         """Receive one process from SOCK (sent by PID, 0: the socket's peer)
         and start serving it: its listener (seccomp), or the process itself
         to trace (ptrace)."""
@@ -395,7 +395,7 @@ class SandboxHost(Record):
         self._threads.append(t)
         log.debug("sentry: serving listener %d (sync wake-up: %s)", fd, sup.sync_wakeup)
 
-    def _attach_traced(self, sock: socket.socket, init_pid: int) -> None:
+    def _attach_traced(self, sock: sockets.socket, init_pid: int) -> None:
         """The ptrace platform: a tracer thread seizes the process, then it
         is told so (sentry/platform/ptrace_entry.py waits for that)."""
         from sentry.handoff import ATTACHED, HandoffError, receive_attach

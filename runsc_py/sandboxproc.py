@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import resource
-import signal
-import socket
+import _signal  # signal.py's C module: signal.py imports enum (runsc_py/signals.py)
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any, NoReturn
@@ -51,13 +51,13 @@ def orders(chan: Channel, orders_r: int, ns_fds: dict[str, int], platform: str =
     _msg, fds = chan.recv(Msg.GO)
     if len(fds) != 3:
         raise RuntimeFailure("sync with runtime: go: want 3 fds")
-    init_chan = Channel(socket.socket(fileno=fds[0]), "runtime")
-    start_sock, sentry_sock = socket.socket(fileno=fds[1]), socket.socket(fileno=fds[2])
+    init_chan = Channel(sockets.socket(fileno=fds[0]), "runtime")
+    start_sock, sentry_sock = sockets.socket(fileno=fds[1]), sockets.socket(fileno=fds[2])
     _sandbox_main(chan, init_chan, start_sock, sentry_sock, init_cfg, ns_fds, new_ns)
 
 
-def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
-                  sentry_sock: socket.socket, init_cfg: standard.InitConfig, ns_fds: dict[str, int], new_ns: set[str]) -> NoReturn:
+def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: sockets.socket,
+                  sentry_sock: sockets.socket, init_cfg: standard.InitConfig, ns_fds: dict[str, int], new_ns: set[str]) -> NoReturn:
     """The sandbox process: set up namespaces, fork init, then supervise it."""
     try:
         mark("sandbox.start")
@@ -107,7 +107,7 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
         for fd in ns_fds.values():
             os.close(fd)
         alive_r, alive_w = os.pipe()
-        handoff_init, handoff_sentry = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        handoff_init, handoff_sentry = sockets.socketpair(sockets.AF_UNIX, sockets.SOCK_STREAM)
         # Init is forked by a short-lived child that enters the container's
         # pid namespace; we are a child subreaper, so init becomes our child
         # when that forker exits.
@@ -178,8 +178,8 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: socket.socket,
                cap_mask(caps.get("bounding")))
 
 
-def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", handoff: socket.socket,
-               sentry_sock: socket.socket, state_dir: str, workload_caps: int) -> NoReturn:
+def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", handoff: sockets.socket,
+               sentry_sock: sockets.socket, state_dir: str, workload_caps: int) -> NoReturn:
     """Wait for init and exit as it did; meanwhile host the sentry.
     workload_caps: the container's bounding set (the sentry keeps those).
 
@@ -208,9 +208,9 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
     # namespace we would otherwise ignore the ones we do not handle; before,
     # their default action killed us and so the container.  Not forwarded:
     # those the kernel raises for a fault of our own, and SIGCHLD.
-    for sig in signal.valid_signals() - _NOT_FORWARDED:
-        signal.signal(sig, forward)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    for sig in _signal.valid_signals() - _NOT_FORWARDED:
+        _signal.signal(sig, forward)
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
 
     import select
     import time
@@ -227,7 +227,7 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
     # Connections on sentry.sock waiting for their listener (`exec`): fd ->
     # (socket, deadline).  Never read blocking: a peer that connects and
     # sends nothing must not stall the mirroring of init's exit.
-    pending: dict[int, tuple[socket.socket, float]] = {}
+    pending: dict[int, tuple[sockets.socket, float]] = {}
     tidy_at = 0.0  # once started: when the sandbox tidies its start-up away (host.tidy)
     while True:
         wait_ms = None
@@ -267,12 +267,12 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
             else:
                 # No half-working container: without its gofer the sandbox ends.
                 log.error("sandbox: the gofer exited; killing the container")
-                os.kill(init_pid, signal.SIGKILL)
+                os.kill(init_pid, _signal.SIGKILL)
         if watching_chan and chan.sock.fileno() in fds:
             try:
                 chan.recv(Msg.DONE)
             except Exception:
-                os.kill(init_pid, signal.SIGKILL)  # the runtime died mid-create
+                os.kill(init_pid, _signal.SIGKILL)  # the runtime died mid-create
                 break
             poller.unregister(chan.sock.fileno())
             chan.close()
@@ -314,11 +314,11 @@ _PEER_TIMEOUT = 5.0
 _TIDY_AFTER = 1.0
 
 
-def _peer_uid(conn: socket.socket) -> int | None:
+def _peer_uid(conn: sockets.socket) -> int | None:
     """The uid of conn's peer (SO_PEERCRED), as our user namespace sees it."""
     import struct
     try:
-        _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(sockets.SOL_SOCKET, sockets.SO_PEERCRED, 12))
     except OSError:
         return None
     return uid
@@ -345,9 +345,9 @@ def _runtime_uids() -> set[int]:
     return out
 
 
-_NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE, signal.SIGSEGV,
-                  signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGSYS, signal.SIGTRAP,
-                  signal.SIGABRT}
+_NOT_FORWARDED = {_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD, _signal.SIGPIPE, _signal.SIGSEGV,
+                  _signal.SIGBUS, _signal.SIGFPE, _signal.SIGILL, _signal.SIGSYS, _signal.SIGTRAP,
+                  _signal.SIGABRT}
 
 
 def _exit_like(status: int) -> NoReturn:
@@ -359,8 +359,8 @@ def _exit_like(status: int) -> NoReturn:
         sig = os.WTERMSIG(status)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         try:
-            signal.signal(sig, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+            _signal.signal(sig, _signal.SIG_DFL)
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [sig])
             os.kill(os.getpid(), sig)
         except (OSError, ValueError):
             pass

@@ -40,8 +40,7 @@ file descriptors travel with SCM_RIGHTS.  EOF means the peer died.
 
 from __future__ import annotations
 
-import enum
-import socket
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any
@@ -52,37 +51,62 @@ from .errors import RuntimeFailure
 _MAX = 65536
 
 
-class Msg(str, enum.Enum):
-    USERNS = "userns"
-    MAPPED = "mapped"
-    GO = "go"
-    HELLO = "hello"
-    CGROUPS = "cgroups"
-    INIT_PID = "init_pid"
-    HOOKS = "hooks"
-    HOOKS_DONE = "hooks_done"
-    CONSOLE = "console"
-    READY = "ready"
-    DONE = "done"
-    ERROR = "error"
+class Msg(str):
+    """A message type: one of the constants below (compared by identity);
+    Msg(text) is the constant of that text, or ValueError.  A str, not an
+    enum.Enum (as state.Status): no process of a start imports enum."""
+    __slots__ = ()
+    USERNS: Msg
+    MAPPED: Msg
+    GO: Msg
+    HELLO: Msg
+    CGROUPS: Msg
+    INIT_PID: Msg
+    HOOKS: Msg
+    HOOKS_DONE: Msg
+    CONSOLE: Msg
+    READY: Msg
+    DONE: Msg
+    ERROR: Msg
+
+    def __new__(cls, value: str) -> "Msg":
+        known = _MSGS.get(value)
+        if known is None:
+            raise ValueError(f"{value!r} is not a message type")
+        return known
+
+    @property
+    def value(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"<Msg.{self.upper()}: {str.__repr__(self)}>"
+
+
+_MSGS: dict[str, Msg] = {}
+for _name in ("userns", "mapped", "go", "hello", "cgroups", "init_pid", "hooks", "hooks_done",
+              "console", "ready", "done", "error"):
+    _MSGS[_name] = str.__new__(Msg, _name)
+    setattr(Msg, _name.upper(), _MSGS[_name])
+del _name
 
 
 class Channel:
     """One end of a SOCK_SEQPACKET socketpair speaking the protocol above."""
 
-    def __init__(self, sock: socket.socket, peer: str) -> None:
+    def __init__(self, sock: sockets.socket, peer: str) -> None:
         self.sock = sock
         self.peer = peer
 
     @staticmethod
     def pair(peer_a: str, peer_b: str) -> tuple["Channel", "Channel"]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = sockets.socketpair(sockets.AF_UNIX, sockets.SOCK_SEQPACKET)
         return Channel(a, peer_b), Channel(b, peer_a)
 
     def send(self, kind: Msg, fds: list[int] | None = None, **data: Any) -> None:
         payload = jsonio.dumps({"type": kind.value, **data}).encode()
         if fds:
-            socket.send_fds(self.sock, [payload], fds)
+            sockets.send_fds(self.sock, [payload], fds)
         else:
             self.sock.send(payload)
 
@@ -95,7 +119,7 @@ class Channel:
     def recv(self, *expected: Msg) -> tuple[dict[str, Any], list[int]]:
         """Receive one message; an ERROR or EOF becomes a RuntimeFailure."""
         try:
-            data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX, 4)
+            data, fds, _flags, _addr = sockets.recv_fds(self.sock, _MAX, 4)
         except OSError as e:
             raise RuntimeFailure(f"sync with {self.peer}: {e.strerror}") from None
         if not data:

@@ -23,7 +23,7 @@ or an fd that is not a seccomp listener is refused.
 from __future__ import annotations
 
 import os
-import socket
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 import struct
 
 from . import ownproc
@@ -34,12 +34,12 @@ class HandoffError(Exception):
     pass
 
 
-def receive_listener(sock: socket.socket, pid: int = 0) -> int:
+def receive_listener(sock: sockets.socket, pid: int = 0) -> int:
     """Take the listener announced by `install.send_listener` from PID (0:
     the socket's peer) and acknowledge it."""
     if not pid:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-    msg, anc, _flags, _addr = sock.recvmsg(len(HANDOFF_MAGIC) + 16, socket.CMSG_SPACE(12))
+        sock.setsockopt(sockets.SOL_SOCKET, sockets.SO_PASSCRED, 1)
+    msg, anc, _flags, _addr = sock.recvmsg(len(HANDOFF_MAGIC) + 16, sockets.CMSG_SPACE(12))
     if len(msg) != len(HANDOFF_MAGIC) + 4 or not msg.startswith(HANDOFF_MAGIC):
         raise HandoffError(f"receive listener: bad message {msg[:32]!r}")
     num = int.from_bytes(msg[len(HANDOFF_MAGIC):], "little")
@@ -48,7 +48,7 @@ def receive_listener(sock: socket.socket, pid: int = 0) -> int:
         # in our pid namespace): the process that installed the filter,
         # not whoever connected the socket (`exec` connects before forking).
         for level, typ, data in anc:
-            if level == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS and len(data) >= 12:
+            if level == sockets.SOL_SOCKET and typ == sockets.SCM_CREDENTIALS and len(data) >= 12:
                 pid = struct.unpack_from("i", data)[0]
     fd = _take(pid, num)
     try:
@@ -100,15 +100,15 @@ ATTACHED = b"attached"
 _RESERVED = struct.Struct("=i")  # after the magic: the reserved descriptor's number
 
 
-def send_attach(sock: socket.socket, pidfd: int, send_end: int, recv_end: int, reserved: int) -> None:
-    socket.send_fds(sock, [ATTACH_MAGIC + _RESERVED.pack(reserved)], [pidfd, send_end, recv_end])
+def send_attach(sock: sockets.socket, pidfd: int, send_end: int, recv_end: int, reserved: int) -> None:
+    sockets.send_fds(sock, [ATTACH_MAGIC + _RESERVED.pack(reserved)], [pidfd, send_end, recv_end])
 
 
 class Attach:
     """A received request: the process (pidfd and its pid as we number it)
     and the sandbox's ends of its reserved socket pair."""
 
-    def __init__(self, pidfd: int, pid: int, send: socket.socket, drain: socket.socket,
+    def __init__(self, pidfd: int, pid: int, send: sockets.socket, drain: sockets.socket,
                  reserved: int) -> None:
         self.pidfd = pidfd
         self.pid = pid
@@ -122,19 +122,19 @@ class Attach:
         self.drain.close()
 
 
-def receive_attach(sock: socket.socket) -> Attach:
+def receive_attach(sock: sockets.socket) -> Attach:
     """Receive what `send_attach` sent, checked: a pidfd of a live process
     and two AF_UNIX datagram sockets."""
     # Room for the fds and for credentials (a socket with SO_PASSCRED, as
     # sentry.sock's are, gets them with every message).
     msg, anc, mflags, _addr = sock.recvmsg(len(ATTACH_MAGIC) + 16,
-                                           socket.CMSG_SPACE(4 * 4) + socket.CMSG_SPACE(12))
+                                           sockets.CMSG_SPACE(4 * 4) + sockets.CMSG_SPACE(12))
     fds: list[int] = []
     for level, typ, data in anc:
-        if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+        if level == sockets.SOL_SOCKET and typ == sockets.SCM_RIGHTS:
             fds += [fd for (fd,) in struct.iter_unpack("i", data[:len(data) - len(data) % 4])]
     try:
-        if mflags & socket.MSG_CTRUNC:
+        if mflags & sockets.MSG_CTRUNC:
             raise HandoffError("receive attach: control data cut short")
         if len(msg) != len(ATTACH_MAGIC) + _RESERVED.size or not msg.startswith(ATTACH_MAGIC):
             raise HandoffError(f"receive attach: bad message {msg[:32]!r}")
@@ -149,9 +149,9 @@ def receive_attach(sock: socket.socket) -> Attach:
         pid = _pidfd_pid(fds[0])
         socks = []
         for fd in fds[1:]:
-            s = socket.socket(fileno=os.dup(fd))
+            s = sockets.socket(fileno=os.dup(fd))
             socks.append(s)
-            if s.family != socket.AF_UNIX or s.type != socket.SOCK_DGRAM:
+            if s.family != sockets.AF_UNIX or s.type != sockets.SOCK_DGRAM:
                 raise HandoffError("receive attach: not an AF_UNIX datagram socket")
     except BaseException:
         for fd in fds:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import socket
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any
@@ -123,7 +123,7 @@ class PreparedFilter:
         self.flags_used = flags
         return int(fd) if self.listener else -1
 
-    def enter(self, sock: socket.socket, no_new_privs: bool = False) -> None:
+    def enter(self, sock: sockets.socket, no_new_privs: bool = False) -> None:
         """Steps 2-3: install, hand the listener over."""
         send_listener(sock, self.install(no_new_privs))
 
@@ -152,7 +152,7 @@ def install_filter(options: PolicyOptions | None = None) -> int:
     return prepare_filter(options).install()
 
 
-def send_listener(sock: socket.socket, listener_fd: int) -> None:
+def send_listener(sock: sockets.socket, listener_fd: int) -> None:
     """Step 3: hand the listener to the supervisor, then close our copy.
 
     We are under the filter already, where sendmsg is notified (its
@@ -168,7 +168,7 @@ def send_listener(sock: socket.socket, listener_fd: int) -> None:
         os.close(listener_fd)
 
 
-def install_and_send(options: PolicyOptions | None, sock: socket.socket) -> None:
+def install_and_send(options: PolicyOptions | None, sock: sockets.socket) -> None:
     """Steps 1-3 for the container init; the caller then calls os.execve.
 
     sock: a connected AF_UNIX socket whose peer is the supervisor process,

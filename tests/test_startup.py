@@ -89,7 +89,7 @@ def test_create_imports_no_network_code_without_network_set_up(runtime, bundle) 
         runtime.delete(cid, force=True)
 
 
-def test_start_up_imports_no_typing_json_or_logging(runtime, bundle) -> None:
+def test_start_up_imports_no_typing_json_logging_enum(runtime, bundle) -> None:
     """`typing` costs a start ~4 ms of CPU on the critical path (the
     runtime's before the sandbox's fork, then the sandbox's): no process of
     a default create imports it (annotations are strings; typing's names
@@ -97,8 +97,10 @@ def test_start_up_imports_no_typing_json_or_logging(runtime, bundle) -> None:
     `json` (4 modules, 6 regular expressions compiled): the spec, the
     filter cache's keys and the sentry's JSON lines go through
     runsc_py/jsonio.py.  Nor `logging` (~9 ms of CPU with traceback,
-    tokenize, textwrap...): runsc_py/log.py writes the lines, except on
-    the ptrace platform, whose python-ptrace imports it."""
+    tokenize, textwrap...): runsc_py/log.py writes the lines; nor re
+    (pickle.py's: the orders go through _pickle), nor socket, signal and
+    enum (~5 ms: runsc_py/sockets.py, _signal, str and int constants);
+    except on the ptrace platform, whose python-ptrace imports some."""
     b = bundle(["true"], rootfs="shared")
     cid = runtime.new_id("imp")
     mods, res = _imports(runtime, "create", "--bundle", str(b), cid)
@@ -108,7 +110,8 @@ def test_start_up_imports_no_typing_json_or_logging(runtime, bundle) -> None:
         assert not [m for m in mods if m.split(".")[0] == "json"], sorted(mods)
         import helpers
         if helpers.platform_under_test() != "ptrace":
-            assert "logging" not in mods and "traceback" not in mods, sorted(mods)
+            heavy = {"logging", "traceback", "re", "socket", "signal", "enum", "selectors", "pickle"}
+            assert not heavy & mods, sorted(heavy & mods)
         assert "sentry.supervisor" in mods  # the sandbox's imports are among them
     finally:
         runtime.delete(cid, force=True)

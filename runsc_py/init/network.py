@@ -11,7 +11,7 @@ rest of `create`, and containerd calls create per container.
 from __future__ import annotations
 
 import fcntl
-import socket
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 import struct
 
 from ..errors import RuntimeFailure
@@ -23,7 +23,7 @@ IFF_UP = 0x1
 
 def loopback_up() -> None:
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        with sockets.socket(sockets.AF_INET, sockets.SOCK_DGRAM) as s:
             req = struct.pack("16sH14x", b"lo", 0)
             flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
             if not flags & IFF_UP:

@@ -11,7 +11,7 @@ import errno
 import fcntl
 import os
 import resource
-import signal
+import _signal  # signal.py's C module: signal.py imports enum (runsc_py/signals.py)
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any
@@ -203,10 +203,10 @@ def become_user(proc: dict[str, Any], last: int) -> None:
 def reset_signals() -> None:
     """Default dispositions and an empty mask for the program (Python
     installed handlers and ignores SIGPIPE)."""
-    for sig in range(1, signal.NSIG):
-        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+    for sig in range(1, _signal.NSIG):
+        if sig not in (_signal.SIGKILL, _signal.SIGSTOP):
             try:
-                signal.signal(sig, signal.SIG_DFL)
+                _signal.signal(sig, _signal.SIG_DFL)
             except (OSError, ValueError):
                 pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])

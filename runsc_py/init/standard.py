@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import os
 import select
-import signal
-import socket
+import _signal  # signal.py's C module: signal.py imports enum (runsc_py/signals.py)
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any, NoReturn
@@ -55,15 +55,15 @@ class InitConfig(Record):
     backstop: list[str] = []            # networks for FIB prohibit rules, added here (network/backstop.py)
 
 
-def run(cfg: InitConfig, chan: Channel, start_sock: socket.socket, parent_alive_fd: int,
-        mount_ns_fd: int, sentry_sock: socket.socket) -> NoReturn:
+def run(cfg: InitConfig, chan: Channel, start_sock: sockets.socket, parent_alive_fd: int,
+        mount_ns_fd: int, sentry_sock: sockets.socket) -> NoReturn:
     """Entry point in the forked init; never returns.
 
     mount_ns_fd: a mount namespace to join (-1: create one if the spec asks).
     sentry_sock: connected to the sandbox process, which receives our
     seccomp listener right before execve.
     """
-    conn: socket.socket | None = None
+    conn: sockets.socket | None = None
     try:
         conn = _setup_and_wait(cfg, chan, start_sock, parent_alive_fd, mount_ns_fd)
         _exec(cfg, conn, sentry_sock)
@@ -76,7 +76,7 @@ def run(cfg: InitConfig, chan: Channel, start_sock: socket.socket, parent_alive_
     os._exit(1)
 
 
-def _report(chan: Channel, conn: socket.socket | None, msg: str) -> None:
+def _report(chan: Channel, conn: sockets.socket | None, msg: str) -> None:
     if conn is not None:
         try:
             conn.sendall(msg.encode())
@@ -86,8 +86,8 @@ def _report(chan: Channel, conn: socket.socket | None, msg: str) -> None:
         chan.error(msg)
 
 
-def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
-                    parent_alive_fd: int, mount_ns_fd: int) -> socket.socket:
+def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: sockets.socket,
+                    parent_alive_fd: int, mount_ns_fd: int) -> sockets.socket:
     spec = cfg.spec
     lx = spec.get("linux") or {}
     proc = spec["process"]
@@ -198,7 +198,7 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: socket.socket,
     return conn
 
 
-def _exec(cfg: InitConfig, conn: socket.socket, sentry_sock: socket.socket) -> NoReturn:
+def _exec(cfg: InitConfig, conn: sockets.socket, sentry_sock: sockets.socket) -> NoReturn:
     spec = cfg.spec
     proc = spec["process"]
     state = dict(cfg.hook_state, status="created")
@@ -229,7 +229,7 @@ def _exec(cfg: InitConfig, conn: socket.socket, sentry_sock: socket.socket) -> N
     process.become_user(proc, last_cap)
     # setuid cleared the parent-death signal (and, in a user namespace, the
     # dumpable flag the sentry needs to open /proc/<us>/root): set them again.
-    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    libc.prctl(libc.PR_SET_PDEATHSIG, _signal.SIGKILL)
     if "user" in cfg.new_namespaces or _joined_userns(spec.get("linux") or {}):
         libc.prctl(libc.PR_SET_DUMPABLE, 1)
     try:
@@ -238,7 +238,7 @@ def _exec(cfg: InitConfig, conn: socket.socket, sentry_sock: socket.socket) -> N
         raise RuntimeFailure(f"exec {argv0}: {e.strerror}") from None
 
 
-def _attach_sandbox(cfg: InitConfig, sentry_sock: socket.socket) -> None:
+def _attach_sandbox(cfg: InitConfig, sentry_sock: sockets.socket) -> None:
     """THE hand-off point: from here on the workload runs under the sentry.
 
     Installs the seccomp filter built in step 1 (NEW_LISTENER,
@@ -251,7 +251,7 @@ def _attach_sandbox(cfg: InitConfig, sentry_sock: socket.socket) -> None:
     enter(cfg.prepared_filter, sentry_sock)
 
 
-def _wait_for_start(start_sock: socket.socket) -> socket.socket:
+def _wait_for_start(start_sock: sockets.socket) -> sockets.socket:
     """Block until `start` connects and says "start"; return that connection."""
     while True:
         conn, _ = start_sock.accept()
@@ -269,7 +269,7 @@ def _wait_for_start(start_sock: socket.socket) -> socket.socket:
 
 def _die_with_parent(alive_fd: int) -> None:
     """PDEATHSIG, then check the parent did not die before it was set."""
-    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    libc.prctl(libc.PR_SET_PDEATHSIG, _signal.SIGKILL)
     r, _, _ = select.select([alive_fd], [], [], 0)
     if r:  # EOF: the sandbox process is gone already
         os._exit(1)

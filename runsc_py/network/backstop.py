@@ -30,7 +30,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
-import socket
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 import struct
 from runsc_py.log import get_logger
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
@@ -81,7 +81,7 @@ def _fib_rules(nl: "Netlink", nets: Iterable[Net]) -> int:
     there (a namespace shared by a pod) are kept."""
     n = 0
     for i, net in enumerate(nets):
-        family = socket.AF_INET if net.version == 4 else socket.AF_INET6
+        family = sockets.AF_INET if net.version == 4 else sockets.AF_INET6
         body = _FIB_RULE_HDR.pack(family, net.prefixlen, 0, 0, 0, 0, 0, FR_ACT_PROHIBIT, 0)
         body += _attr(FRA_PRIORITY, struct.pack("=I", BASE_PREF + i))
         body += _attr(FRA_DST, net.network_address.packed)
@@ -101,7 +101,7 @@ IFF_UP = 0x1
 def loopback_up(nl: "Netlink") -> None:
     """lo (always index 1 in a namespace) up: RTM_NEWLINK changing IFF_UP,
     as runc does for a private namespace."""
-    nl.request(RTM_NEWLINK, 0, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 1, IFF_UP, IFF_UP))
+    nl.request(RTM_NEWLINK, 0, _IFINFOMSG.pack(sockets.AF_UNSPEC, 0, 1, IFF_UP, IFF_UP))
 
 
 class NetlinkError(OSError):
@@ -134,7 +134,7 @@ class Netlink:
     one at a time and each waits for its acknowledgement (NetlinkError)."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
+        self.sock = sockets.socket(sockets.AF_NETLINK, sockets.SOCK_RAW, 0)  # NETLINK_ROUTE
         self.seq = 0
 
     def request(self, kind: int, flags: int, body: bytes) -> None:

@@ -22,8 +22,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import signal
-import socket
+import _signal  # signal.py's C module: signal.py imports enum (runsc_py/signals.py)
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 import time
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
@@ -41,17 +41,17 @@ TIMEOUT = 20.0
 
 class Helper(Record):
     pid: int
-    sock: socket.socket
+    sock: sockets.socket
 
     @classmethod
     def start(cls) -> "Helper":
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, theirs = sockets.socketpair(sockets.AF_UNIX, sockets.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:  # ------------------------------------------------ helper
             code = 1
             try:
                 ours.close()
-                libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+                libc.prctl(libc.PR_SET_PDEATHSIG, _signal.SIGKILL)
                 code = _serve(theirs)
             except BaseException:
                 log.exception("network set-up helper failed")
@@ -65,9 +65,9 @@ class Helper(Record):
         try:
             self.sock.settimeout(TIMEOUT)
             self.sock.sendall(json.dumps(job).encode())
-            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.shutdown(sockets.SHUT_WR)
             data = _read_all(self.sock)
-        except (OSError, socket.timeout) as e:
+        except (OSError, sockets.timeout) as e:
             raise RuntimeFailure(f"network set-up: {e}") from None
         finally:
             self.close()
@@ -90,13 +90,13 @@ class Helper(Record):
                 return
             time.sleep(0.005)
         try:
-            os.kill(self.pid, signal.SIGKILL)
+            os.kill(self.pid, _signal.SIGKILL)
             os.waitpid(self.pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
 
 
-def _serve(sock: socket.socket) -> int:
+def _serve(sock: sockets.socket) -> int:
     data = _read_all(sock)
     if not data:
         return 0
@@ -106,11 +106,11 @@ def _serve(sock: socket.socket) -> int:
     except Exception as e:  # reported to the runtime, which fails create
         ans = {"error": str(e)}
     sock.sendall(json.dumps(ans).encode())
-    sock.shutdown(socket.SHUT_WR)
+    sock.shutdown(sockets.SHUT_WR)
     return 0
 
 
-def _read_all(sock: socket.socket) -> bytes:
+def _read_all(sock: sockets.socket) -> bytes:
     parts = []
     while chunk := sock.recv(1 << 16):
         parts.append(chunk)

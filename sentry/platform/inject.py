@@ -43,7 +43,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import socket
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 import struct
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ PROT_RW = 0x3
 MAP_PRIVATE_ANON = 0x02 | 0x20
 MSG_DONTWAIT = 0x40
 MSG_CMSG_CLOEXEC = 0x40000000
-SOCK_DGRAM_CLOEXEC = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
+SOCK_DGRAM_CLOEXEC = sockets.SOCK_DGRAM | sockets.SOCK_CLOEXEC
 U64 = (1 << 64) - 1
 PAGE = 4096
 
@@ -285,14 +285,14 @@ def scratch(s: Session) -> int:
 def _drain(chan: Channel) -> None:
     """Read off (and close) whatever a failed injection left queued."""
     # (socket.recv_fds ignores its flags argument in Python 3.11: recvmsg.)
-    space = socket.CMSG_SPACE(4 * 4)
+    space = sockets.CMSG_SPACE(4 * 4)
     while True:
         try:
-            _msg, anc, _f, _a = chan.drain.recvmsg(16, space, socket.MSG_DONTWAIT)
+            _msg, anc, _f, _a = chan.drain.recvmsg(16, space, sockets.MSG_DONTWAIT)
         except OSError:  # EAGAIN: empty
             break
         for level, kind, data in anc:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            if level == sockets.SOL_SOCKET and kind == sockets.SCM_RIGHTS:
                 for (fd,) in struct.iter_unpack("i", data[:len(data) - len(data) % 4]):
                     os.close(fd)
     chan.dirty = False
@@ -346,8 +346,8 @@ def _send_and_receive(s: Session, mem: int, base: int, fd: int, cloexec: bool, t
         _drain(chan)
     try:
         chan.send.sendmsg([_TICKET.pack(ticket)],
-                          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))],
-                          socket.MSG_DONTWAIT)
+                          [(sockets.SOL_SOCKET, sockets.SCM_RIGHTS, struct.pack("i", fd))],
+                          sockets.MSG_DONTWAIT)
     except OSError as e:
         return -(e.errno or errno.EIO)
     chan.dirty = True  # until the tracee has taken it
@@ -366,7 +366,7 @@ def _send_and_receive(s: Session, mem: int, base: int, fd: int, cloexec: bool, t
         # is the open's own EMFILE (a full table, a lowered RLIMIT_NOFILE).
         chan.dirty = False
         return -errno.EMFILE
-    if seen != ticket or level != socket.SOL_SOCKET or ctype != socket.SCM_RIGHTS or clen != 20 \
+    if seen != ticket or level != sockets.SOL_SOCKET or ctype != sockets.SCM_RIGHTS or clen != 20 \
             or controllen != _CMSG_SPACE:
         log.warning("ptrace: %d did not receive its fd (injected recvmsg)", t.tid)
         return -errno.EIO
@@ -387,7 +387,7 @@ def private_channel(s: Session) -> None:
     reserved descriptor, close the two it got."""
     t = s.t
     base = scratch(s)
-    r = s.syscall(SYS_socketpair, socket.AF_UNIX, SOCK_DGRAM_CLOEXEC, 0, base + _PAIR)
+    r = s.syscall(SYS_socketpair, sockets.AF_UNIX, SOCK_DGRAM_CLOEXEC, 0, base + _PAIR)
     if r < 0:
         raise OSError(-r, "ptrace: socketpair in the tracee")
     a, b = struct.unpack("=ii", os.pread(_mem(t), 8, base + _PAIR))
@@ -410,7 +410,7 @@ def private_channel(s: Session) -> None:
             if fd >= 0:
                 os.close(fd)
         raise
-    t.table.set_channel(Channel(socket.socket(fileno=send), socket.socket(fileno=drain)))
+    t.table.set_channel(Channel(sockets.socket(fileno=send), sockets.socket(fileno=drain)))
     t.table.private_needed = False
     log.debug("ptrace: fd table of %d got a reserved socket of its own", t.tid)
 

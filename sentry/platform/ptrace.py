@@ -59,7 +59,7 @@ import itertools
 import os
 import queue
 import select
-import socket
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 import threading
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
@@ -938,7 +938,7 @@ class PtraceSupervisor:
         kind = KEEPS if tree is None else self.tree_kinds.get(handler, CHANGES)
         return invoke(handler, call, tree, kind)
 
-    def attach(self, pid: int, send: socket.socket, drain: socket.socket, reserved: int, *,
+    def attach(self, pid: int, send: sockets.socket, drain: sockets.socket, reserved: int, *,
                watch: bool = False) -> None:
         """Trace pid (and everything it will create) from a new tracer
         thread; returns once it is seized.  send/drain: the sandbox's ends

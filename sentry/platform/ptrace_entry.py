@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import resource
-import socket
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 
 from ..handoff import ATTACHED, send_attach
 from ..install import PreparedFilter
@@ -39,7 +39,7 @@ class PreparedTrace:
         self.guard = PreparedFilter(reserved.build_bpf(), listener=False)
         self.guard_fd = reserved.RESERVED_FD
 
-    def enter(self, sock: socket.socket, no_new_privs: bool = False) -> None:
+    def enter(self, sock: sockets.socket, no_new_privs: bool = False) -> None:
         fd = reserved.number_for(_hard_nofile())
         if fd != self.guard_fd:
             # A hard RLIMIT_NOFILE below the usual number (the spec's
@@ -68,7 +68,7 @@ def install_reserved(fd: int) -> tuple[int, int]:
     if fd < 3:
         raise OSError(errno.EMFILE, "ptrace platform: RLIMIT_NOFILE leaves no room for the "
                                     "reserved descriptor")
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)  # close-on-exec
+    a, b = sockets.socketpair(sockets.AF_UNIX, sockets.SOCK_DGRAM)  # close-on-exec
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     raise_soft = soft != resource.RLIM_INFINITY and soft <= fd
     if raise_soft:
@@ -81,7 +81,7 @@ def install_reserved(fd: int) -> tuple[int, int]:
     return b.detach(), a.detach()
 
 
-def _wait_attached(sock: socket.socket) -> None:
+def _wait_attached(sock: sockets.socket) -> None:
     old = sock.gettimeout()
     sock.settimeout(_ACK_TIMEOUT)
     try:

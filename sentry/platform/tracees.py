@@ -17,7 +17,7 @@ A record dies with its last task.
 from __future__ import annotations
 
 import os
-import socket
+from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 import threading
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class Channel:
 
     __slots__ = ("send", "drain", "holders", "dirty")
 
-    def __init__(self, send: socket.socket, drain: socket.socket) -> None:
+    def __init__(self, send: sockets.socket, drain: sockets.socket) -> None:
         self.send = send
         self.drain = drain
         self.holders = 0

@@ -49,7 +49,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import signal
+import _signal  # signal.py's C module: signal.py imports enum (runsc_py/signals.py)
 import struct
 from contextlib import AbstractContextManager
 
@@ -149,7 +149,7 @@ def _sigpipe(call: Call, r: int, flags: int) -> int:
     blocked in this very call, so its pid is still its own)."""
     if r == -errno.EPIPE and not flags & MSG_NOSIGNAL:
         try:
-            os.kill(call.pid, signal.SIGPIPE)
+            os.kill(call.pid, _signal.SIGPIPE)
         except ProcessLookupError:
             pass
     return r
