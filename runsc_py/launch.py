@@ -34,7 +34,7 @@ from .procs import connect, connect_start, remove_network, stop_processes  # noq
 from .record import Record
 from .spec import RLIMITS
 from .state import START_SOCKET, ContainerState, Store, proc_start_time, remove_tree
-from .presandbox import JOIN_ORDER, NS_FLAGS, Presandbox  # noqa: F401  (NS_FLAGS, JOIN_ORDER: re-exported)
+from .presandbox import JOIN_ORDER, NS_FLAGS, Presandbox, private_namespaces, uname_release  # noqa: F401  (NS_FLAGS, JOIN_ORDER: re-exported)
 from .sandbox import SENTRY_SOCKET, SandboxOptions
 from .sync import Channel, Msg
 from .timeline import mark
@@ -213,8 +213,7 @@ def _sandbox_options(opts: CreateOptions, spec: dict[str, Any]) -> SandboxOption
     """What the sandbox process and the workload's filter need to know."""
     lx = spec.get("linux") or {}
     kinds = {n.get("type") for n in lx.get("namespaces") or []}
-    ann = spec.get("annotations") or {}
-    release = ann.get("dev.runsc-py.uname-release") or opts.uname_release
+    release = uname_release(spec, opts.uname_release)
     return SandboxOptions(platform=opts.platform, net_raw=opts.net_raw,
                           userns="user" in kinds, strace=opts.strace,
                           strace_syscalls=opts.strace_syscalls, strace_format=opts.strace_format,
@@ -492,24 +491,6 @@ def _check_rlimits(rlimits: list[dict[str, Any]] | None) -> None:
             raise RuntimeFailure(
                 f"process.rlimits: {r['type']} hard limit {r['hard']} is above this host's hard "
                 f"limit {hard} and CAP_SYS_RESOURCE is not available to raise it")
-
-
-def private_namespaces(lx: dict[str, Any]) -> set[str]:
-    """The namespace kinds of the spec that will not be the host's (ours):
-    new ones, and joined ones that are not ours."""
-    out = set()
-    for n in lx.get("namespaces") or []:
-        kind, path = n.get("type"), n.get("path")
-        if not path:
-            out.add(kind)
-            continue
-        name = "mnt" if kind == "mount" else kind
-        try:
-            if os.stat(path).st_ino != os.stat(f"/proc/self/ns/{name}").st_ino:
-                out.add(kind)
-        except OSError:
-            pass  # not readable: counts as the host's (fail closed)
-    return out
 
 
 def _check_sysctls(lx: dict[str, Any]) -> None:

@@ -66,6 +66,40 @@ def plan(store: Store, network: str, spec: dict[str, Any]) -> Namespaces:
     return Namespaces(net, {t for t, p in namespaces.items() if not p}, _open_namespaces(joined))
 
 
+def private_namespaces(lx: dict[str, Any]) -> set[str]:
+    """The namespace kinds of the spec that will not be the host's (ours):
+    new ones, and joined ones that are not ours."""
+    out = set()
+    for n in lx.get("namespaces") or []:
+        kind, path = n.get("type"), n.get("path")
+        if not path:
+            out.add(kind)
+            continue
+        name = "mnt" if kind == "mount" else kind
+        try:
+            if os.stat(path).st_ino != os.stat(f"/proc/self/ns/{name}").st_ino:
+                out.add(kind)
+        except OSError:
+            pass  # not readable: counts as the host's (fail closed)
+    return out
+
+
+def uname_release(spec: dict[str, Any], flag: str) -> str:
+    """The release an emulated uname(2) reports: the spec's annotation, or
+    --uname-release ("": the host's)."""
+    return (spec.get("annotations") or {}).get("dev.runsc-py.uname-release") or flag
+
+
+def policy_fields(net_raw: bool, strace: bool, release_flag: str, spec: dict[str, Any]
+                  ) -> tuple[bool, bool, str, bool]:
+    """The fields of the sentry's PolicyOptions that launch.py's
+    SandboxOptions will give (sandbox.policy_options), known before the
+    fork: the sandbox builds its dispatch table from them while it imports,
+    and prepare() checks them against its orders' (rebuilt if they differ)."""
+    lx = spec.get("linux") or {}
+    return (net_raw, "uts" in private_namespaces(lx), uname_release(spec, release_flag), strace)
+
+
 class Presandbox(Record):
     """The sandbox process, forked as soon as create knows its namespaces
     (before the runtime imports launch.py): it imports what it runs
@@ -81,8 +115,10 @@ class Presandbox(Record):
     ns: Namespaces
 
     @classmethod
-    def fork(cls, ns: Namespaces, platform: str = "auto") -> "Presandbox":
-        """PLATFORM: the one asked for (its code is imported ahead too)."""
+    def fork(cls, ns: Namespaces, platform: str = "auto",
+             policy: tuple[bool, bool, str, bool] | None = None) -> "Presandbox":
+        """PLATFORM: the one asked for (its code is imported ahead too);
+        POLICY: policy_fields(), its dispatch table built ahead too."""
         # The C pickler itself: pickle.py adds nothing we use and imports re.
         import _pickle  # noqa: F401  (imported once, for both: go() and the child's loads)
         # Also imported once, for both, rather than by each after the fork
@@ -105,7 +141,7 @@ class Presandbox(Record):
                     os.close(orders_w)
                     to_sandbox.sock.close()
                     from . import sandboxproc
-                    sandboxproc.orders(sandbox_end, orders_r, ns.fds, platform)
+                    sandboxproc.orders(sandbox_end, orders_r, ns.fds, platform, policy)
                 except BaseException:
                     log.exception("sandbox process failed")
                 finally:

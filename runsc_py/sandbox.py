@@ -65,6 +65,16 @@ def policy_options(opts: SandboxOptions) -> Any:
                          uname_release=opts.uname_release, trace_refused=opts.strace)
 
 
+def dispatch_for(want: Any, prebuilt: Any = None) -> list[Any]:
+    """The sentry's dispatch table for the PolicyOptions WANT: preload's
+    (PREBUILT: its options and table) if made for exactly those, else
+    built now."""
+    import sentry.supervisor
+    if prebuilt is not None and prebuilt[0] == want:
+        return prebuilt[1]
+    return sentry.supervisor.build_dispatch(want)
+
+
 def prepare_filter(opts: SandboxOptions) -> Any:
     """Build the workload filter now (imports, BPF): before any pivot_root or
     setns into the container's mount namespace hides the host's files."""
@@ -85,11 +95,14 @@ def enter(prepared: Any, sock: sockets.socket, no_new_privs: bool = False) -> No
     prepared.enter(sock, no_new_privs)
 
 
-def preload(platform: str = "auto") -> None:
+def preload(platform: str = "auto", policy: tuple[bool, bool, str, bool] | None = None) -> Any:
     """Import what the sandbox process runs whatever the platform: the
     sentry (its handlers come with sentry.call, every one through the
     dispatch table), libseccomp, the gofer.  The sandbox does it as soon as
-    it is forked, while the runtime finishes its part of create."""
+    it is forked, while the runtime finishes its part of create.  POLICY:
+    the fields of the PolicyOptions the runtime will send (presandbox.py
+    policy_fields): the dispatch table is built from them now, returned
+    as (PolicyOptions, table) for prepare() to take if they match."""
     import sentry.call  # noqa: F401
     import sentry.self_filter  # noqa: F401
     import sentry.strace  # noqa: F401
@@ -102,9 +115,16 @@ def preload(platform: str = "auto") -> None:
     import gofer.filter  # noqa: F401
     if platform == "ptrace":
         import sentry.platform.ptrace  # noqa: F401
+    if policy is not None:
+        from sentry.policy import PolicyOptions
+        net_raw, uts_private, release, trace = policy
+        po = PolicyOptions(net_raw=net_raw, uts_private=uts_private, uname_release=release,
+                           trace_refused=trace)
+        return po, sentry.supervisor.build_dispatch(po)  # imports every handler module
     # The handler modules (the container's dispatch table is built from its
     # options in prepare).
     sentry.supervisor.import_handlers()
+    return None
 
 
 def stage_proc() -> tuple[int, dict[str, str]]:
@@ -157,13 +177,16 @@ class SandboxHost(Record):
     _workload_netns: int = -1                   # --network=none: init's namespace
 
     @classmethod
-    def prepare(cls, options: SandboxOptions, staged: tuple[int, dict[str, str]]) -> "SandboxHost":
-        """STAGED: what stage_proc() made."""
+    def prepare(cls, options: SandboxOptions, staged: tuple[int, dict[str, str]],
+                prebuilt: Any = None) -> "SandboxHost":
+        """STAGED: what stage_proc() made.  PREBUILT: preload()'s
+        (PolicyOptions, dispatch table), taken if made for these options."""
         # Import everything the sentry needs while the host's files are
         # visible (done already, ahead of the orders: presandbox.py, but
         # for the platform `auto` chose).
-        preload(options.platform)
-        import sentry.supervisor
+        if options.platform == "ptrace":
+            import sentry.platform.ptrace  # noqa: F401
+        dispatch = dispatch_for(policy_options(options), prebuilt)
         log_fd = -1
         if options.net_log:
             try:
@@ -172,7 +195,7 @@ class SandboxHost(Record):
             except OSError as e:
                 raise OSError(e.errno, f"network log {options.net_log}: {e.strerror}") from None
         from sentry.install import PreparedFilter
-        host = cls(options, sentry.supervisor.build_dispatch(policy_options(options)),
+        host = cls(options, dispatch,
                    proc_fd=staged[0], host_ns=staged[1], net_log_fd=log_fd,
                    prepared={k: PreparedFilter(v) for k, v in options.bpf.items()
                              if k in ("sentry", "gofer")})

@@ -31,12 +31,13 @@ from runsc_py.log import get_logger
 log = get_logger(__name__)
 
 
-def orders(chan: Channel, orders_r: int, ns_fds: dict[str, int], platform: str = "auto") -> NoReturn:
+def orders(chan: Channel, orders_r: int, ns_fds: dict[str, int], platform: str = "auto",
+           policy: tuple[bool, bool, str, bool] | None = None) -> NoReturn:
     """The sandbox process from its fork (presandbox.Presandbox) until its
     orders come, then for good (_sandbox_main)."""
     mark("sandbox.forked")
     libc.set_name("runsc-sandbox")
-    preload(platform)
+    prebuilt = preload(platform, policy)
     mark("sandbox.preloaded")
     # Length first: the pipe's write end may live on in a process forked
     # after us (the network helper), so its EOF is no end of message.
@@ -53,11 +54,12 @@ def orders(chan: Channel, orders_r: int, ns_fds: dict[str, int], platform: str =
         raise RuntimeFailure("sync with runtime: go: want 3 fds")
     init_chan = Channel(sockets.socket(fileno=fds[0]), "runtime")
     start_sock, sentry_sock = sockets.socket(fileno=fds[1]), sockets.socket(fileno=fds[2])
-    _sandbox_main(chan, init_chan, start_sock, sentry_sock, init_cfg, ns_fds, new_ns)
+    _sandbox_main(chan, init_chan, start_sock, sentry_sock, init_cfg, ns_fds, new_ns, prebuilt)
 
 
 def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: sockets.socket,
-                  sentry_sock: sockets.socket, init_cfg: standard.InitConfig, ns_fds: dict[str, int], new_ns: set[str]) -> NoReturn:
+                  sentry_sock: sockets.socket, init_cfg: standard.InitConfig, ns_fds: dict[str, int], new_ns: set[str],
+                  prebuilt: Any = None) -> NoReturn:
     """The sandbox process: set up namespaces, fork init, then supervise it."""
     try:
         mark("sandbox.start")
@@ -78,7 +80,7 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: sockets.socket,
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         # Imports first: nothing may fork between unshare(CLONE_NEWPID) and init.
-        host = SandboxHost.prepare(init_cfg.sandbox, staged)
+        host = SandboxHost.prepare(init_cfg.sandbox, staged, prebuilt)
         mark("sandbox.imported")
         chan.send(Msg.HELLO)
         chan.recv(Msg.CGROUPS)  # we are in the container's cgroups now

@@ -492,3 +492,31 @@ def test_strace_shows_every_answer_of_the_sandbox(runtime, bundle, workdir):
     assert by["mount"]["errno"] == "EPERM" and by["mount"]["result"] == -1
     opens = [c for c in calls if c["syscall"] in ("openat", "open") and "'/etc/hostname'" in c["args"]]
     assert opens and opens[0]["how"] == "fd injected" and opens[0]["result"] >= 0, opens
+
+
+@pytest.mark.parametrize("net_raw,strace,release,config", [
+    (False, False, "", {}),
+    (True, True, "5.10.0", {}),
+    (False, False, "", {"annotations": {"dev.runsc-py.uname-release": "4.4.0"}}),
+    (False, False, "", {"linux": {"namespaces": [{"type": "uts"}, {"type": "pid"}]}}),
+    (False, True, "6.1", {"linux": {"namespaces": [{"type": "uts", "path": "/proc/self/ns/uts"}]}}),
+])
+def test_the_dispatch_table_built_ahead_is_the_one_the_orders_ask_for(net_raw, strace, release, config) -> None:
+    """create forks the sandbox with the policy fields its orders will
+    carry (presandbox.policy_fields), so that it builds the sentry's
+    dispatch table while it imports; prepare() takes that table only for
+    exactly the options of its orders, and builds one otherwise."""
+    from runsc_py import launch, presandbox, sandbox
+    from sentry.policy import PolicyOptions
+    spec = {"process": {"args": ["true"]}, **config}
+    opts = launch.CreateOptions(cid="c", bundle=".", net_raw=net_raw, strace=strace, uname_release=release)
+    want = sandbox.policy_options(launch._sandbox_options(opts, spec))
+    n, uts, rel, trace = presandbox.policy_fields(net_raw, strace, release, spec)
+    early = PolicyOptions(net_raw=n, uts_private=uts, uname_release=rel, trace_refused=trace)
+    assert early == want
+    table = object()
+    assert sandbox.dispatch_for(want, (early, table)) is table
+    other = want.replace(net_raw=not want.net_raw)
+    built = sandbox.dispatch_for(other, (early, table))
+    names = [getattr(h, "__name__", None) for h in sandbox.dispatch_for(other)]  # (--strace wraps: new closures)
+    assert built is not table and [getattr(h, "__name__", None) for h in built] == names

@@ -39,7 +39,8 @@ def create_from_args(g: Globals, a: argparse.Namespace):  # type: ignore[no-unty
     cfg = spec.load(a.bundle)
     # The sandbox process now, before the imports below: it imports what
     # it runs on the other CPU meanwhile (presandbox.py).
-    early = presandbox.Presandbox.fork(presandbox.plan(store, g.network, cfg), g.platform)
+    early = presandbox.Presandbox.fork(presandbox.plan(store, g.network, cfg), g.platform,
+                                       presandbox.policy_fields(g.net_raw, g.strace, g.uname_release, cfg))
     try:
         return store, _create(g, a, store, cfg, early)
     except BaseException:
