@@ -96,12 +96,6 @@ def setup(log_file: str | None, fmt: str, debug: bool, defer: bool = False) -> N
         s.fd_min = DEBUG if debug else _NOTHING
 
 
-def ensure() -> None:
-    """Open the log file now if setup() deferred it."""
-    if _SETTINGS.path and _SETTINGS.fd < 0:
-        _open()
-
-
 def _open() -> None:
     s = _SETTINGS
     if s.path:
@@ -201,9 +195,6 @@ def get_logger(name: str) -> Logger:
     if lg is None:
         lg = _LOGGERS[name] = Logger(name)
     return lg
-
-
-getLogger = get_logger  # noqa: N816 (logging's name, for `log = logging.getLogger(...)` readers)
 
 
 def _emit(lg: Logger, level: int, msg: str, args: tuple[Any, ...], exc_info: Any) -> None:

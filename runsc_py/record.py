@@ -13,6 +13,8 @@ dataclasses.replace.
 
 from __future__ import annotations
 
+import sys
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, whose import the short commands do without (test_startup.py)
 if TYPE_CHECKING:
     from typing import Any, ClassVar
@@ -165,7 +167,6 @@ def _compile(src: str) -> Any:
     """SRC's code: compiled when the launcher's code cache has it
     (runsc_py/codecache.py keeps every record's generated methods, by
     their text), else compiled now."""
-    import sys
     cache = sys.modules.get("runsc_py.codecache")  # imported by the launcher, if at all
     code = cache.generated(src) if cache is not None else None
     return code if code is not None else compile(src, "<record>", "exec")

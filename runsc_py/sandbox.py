@@ -227,7 +227,7 @@ class SandboxHost(Record):
         pid = os.fork()
         if pid == 0:  # --------------------------------------------- gofer
             try:
-                _close_all_but({theirs.fileno(), null} | _log_fds())
+                _close_all_but({theirs.fileno(), null} | log_fds())  # the gofer logs where we do
                 server.main(theirs, null, parent, self.prepared.get("gofer"))
             finally:
                 os._exit(1)
@@ -581,12 +581,6 @@ def _ns_link(pid: int, kind: str) -> str:
         return ownproc.readlink(f"{pid}/ns/{kind}")
     except OSError:
         return ""
-
-
-def _log_fds() -> set[int]:
-    """Descriptors of the log files (the gofer logs where the sandbox does;
-    never the caller's stdio, whose EOF a shim waits for)."""
-    return log_fds()
 
 
 def _close_all_but(keep: set[int]) -> None:

@@ -73,20 +73,25 @@ def _served(probe: Path, cache: Path | None = None) -> dict[str, str]:
     return res
 
 
-def test_the_installed_launcher_serves_imports_from_its_file() -> None:
+def _after_launcher(code: str) -> str:
+    """Run the installed launcher's own lines up to run_and_exit (its path,
+    its cache installed as `c`), then code; its stdout."""
     text = LAUNCHER.read_text()
     assert "codecache import install" in text, text
-    # The launcher's own lines up to run_and_exit, then what a `run` imports.
     head = text.split("from runsc_py.cli import run_and_exit")[0].split("\n", 1)[1]
-    code = head.replace("install(", "c = install(") + (
+    res = subprocess.run([sys.executable, "-IS", "-c", head.replace("install(", "c = install(") + code],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_the_installed_launcher_serves_imports_from_its_file() -> None:
+    out = _after_launcher(  # what a `run` imports
         "import runsc_py.cli, runsc_py.commands.create, runsc_py.launch, sentry.call, gofer.server, logging\n"
-        "from runsc_py.codecache import CodeCache\n"
         "print(c is not None and c.served, type(sentry.call.__loader__).__name__,"
         " type(logging.__loader__).__name__)\n")
-    res = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    served, ours, stdlib = res.stdout.split()
-    assert int(served) > 50 and ours == "CodeCache" and stdlib == "CodeCache", res.stdout
+    served, ours, stdlib = out.split()
+    assert int(served) > 50 and ours == "CodeCache" and stdlib == "CodeCache", out
 
 
 def test_modules_come_from_the_file_and_keep_their_source_path(probe: Path) -> None:
@@ -206,9 +211,7 @@ def test_records_methods_come_compiled_from_the_file() -> None:
     """runsc_py/record.py compiles a Record's __init__ and __eq__ at their
     first call; the installed file has those of every Record class of the
     product, by their text; a class it does not know compiles its own."""
-    text = LAUNCHER.read_text()
-    head = text.split("from runsc_py.cli import run_and_exit")[0].split("\n", 1)[1]
-    code = head + (
+    out = _after_launcher(
         "import builtins\n"
         "n = [0]\nreal = builtins.compile\n"
         "def counting(*a, **k):\n    n[0] += 1\n    return real(*a, **k)\n"
@@ -219,6 +222,4 @@ def test_records_methods_come_compiled_from_the_file() -> None:
         "from runsc_py.record import Record\n"
         "class New(Record):\n    x: int\n    y: str = 'q'\n"
         "print(a == b, known, New(1) == New(1), New(2).y, n[0] - known)\n")
-    res = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.split() == ["True", "0", "True", "q", "2"], res.stdout
+    assert out.split() == ["True", "0", "True", "q", "2"], out
