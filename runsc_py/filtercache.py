@@ -22,9 +22,11 @@ What the bytes depend on, all of it in the key (a SHA-256):
     (ptrace adds the tracer's requests and kcmp) and whether its threads
     join the workload's network namespace (--network=none: setns); the
     gofer's has none.
-The ptrace platform's second filter, which guards its reserved descriptor
-(sentry/platform/reserved.py), is not cached: init builds it, for the hard
-RLIMIT_NOFILE the spec gives it.
+  - the ptrace platform's second filter ("guard": it keeps the workload's
+    calls off the reserved descriptor, sentry/platform/reserved.py) comes
+    with the workload's on that platform, for the usual descriptor
+    (RESERVED_FD, its only option); a process whose hard RLIMIT_NOFILE is
+    lower builds its own (ptrace_entry.PreparedTrace.enter).
 
 Nothing here is trusted that did not pass every check (when in doubt the
 program is rebuilt, from the policy, in this process):
@@ -70,14 +72,17 @@ _HEADER = struct.Struct("<8s32sI32s")   # magic, key, program length, program SH
 _MAX_PROGRAM = 4096 * 8                 # BPF_MAXINSNS instructions
 
 KINDS = ("workload", "sentry", "gofer")
+GUARD = "guard"  # with "workload" on the ptrace platform (load)
 # The modules whose code decides the programs (package, file).
 FILTER_SOURCES = (("sentry", "policy.py"), ("sentry", "filter.py"), ("sentry", "self_filter.py"),
-                  ("gofer", "filter.py"), ("runsc_py", "record.py"))
+                  ("sentry.platform", "reserved.py"), ("gofer", "filter.py"),
+                  ("runsc_py", "record.py"))
 _LIBSECCOMP_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
                     "/usr/lib", "/usr/local/lib", "/lib")
 
 # x86-64 syscall numbers of the probes (a fixed ABI)
 _READ, _GETPID, _EXECVE, _PTRACE, _MOUNT, _CLONE3, _UNKNOWN = 0, 39, 59, 101, 165, 435, 999
+_CLOSE_RANGE = 436
 
 
 def _probes(kind: str, traced: bool, platform: str = "seccomp") -> dict[tuple[int, int], int]:
@@ -88,6 +93,11 @@ def _probes(kind: str, traced: bool, platform: str = "seccomp") -> dict[tuple[in
     from sentry import bpf
     x86, i386 = bpf.AUDIT_ARCH_X86_64, bpf.AUDIT_ARCH_I386
     eperm, enosys = bpf.RET_ERRNO | errno.EPERM, bpf.RET_ERRNO | errno.ENOSYS
+    if kind == GUARD:
+        # Default allow, every ABI but x86-64's killed; close_range always
+        # stops (the tracer splits a range over the reserved descriptor).
+        return {(_GETPID, x86): bpf.RET_ALLOW, (_READ, x86): bpf.RET_ALLOW,
+                (_CLOSE_RANGE, x86): bpf.RET_TRACE, (20, i386): bpf.RET_KILL_PROCESS}
     if kind == "workload":
         sentry = bpf.RET_TRACE if platform == "ptrace" else bpf.RET_USER_NOTIF
         refused = sentry if traced else eperm
@@ -104,7 +114,10 @@ def _probes(kind: str, traced: bool, platform: str = "seccomp") -> dict[tuple[in
 def load(root: str, sandbox: Any, kinds: tuple[str, ...] = KINDS) -> dict[str, bytes]:
     """kind -> program for SANDBOX (a runsc_py.sandbox.SandboxOptions), from
     the cache under the runtime's ROOT, built and stored where missing or
-    refused.  Never fails for a cache problem: the worst case is a build."""
+    refused.  Never fails for a cache problem: the worst case is a build.
+    On the ptrace platform the workload's filter brings its guard."""
+    if "workload" in kinds and GUARD not in kinds and sandbox.platform == "ptrace":
+        kinds = (*kinds, GUARD)
     traced = bool(sandbox.filter_state().get("strace"))
     try:
         inputs = _inputs()
@@ -134,6 +147,9 @@ def _options(kind: str, sandbox: Any) -> dict[str, Any]:
         return {**sandbox.filter_state(), "platform": sandbox.platform}
     if kind == "sentry":
         return {"join_netns": sandbox.network == "none", "platform": sandbox.platform}
+    if kind == GUARD:
+        from sentry.platform.reserved import RESERVED_FD
+        return {"fd": RESERVED_FD}
     return {}
 
 
@@ -154,6 +170,11 @@ def _builder(kind: str, sandbox: Any) -> Callable[[], bytes]:
             from sentry.self_filter import build_bpf
             return build_bpf(join_netns=opts["join_netns"], platform=opts["platform"])
         return sentry
+    if kind == GUARD:
+        def guard() -> bytes:
+            from sentry.platform.reserved import build_bpf
+            return build_bpf(opts["fd"])
+        return guard
     if kind == "gofer":
         def gofer() -> bytes:
             from gofer.filter import build_bpf

@@ -80,7 +80,8 @@ def prepare_filter(opts: SandboxOptions) -> Any:
     setns into the container's mount namespace hides the host's files."""
     from sentry.install import prepare_filter as _prepare
     cached = opts.bpf.get("workload")  # the runtime's cache (filtercache.py), for this platform
-    return _prepare(None if cached is not None else policy_options(opts), opts.platform, cached)
+    return _prepare(None if cached is not None else policy_options(opts), opts.platform, cached,
+                    opts.bpf.get("guard"))
 
 
 def enter(prepared: Any, sock: sockets.socket, no_new_privs: bool = False) -> None:

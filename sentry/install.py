@@ -129,17 +129,18 @@ class PreparedFilter:
 
 
 def prepare_filter(options: PolicyOptions | None = None, platform: str = "seccomp",
-                   bpf: bytes | None = None) -> "PreparedFilter | Any":
+                   bpf: bytes | None = None, guard: bytes | None = None) -> "PreparedFilter | Any":
     """Step 1: build the BPF (imports libseccomp; allocates).  On the ptrace
     platform: its two filters and its hand-off (platform/ptrace_entry.py).
     bpf: the policy's program already built for these options and this
-    platform (the runtime's cache, runsc_py/filtercache.py): not rebuilt."""
+    platform (the runtime's cache, runsc_py/filtercache.py): not rebuilt;
+    guard: the same for the ptrace platform's guard of RESERVED_FD."""
     if bpf is None:
         from .filter import build_bpf
         bpf = build_bpf(options, trace=platform == "ptrace")
     if platform == "ptrace":
         from .platform.ptrace_entry import PreparedTrace
-        return PreparedTrace(PreparedFilter(bpf, listener=False))
+        return PreparedTrace(PreparedFilter(bpf, listener=False), guard)
     return PreparedFilter(bpf)
 
 

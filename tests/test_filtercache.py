@@ -158,8 +158,33 @@ def test_platform_and_network_are_separate_entries(root: Path, monkeypatch: pyte
     assert len([n for n in names if n.startswith("workload-")]) == 2   # per platform
     assert len([n for n in names if n.startswith("sentry-")]) == 4     # per platform and network
     assert len([n for n in names if n.startswith("gofer-")]) == 1
+    assert len([n for n in names if n.startswith("guard-")]) == 1      # ptrace's, one descriptor
     _no_build(monkeypatch)
     assert [filtercache.load(str(root), o) for o in variants] == got
+
+
+def test_the_ptrace_guard_comes_with_the_workload_filter(root: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the ptrace platform the workload's filter brings the guard of the
+    reserved descriptor (create and exec load "workload"): what reserved.py
+    builds for RESERVED_FD, and what init installs without building it."""
+    from sentry.install import prepare_filter
+    from sentry.platform import reserved
+    opts = SandboxOptions(platform="ptrace")
+    progs = filtercache.load(str(root), opts, ("workload",))
+    assert set(progs) == {"workload", filtercache.GUARD}
+    assert progs[filtercache.GUARD] == reserved.build_bpf(reserved.RESERVED_FD)
+    assert "guard" not in filtercache.load(str(root), SandboxOptions(), ("workload",))
+    # init's PreparedTrace takes it as it is: reserved.build_bpf is not called
+    monkeypatch.setattr(reserved, "build_bpf", lambda fd=0: pytest.fail("guard rebuilt"))
+    prepared = prepare_filter(None, "ptrace", progs["workload"], progs[filtercache.GUARD])
+    assert bytes(prepared.guard.insns) == progs[filtercache.GUARD]
+    assert prepared.guard_fd == reserved.RESERVED_FD
+    # a tampered guard entry is rebuilt, never loaded
+    monkeypatch.undo()
+    _entry(root, filtercache.GUARD).write_bytes(_pack(_key(filtercache.GUARD, opts), ALLOW_ALL))
+    again = filtercache.load(str(root), opts, ("workload",))
+    assert again[filtercache.GUARD] == progs[filtercache.GUARD]
 
 
 def test_every_input_of_a_program_is_in_its_key() -> None:
@@ -230,7 +255,8 @@ def test_the_builders_import_nothing_else_of_ours() -> None:
             if isinstance(node, ast.ImportFrom):
                 mod = node.module or ""
                 if node.level:
-                    mod = f"{package}.{mod}" if mod else package
+                    base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    mod = f"{base}.{mod}" if mod else base
                 names = [mod]
             elif isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
@@ -397,7 +423,9 @@ def test_containers_use_and_fill_the_cache(runtime, bundle) -> None:
     res = runtime.run_container(b)
     assert res.returncode == 0 and res.stdout == "hi\n", res
     names = sorted(p.name.split("-")[0] for p in (runtime.root / filtercache.CACHE_DIR).iterdir())
-    assert names == ["gofer", "sentry", "workload"], names
+    import helpers
+    ptrace = ["guard"] if helpers.platform_under_test() == "ptrace" else []
+    assert names == sorted(["gofer", "sentry", "workload", *ptrace]), names
     before = _entries(runtime.root)
     res = runtime.run_container(b)
     assert res.returncode == 0 and res.stdout == "hi\n", res

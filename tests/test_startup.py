@@ -99,8 +99,10 @@ def test_start_up_imports_no_typing_json_logging_enum(runtime, bundle) -> None:
     runsc_py/jsonio.py.  Nor `logging` (~9 ms of CPU with traceback,
     tokenize, textwrap...): runsc_py/log.py writes the lines; nor re
     (pickle.py's: the orders go through _pickle), nor socket, signal and
-    enum (~5 ms: runsc_py/sockets.py, _signal, str and int constants);
-    except on the ptrace platform, whose python-ptrace imports some."""
+    enum (~5 ms: runsc_py/sockets.py, _signal, str and int constants).
+    On the ptrace platform neither: python-ptrace's package __init__, which
+    imports logging, traceback, signal and enum, is not run
+    (sentry/platform/ptrace_abi.py)."""
     b = bundle(["true"], rootfs="shared")
     cid = runtime.new_id("imp")
     mods, res = _imports(runtime, "create", "--bundle", str(b), cid)
@@ -108,11 +110,13 @@ def test_start_up_imports_no_typing_json_logging_enum(runtime, bundle) -> None:
         assert res.returncode == 0, res
         assert "typing" not in mods
         assert not [m for m in mods if m.split(".")[0] == "json"], sorted(mods)
-        import helpers
-        if helpers.platform_under_test() != "ptrace":
-            heavy = {"logging", "traceback", "re", "socket", "signal", "enum", "selectors", "pickle"}
-            assert not heavy & mods, sorted(heavy & mods)
+        heavy = {"logging", "traceback", "re", "socket", "signal", "enum", "selectors", "pickle",
+                 "datetime"}
+        assert not heavy & mods, sorted(heavy & mods)
         assert "sentry.supervisor" in mods  # the sandbox's imports are among them
+        import helpers
+        if helpers.platform_under_test() == "ptrace":
+            assert "ptrace.binding.func" in mods and "ptrace.error" not in mods, sorted(mods)
     finally:
         runtime.delete(cid, force=True)
 

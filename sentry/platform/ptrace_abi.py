@@ -38,10 +38,46 @@ def _preload_libc() -> None:
     sys.modules["ptrace.ctypes_libc"] = m
 
 
-_preload_libc()
+class _BindingError(Exception):
+    """python-ptrace's PtraceError, as its binding uses it (ptrace/error.py:
+    a message, and the errno and pid attributes, None when unknown)."""
 
+    def __init__(self, message: str, errno: int | None = None, pid: int | None = None) -> None:
+        Exception.__init__(self, message)
+        self.errno = errno
+        self.pid = pid
+
+
+def _bare_package() -> None:
+    """Register python-ptrace's package without running its __init__ (its
+    real __path__: the submodules load as they are), as
+    runsc_py/network/_pyroute2.py does for pyroute2.
+
+    That __init__ imports what its debugger and its error helpers use
+    (ptrace.error: logging, traceback, datetime; ptrace.signames: signal,
+    enum): ~15 ms of CPU on the sandbox's path to its first call on this
+    platform, for none of what the binding needs.  The one name the
+    binding takes from the package itself, PtraceError (func.py raises it),
+    is _BindingError: the same contract.  If the real package is loaded
+    already (a process that imported python-ptrace first), it is used."""
+    if "ptrace" in sys.modules:
+        return
+    from importlib.machinery import PathFinder
+    spec = PathFinder.find_spec("ptrace")
+    if spec is None or spec.submodule_search_locations is None:
+        raise ImportError("python-ptrace is not installed")
+    mod = types.ModuleType("ptrace")
+    mod.__path__ = list(spec.submodule_search_locations)
+    mod.__spec__ = spec
+    mod.PtraceError = _BindingError  # type: ignore[attr-defined]
+    sys.modules["ptrace"] = mod
+
+
+_preload_libc()
+_bare_package()
+
+from ptrace import PtraceError  # noqa: E402,F401  (what ptrace_checked raises)
 from ptrace.binding import func as _pt  # noqa: E402
-from ptrace.error import PtraceError  # noqa: E402,F401  (what ptrace_checked raises)
 from ptrace.binding.linux_struct import user_regs_struct  # noqa: E402
 
 UserRegs = user_regs_struct

@@ -34,9 +34,12 @@ _ACK_TIMEOUT = 10.0
 class PreparedTrace:
     """The ptrace platform's filters, built before any of the steps."""
 
-    def __init__(self, policy: PreparedFilter) -> None:
+    def __init__(self, policy: PreparedFilter, guard: bytes | None = None) -> None:
+        """guard: the guard of RESERVED_FD already built (the runtime's
+        filter cache, runsc_py/filtercache.py); None: built here."""
         self.policy = policy
-        self.guard = PreparedFilter(reserved.build_bpf(), listener=False)
+        self.guard = PreparedFilter(guard if guard is not None else reserved.build_bpf(),
+                                    listener=False)
         self.guard_fd = reserved.RESERVED_FD
 
     def enter(self, sock: sockets.socket, no_new_privs: bool = False) -> None:
