@@ -146,7 +146,10 @@ class CgroupManager:
         if not d or not os.path.isdir(d):
             return              # already destroyed (or never created): nothing to signal
         me = os.getpid()
-        inside = me in self.pids()
+        present = self.pids()
+        if not present:
+            return              # nothing to signal, and nothing in it can fork (delete's usual case)
+        inside = me in present
         was_frozen = self.is_frozen()
         froze = False
         if inside:
