@@ -38,8 +38,14 @@ class PreparedTrace:
         """guard: the guard of RESERVED_FD already built (the runtime's
         filter cache, runsc_py/filtercache.py); None: built here."""
         self.policy = policy
-        self.guard = PreparedFilter(guard if guard is not None else reserved.build_bpf(),
-                                    listener=False)
+        if guard is None:
+            guard = reserved.build_bpf()
+        else:
+            # enter() may still build one, for a lower hard RLIMIT_NOFILE,
+            # once the host's files are out of sight (after pivot_root, or
+            # setns for an exec): its modules are loaded now.
+            reserved.load_builder()
+        self.guard = PreparedFilter(guard, listener=False)
         self.guard_fd = reserved.RESERVED_FD
 
     def enter(self, sock: sockets.socket, no_new_privs: bool = False) -> None:

@@ -125,6 +125,14 @@ def build_filter(fd: int = RESERVED_FD) -> Any:
     return f
 
 
+def load_builder() -> None:
+    """Import what build_filter and build_bpf use (libseccomp's binding,
+    the syscall table, the exporter) while they can still be imported."""
+    import seccomp  # noqa: F401
+    from ..filter import export_bpf  # noqa: F401
+    from ..policy import syscall_numbers  # noqa: F401
+
+
 def build_bpf(fd: int = RESERVED_FD) -> bytes:
     from ..filter import export_bpf
     return export_bpf(build_filter(fd))
