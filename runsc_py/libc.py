@@ -111,6 +111,43 @@ def pivot_root(new_root: str, put_old: str) -> None:
     _check(_libc.syscall(SYS_pivot_root, _b(new_root), _b(put_old)), f"pivot_root {new_root}")
 
 
+SYS_clone = 56
+_SIGCHLD = 17
+
+
+def fork_with(flags: int) -> int:
+    """fork(2) into new namespaces: clone(2) with FLAGS (CLONE_NEW* kinds) and
+    SIGCHLD, no new stack (the child runs on a copy of ours, as after fork).
+    Only the child is in them: unlike unshare(CLONE_NEWPID) first, our own
+    later children stay in our pid namespace and we may still make
+    threads.  Returns 0 in the child, its pid in the parent.
+
+    What os.fork does around fork() is done here around the call: the
+    interpreter's before-fork work (its locks, os.register_at_fork hooks),
+    the call with the GIL held (a PyDLL function), then the after-fork work
+    in each process.  For a single-threaded caller only: glibc's fork also
+    takes malloc's locks for the other threads, a raw clone does not."""
+    import sys
+    if "threading" in sys.modules and sys.modules["threading"].active_count() > 1:
+        raise RuntimeError("fork_with: the caller has threads")
+    api = ctypes.pythonapi
+    api.PyOS_BeforeFork()
+    pid = _pylibc.syscall(ctypes.c_long(SYS_clone), ctypes.c_ulong(flags | _SIGCHLD),
+                          None, None, None, ctypes.c_ulong(0))
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(err, f"clone {flags:#x}: {os.strerror(err)}")
+    return int(pid)
+
+
+_pylibc = ctypes.PyDLL("libc.so.6", use_errno=True)  # keeps the GIL across the call (fork_with)
+_pylibc.syscall.restype = ctypes.c_long
+
+
 def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), f"unshare {flags:#x}")
 

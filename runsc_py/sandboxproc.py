@@ -3,9 +3,9 @@
 It imports what it runs while the runtime finishes its part of `create`,
 takes its orders, then, in lifecycle order: stages the sentry's /proc,
 joins or makes the container's namespaces (user first), waits to be in its
-cgroups, forks init (through a short-lived forker in the container's pid
-namespace) and the gofer, and supervises: it hosts the sentry, forwards
-signals to init, and exits as init did.  See sync.py for the messages it
+cgroups, forks init (into a pid namespace of its own, or through a
+short-lived forker into a joined one) and the gofer, and supervises: it
+hosts the sentry, forwards signals to init, and exits as init did.  See sync.py for the messages it
 exchanges with the runtime (launch.py) and init (init/standard.py).
 """
 
@@ -67,8 +67,8 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: sockets.socket,
         os.setsid()
         staged = stage_proc()
         # Join namespaces given by path, user first.  The pid namespace is
-        # entered by the short-lived forker below, never by us: the kernel
-        # refuses to create threads (the sentry's workers) in a process whose
+        # entered by init alone (below), never by us: the kernel refuses to
+        # create threads (the sentry's workers) in a process whose
         # children's pid namespace differs from its own.
         for kind in JOIN_ORDER:
             if kind in ns_fds and kind not in ("mount", "pid"):
@@ -110,50 +110,36 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: sockets.socket,
             os.close(fd)
         alive_r, alive_w = os.pipe()
         handoff_init, handoff_sentry = sockets.socketpair(sockets.AF_UNIX, sockets.SOCK_STREAM)
-        # Init is forked by a short-lived child that enters the container's
-        # pid namespace; we are a child subreaper, so init becomes our child
-        # when that forker exits.
-        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
-        pid_r, pid_w = os.pipe()
-        forker = os.fork()
-        if forker == 0:  # ------------------------------------ init's forker
+
+        def init_child() -> NoReturn:  # ---------------------------------- init
             try:
-                os.close(pid_r)
-                # Init gets a mount namespace of its own from here (a copy of
-                # ours, with the host's view it needs to build the rootfs),
-                # so that we can then shrink ours (confine_fs below).
-                libc.unshare(libc.CLONE_NEWNS)
-                # A pid namespace for the container even when the spec asks
-                # for none: the host's is never shared, and ours (the
-                # sandbox's, with the sentry and the gofer in it) is never
-                # shown to the workload.  gVisor does the same.
-                if pid_ns_fd >= 0:
-                    libc.setns(pid_ns_fd, libc.CLONE_NEWPID)
-                else:
-                    libc.unshare(libc.CLONE_NEWPID)
-                # --network=none: the workload's own namespace, away from the
-                # spec's (which we keep, for the engine to configure).
-                if init_cfg.sandbox.network == "none":
-                    libc.unshare(libc.CLONE_NEWNET)
-                init_pid = os.fork()
-                if init_pid == 0:  # ------------------------------------ init
-                    os.close(host.proc_fd)
-                    os.close(pid_w)
-                    os.close(alive_w)
-                    chan.sock.close()
-                    handoff_sentry.close()
-                    sentry_sock.close()
-                    standard.run(init_cfg, init_chan, start_sock, alive_r, mount_ns_fd, handoff_init)
-                os.write(pid_w, str(init_pid).encode())
+                os.close(host.proc_fd)
+                os.close(alive_w)
+                chan.sock.close()
+                handoff_sentry.close()
+                sentry_sock.close()
+                standard.run(init_cfg, init_chan, start_sock, alive_r, mount_ns_fd, handoff_init)
             finally:
-                os._exit(0)
-        os.close(pid_w)
-        os.waitpid(forker, 0)
-        data = os.read(pid_r, 32)
-        os.close(pid_r)
-        if not data:
-            raise RuntimeFailure("sandbox: could not fork the container's init")
-        init_pid = int(data)
+                os._exit(1)
+
+        # Init's namespaces: a mount namespace of its own (a copy of ours,
+        # with the host's view it needs to build the rootfs), so that we can
+        # then shrink ours (confine_fs below); a pid namespace for the
+        # container even when the spec asks for none: the host's is never
+        # shared, and ours (the sandbox's, with the sentry and the gofer in
+        # it) is never shown to the workload, as in gVisor; with
+        # --network=none, a network namespace of the workload's own, away
+        # from the spec's (which we keep, for the engine to configure).
+        flags = libc.CLONE_NEWNS | (libc.CLONE_NEWNET if init_cfg.sandbox.network == "none" else 0)
+        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+        if pid_ns_fd < 0:
+            # One clone makes init in all of them; the namespace our own
+            # later children (the gofer) and threads live in stays ours.
+            init_pid = libc.fork_with(flags | libc.CLONE_NEWPID)
+            if init_pid == 0:
+                init_child()
+        else:
+            init_pid = _fork_in_pid_namespace(pid_ns_fd, flags, init_child)
         if pid_ns_fd >= 0:
             os.close(pid_ns_fd)
         os.close(alive_r)
@@ -308,6 +294,35 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
     host.stop_gofer()
     mark("sandbox.exit")
     _exit_like(status)
+
+
+def _fork_in_pid_namespace(pid_ns_fd: int, flags: int, child: Any) -> int:
+    """Run child() as init in the joined pid namespace pid_ns_fd (a pod's),
+    in new namespaces of FLAGS: through a short-lived forker, since setns
+    into a pid namespace applies to the caller's later children only and
+    we must stay where we are.  We are a child subreaper: init becomes our
+    child when the forker exits.  Init's pid, as our namespace numbers it."""
+    pid_r, pid_w = os.pipe()
+    forker = os.fork()
+    if forker == 0:  # ------------------------------------ init's forker
+        try:
+            os.close(pid_r)
+            libc.unshare(flags)
+            libc.setns(pid_ns_fd, libc.CLONE_NEWPID)
+            init_pid = os.fork()
+            if init_pid == 0:
+                os.close(pid_w)
+                child()
+            os.write(pid_w, str(init_pid).encode())
+        finally:
+            os._exit(0)
+    os.close(pid_w)
+    os.waitpid(forker, 0)
+    data = os.read(pid_r, 32)
+    os.close(pid_r)
+    if not data:
+        raise RuntimeFailure("sandbox: could not fork the container's init")
+    return int(data)
 
 
 _PEER_TIMEOUT = 5.0

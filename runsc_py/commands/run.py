@@ -8,7 +8,6 @@ from ..cli import Globals
 
 if TYPE_CHECKING:  # argparse is imported only for help and errors (flags.py)
     import argparse
-from ..signals import wait_forwarding
 from . import create
 
 
@@ -20,9 +19,12 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(g: Globals, a: argparse.Namespace) -> int:
-    from .. import container
     from ..errors import RuntimeFailure
     store, st = create.create_from_args(g, a)
+    # After the sandbox's fork (create): nothing the sandbox needs, so off
+    # the path both share (docs/performance.md, Start-up).
+    from .. import container
+    from ..signals import wait_forwarding
     try:
         container.start(store, a.id)
     except RuntimeFailure:

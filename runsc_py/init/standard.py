@@ -110,7 +110,7 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: sockets.socket,
     if mount_ns_fd >= 0:
         libc.setns(mount_ns_fd, libc.CLONE_NEWNS)
         os.close(mount_ns_fd)
-    # (Otherwise our forker already gave us a mount namespace of our own.)
+    # (Otherwise we were born in a mount namespace of our own: sandboxproc.py.)
 
     # 2. The root filesystem, still seen through the host's paths.
     if "mount" in cfg.new_namespaces:
@@ -140,8 +140,9 @@ def _setup_and_wait(cfg: InitConfig, chan: Channel, start_sock: sockets.socket,
     chan.send(Msg.HOOKS)
     msg, _ = chan.recv(Msg.HOOKS_DONE)
     cfg.hook_state["pid"] = msg["pid"]  # the sandbox pid, as `state` reports it
-    # Our forker has exited by now (the sandbox waited for it before
-    # reporting our pid), so the sandbox process is our parent: die with it.
+    # The sandbox process is our parent (in a joined pid namespace: once
+    # our forker has exited, which the sandbox waited for before reporting
+    # our pid): die with it.
     _die_with_parent(parent_alive_fd)
 
     # 5. createContainer hooks: container namespaces, before pivot_root.
