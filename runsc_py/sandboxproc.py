@@ -5,8 +5,9 @@ takes its orders, then, in lifecycle order: stages the sentry's /proc,
 joins or makes the container's namespaces (user first), waits to be in its
 cgroups, forks init (into a pid namespace of its own, or through a
 short-lived forker into a joined one) and the gofer, and supervises: it
-hosts the sentry, forwards signals to init, and exits as init did.  See sync.py for the messages it
-exchanges with the runtime (launch.py) and init (init/standard.py).
+hosts the sentry, forwards signals to init, and exits as init did.  See
+sync.py for the messages it exchanges with the runtime (launch.py) and
+init (init/standard.py).
 """
 
 from __future__ import annotations

@@ -520,3 +520,41 @@ def test_the_dispatch_table_built_ahead_is_the_one_the_orders_ask_for(net_raw, s
     built = sandbox.dispatch_for(other, (early, table))
     names = [getattr(h, "__name__", None) for h in sandbox.dispatch_for(other)]  # (--strace wraps: new closures)
     assert built is not table and [getattr(h, "__name__", None) for h in built] == names
+
+
+def test_init_is_cloned_into_namespaces_of_its_own_and_the_caller_stays() -> None:
+    """libc.fork_with (how the sandbox makes init): the child is the first
+    process of a new pid namespace, in a mount namespace of its own; the
+    caller's namespaces and its later children's do not change (unlike
+    unshare(CLONE_NEWPID)), it can still make threads, and a caller that
+    has threads is refused (a raw clone does not take malloc's locks)."""
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    code = f"""
+import os, sys, threading
+sys.path.insert(0, {str(root)!r})
+from runsc_py import libc
+ns = lambda p, k: os.readlink(f"/proc/{{p}}/ns/{{k}}")
+r, w = os.pipe()
+pid = libc.fork_with(libc.CLONE_NEWPID | libc.CLONE_NEWNS)
+if pid == 0:
+    os.write(w, f"{{os.getpid()}} {{ns('self', 'pid')}} {{ns('self', 'mnt')}}".encode())
+    os._exit(3)
+os.close(w)
+child_pid, child_pidns, child_mnt = os.read(r, 200).decode().split()
+assert os.waitpid(pid, 0)[1] >> 8 == 3
+assert child_pid == "1", child_pid
+assert child_pidns != ns("self", "pid") and child_mnt != ns("self", "mnt")
+assert ns("self", "pid_for_children") == ns("self", "pid")
+t = threading.Thread(target=lambda: None); t.start(); t.join()
+ev = threading.Event(); t = threading.Thread(target=ev.wait); t.start()
+try:
+    libc.fork_with(libc.CLONE_NEWPID)
+except RuntimeError as e:
+    print("refused:", e)
+ev.set(); t.join()
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "refused: fork_with: the caller has threads", res.stdout
