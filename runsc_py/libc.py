@@ -126,7 +126,12 @@ def fork_with(flags: int) -> int:
     interpreter's before-fork work (its locks, os.register_at_fork hooks),
     the call with the GIL held (a PyDLL function), then the after-fork work
     in each process.  For a single-threaded caller only: glibc's fork also
-    takes malloc's locks for the other threads, a raw clone does not."""
+    takes malloc's locks for the other threads, a raw clone does not.  Nor
+    does it refresh glibc's cached thread id in the child (fork has the
+    kernel write it, CLONE_CHILD_SETTID, at an address glibc keeps to
+    itself): in the child, raise(3) and pthread_kill(3) on itself would
+    name the caller's tid and fail (ESRCH).  Nothing init runs before its
+    execve uses them (it signals with kill(2)); the execve resets it all."""
     import sys
     if "threading" in sys.modules and sys.modules["threading"].active_count() > 1:
         raise RuntimeError("fork_with: the caller has threads")
