@@ -81,8 +81,7 @@ _LIBSECCOMP_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib6
                     "/usr/lib", "/usr/local/lib", "/lib")
 
 # x86-64 syscall numbers of the probes (a fixed ABI)
-_READ, _GETPID, _EXECVE, _PTRACE, _MOUNT, _CLONE3, _UNKNOWN = 0, 39, 59, 101, 165, 435, 999
-_CLOSE_RANGE = 436
+_READ, _GETPID, _EXECVE, _PTRACE, _MOUNT, _CLONE3, _CLOSE_RANGE, _UNKNOWN = 0, 39, 59, 101, 165, 435, 436, 999
 
 
 def _probes(kind: str, traced: bool, platform: str = "seccomp") -> dict[tuple[int, int], int]:

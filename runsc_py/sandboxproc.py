@@ -80,7 +80,7 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: sockets.socket,
             chan.recv(Msg.MAPPED)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-        # Imports first: nothing may fork between unshare(CLONE_NEWPID) and init.
+        # Imports first, before any fork: init and the gofer share them.
         host = SandboxHost.prepare(init_cfg.sandbox, staged, prebuilt)
         mark("sandbox.imported")
         chan.send(Msg.HELLO)
@@ -141,7 +141,6 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: sockets.socket,
                 init_child()
         else:
             init_pid = _fork_in_pid_namespace(pid_ns_fd, flags, init_child)
-        if pid_ns_fd >= 0:
             os.close(pid_ns_fd)
         os.close(alive_r)
         handoff_init.close()

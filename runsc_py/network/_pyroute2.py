@@ -3,8 +3,9 @@
 pyroute2 0.7's `import pyroute2` loads NDB, its CLI, asyncio,
 multiprocessing and http.server: 300-450 ms here (svinota/pyroute2#1404).
 `full()` registers a bare package module for `pyroute2` (its real
-__path__, no __init__ run) and imports the IPRoute class, for the bridge
-(veths, addresses, routes in two namespaces).  Only the network set-up
+__path__, no __init__ run: runsc_py/bare_package.py) and imports the
+IPRoute class, for the bridge (veths, addresses, routes in two
+namespaces).  Only the network set-up
 helper process (setup.py) calls it, with --network=bridge; the loopback
 and the backstop's rules are two kinds of request that backstop.py
 encodes itself.
@@ -12,24 +13,10 @@ encodes itself.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import types
+from runsc_py.bare_package import register
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any
-
-
-def _bare_package() -> None:
-    if "pyroute2" in sys.modules:
-        return
-    spec = importlib.util.find_spec("pyroute2")
-    if spec is None or spec.submodule_search_locations is None:
-        raise ImportError("pyroute2 is not installed")
-    mod = types.ModuleType("pyroute2")
-    mod.__path__ = list(spec.submodule_search_locations)
-    mod.__spec__ = spec
-    sys.modules["pyroute2"] = mod
 
 
 def full() -> Any:
@@ -37,6 +24,6 @@ def full() -> Any:
     `logging`, go to our log)."""
     from runsc_py.log import bridge_stdlib
     bridge_stdlib()
-    _bare_package()
+    register("pyroute2", "pyroute2")
     from pyroute2.iproute.linux import IPRoute
     return IPRoute

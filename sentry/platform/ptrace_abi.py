@@ -24,6 +24,8 @@ import ctypes
 import sys
 import types
 
+from runsc_py.bare_package import register
+
 
 def _preload_libc() -> None:
     """python-ptrace's ptrace.ctypes_libc finds libc with
@@ -49,9 +51,8 @@ class _BindingError(Exception):
 
 
 def _bare_package() -> None:
-    """Register python-ptrace's package without running its __init__ (its
-    real __path__: the submodules load as they are), as
-    runsc_py/network/_pyroute2.py does for pyroute2.
+    """Register python-ptrace's package without running its __init__
+    (runsc_py/bare_package.py, as for pyroute2).
 
     That __init__ imports what its debugger and its error helpers use
     (ptrace.error: logging, traceback, datetime; ptrace.signames: signal,
@@ -60,17 +61,7 @@ def _bare_package() -> None:
     binding takes from the package itself, PtraceError (func.py raises it),
     is _BindingError: the same contract.  If the real package is loaded
     already (a process that imported python-ptrace first), it is used."""
-    if "ptrace" in sys.modules:
-        return
-    from importlib.machinery import PathFinder
-    spec = PathFinder.find_spec("ptrace")
-    if spec is None or spec.submodule_search_locations is None:
-        raise ImportError("python-ptrace is not installed")
-    mod = types.ModuleType("ptrace")
-    mod.__path__ = list(spec.submodule_search_locations)
-    mod.__spec__ = spec
-    mod.PtraceError = _BindingError  # type: ignore[attr-defined]
-    sys.modules["ptrace"] = mod
+    register("ptrace", "python-ptrace", PtraceError=_BindingError)
 
 
 _preload_libc()
