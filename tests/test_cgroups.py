@@ -581,6 +581,20 @@ def test_v1_destroy_busy_fails(v1: V1Manager, procs: Callable[[], subprocess.Pop
 
 @needs_root
 @needs_v1
+def test_v1_destroy_removes_child_cgroups(v1: V1Manager) -> None:
+    """A leaf is removed with one rmdir; child cgroups made under it (a
+    nested runtime's, systemd's in the container) go first, deepest first."""
+    v1.create()
+    nested = [os.path.join(v1.paths["memory"], "a", "b"), os.path.join(v1.paths["pids"], "c")]
+    for d in nested:
+        os.makedirs(d)
+    v1.destroy()
+    for d in v1.paths.values():
+        assert not os.path.exists(d)
+
+
+@needs_root
+@needs_v1
 def test_v1_stats(v1: V1Manager, procs: Callable[[], subprocess.Popen[bytes]]) -> None:
     v1.create()
     v1.set({"memory": {"limit": 64 << 20}, "pids": {"limit": 100}})

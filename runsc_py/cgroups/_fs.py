@@ -122,6 +122,13 @@ def rmdir_tree(top: str, timeout: float) -> None:
 
 
 def _rmdir_once(top: str) -> None:
+    try:
+        os.rmdir(top)  # the usual case: no child cgroup, no task left
+        return
+    except OSError as e:
+        if e.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+            raise
+    # Child cgroups (a nested runtime's, or systemd's) go first, deepest first.
     subdirs: list[str] = []
     for dirpath, dirnames, _files in os.walk(top):
         subdirs.extend(os.path.join(dirpath, d) for d in dirnames)
