@@ -180,6 +180,59 @@ SYS_pidfd_send_signal = 424
 SYS_pidfd_open = 434
 
 
+# What an execve may change of a task's credentials, asked of the kernel
+# directly (creds.CredsCache: a thread group leader after its own exec).
+# PIDFD_GET_INFO (Linux 6.13) on a pidfd: its ids as our user namespace
+# maps them, with no task lookup by number; struct pidfd_info as first
+# published (PIDFD_INFO_SIZE_VER0), which later kernels still accept.
+_PIDFD_GET_INFO = 0xC040FF0B  # _IOWR(PIDFS_IOCTL_MAGIC 0xFF, 11, 64 bytes)
+PIDFD_INFO_CREDS = 1 << 1
+_ioctl = _libc["ioctl"]  # its own function object: argtypes of its own
+_ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
+_ioctl.restype = ctypes.c_int
+
+
+class PidfdInfo(ctypes.Structure):
+    _fields_ = [("mask", ctypes.c_uint64), ("cgroupid", ctypes.c_uint64),
+                ("pid", ctypes.c_uint32), ("tgid", ctypes.c_uint32), ("ppid", ctypes.c_uint32),
+                ("ruid", ctypes.c_uint32), ("rgid", ctypes.c_uint32),
+                ("euid", ctypes.c_uint32), ("egid", ctypes.c_uint32),
+                ("suid", ctypes.c_uint32), ("sgid", ctypes.c_uint32),
+                ("fsuid", ctypes.c_uint32), ("fsgid", ctypes.c_uint32),
+                ("spare0", ctypes.c_uint32)]
+
+
+class TaskIds:
+    """One thread's buffers for reading another task's ids and capabilities."""
+
+    def __init__(self) -> None:
+        self.info = PidfdInfo()
+        self._info_p = ctypes.addressof(self.info)
+        self._hdr = _CapHeader(_CAP_V3, 0)
+        self._hdr_ref = ctypes.byref(self._hdr)
+        self._data = (_CapData * 2)()
+
+    def ids(self, pidfd: int) -> PidfdInfo | None:
+        """The ids of pidfd's task (self.info), or None: an older kernel
+        (ENOTTY, EINVAL), the task gone (ESRCH)."""
+        info = self.info
+        info.mask = PIDFD_INFO_CREDS
+        if _ioctl(pidfd, _PIDFD_GET_INFO, self._info_p) != 0 or not info.mask & PIDFD_INFO_CREDS:
+            return None
+        return info
+
+    def cap_effective(self, tid: int) -> int:
+        """capget(2) of task tid (in our pid namespace): its effective
+        set, or -1."""
+        hdr = self._hdr
+        hdr.version = _CAP_V3  # capget rewrites it when it does not know it
+        hdr.pid = tid
+        data = self._data
+        if _syscall(SYS_capget, self._hdr_ref, data) != 0:
+            return -1
+        return data[0].effective | data[1].effective << 32
+
+
 def pidfd_open(pid: int, flags: int = 0) -> int:
     r = _syscall(SYS_pidfd_open, pid, flags)
     return r if r >= 0 else -_get_errno()

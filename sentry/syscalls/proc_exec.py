@@ -24,7 +24,7 @@ import errno
 import os
 import stat as _stat
 
-from .. import paths
+from .. import ownproc, paths
 from ..call import Call
 from ..errors import SysError
 from ..hostcalls import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW
@@ -115,11 +115,31 @@ def _check(call: Call, dirfd: int | None, path: bytes, flags: int) -> int | None
 
 
 def _forget(call: Call) -> None:
-    """The exec changes the caller's credentials and address space, and it
-    takes over its thread group leader's tid: their cached credentials and
-    mem fds go (sentry/creds.py).  Other tasks are untouched."""
+    """The exec may change the caller's credentials and changes its address
+    space, and it takes over its thread group leader's tid: their cached
+    credentials and mem fds go (sentry/creds.py).  Other tasks are
+    untouched.
+
+    The exec of a single-threaded process (its leader, alone: no other
+    thread can exec in its place, nor start one while it waits here) keeps
+    what an exec cannot change, its groups and its pid: only its ids and
+    capabilities are read again, from the kernel (CredsEpoch.exec_of_leader).
+    With other threads the task under the leader's tid afterwards may be
+    any of them, with credentials of its own: everything is read again."""
     c = call.creds()
-    call.sb.creds_epoch.forget(call.pid, c.tgid or call.pid)
+    if c.tgid == call.pid and _alone(call.pid):
+        call.sb.creds_epoch.exec_of_leader(call.pid)
+    else:
+        call.sb.creds_epoch.forget(call.pid, c.tgid or call.pid)
+
+
+def _alone(tgid: int) -> bool:
+    """Thread group tgid has one thread (/proc/TGID/task's link count is 2
+    plus its threads); False if that cannot be read."""
+    try:
+        return os.stat(f"{tgid}/task", dir_fd=ownproc.dirfd()).st_nlink == 3
+    except OSError:
+        return False
 
 
 def execve(call: Call) -> int | None:

@@ -159,3 +159,122 @@ def test_a_cached_entry_is_checked_alive_unless_its_owner_sees_every_exit(
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+
+
+def _child_that_changes_ids() -> tuple[int, int, int]:
+    """A forked child that waits; told to go on, it takes uid and gid 1000
+    (which clears its capabilities, as an exec of a program for a non-root
+    user may) and says so.  (pid, its go fd, its done fd)."""
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.read(go_r, 1)
+            os.setresgid(1000, 1000, 1000)
+            os.setresuid(1000, 1000, 1000)
+            os.write(done_w, b"x")
+            signal.pause()
+        finally:
+            os._exit(0)
+    os.close(go_r)
+    os.close(done_w)
+    return pid, go_w, done_r
+
+
+def test_a_leaders_exec_refreshes_ids_and_capabilities_from_the_kernel(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After exec_of_leader(tid), the entry's ids and effective set are
+    read again (PIDFD_GET_INFO, capget), not /proc/TID/status: the result
+    equals a full read; its old mem fd is closed and a new one is opened at
+    the next call but one.  A forget() after it still means a full read."""
+    from sentry import creds
+
+    pid, go, done = _child_that_changes_ids()
+    try:
+        reads = []
+        real_read = creds.read_creds
+        monkeypatch.setattr(creds, "read_creds", lambda tid: reads.append(tid) or real_read(tid))
+        epoch = creds.CredsEpoch()
+        cache = creds.CredsCache(epoch)
+        before, _mem, hit = cache.lookup(pid)
+        assert not hit and before.euid == 0 and before.cap_eff != 0
+        _c, old_mem, hit = cache.lookup(pid)  # its second lookup: the mem fd
+        assert hit and old_mem >= 0
+        epoch.exec_of_leader(pid)
+        os.write(go, b"x")
+        assert os.read(done, 1) == b"x"
+        after, mem, hit = cache.lookup(pid)
+        assert len(reads) == 1  # the first fill only
+        assert not hit and mem == -1
+        with pytest.raises(OSError):
+            os.fstat(old_mem)  # closed: it named the old address space
+        assert after == real_read(pid)
+        assert (after.ruid, after.euid, after.fsuid, after.rgid, after.fsgid, after.cap_eff) == \
+            (1000, 1000, 1000, 1000, 1000, 0)
+        assert after.groups == before.groups and after.tgid == before.tgid == pid
+        again, mem, hit = cache.lookup(pid)
+        assert hit and again == after and mem >= 0
+        epoch.exec_of_leader(pid)
+        epoch.forget(pid)  # (another thread's exec: its tid and its leader's)
+        cache.lookup(pid)
+        assert len(reads) == 2
+        cache.clear()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(go)
+        os.close(done)
+
+
+def test_a_refresh_of_a_task_gone_reads_nothing_stale() -> None:
+    """exec_of_leader() of a task that has exited: the refresh fails and
+    the lookup fails as for any task gone, never with the old entry."""
+    from sentry import creds
+    from sentry.errors import SysError
+
+    pid, go, done = _child_that_changes_ids()
+    epoch = creds.CredsEpoch()
+    cache = creds.CredsCache(epoch)
+    try:
+        cache.lookup(pid)
+        epoch.exec_of_leader(pid)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(go)
+        os.close(done)
+    with pytest.raises(SysError):
+        cache.lookup(pid)
+    cache.clear()
+
+
+def test_only_a_single_threaded_processs_exec_keeps_its_groups() -> None:
+    """proc_exec._alone: the refresh after an exec (exec_of_leader) is for a
+    process with one thread; with more, the task under the leader's tid
+    after the exec may be another thread, with credentials of its own."""
+    import threading
+    from sentry.syscalls.proc_exec import _alone
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.read(r, 1)  # one thread, then two
+        threading.Thread(target=signal.pause, daemon=True).start()
+        os.write(w, b"x")
+        signal.pause()
+        os._exit(0)
+    try:
+        assert _alone(pid)
+        os.write(w, b"x")
+        import time
+        deadline = time.monotonic() + 5
+        while _alone(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not _alone(pid)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(r)
+        os.close(w)
+    assert not _alone(pid)  # gone: not known to be alone
