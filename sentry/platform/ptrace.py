@@ -664,7 +664,16 @@ class Tracer:
             t.pending_exec = was.pending_exec if was is not None else None
             if was is not None:
                 was.drop()
-        self._gone(t.tid)  # a new address space: its mem fd is another one
+        epoch = self.sup.sandbox.creds_epoch
+        if old != t.tid:
+            # Another thread's credentials under the leader's tid now.
+            self._gone(t.tid)
+            epoch.forget(t.tid, old)
+        else:
+            # The leader itself: the exec changed its ids and capabilities
+            # at most, and its address space (CredsCache._after_exec reads
+            # the first two again and drops its mem fd at its next call).
+            epoch.exec_of_leader(t.tid)
         self._own_reach()
         allowed = t.pending_exec or frozenset()
         t.pending_exec = None
@@ -677,7 +686,6 @@ class Tracer:
         table = FdTable(t.table.chan, t.table.reserved)
         table.private_needed = t.table.private_needed or execcheck.secure_exec(t.tid)
         t.set_table(table)
-        self.sup.sandbox.creds_epoch.bump()
         self._resume(t, 0)
 
     # --- a stopped call ------------------------------------------------------------
