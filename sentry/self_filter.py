@@ -65,7 +65,8 @@ ALLOW: dict[str, str] = {
     "wait4": "reap the workload's init",
     "waitid": "reap the workload's init",
     # the notification fd and the workload's memory
-    "ioctl": "SECCOMP_IOCTL_NOTIF_* on the listener (and TCGETS probes of Python's io)",
+    "ioctl": "SECCOMP_IOCTL_NOTIF_* on the listener, PIDFD_GET_INFO on a target's pidfd "
+             "(its ids after an exec), TCGETS probes of Python's io",
     "process_vm_readv": "copy syscall arguments from the workload",
     "process_vm_writev": "write results into the workload",
     "poll": "wait on the listener, sockets, pidfds",
@@ -160,7 +161,7 @@ ALLOW: dict[str, str] = {
     "setgroups": "act with the target's groups (per thread)",
     "setresuid": "restore the worker's identity; a unix connect's peer ids (creds.as_peer)",
     "setresgid": "restore the worker's identity; a unix connect's peer ids (creds.as_peer)",
-    "capget": "read capabilities", "capset": "act with the target's capabilities",
+    "capget": "read capabilities (ours; a target's after an exec)", "capset": "act with the target's capabilities",
     # sockets: the handoff and AF_UNIX emulation
     "accept4": "listeners of exec'd processes on sentry.sock",
     "accept": "listeners of exec'd processes on sentry.sock",
