@@ -132,7 +132,6 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: sockets.socket,
         # --network=none, a network namespace of the workload's own, away
         # from the spec's (which we keep, for the engine to configure).
         flags = libc.CLONE_NEWNS | (libc.CLONE_NEWNET if init_cfg.sandbox.network == "none" else 0)
-        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
         if pid_ns_fd < 0:
             # One clone makes init in all of them; the namespace our own
             # later children (the gofer) and threads live in stays ours.
@@ -302,6 +301,7 @@ def _fork_in_pid_namespace(pid_ns_fd: int, flags: int, child: Any) -> int:
     into a pid namespace applies to the caller's later children only and
     we must stay where we are.  We are a child subreaper: init becomes our
     child when the forker exits.  Init's pid, as our namespace numbers it."""
+    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
     pid_r, pid_w = os.pipe()
     forker = os.fork()
     if forker == 0:  # ------------------------------------ init's forker
