@@ -548,21 +548,22 @@ class CredsCache:
         tid and tgid: those are kept, the ids come from PIDFD_GET_INFO on
         the entry's pidfd and the effective set from capget(2), exact
         either way, about a fifteenth of what reading /proc/TID/status costs
-        for a task that has just exec'd.  The pidfd is checked again after
-        capget (which names the task by number), as lookup() does after
-        its reads.  The address space is new: the old mem fd goes, and the
-        new one is opened at the task's next call, as for a new entry."""
+        for a task that has just exec'd.  capget names the task by number,
+        so it comes first: PIDFD_GET_INFO after it fails (ESRCH) once the
+        pidfd's task has been reaped, the moment its tid may name another
+        task, so both answers are that task's (the check lookup() makes with
+        pidfd_send_signal after its reads, in the same call).  The address
+        space is new: the old mem fd goes, and the new one is opened at the
+        task's next call, as for a new entry."""
         filled = self._epoch.gen
-        pidfd = e[0]
-        ids = self._task_ids.ids(pidfd)
+        task_ids = self._task_ids
+        cap = task_ids.cap_effective(tid)
+        ids = task_ids.ids(e[0]) if cap >= 0 else None
         if ids is None:
             return None
-        cap = self._task_ids.cap_effective(tid)
-        if cap < 0 or not hostcalls.pidfd_alive(pidfd):
-            return None
-        c = e[1].replace(ruid=ids.ruid, euid=ids.euid, suid=ids.suid, fsuid=ids.fsuid,
-                         rgid=ids.rgid, egid=ids.egid, sgid=ids.sgid, fsgid=ids.fsgid,
-                         cap_eff=cap)
+        old = e[1]
+        c = Creds(ids.ruid, ids.rgid, ids.fsuid, ids.fsgid, old.groups, cap, old.umask,
+                  old.ns_tgid, old.ns_tid, ids.euid, ids.suid, ids.egid, ids.sgid, old.tgid)
         if e[2] >= 0:
             os.close(e[2])
         e[1], e[2], e[3], e[4] = c, -1, filled, 1
