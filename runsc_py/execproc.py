@@ -204,10 +204,9 @@ def _exec_child(chan: Channel, proc: dict[str, Any], preserve_fds: int, prepared
         last_cap = process.last_cap()
         process.close_inherited_fds(2 + preserve_fds)
         process.reset_signals()
-        # The sandbox hand-off, as for init: while we still hold our
-        # capabilities; the user switch then runs under the sentry.
-        enter(prepared, sentry_conn)
-        process.become_user(proc, last_cap)
+        # The identity and the sandbox hand-off, as for init: the filter
+        # goes in as late as it still can (process.identity_before_handoff).
+        process.become_user_and_hand_off(proc, last_cap, lambda: enter(prepared, sentry_conn))
         os.execve(argv0, proc["args"], env)
     except RuntimeFailure as e:
         chan.error(str(e))

@@ -272,6 +272,38 @@ def test_filter_without_no_new_privs_when_the_spec_says_so(runtime, bundle):
     assert "Seccomp:\t2" in res.stdout and "NoNewPrivs:\t0" in res.stdout, res
 
 
+_CRED_CALLS = ("setgroups", "setresgid", "setresuid", "capset")
+
+
+@pytest.mark.parametrize("nnp,user,before_exec", [
+    (True, {"uid": 1000, "gid": 1000}, []),  # the filter last, as runc's with noNewPrivileges
+    (True, {"uid": 0, "gid": 0}, []),
+    (False, {"uid": 0, "gid": 0}, ["capset"]),  # root keeps CAP_SYS_ADMIN through setresuid
+    (False, {"uid": 1000, "gid": 1000, "additionalGids": [5]}, list(_CRED_CALLS)),
+])
+def test_init_takes_what_it_can_of_its_identity_before_the_filter(runtime, bundle, workdir,
+                                                                  nnp, user, before_exec):
+    """Each credential call init makes under the filter is a notification
+    round trip before the workload's first instruction: init takes as much
+    of the spec's identity as still lets it install the filter
+    (process.identity_before_handoff), and the rest is notified.  The
+    workload's identity is the spec's either way."""
+    log_file = workdir / f"ident-{nnp}-{user['uid']}.log"
+    b = bundle("grep -E '^(Uid|Gid|Groups|NoNewPrivs|Seccomp):' /proc/self/status", rootfs="shared",
+               config={"process": {"noNewPrivileges": nnp, "user": user}})
+    res = runtime.run("run", "--bundle", str(b), runtime.new_id("ident"),
+                      global_args=["--log", str(log_file), "--strace"])
+    assert res.returncode == 0, res
+    status = {k: v.split() for k, v in (ln.split(":", 1) for ln in res.stdout.splitlines())}
+    uid, gid = str(user["uid"]), str(user["gid"])
+    assert status["Uid"] == [uid] * 4 and status["Gid"] == [gid] * 4, res.stdout
+    assert status.get("Groups", []) == [str(g) for g in user.get("additionalGids", [])], res.stdout
+    assert status["NoNewPrivs"] == ["1" if nnp else "0"] and status["Seccomp"] == ["2"], res.stdout
+    calls = re.findall(r"\[\d+\] (\w+)\(", log_file.read_text())
+    first_exec = calls.index("execve")
+    assert [c for c in calls[:first_exec] if c in _CRED_CALLS] == before_exec, calls[:first_exec + 1]
+
+
 def test_sentry_sees_no_files_by_path(runtime, bundle):
     """The sandbox process's root is an empty tmpfs with only /proc: neither
     the host's nor the container's files are reachable by path.  It is

@@ -14,7 +14,7 @@ import resource
 import _signal  # signal.py's C module: signal.py imports enum (runsc_py/signals.py)
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Callable
 
 from .. import libc
 from ..errors import RuntimeFailure
@@ -188,16 +188,71 @@ def default_home(env: dict[str, str], uid: int) -> None:
 
 def become_user(proc: dict[str, Any], last: int) -> None:
     """The process's identity: bounding set, user and groups, the five
-    capability sets, no_new_privs if asked, umask.  Runs after the sandbox
-    hand-off, so the sentry sees (and the kernel checks) every change."""
-    caps = proc.get("capabilities")
-    drop_bounding(caps, last)
+    capability sets, no_new_privs if asked, umask."""
+    switch_ids(proc, last)
+    finish_identity(proc)
+
+
+def switch_ids(proc: dict[str, Any], last: int) -> None:
+    """become_user's first half: the bounding set, user and groups."""
+    drop_bounding(proc.get("capabilities"), last)
     set_user(proc.get("user") or {})
-    apply_caps(caps)
+
+
+def finish_identity(proc: dict[str, Any]) -> None:
+    """become_user's second half: the capability sets, no_new_privs if
+    asked, umask."""
+    apply_caps(proc.get("capabilities"))
     if proc.get("noNewPrivileges"):
         set_no_new_privs()
     umask = (proc.get("user") or {}).get("umask")
     os.umask(0o022 if umask is None else umask)
+
+
+# How much of the identity init takes before the sandbox hand-off (its
+# seccomp filter): see identity_before_handoff.
+ALL, IDS, NONE = "all", "ids", "none"
+
+
+def identity_before_handoff(proc: dict[str, Any]) -> str:
+    """What of become_user can run before the workload's filter goes in.
+
+    The filter must go in while init may still install it: with
+    no_new_privs set, at any time (runc installs its filter last, right
+    before execve, when the spec sets noNewPrivileges); without it, only
+    while init holds CAP_SYS_ADMIN.  Whatever runs before it is init's own
+    work, unfiltered and unseen by the sentry, which has nothing of init
+    cached yet and reads its credentials at its first notified call (the
+    execve); whatever runs after it is notified, a round trip each.  So:
+    ALL with noNewPrivileges; IDS (bounding set, user and groups) for user
+    0, who keeps every capability through the switch, and then only capset
+    is notified; NONE otherwise (setgroups, setresgid, setresuid and capset
+    notified: a non-root user has no effective capability after setuid)."""
+    if proc.get("noNewPrivileges"):
+        return ALL
+    if (proc.get("user") or {}).get("uid", 0) == 0:
+        return IDS
+    return NONE
+
+
+def become_user_and_hand_off(proc: dict[str, Any], last: int, hand_off: "Callable[[], None]",
+                             after_setuid: "Callable[[], None]" = lambda: None) -> None:
+    """become_user, with hand_off() (the workload filter's installation)
+    placed as late in it as identity_before_handoff allows; after_setuid()
+    right after the user switch."""
+    early = identity_before_handoff(proc)
+    if early == ALL:
+        become_user(proc, last)
+    elif early == IDS:
+        switch_ids(proc, last)
+    if early != NONE:
+        after_setuid()
+    hand_off()
+    if early == IDS:
+        finish_identity(proc)
+    elif early == NONE:
+        become_user(proc, last)
+        after_setuid()
 
 
 def reset_signals() -> None:

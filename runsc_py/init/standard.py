@@ -222,21 +222,28 @@ def _exec(cfg: InitConfig, conn: sockets.socket, sentry_sock: sockets.socket) ->
     process.close_inherited_fds(2 + cfg.preserve_fds)
     process.reset_signals()
 
-    # 16. Hand the workload to the supervisor while we still hold
-    #     CAP_SYS_ADMIN, so no_new_privs is set only if the spec asks.
-    _attach_sandbox(cfg, sentry_sock)
-
-    # 17. Under the sentry: identity and capabilities, then the program.
-    process.become_user(proc, last_cap)
-    # setuid cleared the parent-death signal (and, in a user namespace, the
-    # dumpable flag the sentry needs to open /proc/<us>/root): set them again.
-    libc.prctl(libc.PR_SET_PDEATHSIG, _signal.SIGKILL)
-    if "user" in cfg.new_namespaces or _joined_userns(spec.get("linux") or {}):
-        libc.prctl(libc.PR_SET_DUMPABLE, 1)
+    # 16. Identity and capabilities, and the hand-off to the supervisor (its
+    #     filter goes in) as late among them as init can still install the
+    #     filter: no_new_privs is set only if the spec asks
+    #     (process.identity_before_handoff).  setuid clears the
+    #     parent-death signal (and, in a user namespace, the dumpable flag
+    #     the sentry needs to open /proc/<us>/root): set again after it.
+    # 17. Then, under the sentry, the program.
+    process.become_user_and_hand_off(proc, last_cap, lambda: _attach_sandbox(cfg, sentry_sock),
+                                     lambda: _after_setuid(cfg, spec))
     try:
         os.execve(argv0, proc["args"], env)
     except OSError as e:
         raise RuntimeFailure(f"exec {argv0}: {e.strerror}") from None
+
+
+def _after_setuid(cfg: InitConfig, spec: dict[str, Any]) -> None:
+    """What a user switch cleared, set again: the parent-death signal and,
+    in a user namespace, the dumpable flag (the sentry opens
+    /proc/<us>/root)."""
+    libc.prctl(libc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+    if "user" in cfg.new_namespaces or _joined_userns(spec.get("linux") or {}):
+        libc.prctl(libc.PR_SET_DUMPABLE, 1)
 
 
 def _attach_sandbox(cfg: InitConfig, sentry_sock: sockets.socket) -> None:
@@ -245,8 +252,8 @@ def _attach_sandbox(cfg: InitConfig, sentry_sock: sockets.socket) -> None:
     Installs the seccomp filter built in step 1 (NEW_LISTENER,
     WAIT_KILLABLE_RECV; no_new_privs only if the spec asks: we still hold
     CAP_SYS_ADMIN here) and sends the listener to the sandbox process, which
-    serves it from then on.  The user switch and execve that follow are
-    notified and answered by the sentry.  Every descendant of the program
+    serves it from then on.  What follows (the rest of the identity, if
+    any, and the execve) is notified and answered by the sentry.  Every descendant of the program
     inherits the filter.
     """
     enter(cfg.prepared_filter, sentry_sock)
