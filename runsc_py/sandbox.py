@@ -176,6 +176,7 @@ class SandboxHost(Record):
     names: Any = None                           # sentry.unixnames.NameMirror (confine)
     net_log_fd: int = -1                        # --net-log, opened before confine_fs
     _workload_netns: int = -1                   # --network=none: init's namespace
+    _ready: Any = None                          # (serve, worker) ReadyThreads for init's listener
 
     @classmethod
     def prepare(cls, options: SandboxOptions, staged: tuple[int, dict[str, str]],
@@ -414,8 +415,14 @@ class SandboxHost(Record):
             log.warning("sentry: refused a listener: %s", e)
             return
         sup = Supervisor(fd, self._sentry_sandbox(init_pid), dispatch=self._dispatch())
-        t = threading.Thread(target=self._serve, args=(sup,), name=f"sentry-listener-{fd}", daemon=True)
-        t.start()
+        ready, self._ready = self._ready, None
+        if ready is not None:  # init's listener: its threads are waiting (prepare_sentry)
+            serve, worker = ready
+            serve.hand(lambda: self._serve(sup, worker))
+            t = serve
+        else:
+            t = threading.Thread(target=self._serve, args=(sup,), name=f"sentry-listener-{fd}", daemon=True)
+            t.start()
         self._threads.append(t)
         log.debug("sentry: serving listener %d (sync wake-up: %s)", fd, sup.sync_wakeup)
 
@@ -468,6 +475,15 @@ class SandboxHost(Record):
         first instruction."""
         from sentry.call import SentryOptions
         from sentry.creds import Creds
+        if self.options.platform != "ptrace" and self._sandbox is None and self._ready is None:
+            # The threads that will serve init's listener, started now
+            # while we wait for it rather than after its hand-over, on the
+            # workload's way to its first instruction.  The worker is
+            # started by our thread, not by the serve thread that joins the
+            # workload's network namespace: it joins it itself.
+            from sentry.supervisor import ReadyThread
+            self._ready = (ReadyThread("sentry-listener"),
+                           ReadyThread("sentry-0", setup=self._join_workload_netns))
         if self._sentry_options is None:
             self._sentry_options = SentryOptions(release=self.options.uname_release,
                                                  userns=self.options.userns,
@@ -524,15 +540,18 @@ class SandboxHost(Record):
                 out.add(kind)
         return frozenset(out)
 
-    def _serve(self, sup: Any) -> None:
+    def _serve(self, sup: Any, first: Any = None) -> None:
         """A supervisor's thread: with --network=none it first joins the
         workload's network namespace (namespaces are per thread; the
         workers it starts inherit it), so the netlink sockets the sentry
         makes for the workload see the workload's interfaces, while our
         main thread, whose namespace is what /proc/<pid>/ns/net shows the
-        engine, stays in the spec's."""
+        engine, stays in the spec's.  first: a ReadyThread for the first
+        worker (it joins the namespace itself)."""
         if self._join_workload_netns():
-            sup.serve()
+            sup.serve(first)
+        elif first is not None:
+            first.hand(None)
 
     def _join_workload_netns(self) -> bool:
         """With --network=none, the calling (sentry) thread joins the
