@@ -59,6 +59,7 @@ from .errors import SysError
 from .files import ROOT
 from .hostcalls import (RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
                         RESOLVE_NO_XDEV)
+from runsc_py.log import get_logger
 
 if TYPE_CHECKING:
     from .call import Call
@@ -69,6 +70,7 @@ MAXSYMLINKS = 40
 BENEATH = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
 _O_PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+log = get_logger(__name__)
 
 _SELF = b"/proc/self"
 _THREAD_SELF = b"/proc/thread-self"
@@ -159,6 +161,8 @@ def _proc_root(call: Call) -> int:
         fd = -1
     if getattr(sb, "proc_root", None) is None:  # another thread may have been first
         sb.proc_root = fd
+        log.debug("sentry: own exe links %s", "from the container's procfs" if fd >= 0
+                  else "walked: /proc is not the container's own procfs")
     elif fd >= 0:
         os.close(fd)
     return sb.proc_root
@@ -228,7 +232,7 @@ class _Walk:
             try:
                 st = os.fstat(fd)
                 if st.st_ino == PROC_ROOT_INO and self.call.sb.fs_kinds.is_proc(self.s, fd):
-                    _check_own_procfs(self.call, fd, st.st_dev)
+                    check_own_procfs(self.call, fd, st.st_dev)
                     proc_rel = []
             except BaseException:
                 os.close(fd)
@@ -435,7 +439,7 @@ def _ident(fd: int) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _check_own_procfs(call: Call, root: int, dev: int) -> None:
+def check_own_procfs(call: Call, root: int, dev: int) -> None:
     """Entering a procfs root: it must be a procfs of the container's own
     pid namespace.  A procfs of another one - the host's, bound into the
     rootfs by the spec - shows other processes whose files are host state:

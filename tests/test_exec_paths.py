@@ -69,3 +69,19 @@ def test_exec_keeps_other_tasks_credentials(runtime, bundle, mode: str) -> None:
               "cat /d/f; id -u; done")
     out = _run(runtime, bundle, script, mode)
     assert out == ["cat:", "can't", "open", "'/d/f':", "Permission", "denied", "x", "0"] * 3, out
+
+
+@pytest.mark.runsc_py_only
+@BOTH
+def test_own_exe_shortcut_when_it_is_the_first_look_into_proc(runtime, bundle, workdir, mode: str) -> None:
+    """busybox's readlink of /proc/self/exe is often a container's first
+    look into /proc: the procfs root is checked as the container's own then,
+    not left to a walk that had not happened, which turned the shortcut off
+    for the container's life (every later command walked /proc/self/exe)."""
+    log = workdir / f"own-exe-{mode}.log"
+    b = bundle(["/bin/true"], rootfs="shared")
+    res = runtime.run("run", "--bundle", str(b), runtime.new_id("ownexe"),
+                      global_args=["--debug", "--log", str(log), f"--file-access={mode}"])
+    assert res.returncode == 0, res
+    text = log.read_text()
+    assert "own exe links from the container's procfs" in text, text[-2000:]

@@ -136,3 +136,33 @@ def test_other_uid_proc_pid_refused_as_under_runc(runtime: Runtime, bundle, test
     if not runtime.is_runc:
         fixed = [r.__name__ for r in STRICT if r not in used]
         assert not fixed, f"known differences no longer seen (fixed? remove them): {fixed}"
+
+
+@pytest.fixture(scope="module")
+def procfirst(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/procfirst.c: static, without libc (no call before its own)."""
+    out = tmp_path_factory.mktemp("procfirst") / "procfirst"
+    subprocess.run(["gcc", "-static", "-nostdlib", "-O2", "-fno-builtin", "-fno-stack-protector",
+                    "-o", str(out), str(HERE / "procfirst.c")], check=True)
+    return out
+
+
+def test_a_first_look_at_proc_itself_as_under_runc(runtime: Runtime, bundle, test_ctx,  # type: ignore[no-untyped-def]
+                                                   procfirst: Path) -> None:
+    """A stat or listing of /proc as the container's first look into it
+    (python3 -c 'os.stat("/proc")'): the sentry checks a procfs root it
+    enters as the container's own; one a path ends on was refused (EACCES)
+    until a walk had entered it."""
+    def lines(rt: Runtime, name: str, args: list[str]) -> list[str]:
+        b = bundle(["/procfirst"], name=name)
+        shutil.copy(procfirst, b.rootfs / "procfirst")
+        res = rt.run_container(b, global_args=args)
+        assert res.returncode == 0, res
+        return res.stdout.splitlines()
+
+    runc = Runtime(test_ctx, "/usr/sbin/runc", root=test_ctx.workdir / "runc-root", is_runc=True)
+    want = lines(runc, "procfirst-runc", [])
+    assert want == ["stat /proc: ok dir", "list /proc: ok entries"], want
+    for mode in ([""] if runtime.is_runc else ["directfs", "gofer"]):
+        assert lines(runtime, f"procfirst-{mode or 'runc2'}",
+                     [f"--file-access={mode}"] if mode else []) == want, mode
