@@ -1,8 +1,9 @@
 """The sentry's side of the wire: attach, per-thread channels, requests.
 
-`attach()` is called by the sandbox process once, when the container's
-init hands itself to the sentry (its rootfs is final then): it sends the
-container's mount namespace and gets back an O_PATH fd of the root.
+`attach()` is made by the sandbox process once: it sends the container's
+mount namespace (`attach_send`, once `create` is done: init's rootfs is
+final then) and gets back an O_PATH fd of the root (`attach_reply`, when
+init hands itself to the sentry).
 directfs keeps that fd (sentry.files.DirectFS); gofer mode keeps only the
 root's identity and talks to the gofer for everything (`GoferFS`).
 
@@ -38,12 +39,25 @@ class GoferGone(Exception):
 def _call(sock: sockets.socket, op: Op, req_id: int, args: list[object], fds: list[int],
           wait: "Callable[[sockets.socket], tuple[bytes, list[int]]]" = protocol.recv
           ) -> tuple[int, bytes, list[int]]:
+    _send(sock, op, req_id, args, fds)
+    return _reply(sock, op, req_id, wait)
+
+
+def _send(sock: sockets.socket, op: Op, req_id: int, args: list[object], fds: list[int]) -> None:
     try:
         msg = protocol.encode_request(op, req_id, args, len(fds))
     except ProtocolError as e:
         raise SysError(e.errno, str(e)) from None
     try:
         protocol.send(sock, msg, fds)
+    except OSError as e:
+        raise GoferGone(f"gofer: {op.name}: {e.strerror}") from None
+
+
+def _reply(sock: sockets.socket, op: Op, req_id: int,
+           wait: "Callable[[sockets.socket], tuple[bytes, list[int]]]" = protocol.recv
+           ) -> tuple[int, bytes, list[int]]:
+    try:
         data, rfds = wait(sock)
     except OSError as e:
         raise GoferGone(f"gofer: {op.name}: {e.strerror}") from None
@@ -59,7 +73,20 @@ def _call(sock: sockets.socket, op: Op, req_id: int, args: list[object], fds: li
 
 def attach(control: sockets.socket, mntns_fd: int) -> int:
     """ATTACH: the gofer joins the mount namespace; returns our root fd."""
-    result, _data, fds = _call(control, Op.ATTACH, 0, [0, 1], [mntns_fd])
+    attach_send(control, mntns_fd)
+    return attach_reply(control)
+
+
+def attach_send(control: sockets.socket, mntns_fd: int) -> None:
+    """ATTACH's request alone: attach_reply() takes its answer later (the
+    sandbox asks once init's rootfs is final, and takes the root when init
+    hands itself over)."""
+    _send(control, Op.ATTACH, 0, [0, 1], [mntns_fd])
+
+
+def attach_reply(control: sockets.socket) -> int:
+    """The root fd ATTACH answered (attach_send)."""
+    result, _data, fds = _reply(control, Op.ATTACH, 0)
     if result < 0 or len(fds) != 1:
         for fd in fds:
             os.close(fd)

@@ -177,6 +177,7 @@ class SandboxHost(Record):
     net_log_fd: int = -1                        # --net-log, opened before confine_fs
     _workload_netns: int = -1                   # --network=none: init's namespace
     _ready: Any = None                          # (serve, worker) ReadyThreads for init's listener
+    _gofer_attach_sent: bool = False            # send_gofer_attach
 
     @classmethod
     def prepare(cls, options: SandboxOptions, staged: tuple[int, dict[str, str]],
@@ -575,19 +576,43 @@ class SandboxHost(Record):
         return NetGuard(NetPolicy.from_json(pol), log_fd=self.net_log_fd,
                         log_strace=self.options.net_log_all or bool(pol.get("log")))
 
+    def send_gofer_attach(self, init_pid: int) -> None:
+        """Ask the gofer to join init's mount namespace now, once `create`
+        is done (init's rootfs is final: pivoted, masked, read-only), so
+        that its root is here when init hands itself over (_attach_gofer)
+        rather than a round trip later, on the workload's way to its first
+        instruction.  A failure is left to _attach_gofer to meet."""
+        from gofer import client
+        from sentry import ownproc
+        if self._gofer is None or self._gofer_attach_sent or self._sandbox is not None:
+            return
+        try:
+            ns = ownproc.open_(f"{init_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            client.attach_send(self._gofer, ns)
+            self._gofer_attach_sent = True
+        except (client.GoferGone, OSError) as e:
+            log.debug("sandbox: early gofer attach: %s", e)
+        finally:
+            os.close(ns)
+
     def _attach_gofer(self, init_pid: int) -> Any:
-        """The gofer joins init's mount namespace (final once init hands
-        itself over) and gives us the root: kept (directfs) or only its
-        identity (gofer mode)."""
+        """The gofer joins init's mount namespace (asked already once
+        `create` was done: send_gofer_attach) and gives us the root: kept
+        (directfs) or only its identity (gofer mode)."""
         from gofer import client
         from sentry.files import DirectFS
         assert self._gofer is not None, "attach before start_gofer"
-        from sentry import ownproc
-        ns = ownproc.open_(f"{init_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            root_fd = client.attach(self._gofer, ns)
-        finally:
-            os.close(ns)
+        if not self._gofer_attach_sent:
+            from sentry import ownproc
+            ns = ownproc.open_(f"{init_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                client.attach_send(self._gofer, ns)
+            finally:
+                os.close(ns)
+        root_fd = client.attach_reply(self._gofer)
         if self.options.file_access == "gofer":
             return client.GoferFS(self._gofer, root_fd, self.options.lookup_cache)
         return DirectFS(root_fd, lookup_cache=self.options.lookup_cache)

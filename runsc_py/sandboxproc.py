@@ -264,6 +264,7 @@ def _supervise(chan: Channel, init_pid: int, pidfd: int, host: "SandboxHost", ha
             poller.unregister(chan.sock.fileno())
             chan.close()
             watching_chan = False
+            host.send_gofer_attach(init_pid)  # create is done: init's rootfs is final
         if handoff.fileno() in fds:
             # init's listener, sent right before it execs the user's program
             host.attach(handoff, init_pid, init_pid)
