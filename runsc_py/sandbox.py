@@ -177,6 +177,7 @@ class SandboxHost(Record):
     net_log_fd: int = -1                        # --net-log, opened before confine_fs
     _workload_netns: int = -1                   # --network=none: init's namespace
     _ready: Any = None                          # (serve, worker) ReadyThreads for init's listener
+    _init_dispatch: Any = None                  # (dispatch, its tree kinds) for init's listener
     _gofer_attach_sent: bool = False            # send_gofer_attach
 
     @classmethod
@@ -415,7 +416,9 @@ class SandboxHost(Record):
         except (HandoffError, OSError) as e:
             log.warning("sentry: refused a listener: %s", e)
             return
-        sup = Supervisor(fd, self._sentry_sandbox(init_pid), dispatch=self._dispatch())
+        made, self._init_dispatch = self._init_dispatch, None
+        dispatch, kinds = made if made is not None else (self._dispatch(), None)
+        sup = Supervisor(fd, self._sentry_sandbox(init_pid), dispatch=dispatch, kinds=kinds)
         ready, self._ready = self._ready, None
         if ready is not None:  # init's listener: its threads are waiting (prepare_sentry)
             serve, worker = ready
@@ -469,12 +472,14 @@ class SandboxHost(Record):
 
     def prepare_sentry(self, init_pid: int) -> None:
         """What the sentry's first attach needs and init's hand-over does
-        not change: its options (init's pid namespace and which of its
-        namespaces are the container's own are fixed when init is forked;
-        the network policy), made while the sandbox waits for that
-        hand-over rather than after it, on the workload's way to its
-        first instruction."""
-        from sentry.call import SentryOptions
+        not change, made while the sandbox waits for that hand-over rather
+        than after it, on the workload's way to its first instruction: its
+        options (init's pid namespace and which of its namespaces are the
+        container's own are fixed when init is forked; the network policy);
+        the ctypes types of a worker's buffers (warm_thread_types); on the
+        seccomp platform, the threads that serve init's listener and the
+        dispatch table's tree kinds (~0.4 ms)."""
+        from sentry.call import SentryOptions, warm_thread_types
         from sentry.creds import Creds
         if self.options.platform != "ptrace" and self._sandbox is None and self._ready is None:
             # The threads that will serve init's listener, started now
@@ -482,10 +487,14 @@ class SandboxHost(Record):
             # workload's way to its first instruction.  The worker is
             # started by our thread, not by the serve thread that joins the
             # workload's network namespace: it joins it itself.
-            from sentry.supervisor import ReadyThread
+            from sentry.lookups import tree_kinds
+            from sentry.supervisor import ReadyThread, handler_names
             self._ready = (ReadyThread("sentry-listener"),
                            ReadyThread("sentry-0", setup=self._join_workload_netns))
+            dispatch = self._dispatch()
+            self._init_dispatch = (dispatch, tree_kinds(handler_names(dispatch)))
         if self._sentry_options is None:
+            warm_thread_types()
             self._sentry_options = SentryOptions(release=self.options.uname_release,
                                                  userns=self.options.userns,
                                                  policy=policy_options(self.options),

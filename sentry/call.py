@@ -100,6 +100,17 @@ class Sandbox:
         self.interpreters: dict[tuple[int, ...], bytes] = {}
 
 
+def warm_thread_types() -> None:
+    """Make, and drop, one of each of the per-thread buffers a Call and its
+    channel hold: the ctypes types of their buffers are made at their
+    first use (~60-80 us each on these VMs, several times that in a
+    sandbox just forked), which this moves off the workload's way to its
+    first call (the sandbox calls it while it waits for init's hand-over)."""
+    Memory()
+    Scratch()
+    CredsCache(CredsEpoch())
+
+
 class Gone(Exception):
     """The call is no longer valid (its caller is gone): nothing to answer."""
 
