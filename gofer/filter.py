@@ -15,7 +15,6 @@ TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md
 if TYPE_CHECKING:
     from typing import Any
 
-import seccomp  # noqa: F401  (loaded now: the host's files are gone after ATTACH)
 
 from sentry.self_filter import build_allowlist
 from runsc_py.log import get_logger

@@ -74,9 +74,9 @@ _MAX_PROGRAM = 4096 * 8                 # BPF_MAXINSNS instructions
 KINDS = ("workload", "sentry", "gofer")
 GUARD = "guard"  # with "workload" on the ptrace platform (load)
 # The modules whose code decides the programs (package, file).
-FILTER_SOURCES = (("sentry", "policy.py"), ("sentry", "filter.py"), ("sentry", "self_filter.py"),
-                  ("sentry.platform", "reserved.py"), ("gofer", "filter.py"),
-                  ("runsc_py", "record.py"))
+FILTER_SOURCES = (("sentry", "policy.py"), ("sentry", "sysno.py"), ("sentry", "filter.py"),
+                  ("sentry", "self_filter.py"), ("sentry.platform", "reserved.py"),
+                  ("gofer", "filter.py"), ("runsc_py", "record.py"))
 _LIBSECCOMP_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
                     "/usr/lib", "/usr/local/lib", "/lib")
 

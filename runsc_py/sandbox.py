@@ -99,23 +99,30 @@ def enter(prepared: Any, sock: sockets.socket, no_new_privs: bool = False) -> No
 def preload(platform: str = "auto", policy: tuple[bool, bool, str, bool] | None = None) -> Any:
     """Import what the sandbox process runs whatever the platform: the
     sentry (its handlers come with sentry.call, every one through the
-    dispatch table), libseccomp, the gofer.  The sandbox does it as soon as
-    it is forked, while the runtime finishes its part of create.  POLICY:
-    the fields of the PolicyOptions the runtime will send (presandbox.py
-    policy_fields): the dispatch table is built from them now, returned
-    as (PolicyOptions, table) for prepare() to take if they match."""
+    dispatch table) and the gofer's client.  The sandbox does it as soon as
+    it is forked, while the runtime finishes its part of create: it is the
+    longer of the two paths, so what is needed only some of the time is
+    imported when it is (by prepare(), before the sandbox leaves the
+    host's files): libseccomp, for a program the runtime did not send, and
+    --strace's wrapper.  POLICY: the fields
+    of the PolicyOptions the runtime will send (presandbox.py
+    policy_fields): the dispatch table is built from them now, returned as
+    (PolicyOptions, table) for prepare() to take if they match."""
     import sentry.call  # noqa: F401
     import sentry.self_filter  # noqa: F401
-    import sentry.strace  # noqa: F401
-    import seccomp  # noqa: F401
     import sentry.handoff  # noqa: F401
     import sentry.supervisor  # noqa: F401
     import sentry.netguard  # noqa: F401
     import gofer.client  # noqa: F401
     import gofer.server  # noqa: F401
-    import gofer.filter  # noqa: F401
+    if policy is None or policy[3]:
+        import sentry.strace  # noqa: F401
     if platform == "ptrace":
         import sentry.platform.ptrace  # noqa: F401
+        # init builds its own guard of the reserved descriptor when its
+        # hard RLIMIT_NOFILE moves it (platform/ptrace_entry.py), after
+        # pivot_root: libseccomp must be loaded before init is forked.
+        import seccomp  # noqa: F401
     if policy is not None:
         from sentry.policy import PolicyOptions
         net_raw, uts_private, release, trace = policy
@@ -190,6 +197,16 @@ class SandboxHost(Record):
         # for the platform `auto` chose).
         if options.platform == "ptrace":
             import sentry.platform.ptrace  # noqa: F401
+            import seccomp  # noqa: F401  (preload's reason)
+        if options.strace:
+            import sentry.strace  # noqa: F401
+        if not {"sentry", "gofer", "workload"} <= options.bpf.keys():
+            # The runtime sends every program (filtercache.load builds what
+            # its cache lacks); without one, it is built here, init and
+            # the gofer (forked from us) included, before any of us leaves
+            # the host's files.
+            import seccomp  # noqa: F401
+            import sentry.filter  # noqa: F401
         dispatch = dispatch_for(policy_options(options), prebuilt)
         log_fd = -1
         if options.net_log:

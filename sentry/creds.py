@@ -27,10 +27,9 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from contextlib import contextmanager
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
-    from typing import Iterator
+    from typing import Any, Callable, Iterator
 
 from runsc_py.record import Record
 
@@ -163,6 +162,44 @@ def own_creds() -> OwnCreds:
     return (eff, perm, inh, tuple(os.getgroups()), os.geteuid(), os.getegid())
 
 
+class _Scope:
+    """`with` over a generator that yields once: its code up to the yield
+    on entry, the rest on exit; an exception of the body is raised in it at
+    the yield, so its finally blocks run either way.  contextlib's
+    contextmanager for the three uses below, without contextlib (~0.8 ms
+    of the sandbox's imports on its way to init, docs/performance.md)."""
+
+    __slots__ = ("_gen",)
+
+    def __init__(self, gen: Iterator[None]) -> None:
+        self._gen = gen
+
+    def __enter__(self) -> None:
+        next(self._gen)
+
+    def __exit__(self, typ: Any, val: BaseException | None, tb: Any) -> bool:
+        if val is None:
+            for _ in self._gen:
+                raise RuntimeError("a credentials scope yielded twice")
+            return False
+        try:
+            self._gen.throw(val)  # type: ignore[attr-defined]
+        except StopIteration:
+            return True  # the generator took the exception
+        except BaseException as exc:
+            if exc is val:
+                return False
+            raise
+        raise RuntimeError("a credentials scope yielded after an exception")
+
+
+def _scoped(fn: Callable[..., Iterator[None]]) -> Callable[..., _Scope]:
+    def scope(*args: Any) -> _Scope:
+        return _Scope(fn(*args))
+    scope.__name__, scope.__qualname__, scope.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+    return scope
+
+
 class ThreadCreds:
     """One supervisor thread's current fs credentials and how to change them."""
 
@@ -293,7 +330,7 @@ class ThreadCreds:
             raise SysError(-r, "switch creds: capset")
         self.current = (uid, gid, groups, caps & ~_KEEP)
 
-    @contextmanager
+    @_scoped
     def as_peer(self, c: Creds) -> Iterator[None]:
         """`with as_peer(c):` this thread's effective uid and gid are also
         c's, for the one call after which the kernel records them as an
@@ -335,7 +372,7 @@ class ThreadCreds:
         self.current = _UNKNOWN
         self.reset()
 
-    @contextmanager
+    @_scoped
     def lifted(self, extra: int) -> Iterator[None]:
         """`with lifted(SELF_PROC_CAPS):` these capabilities of our own in
         force too (ids unchanged), then exactly the previous set again;
@@ -361,7 +398,7 @@ class ThreadCreds:
             else:
                 self.current = (uid, gid, groups, caps)
 
-    @contextmanager
+    @_scoped
     def own_for_now(self) -> Iterator[None]:
         """`with own_for_now():` the sentry's own credentials for the
         platform's own work inside a handler (the ptrace platform's fd

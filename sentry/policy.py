@@ -963,7 +963,15 @@ _EXTRA_NAMES = {457: "statmount", 458: "listmount", 459: "lsm_get_self_attr",
 
 
 def syscall_numbers() -> dict[str, int]:
-    """Every x86-64 syscall name -> number (libseccomp's table plus newer ones)."""
+    """Every x86-64 syscall name -> number (sentry/sysno.py: libseccomp's
+    table plus newer ones, written out)."""
+    from .sysno import NUMBERS
+    return dict(NUMBERS)
+
+
+def libseccomp_numbers() -> dict[str, int]:
+    """syscall_numbers() as libseccomp resolves them now (sentry/sysno.py
+    is this, written out; tests/sentry/test_policy.py compares them)."""
     import seccomp
 
     out: dict[str, int] = {}

@@ -51,7 +51,9 @@ import errno
 import os
 import _signal  # signal.py's C module: signal.py imports enum (runsc_py/signals.py)
 import struct
-from contextlib import AbstractContextManager
+TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
 
 from .. import paths
 from ..call import Call

@@ -302,3 +302,9 @@ def test_rules_never_overlap_with_different_actions(net_raw: bool) -> None:
         for args in _samples(e, rng):
             actions = {r.action for r in e.rules if r.holds(args)}
             assert len(actions) <= 1, (e.name, [hex(a) for a in args], actions)
+
+
+def test_syscall_numbers_written_out_are_libseccomps() -> None:
+    """sentry/sysno.py (read at start-up instead of asking libseccomp for
+    512 numbers) says what libseccomp's table and the newer calls say."""
+    assert policy.syscall_numbers() == policy.libseccomp_numbers()
