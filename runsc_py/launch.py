@@ -133,16 +133,19 @@ def create(store: Store, opts: CreateOptions, spec: dict[str, Any], early: Presa
         # none: runc's defaults, then sandbox.devices).
         applying = _Background("cgroups", _apply_and_set, cg, early.pid,
                                {"devices": [], **(lx.get("resources") or {})})
+        # The platform probe's thread, after that one (whose wait for a
+        # grace period is the longer), while we make the network policy.
+        probing = _start_probe(opts.platform)
         mark("create.cgroups")
-        opts.platform = _choose_platform(opts.platform)
+        if policy is not None:
+            opts.net_policy = policy()
+        opts.platform = _choose_platform(opts.platform, probing)
         mark(f"create.platform-{opts.platform}")  # --platform=auto: after its probe
         sandbox_opts = _sandbox_options(opts, spec)
         st.platform = opts.platform
         st.sandbox = {**sandbox_opts.filter_state(), "network": opts.network}
         sandbox_opts.bpf = filtercache.load(store.root, sandbox_opts)
         mark("create.filters")
-        if policy is not None:
-            opts.net_policy = policy()
         _launch(store, st, opts, spec, cg, state_dir, sandbox_opts, early, applying)
         return st
     except BaseException:
@@ -193,15 +196,26 @@ def _check_platform(asked: str) -> None:
         raise RuntimeFailure(f"platform {asked}: unknown (one of {', '.join(PLATFORMS)})")
 
 
-def _choose_platform(asked: str) -> str:
+def _start_probe(asked: str) -> Any:
+    """For `auto`, the platform probe started now (a thread of its own),
+    while create writes its state and makes the cgroups; None otherwise."""
+    from sentry.platform import AUTO
+    if asked != AUTO:
+        return None
+    from sentry.platform import probe
+    return probe.Probing()
+
+
+def _choose_platform(asked: str, probing: Any = None) -> str:
     """The platform this container runs on: asked, or for `auto` what the
-    probe finds (sentry/platform/probe.py), logged with the reason."""
+    probe finds (sentry/platform/probe.py; probing: started already),
+    logged with the reason."""
     from sentry.platform import AUTO
     from sentry.platform import probe
     _check_platform(asked)
     if asked != AUTO:
         return asked
-    chosen, why = probe.choose()
+    chosen, why = probe.choose(probing)
     # The fallback is worth a warning: every intercepted call then costs a
     # ptrace stop.
     log.log(INFO if chosen == "seccomp" else WARNING, "platform auto: %s (%s)",

@@ -77,23 +77,34 @@ def _probe(out: list[str]) -> None:
         libc.close(fd)
 
 
-def seccomp_notify() -> tuple[bool, str]:
-    """(usable, why) for the seccomp platform, probed in a thread that then
-    ends (with its filter)."""
-    out: list[str] = []
+class Probing:
+    """The probe under way in a thread of its own, which then ends (with
+    its filter): started as early as create can (launch.py), so that the
+    thread's start and end are not on its way; result() waits for it."""
 
-    def run() -> None:
+    def __init__(self) -> None:
+        self._out: list[str] = []
+        self._thread = threading.Thread(target=self._run, name="platform-probe", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
         try:
-            _probe(out)
+            _probe(self._out)
         except BaseException as e:  # an answer whatever happens
-            out.append(f"probe failed: {e}")
-    t = threading.Thread(target=run, name="platform-probe")
-    t.start()
-    t.join()
-    msg = out[0] if out else "probe failed: no answer"
-    if msg == "ok":
-        return True, "seccomp user notification with ADDFD|SEND and sync wake-up"
-    return False, msg
+            self._out.append(f"probe failed: {e}")
+
+    def result(self) -> tuple[bool, str]:
+        """(usable, why) for the seccomp platform."""
+        self._thread.join()
+        msg = self._out[0] if self._out else "probe failed: no answer"
+        if msg == "ok":
+            return True, "seccomp user notification with ADDFD|SEND and sync wake-up"
+        return False, msg
+
+
+def seccomp_notify() -> tuple[bool, str]:
+    """(usable, why) for the seccomp platform, probed now."""
+    return Probing().result()
 
 
 def ptrace_allowed() -> tuple[bool, str]:
@@ -106,9 +117,9 @@ def ptrace_allowed() -> tuple[bool, str]:
     return True, ""
 
 
-def choose() -> tuple[str, str]:
-    """(platform, why)."""
-    ok, why = seccomp_notify()
+def choose(probing: Probing | None = None) -> tuple[str, str]:
+    """(platform, why); probing: the probe started already."""
+    ok, why = (probing or Probing()).result()
     if ok:
         return SECCOMP, why
     can, no = ptrace_allowed()
