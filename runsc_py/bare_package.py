@@ -20,7 +20,7 @@ def register(name: str, dist: str, **attrs: object) -> None:
     take from the package itself, which its __init__ would have made."""
     if name in sys.modules:
         return
-    from importlib.machinery import PathFinder
+    from _frozen_importlib_external import PathFinder  # importlib.machinery's (cli.py)
     spec = PathFinder.find_spec(name)
     if spec is None or spec.submodule_search_locations is None:
         raise ImportError(f"{dist} is not installed")

@@ -59,6 +59,7 @@ import errno
 import os
 import stat
 import struct
+import sys
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any, Callable
@@ -204,8 +205,8 @@ def _inputs() -> bytes:
 
 
 def _package_dir(name: str) -> str:
-    import importlib
-    mod = importlib.import_module(name)  # the packages' __init__ is a docstring
+    __import__(name)  # the packages' __init__ is a docstring (not importlib's package: cli.py)
+    mod = sys.modules[name]
     return list(mod.__path__)[0]
 
 
@@ -214,7 +215,7 @@ def _generator() -> str:
     the import system finds, and libseccomp.so.2 in the usual library
     directories (each stat follows the soname link to the versioned file,
     so an upgrade changes it)."""
-    from importlib.machinery import PathFinder
+    from _frozen_importlib_external import PathFinder  # importlib.machinery's
     parts = []
     spec = PathFinder.find_spec("seccomp")
     paths = [spec.origin] if spec is not None and spec.origin else []

@@ -26,7 +26,7 @@ answered ENOSYS if it did.
 from __future__ import annotations
 
 import errno
-import importlib
+import sys
 import os
 import select
 import threading
@@ -83,7 +83,7 @@ def import_handlers() -> None:
     for e in build_table(None).values():
         if e.handler:
             try:
-                importlib.import_module(f"sentry.syscalls.{e.handler.rpartition('.')[0]}")
+                __import__(f"sentry.syscalls.{e.handler.rpartition('.')[0]}")
             except ImportError:
                 pass  # build_dispatch answers ENOSYS for it, and says so
 
@@ -101,7 +101,8 @@ def build_dispatch(options: PolicyOptions | None = None) -> list[Handler | None]
         if e.tier == EMULATE or (e.tier == NATIVE and e.handler):
             mod_name, _, func = e.handler.rpartition(".")
             try:
-                mod = importlib.import_module(f"sentry.syscalls.{mod_name}")
+                __import__(f"sentry.syscalls.{mod_name}")  # (importlib's package: runsc_py/cli.py)
+                mod = sys.modules[f"sentry.syscalls.{mod_name}"]
                 handler = getattr(mod, func)
             except (ImportError, AttributeError):
                 handler = _missing(e.name)
