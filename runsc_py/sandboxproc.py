@@ -89,14 +89,19 @@ def _sandbox_main(chan: Channel, init_chan: Channel, start_sock: sockets.socket,
             # here, while we wait for the cgroups, not by init, after its
             # fork (1.2-1.4 ms of copied pages on its way to the rootfs).
             from .network import backstop  # noqa: F401
-        chan.recv(Msg.CGROUPS)  # we are in the container's cgroups now
         # The sandbox keeps a mount namespace of its own (a private copy of
         # the host's until confine_fs empties it, leaving only the procfs
-        # stage_proc made); init enters or creates the container's.
+        # stage_proc made); init enters or creates the container's.  Made
+        # while we wait for the cgroups (a network namespace is the slowest
+        # to make), but the cgroup namespace: its root is the cgroup we are
+        # in when it is made, which must be the container's.
         flags = libc.CLONE_NEWNS
-        for kind in new_ns - {"user", "mount", "pid"}:
+        for kind in new_ns - {"user", "mount", "pid", "cgroup"}:
             flags |= NS_FLAGS[kind]
         libc.unshare(flags)
+        chan.recv(Msg.CGROUPS)  # we are in the container's cgroups now
+        if "cgroup" in new_ns:
+            libc.unshare(NS_FLAGS["cgroup"])
         # Clocks of the container: its own time namespace (the spec's, or
         # one made here when it names none), in which uptime, process start
         # times and /proc/stat's btime count from its creation, as gVisor's
