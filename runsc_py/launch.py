@@ -198,7 +198,7 @@ def _check_platform(asked: str) -> None:
 
 def _start_probe(asked: str) -> Any:
     """For `auto`, the platform probe started now (a thread of its own),
-    while create writes its state and makes the cgroups; None otherwise."""
+    while create makes the network policy; None otherwise."""
     from sentry.platform import AUTO
     if asked != AUTO:
         return None

@@ -89,8 +89,9 @@ def enter(prepared: Any, sock: sockets.socket, no_new_privs: bool = False) -> No
     listener (seccomp), or itself to the tracer (ptrace, which attaches
     before the filters go in: sentry/platform/ptrace_entry.py).
 
-    Called while the process still holds CAP_SYS_ADMIN (in its user
-    namespace), so no_new_privs is set only when the spec asks for it.
+    Called with no_new_privs set already, or while the process still holds
+    CAP_SYS_ADMIN (in its user namespace): no_new_privs is set only when
+    the spec asks for it (init/process.py identity_before_handoff).
     Everything after this runs under the sentry.
     """
     prepared.enter(sock, no_new_privs)
@@ -99,15 +100,15 @@ def enter(prepared: Any, sock: sockets.socket, no_new_privs: bool = False) -> No
 def preload(platform: str = "auto", policy: tuple[bool, bool, str, bool] | None = None) -> Any:
     """Import what the sandbox process runs whatever the platform: the
     sentry (its handlers come with sentry.call, every one through the
-    dispatch table) and the gofer's client.  The sandbox does it as soon as
-    it is forked, while the runtime finishes its part of create: it is the
+    dispatch table) and the gofer.  The sandbox does it as soon as it is
+    forked, while the runtime finishes its part of create: it was the
     longer of the two paths, so what is needed only some of the time is
-    imported when it is (by prepare(), before the sandbox leaves the
-    host's files): libseccomp, for a program the runtime did not send, and
-    --strace's wrapper.  POLICY: the fields
-    of the PolicyOptions the runtime will send (presandbox.py
-    policy_fields): the dispatch table is built from them now, returned as
-    (PolicyOptions, table) for prepare() to take if they match."""
+    imported when it is (by prepare(), before the sandbox leaves the host's
+    files): libseccomp, for a program the runtime did not send, and
+    --strace's wrapper.  POLICY: the fields of the PolicyOptions the
+    runtime will send (presandbox.py policy_fields): the dispatch table is
+    built from them now, returned as (PolicyOptions, table) for prepare()
+    to take if they match."""
     import sentry.call  # noqa: F401
     import sentry.self_filter  # noqa: F401
     import sentry.handoff  # noqa: F401
@@ -609,18 +610,21 @@ class SandboxHost(Record):
         rather than a round trip later, on the workload's way to its first
         instruction.  A failure is left to _attach_gofer to meet."""
         from gofer import client
-        from sentry import ownproc
         if self._gofer is None or self._gofer_attach_sent or self._sandbox is not None:
             return
         try:
-            ns = ownproc.open_(f"{init_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return
+            self._send_attach(init_pid)
+        except (client.GoferGone, OSError) as e:
+            log.debug("sandbox: early gofer attach: %s", e)
+
+    def _send_attach(self, init_pid: int) -> None:
+        """ATTACH's request to the gofer: init's mount namespace."""
+        from gofer import client
+        from sentry import ownproc
+        ns = ownproc.open_(f"{init_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         try:
             client.attach_send(self._gofer, ns)
             self._gofer_attach_sent = True
-        except (client.GoferGone, OSError) as e:
-            log.debug("sandbox: early gofer attach: %s", e)
         finally:
             os.close(ns)
 
@@ -632,12 +636,7 @@ class SandboxHost(Record):
         from sentry.files import DirectFS
         assert self._gofer is not None, "attach before start_gofer"
         if not self._gofer_attach_sent:
-            from sentry import ownproc
-            ns = ownproc.open_(f"{init_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                client.attach_send(self._gofer, ns)
-            finally:
-                os.close(ns)
+            self._send_attach(init_pid)
         root_fd = client.attach_reply(self._gofer)
         if self.options.file_access == "gofer":
             return client.GoferFS(self._gofer, root_fd, self.options.lookup_cache)

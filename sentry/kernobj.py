@@ -153,9 +153,6 @@ CHAR_DEVICES: dict[tuple[int, int | None], str] = {
 }
 
 
-_PROC_ROOT_INO = 1  # a procfs root's inode (procfs.PROC_ROOT_INO)
-
-
 class FsKinds:
     """st_dev -> filesystem kind (one fstatfs per device), shared by the
     sentry's threads.  own_proc: the devices of procfs mounts of the
@@ -218,13 +215,14 @@ def check(call: Call, fd: int, intent: int, rel: list[bytes] | None = None
         return kind, rel
     # PROC
     if st.st_dev not in call.sb.fs_kinds.own_proc and call.sb.options.container_pidns:
-        if st.st_ino != _PROC_ROOT_INO:
-            raise SysError(errno.EACCES, "procfs of another pid namespace")
         # A procfs root a walk ended on, not one it entered (which it
         # checks): the first look of a container into /proc may be a stat
         # of /proc itself.  The same check, here: EACCES unless it is the
-        # container's own.
-        from .procfs import check_own_procfs  # (not at the top: the runtime imports these rules, never procfs)
+        # container's own.  (Imported here: the runtime imports these
+        # rules, never procfs.)
+        from .procfs import PROC_ROOT_INO, check_own_procfs
+        if st.st_ino != PROC_ROOT_INO:
+            raise SysError(errno.EACCES, "procfs of another pid namespace")
         check_own_procfs(call, fd, st.st_dev)
     if intent == LOOKUP:
         return kind, None

@@ -26,9 +26,9 @@ answered ENOSYS if it did.
 from __future__ import annotations
 
 import errno
-import sys
 import os
 import select
+import sys
 import threading
 import time
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)

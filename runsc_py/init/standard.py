@@ -250,11 +250,12 @@ def _attach_sandbox(cfg: InitConfig, sentry_sock: sockets.socket) -> None:
     """THE hand-off point: from here on the workload runs under the sentry.
 
     Installs the seccomp filter built in step 1 (NEW_LISTENER,
-    WAIT_KILLABLE_RECV; no_new_privs only if the spec asks: we still hold
-    CAP_SYS_ADMIN here) and sends the listener to the sandbox process, which
-    serves it from then on.  What follows (the rest of the identity, if
-    any, and the execve) is notified and answered by the sentry.  Every descendant of the program
-    inherits the filter.
+    WAIT_KILLABLE_RECV; no_new_privs only if the spec asks: either it is
+    set already or we still hold CAP_SYS_ADMIN here) and sends the listener
+    to the sandbox process, which serves it from then on.  What follows
+    (the rest of the identity, if any, and the execve) is notified and
+    answered by the sentry.  Every descendant of the program inherits the
+    filter.
     """
     enter(cfg.prepared_filter, sentry_sock)
 

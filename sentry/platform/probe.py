@@ -79,8 +79,8 @@ def _probe(out: list[str]) -> None:
 
 class Probing:
     """The probe under way in a thread of its own, which then ends (with
-    its filter): started as early as create can (launch.py), so that the
-    thread's start and end are not on its way; result() waits for it."""
+    its filter): started ahead of the answer (launch.py), so that create
+    goes on meanwhile; result() waits for it."""
 
     def __init__(self) -> None:
         self._out: list[str] = []
