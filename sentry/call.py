@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 from runsc_py.record import Record
 
+from .cpu import Pins
 from .creds import Creds, CredsCache, CredsEpoch, ThreadCreds, own_creds, read_umask
 from .hostcalls import Scratch
 from .memory import Memory
@@ -98,6 +99,9 @@ class Sandbox:
         self.proc_root: int | None = None
         # A program's "#!" interpreter by its identity (syscalls/proc_exec.py).
         self.interpreters: dict[tuple[int, ...], bytes] = {}
+        # Tasks the platform pinned beside the thread that serves them, and
+        # the CPU mask each has as far as it knows (sentry/cpu.py).
+        self.pins = Pins()
 
 
 def warm_thread_types() -> None:

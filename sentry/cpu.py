@@ -24,6 +24,12 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import threading
+import time
+
+from runsc_py.log import get_logger
+
+log = get_logger(__name__)
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _getaffinity = _libc.sched_getaffinity
@@ -37,6 +43,7 @@ current_cpu.argtypes = []
 current_cpu.restype = ctypes.c_int
 
 CPUSET_BYTES = 128  # glibc's cpu_set_t: 1024 CPUs
+_CPUCLOCK_SCHED = 2  # a process CPU clock's id: (~pid << 3) | CPUCLOCK_SCHED (posix-timers.h)
 _Mask = ctypes.c_uint8 * CPUSET_BYTES
 
 
@@ -111,3 +118,206 @@ class Placement:
         if cpu != self.peer_cpu and self._only(cpu):
             if _setaffinity(tid, CPUSET_BYTES, self._one_p) == 0:
                 self.peer_cpu = cpu
+
+
+class Pins:
+    """Tasks the platform keeps on a CPU of its choosing, and the CPU mask
+    each would have otherwise: the one it has as far as it knows.
+
+    Shared by a sandbox's threads (sentry/call.py Sandbox.pins): the
+    platform pins and unpins (Colocation), and sched_getaffinity(2) answers
+    the kept mask while sched_setaffinity(2) replaces it and ends the pin
+    (syscalls/proc_sched.py).  Empty on the seccomp platform."""
+
+    __slots__ = ("masks", "lock")
+
+    def __init__(self) -> None:
+        self.masks: dict[int, frozenset[int]] = {}
+        self.lock = threading.Lock()
+
+    def mask_of(self, tid: int) -> frozenset[int] | None:
+        """The mask tid would have unpinned; None: not pinned (its real mask)."""
+        return self.masks.get(tid)
+
+    def set_by_task(self, tid: int, cpus: set[int]) -> None:
+        """A sched_setaffinity(2) of the workload's for tid: set, and any
+        pin of ours on tid ends (raises OSError as the kernel refuses)."""
+        with self.lock:
+            os.sched_setaffinity(tid, cpus)
+            self.masks.pop(tid, None)
+
+
+class Colocation:
+    """The ptrace platform's tracer thread, and the tracees that keep
+    stopping for it, on one CPU.
+
+    A seccomp stop wakes the tracer and PTRACE_CONT wakes the tracee, each
+    with a plain wake-up: the woken thread lands on the idle vCPU, ~20 us
+    each on these VMs (the seccomp platform's SYNC_WAKE_UP keeps its round
+    trip on one CPU).  gVisor's ptrace platform binds each stub thread to
+    the CPU of the sentry thread that serves it; here the tracer thread is
+    pinned to the CPU it starts on, and a tracee whose emulated calls come
+    less than PIN_GAP_NS apart (it waits on the tracer more than it runs)
+    is pinned beside it.  The pin ends at a stop after more than
+    UNPIN_GAP_NS without one, or when the watch thread sees the task's
+    process busy on its own (> BUSY of a CPU over WATCH_S: a compute
+    phase, which must not share the CPU with other pinned tasks) or idle
+    for IDLE_ROUNDS checks.  A child inherits its parent's pin, as the
+    kernel copies the mask (a fork+exec stays beside the tracer).
+
+    The tracee's own view is kept: its mask before the pin is in Pins,
+    which sched_getaffinity(2) answers, and a pin is only made inside that
+    mask.  Placement only, never a security decision; best effort (a mask
+    that cannot be read or set is left as it is)."""
+
+    PIN_GAP_NS = 1_000_000
+    UNPIN_GAP_NS = 20_000_000
+    WATCH_S = 0.05
+    BUSY = 0.6
+    IDLE_ROUNDS = 20
+    RETRY_NS = 1_000_000_000  # after a refused pin (the CPU is outside the task's mask)
+
+    def __init__(self, pins: Pins) -> None:
+        self.pins = pins
+        self.masks = pins.masks
+        self.cpu = -1
+        self._tgids: dict[int, int] = {}   # pinned tid -> its thread group
+        self._wake = threading.Event()
+        self._closed = False
+        self._watch: threading.Thread | None = None
+
+    def start(self, tid: int) -> None:
+        """In the tracer thread: pin it to its CPU, or the first CPU tid may
+        use if it may not use that one.  A single-CPU machine gains nothing."""
+        try:
+            allowed = os.sched_getaffinity(tid)
+            if len(os.sched_getaffinity(0)) < 2:
+                return
+        except OSError:
+            return
+        cpu = current_cpu()
+        if cpu not in allowed:
+            cpu = min(allowed)
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except OSError:
+            return
+        self.cpu = cpu
+
+    def stopped(self, tid: int, tgid: int, gap: int) -> bool:
+        """A seccomp stop of tid, gap ns after its previous one: pin or
+        unpin it.  False if a pin was refused (retry after RETRY_NS)."""
+        if gap < self.PIN_GAP_NS:
+            if tid not in self.masks:
+                return self._pin(tid, tgid)
+        elif gap > self.UNPIN_GAP_NS and tid in self.masks:
+            self.unpin(tid)
+        return True
+
+    def _pin(self, tid: int, tgid: int) -> bool:
+        cpu = self.cpu
+        with self.pins.lock:
+            try:
+                mask = os.sched_getaffinity(tid)
+                if cpu not in mask:
+                    return False
+                if len(mask) > 1:
+                    os.sched_setaffinity(tid, {cpu})
+            except OSError:
+                return False
+            self.masks[tid] = frozenset(mask)
+            self._tgids[tid] = tgid
+        if self._watch is None:
+            self._watch = threading.Thread(target=self._watching, name="sentry-colocation",
+                                           daemon=True)
+            self._watch.start()
+        self._wake.set()
+        return True
+
+    def unpin(self, tid: int) -> None:
+        """Give tid its own mask back (every CPU if its cpuset no longer
+        meets it: never left on ours)."""
+        with self.pins.lock:
+            mask = self.masks.pop(tid, None)
+            self._tgids.pop(tid, None)
+            if mask is None:
+                return
+            try:
+                os.sched_setaffinity(tid, mask)
+            except OSError as e:
+                if e.errno == errno.EINVAL:
+                    try:
+                        os.sched_setaffinity(tid, range(CPUSET_BYTES * 8))
+                    except OSError:
+                        pass
+
+    def forked(self, parent: int, child: int, tgid: int) -> None:
+        """child was made by parent: it has parent's mask (pinned or not)."""
+        mask = self.masks.get(parent)
+        if mask is not None:
+            with self.pins.lock:
+                self.masks[child] = mask
+                self._tgids[child] = tgid
+
+    def gone(self, tid: int) -> None:
+        """tid exited (or an exec moved its thread to the leader's tid)."""
+        if tid in self.masks:
+            with self.pins.lock:
+                self.masks.pop(tid, None)
+                self._tgids.pop(tid, None)
+
+    def moved(self, old: int, new: int) -> None:
+        """A non-leader thread exec'd: it is new (the leader's tid) now."""
+        with self.pins.lock:
+            self.masks.pop(new, None)
+            self._tgids.pop(new, None)
+            mask = self.masks.pop(old, None)
+            if mask is not None:
+                self.masks[new] = mask
+                self._tgids[new] = new
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    def _watching(self) -> None:
+        """While anything is pinned: every WATCH_S, the CPU time of each
+        pinned task's process (its process CPU clock: no permission needed,
+        no /proc read); a process busy on its own, or idle for IDLE_ROUNDS,
+        is unpinned."""
+        try:
+            self._watch_loop()
+        except BaseException:
+            log.exception("colocation: the watch thread failed; pins stay until their tasks stop")
+
+    def _watch_loop(self) -> None:
+        seen: dict[int, tuple[int, int, int]] = {}  # tgid -> (cpu ns, at ns, idle rounds)
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            while self._tgids and not self._closed:
+                time.sleep(self.WATCH_S)
+                now = time.monotonic_ns()
+                groups: dict[int, list[int]] = {}
+                for tid, tgid in list(self._tgids.items()):
+                    groups.setdefault(tgid, []).append(tid)
+                for tgid, tids in groups.items():
+                    try:
+                        used = time.clock_gettime_ns(((~tgid) << 3) | _CPUCLOCK_SCHED)
+                    except OSError:
+                        used = -1
+                    prev = seen.get(tgid)
+                    idle = 0
+                    if prev is not None and used >= 0:
+                        ran = used - prev[0]
+                        idle = prev[2] + 1 if ran < (now - prev[1]) // 100 else 0
+                        if ran > self.BUSY * (now - prev[1]) or idle >= self.IDLE_ROUNDS:
+                            log.debug("colocation: process %d %s: unpinned", tgid,
+                                      "idle" if idle else "busy on its own")
+                            for tid in tids:
+                                self.unpin(tid)
+                            seen.pop(tgid, None)
+                            continue
+                    seen[tgid] = (used, now, idle)
+                for tgid in [g for g in seen if g not in groups]:
+                    del seen[tgid]

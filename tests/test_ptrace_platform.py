@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Runtime, run_ok
+from helpers import Runtime, run_ok, wait_until
 
 pytestmark = pytest.mark.runsc_py_only
 
@@ -155,3 +155,58 @@ def test_ptrace_inside_is_refused(runtime, bundle, ptprobe):
     out = run_ok(runtime, bundle(["grep", "TracerPid", "/proc/self/status"], rootfs="shared"),
                  global_args=["--platform=ptrace"])
     assert out.split() == ["TracerPid:", "0"], out
+
+
+_BUSY_STATS = "i=0; while [ $i -lt 400 ]; do [ -e /etc/passwd ]; i=$((i+1)); done"
+_COLOCATION = f"""
+mask() {{ m=$(taskset -p $1); echo "${{m##*: }}"; }}
+{_BUSY_STATS}
+echo "$(nproc) $(mask $$) $(grep Cpus_allowed_list /proc/self/status | cut -f2)"
+taskset -p 1 $$ >/dev/null
+{_BUSY_STATS}
+echo "$(mask $$) $(grep Cpus_allowed_list /proc/self/status | cut -f2)"
+"""
+
+
+def _several_cpus() -> int:
+    ncpu = len(os.sched_getaffinity(0))
+    if ncpu < 2:
+        pytest.skip("one CPU: there is no other CPU to keep a tracee from")
+    return ncpu
+
+
+def test_a_busy_tracee_runs_beside_its_tracer_and_keeps_its_own_mask(runtime, bundle):
+    # A shell making stats back to back is pinned to the tracer's CPU (the
+    # host's view: a one-CPU mask its children inherit), while
+    # sched_getaffinity, as nproc and taskset ask it, still answers the
+    # mask it had; a mask the workload sets replaces it.
+    ncpu = _several_cpus()
+    out = run_ok(runtime, bundle(_COLOCATION), global_args=["--platform=ptrace"])
+    first, second = out.splitlines()
+    nproc, mask, real = first.split()
+    assert (int(nproc), mask) == (ncpu, f"{(1 << ncpu) - 1:x}"), out
+    assert real.isdigit(), out  # one CPU: the tracer's
+    assert second.split() == ["1", "0"], out
+
+
+def _cpus_allowed(pid: int) -> str:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Cpus_allowed_list:"):
+            return line.split()[1]
+    return ""
+
+
+def test_a_tracee_computing_on_its_own_is_unpinned(runtime, bundle):
+    # After its stats the shell computes without a system call the sentry
+    # sees: the watch thread gives it its own mask back (seen from the
+    # host), so that it does not share the tracer's CPU with other pinned
+    # tasks while it computes.
+    ncpu = _several_cpus()
+    script = f"""{_BUSY_STATS}
+echo ready
+j=0; while [ $j -lt 20000000 ]; do j=$((j+1)); done"""
+    with runtime.container(bundle(script), global_args=["--platform=ptrace"]) as c:
+        c.wait_output("ready")
+        pid = next(p for p in c.ps() if Path(f"/proc/{p}/comm").read_text().strip() == "sh")
+        wait_until(lambda: _cpus_allowed(pid) == f"0-{ncpu - 1}", timeout=5,
+                   what="the computing shell's own mask back")

@@ -61,6 +61,7 @@ import queue
 import select
 from runsc_py import sockets  # socket's API without socket.py's enums (sockets.py)
 import threading
+import time
 TYPE_CHECKING = False  # typing's, without importing typing (docs/performance.md, Start-up)
 if TYPE_CHECKING:
     from typing import Any, Callable, Optional
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 from runsc_py.record import Record
 
 from .. import paths
+from ..cpu import Colocation
 from ..call import Call, Sandbox
 from ..lookups import CHANGES, KEEPS, tree_kinds
 from ..supervisor import GONE, handler_names, invoke
@@ -115,6 +117,7 @@ _SECCOMP_STOP = ((abi.SIGTRAP | abi.PTRACE_EVENT_SECCOMP << 8) << 8) | 0x7F
 
 # How the inline channel was answered.
 VALUE, CONTINUE, FD, REOPEN = range(4)
+_monotonic_ns = time.monotonic_ns
 
 
 class PtraceChannel:
@@ -400,6 +403,8 @@ class Tracer:
         self.thread = threading.Thread(target=self._main, name=f"sentry-tracer-{pid}", daemon=True)
         self.chan: PtraceChannel | None = None
         self.call: TracedCall | None = None
+        # Busy tracees on this thread's CPU (sentry/cpu.py).
+        self.col = Colocation(sup.sandbox.pins)
 
     # --- lifecycle ---------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -421,6 +426,7 @@ class Tracer:
                 return
             if not self._seize():
                 return
+            self.col.start(self.pid)
             self.chan = PtraceChannel(self)
             self.call = TracedCall(self.chan, self.sup.sandbox)
             # This thread reaps its tracees and tells the cache of each exit
@@ -437,6 +443,7 @@ class Tracer:
                 except OSError:
                     pass
         finally:
+            self.col.close()
             if self.call is not None:
                 self.call.close()
             for t in self.tracees.values():
@@ -613,6 +620,7 @@ class Tracer:
     # --- exits, forks, execs ----------------------------------------------------
     def _exited(self, t: Tracee, st: int) -> None:
         self.tracees.pop(t.tid, None)
+        self.col.gone(t.tid)
         self._gone(t.tid)
         self._abandon(t)
         if t.watched:
@@ -647,6 +655,7 @@ class Tracer:
         c = child_of(t, child, flags)
         c.started = False
         self.tracees[child] = c
+        self.col.forked(t.tid, child, c.tgid)
         self._resume(t, 0)
         st = self.stash.pop(child, None)
         if st is not None:
@@ -660,6 +669,7 @@ class Tracer:
             # leader's record), and the leader's death is never reported.
             was = self.tracees.pop(old, None)
             self._gone(old)
+            self.col.moved(old, t.tid)
             self._abandon(t)
             t.pending_exec = was.pending_exec if was is not None else None
             if was is not None:
@@ -692,6 +702,13 @@ class Tracer:
     def _seccomp(self, t: Tracee) -> None:
         regs = self.regs
         tid = t.tid
+        col = self.col
+        if col.cpu >= 0:
+            now = _monotonic_ns()
+            gap = now - t.last_stop
+            t.last_stop = now
+            if now >= t.pin_after and not col.stopped(tid, t.tgid, gap):
+                t.pin_after = now + col.RETRY_NS
         if abi.ptrace(abi.PTRACE_GETREGS, tid, 0, self.regs_p) != 0:
             raise inject.TraceeGone(tid)
         nr = regs.orig_rax

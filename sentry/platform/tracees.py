@@ -123,7 +123,7 @@ class Tracee:
     """One traced task (thread)."""
 
     __slots__ = ("tid", "tgid", "table", "mm", "pidfd", "park", "pending_exec", "watched",
-                 "started", "bypass")
+                 "started", "bypass", "last_stop", "pin_after")
 
     def __init__(self, tid: int, tgid: int, table: FdTable, mm: AddressSpace) -> None:
         self.tid = tid
@@ -141,6 +141,10 @@ class Tracee:
         # (nr, args) of a parked call its handler let run: its next seccomp
         # stop, if it is that call again, runs unanswered (ptrace.py _wake).
         self.bypass: tuple[int, ...] | None = None
+        # Its last seccomp stop and when a refused pin may be tried again,
+        # monotonic ns (sentry/cpu.py Colocation).
+        self.last_stop = 0
+        self.pin_after = 0
 
     def set_table(self, table: FdTable) -> None:
         table.tasks += 1

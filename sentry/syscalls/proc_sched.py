@@ -181,8 +181,10 @@ def _ioprio_best(a: int, b: int) -> int:
 
 # --- sched_getaffinity -------------------------------------------------------------
 def _view(call: Call, tid: int) -> set[int]:
-    """The task's real CPU mask, cut to the CPUs the container counts."""
-    real = os.sched_getaffinity(tid)
+    """The task's CPU mask (the one it would have if the platform had not
+    pinned it beside its tracer: sentry/cpu.py), cut to the CPUs the
+    container counts."""
+    real = call.sb.pins.mask_of(tid) or os.sched_getaffinity(tid)
     lim = call.sb.limits
     if lim is None:
         return real
@@ -234,7 +236,7 @@ def sched_setaffinity(call: Call) -> int:
     raw = call.read(a[2], min(size, 1024))
     cpus = {i * 8 + b for i, byte in enumerate(raw) for b in range(8) if byte >> b & 1}
     try:
-        os.sched_setaffinity(tid, cpus)
+        call.sb.pins.set_by_task(tid, cpus)
     except OSError as e:
         return -(e.errno or errno.EINVAL)
     return 0
