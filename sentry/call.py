@@ -266,3 +266,8 @@ class Call:
     def reply_continue(self) -> None:
         self.answer = ("continue", 0)
         self.chan.reply_continue(self.id)
+
+    def keep_beside(self) -> None:
+        """The caller (one thread) is about to exec: keep it on the CPU that
+        serves it (placement only: sentry/cpu.py)."""
+        self.chan.keep_beside(self.pid)

@@ -174,7 +174,7 @@ class Colocation:
     UNPIN_GAP_NS = 20_000_000
     WATCH_S = 0.05
     BUSY = 0.6
-    IDLE_ROUNDS = 20
+    IDLE_ROUNDS = 40
     RETRY_NS = 1_000_000_000  # after a refused pin (the CPU is outside the task's mask)
 
     def __init__(self, pins: Pins) -> None:
@@ -213,6 +213,16 @@ class Colocation:
         elif gap > self.UNPIN_GAP_NS and tid in self.masks:
             self.unpin(tid)
         return True
+
+    def exec_pin(self, tid: int) -> None:
+        """tid, a process of one thread, is about to exec: keep it beside
+        the tracer, so that the kernel's exec balancing does not move the
+        new program to the other (idle) CPU, where its first calls and its
+        exit would wake the tracer and its parent from afar (a shell's
+        fork+exec of each command).  A program that then computes, or
+        waits, is unpinned by the watch thread."""
+        if self.cpu >= 0 and tid not in self.masks:
+            self._pin(tid, tid)
 
     def _pin(self, tid: int, tgid: int) -> bool:
         cpu = self.cpu
@@ -305,10 +315,11 @@ class Colocation:
                     try:
                         used = time.clock_gettime_ns(((~tgid) << 3) | _CPUCLOCK_SCHED)
                     except OSError:
-                        used = -1
+                        seen.pop(tgid, None)
+                        continue  # gone: its exit event forgets it
                     prev = seen.get(tgid)
                     idle = 0
-                    if prev is not None and used >= 0:
+                    if prev is not None:
                         ran = used - prev[0]
                         idle = prev[2] + 1 if ran < (now - prev[1]) // 100 else 0
                         if ran > self.BUSY * (now - prev[1]) or idle >= self.IDLE_ROUNDS:

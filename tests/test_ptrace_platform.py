@@ -210,3 +210,36 @@ j=0; while [ $j -lt 20000000 ]; do j=$((j+1)); done"""
         pid = next(p for p in c.ps() if Path(f"/proc/{p}/comm").read_text().strip() == "sh")
         wait_until(lambda: _cpus_allowed(pid) == f"0-{ncpu - 1}", timeout=5,
                    what="the computing shell's own mask back")
+
+
+# A program that makes no call the sentry sees after its exec: pause(2)
+# forever, no libc (whose start-up makes notified calls).
+IDLE_C = """void _start(void) {
+    for (;;)
+        __asm__ volatile("syscall" : : "a"(34L) : "rcx", "r11", "memory");
+}
+"""
+
+
+def test_an_exec_stays_beside_the_tracer_and_keeps_its_own_mask(runtime, bundle):
+    # A process of one thread that execs is kept beside the tracer
+    # (sentry/cpu.py: the kernel's exec balancing would move the new
+    # program to the other CPU, away from the tracer and its parent): the
+    # host sees a one-CPU mask, the program its own (sched_getaffinity, as
+    # taskset asks it), and once it has waited idle for a while it has its
+    # own mask back.
+    ncpu = _several_cpus()
+    full = f"{(1 << ncpu) - 1:x}"
+    script = """exec sh -c 'm=$(taskset -p $$); echo "mask ${m##*: }"; exec /idle'"""
+    b = bundle(script)
+    idle = b.rootfs / "idle"
+    idle.with_suffix(".c").write_text(IDLE_C)
+    subprocess.run(["gcc", "-static", "-nostdlib", "-fno-pie", "-no-pie", "-fno-stack-protector", "-O2",
+                    "-o", str(idle), str(idle.with_suffix(".c"))], check=True)
+    with runtime.container(b, global_args=["--platform=ptrace"]) as c:
+        c.wait_output("mask")
+        assert c.stdout().split() == ["mask", full], c.stdout()
+        pid = next(p for p in c.ps() if Path(f"/proc/{p}/comm").read_text().strip() == "idle")
+        assert _cpus_allowed(pid).isdigit(), _cpus_allowed(pid)
+        wait_until(lambda: _cpus_allowed(pid) == f"0-{ncpu - 1}", timeout=10,
+                   what="the idle program's own mask back")

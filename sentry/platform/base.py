@@ -55,3 +55,9 @@ class CallChannel(Protocol):
         when the platform completes the answer later (the number is then
         not known here).  srcfd stays the caller's to close."""
         ...
+
+    def keep_beside(self, tid: int) -> None:
+        """The caller tid, a process of one thread, is about to exec: keep
+        it on the CPU that serves it (sentry/cpu.py Colocation.exec_pin).
+        Placement only, best effort."""
+        ...

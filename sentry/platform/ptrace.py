@@ -166,6 +166,11 @@ class PtraceChannel:
             self.t.pending_exec = execcheck.expected(self.call, self.nr, path)
         return True
 
+    def keep_beside(self, tid: int) -> None:
+        """base.CallChannel: beside the tracer (on a worker: left as it is)."""
+        if self.inline and self.tracer is not None and self.tracer.col.cpu >= 0:
+            self.tracer.col.exec_pin(tid)
+
     def reply_fd(self, nid: int, srcfd: int, cloexec: bool = False, newfd: int = -1) -> int | None:
         if newfd >= 0:
             self.kind, self.value = VALUE, -errno.ENOSYS  # no handler places fds (yet)

@@ -251,6 +251,12 @@ class Channel:
             r.error = 0
         return self._send()
 
+    def keep_beside(self, tid: int) -> None:
+        """base.CallChannel: nothing to do.  With SYNC_WAKE_UP the serving
+        thread already runs on the caller's CPU; pinning an exec'ing task
+        there as well, until its first calls were served, did not make a
+        fork+exec faster here (docs/performance.md, Start-up)."""
+
     def reply_continue(self, nid: int) -> bool:
         """Let the kernel run the call itself.  Never a security decision."""
         r = self.resp

@@ -114,7 +114,7 @@ def _check(call: Call, dirfd: int | None, path: bytes, flags: int) -> int | None
     return None
 
 
-def _forget(call: Call) -> None:
+def _forget(call: Call) -> bool:
     """The exec may change the caller's credentials and changes its address
     space, and it takes over its thread group leader's tid: their cached
     credentials and mem fds go (sentry/creds.py).  Other tasks are
@@ -125,12 +125,14 @@ def _forget(call: Call) -> None:
     what an exec cannot change, its groups and its pid: only its ids and
     capabilities are read again, from the kernel (CredsEpoch.exec_of_leader).
     With other threads the task under the leader's tid afterwards may be
-    any of them, with credentials of its own: everything is read again."""
+    any of them, with credentials of its own: everything is read again.
+    True for the first case (a process of one thread)."""
     c = call.creds()
     if c.tgid == call.pid and _alone(call.pid):
         call.sb.creds_epoch.exec_of_leader(call.pid)
-    else:
-        call.sb.creds_epoch.forget(call.pid, c.tgid or call.pid)
+        return True
+    call.sb.creds_epoch.forget(call.pid, c.tgid or call.pid)
+    return False
 
 
 def _alone(tgid: int) -> bool:
@@ -149,7 +151,8 @@ def execve(call: Call) -> int | None:
     r = _check(call, None, path, 0)
     if r is not None:
         return r
-    _forget(call)
+    if _forget(call):
+        call.keep_beside()
     mark("sentry.execve")
     call.reply_continue()
     return None
@@ -166,6 +169,7 @@ def execveat(call: Call) -> int | None:
     r = _check(call, a[0], path, flags)
     if r is not None:
         return r
-    _forget(call)
+    if _forget(call):
+        call.keep_beside()
     call.reply_continue()
     return None
