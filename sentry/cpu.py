@@ -172,9 +172,9 @@ class Colocation:
 
     PIN_GAP_NS = 1_000_000
     UNPIN_GAP_NS = 20_000_000
-    WATCH_S = 0.05
+    WATCH_S = 0.02
     BUSY = 0.6
-    IDLE_ROUNDS = 40
+    IDLE_ROUNDS = 100
     RETRY_NS = 1_000_000_000  # after a refused pin (the CPU is outside the task's mask)
 
     def __init__(self, pins: Pins) -> None:
@@ -182,6 +182,10 @@ class Colocation:
         self.masks = pins.masks
         self.cpu = -1
         self._tgids: dict[int, int] = {}   # pinned tid -> its thread group
+        # tgid -> (its CPU time, when, idle rounds) at the last look: the
+        # first look is the pin's own, so that a process that computes is
+        # unpinned at the next round already.
+        self._seen: dict[int, tuple[int, int, int]] = {}
         self._wake = threading.Event()
         self._closed = False
         self._watch: threading.Thread | None = None
@@ -237,6 +241,12 @@ class Colocation:
                 return False
             self.masks[tid] = frozenset(mask)
             self._tgids[tid] = tgid
+            if tgid not in self._seen:
+                try:
+                    self._seen[tgid] = (time.clock_gettime_ns(((~tgid) << 3) | _CPUCLOCK_SCHED),
+                                        time.monotonic_ns(), 0)
+                except OSError:
+                    pass
         if self._watch is None:
             self._watch = threading.Thread(target=self._watching, name="sentry-colocation",
                                            daemon=True)
@@ -301,7 +311,7 @@ class Colocation:
             log.exception("colocation: the watch thread failed; pins stay until their tasks stop")
 
     def _watch_loop(self) -> None:
-        seen: dict[int, tuple[int, int, int]] = {}  # tgid -> (cpu ns, at ns, idle rounds)
+        seen = self._seen
         while not self._closed:
             self._wake.wait()
             self._wake.clear()
@@ -330,5 +340,5 @@ class Colocation:
                             seen.pop(tgid, None)
                             continue
                     seen[tgid] = (used, now, idle)
-                for tgid in [g for g in seen if g not in groups]:
-                    del seen[tgid]
+                for tgid in [g for g in list(seen) if g not in groups]:
+                    seen.pop(tgid, None)
