@@ -17,6 +17,11 @@ a mask that cannot be read or set is left alone.
 
 A `Placement` holds one thread's preallocated cpu_set_t buffers (no ctypes
 allocation per call), like notify.Channel.
+
+The ptrace platform has no SYNC_WAKE_UP at all: both wake-ups of each stop
+are plain.  There the pin lasts (`Colocation`: the tracer thread and the
+tracees that keep stopping for it on one CPU), and `Pins` keeps each
+pinned task's own view of its mask (sched_getaffinity answers it).
 """
 
 from __future__ import annotations
@@ -127,7 +132,8 @@ class Pins:
     Shared by a sandbox's threads (sentry/call.py Sandbox.pins): the
     platform pins and unpins (Colocation), and sched_getaffinity(2) answers
     the kept mask while sched_setaffinity(2) replaces it and ends the pin
-    (syscalls/proc_sched.py).  Empty on the seccomp platform."""
+    (syscalls/proc_sched.py).  Empty on the seccomp platform.  The lock
+    orders a pin's read-then-set against the workload's own set."""
 
     __slots__ = ("masks", "lock")
 
