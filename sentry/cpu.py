@@ -135,10 +135,13 @@ class Pins:
     (syscalls/proc_sched.py).  Empty on the seccomp platform.  The lock
     orders a pin's read-then-set against the workload's own set."""
 
-    __slots__ = ("masks", "lock")
+    __slots__ = ("masks", "ended", "lock")
 
     def __init__(self) -> None:
         self.masks: dict[int, frozenset[int]] = {}
+        # Pins the watch thread ended, with the mask given back: a fork
+        # made before the end but reported after it (Colocation.forked).
+        self.ended: dict[int, frozenset[int]] = {}
         self.lock = threading.Lock()
 
     def mask_of(self, tid: int) -> frozenset[int] | None:
@@ -151,6 +154,7 @@ class Pins:
         with self.lock:
             os.sched_setaffinity(tid, cpus)
             self.masks.pop(tid, None)
+            self.ended.pop(tid, None)
 
 
 class Colocation:
@@ -268,6 +272,10 @@ class Colocation:
             self._tgids.pop(tid, None)
             if mask is None:
                 return
+            ended = self.pins.ended
+            if len(ended) >= 1024:
+                ended.clear()
+            ended[tid] = mask
             try:
                 os.sched_setaffinity(tid, mask)
             except OSError as e:
@@ -278,15 +286,28 @@ class Colocation:
                         pass
 
     def forked(self, parent: int, child: int, tgid: int) -> None:
-        """child was made by parent: it has parent's mask (pinned or not)."""
-        mask = self.masks.get(parent)
-        if mask is not None:
-            with self.pins.lock:
+        """child was made by parent: it has parent's mask, our pin if
+        parent had one when it forked.  That pin may have ended between
+        the fork and its event (the watch thread): then the child gets the
+        mask parent got back."""
+        with self.pins.lock:
+            mask = self.masks.get(parent)
+            if mask is not None:
                 self.masks[child] = mask
                 self._tgids[child] = tgid
+                return
+            ended = self.pins.ended.get(parent)
+            if ended is None:
+                return
+            try:
+                if os.sched_getaffinity(child) == {self.cpu}:
+                    os.sched_setaffinity(child, ended)
+            except OSError:
+                pass
 
     def gone(self, tid: int) -> None:
         """tid exited (or an exec moved its thread to the leader's tid)."""
+        self.pins.ended.pop(tid, None)
         if tid in self.masks:
             with self.pins.lock:
                 self.masks.pop(tid, None)
