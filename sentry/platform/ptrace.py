@@ -710,9 +710,10 @@ class Tracer:
         col = self.col
         if col.cpu >= 0:
             now = _monotonic_ns()
-            gap = now - t.last_stop
-            t.last_stop = now
-            if now >= t.pin_after and not col.stopped(tid, t.tgid, gap):
+            last, t.last_stop = t.last_stop, now
+            # (A task's first stop decides nothing: a child keeps the pin it
+            # inherited, and its exec may be about to ask for one.)
+            if last and now >= t.pin_after and not col.stopped(tid, t.tgid, now - last):
                 t.pin_after = now + col.RETRY_NS
         if abi.ptrace(abi.PTRACE_GETREGS, tid, 0, self.regs_p) != 0:
             raise inject.TraceeGone(tid)
