@@ -15,6 +15,7 @@ What a platform provides, and how each does it:
 | install an fd in the caller       | NOTIF_ADDFD (SEND)         | SCM_RIGHTS + an injected recvmsg         |
 | let the call run                  | USER_NOTIF_FLAG_CONTINUE   | resume the stop unchanged                |
 | still the same task?              | NOTIF_ID_VALID             | the stop holds it (pidfd off the tracer) |
+| keep an exec'ing task beside us   | nothing: SYNC_WAKE_UP      | pinned beside the tracer (sentry/cpu.py) |
 """
 
 from __future__ import annotations

@@ -255,7 +255,7 @@ class Channel:
         """base.CallChannel: nothing to do.  With SYNC_WAKE_UP the serving
         thread already runs on the caller's CPU; pinning an exec'ing task
         there as well, until its first calls were served, did not make a
-        fork+exec faster here (docs/performance.md, Start-up)."""
+        fork+exec faster here (docs/performance.md, The ptrace platform)."""
 
     def reply_continue(self, nid: int) -> bool:
         """Let the kernel run the call itself.  Never a security decision."""
