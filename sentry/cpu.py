@@ -125,6 +125,12 @@ class Placement:
                 self.peer_cpu = cpu
 
 
+def _process_cpu_ns(tgid: int) -> int:
+    """The CPU time of process tgid so far (its process CPU clock, which
+    needs no permission and no /proc read; OSError once it is gone)."""
+    return time.clock_gettime_ns(((~tgid) << 3) | _CPUCLOCK_SCHED)
+
+
 class Pins:
     """Tasks the platform keeps on a CPU of its choosing, and the CPU mask
     each would have otherwise: the one it has as far as it knows.
@@ -204,9 +210,9 @@ class Colocation:
         """In the tracer thread: pin it to its CPU, or the first CPU tid may
         use if it may not use that one.  A single-CPU machine gains nothing."""
         try:
-            allowed = os.sched_getaffinity(tid)
-            if len(os.sched_getaffinity(0)) < 2:
+            if not several_cpus():
                 return
+            allowed = os.sched_getaffinity(tid)
         except OSError:
             return
         cpu = current_cpu()
@@ -253,8 +259,7 @@ class Colocation:
             self._tgids[tid] = tgid
             if tgid not in self._seen:
                 try:
-                    self._seen[tgid] = (time.clock_gettime_ns(((~tgid) << 3) | _CPUCLOCK_SCHED),
-                                        time.monotonic_ns(), 0)
+                    self._seen[tgid] = (_process_cpu_ns(tgid), time.monotonic_ns(), 0)
                 except OSError:
                     pass
         if self._watch is None:
@@ -350,7 +355,7 @@ class Colocation:
                     groups.setdefault(tgid, []).append(tid)
                 for tgid, tids in groups.items():
                     try:
-                        used = time.clock_gettime_ns(((~tgid) << 3) | _CPUCLOCK_SCHED)
+                        used = _process_cpu_ns(tgid)
                     except OSError:
                         seen.pop(tgid, None)
                         continue  # gone: its exit event forgets it

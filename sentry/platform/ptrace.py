@@ -168,7 +168,7 @@ class PtraceChannel:
 
     def keep_beside(self, tid: int) -> None:
         """base.CallChannel: beside the tracer (on a worker: left as it is)."""
-        if self.inline and self.tracer is not None and self.tracer.col.cpu >= 0:
+        if self.inline and self.tracer is not None:
             self.tracer.col.exec_pin(tid)
 
     def reply_fd(self, nid: int, srcfd: int, cloexec: bool = False, newfd: int = -1) -> int | None:
